@@ -1,0 +1,174 @@
+//! The engine's inputs and outputs.
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use oxisec_crypto::Secret;
+use oxisec_crypto::esp_cipher::EspSuite;
+
+use crate::ts::TsRange;
+
+/// A UDP datagram received on port 500 or 4500. For port 4500 the driver has
+/// already removed the non-ESP marker.
+#[derive(Debug, Clone)]
+pub struct Datagram {
+    /// Our address and port the datagram was received on.
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub data: Vec<u8>,
+}
+
+/// A datagram to send. When `local`'s port is not 500 (i.e. 4500), the driver
+/// prepends the non-ESP marker.
+#[derive(Debug, Clone)]
+pub struct Transmit {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub data: Vec<u8>,
+}
+
+/// Commands from the administrator (CLI) or the daemon.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Bring up a connection's IKE SA and the named child (or all children with
+    /// a configured start action when `child` is `None`... or every child when
+    /// the connection has none started yet).
+    Initiate {
+        connection: String,
+        child: Option<String>,
+    },
+    /// Delete every IKE SA of the connection (with all children).
+    TerminateIke { connection: String },
+    /// Delete the CHILD_SAs made from the named child config.
+    TerminateChild { child: String },
+}
+
+/// A unique, never reused number for a CHILD_SA within one engine; stable
+/// across the inbound and outbound halves, used by the data plane to pair them
+/// with a policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChildId(pub u64);
+
+/// An IKE SA handle, unique within one engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IkeId(pub u64);
+
+/// One direction of an ESP SA, complete with keys.
+#[derive(Debug, Clone)]
+pub struct EspSaParams {
+    pub spi: u32,
+    pub suite: EspSuite,
+    /// This direction's KEYMAT slice.
+    pub keys: Secret,
+}
+
+/// What the data plane must do. Emitted in the order they must be applied:
+/// inbound before outbound on creation (so the peer's first packet finds its
+/// SA), outbound removed before inbound on deletion.
+#[derive(Debug, Clone)]
+pub enum SaCommand {
+    InstallInbound {
+        child: ChildId,
+        sa: EspSaParams,
+        /// Selectors that decapsulated packets must match: source in
+        /// `remote_ts`, destination in `local_ts`.
+        local_ts: Vec<TsRange>,
+        remote_ts: Vec<TsRange>,
+    },
+    InstallOutbound {
+        child: ChildId,
+        sa: EspSaParams,
+        /// Packets from `local_ts` to `remote_ts` go through this SA.
+        local_ts: Vec<TsRange>,
+        remote_ts: Vec<TsRange>,
+        /// Outer addresses: our IKE endpoint's address and the peer's, with
+        /// the UDP 4500 ports when `udp_encap` (always true for now).
+        local: SocketAddr,
+        remote: SocketAddr,
+        udp_encap: bool,
+    },
+    /// Remove one SA by SPI and direction.
+    Delete {
+        child: ChildId,
+        spi: u32,
+        inbound: bool,
+    },
+}
+
+/// Why an SA went away.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DownReason {
+    /// We or the peer deleted it on purpose.
+    Deleted,
+    /// The peer did not answer through the retransmission schedule.
+    PeerDead,
+    /// Authentication failed (either direction).
+    AuthFailed,
+    /// The exchange failed with the given notify or local error.
+    Failed(String),
+}
+
+/// Things worth telling the operator; the daemon logs them and the CLI shows them.
+#[derive(Debug, Clone)]
+pub enum Event {
+    IkeUp {
+        ike: IkeId,
+        connection: String,
+        remote: SocketAddr,
+    },
+    IkeDown {
+        ike: IkeId,
+        connection: String,
+        reason: DownReason,
+    },
+    ChildUp {
+        ike: IkeId,
+        child: ChildId,
+        name: String,
+        spi_in: u32,
+        spi_out: u32,
+    },
+    ChildDown {
+        ike: IkeId,
+        child: ChildId,
+        name: String,
+        reason: DownReason,
+    },
+    /// A peer failed to authenticate, or rejected us.
+    AuthFailed {
+        connection: Option<String>,
+        remote: SocketAddr,
+        reason: String,
+    },
+}
+
+/// A snapshot of one IKE SA for `oxisec status`.
+#[derive(Debug, Clone)]
+pub struct IkeSaStatus {
+    pub ike: IkeId,
+    pub connection: String,
+    pub state: &'static str,
+    pub initiator: bool,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub local_id: String,
+    pub remote_id: String,
+    pub spi_i: u64,
+    pub spi_r: u64,
+    /// e.g. "AES_GCM_16_128/PRF_HMAC_SHA2_256/CURVE_25519".
+    pub algorithms: String,
+    pub established: Option<Instant>,
+    pub children: Vec<ChildSaStatus>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ChildSaStatus {
+    pub child: ChildId,
+    pub name: String,
+    pub state: &'static str,
+    pub spi_in: u32,
+    pub spi_out: u32,
+    pub algorithms: String,
+    pub local_ts: Vec<TsRange>,
+    pub remote_ts: Vec<TsRange>,
+    pub installed: Instant,
+}

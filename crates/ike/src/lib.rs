@@ -1,0 +1,22 @@
+//! A sans-IO IKEv2 engine (RFC 7296).
+//!
+//! The [`Engine`] owns every IKE SA and routes datagrams by SPI. It never reads
+//! a clock, opens a socket or spawns a thread: time and randomness come in,
+//! and after every input the driver drains datagrams ([`Engine::poll_transmit`]),
+//! data-plane commands ([`Engine::poll_sa_command`]), operator events
+//! ([`Engine::poll_event`]) and the next deadline ([`Engine::poll_timeout`]).
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod config;
+mod engine;
+pub mod identity;
+pub mod proposal;
+pub mod ts;
+
+pub use api::*;
+pub use config::{Auth, ChildConfig, Config, Connection, RetransmitConfig, StartAction};
+pub use engine::Engine;
+pub use identity::Identity;
+pub use proposal::{EspProposal, IkeProposal};
+pub use ts::TsRange;

@@ -1,0 +1,757 @@
+//! Proposals: strongSwan's keyword syntax (`aes128gcm16-prfsha256-x25519`),
+//! conversion to SA payload proposals, and selection (RFC 7296 §2.7, §3.3.6).
+use std::fmt;
+
+use oxisec_wire::{
+    self as wire, ProtocolId, Transform, TransformId, TransformType, encr, esn, integ, ke, prf,
+};
+
+/// One algorithm named by a keyword.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Algorithm {
+    pub ty: TransformType,
+    pub id: TransformId,
+    pub key_bits: Option<u16>,
+}
+
+/// How a keyword is judged by RFC 8221 / RFC 8247.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// MUST / SHOULD: in the defaults.
+    Recommended,
+    /// MAY: accepted when configured.
+    Allowed,
+    /// SHOULD NOT / MUST NOT or broken: only with an explicit configuration and a warning.
+    Legacy,
+}
+
+struct Keyword {
+    name: &'static str,
+    alg: Algorithm,
+    aead: bool,
+}
+
+const fn kw(
+    name: &'static str,
+    ty: TransformType,
+    id: TransformId,
+    key_bits: Option<u16>,
+    aead: bool,
+) -> Keyword {
+    Keyword {
+        name,
+        alg: Algorithm { ty, id, key_bits },
+        aead,
+    }
+}
+
+const E: TransformType = TransformType::ENCR;
+const I: TransformType = TransformType::INTEG;
+const P: TransformType = TransformType::PRF;
+const K: TransformType = TransformType::KE;
+const N: TransformType = TransformType::ESN;
+
+/// strongSwan's proposal keywords that oxisec knows, with aliases.
+static KEYWORDS: &[Keyword] = &[
+    kw("aes128", E, encr::AES_CBC, Some(128), false),
+    kw("aes192", E, encr::AES_CBC, Some(192), false),
+    kw("aes256", E, encr::AES_CBC, Some(256), false),
+    kw("aes128gcm16", E, encr::AES_GCM_16, Some(128), true),
+    kw("aes128gcm128", E, encr::AES_GCM_16, Some(128), true),
+    kw("aes192gcm16", E, encr::AES_GCM_16, Some(192), true),
+    kw("aes192gcm128", E, encr::AES_GCM_16, Some(192), true),
+    kw("aes256gcm16", E, encr::AES_GCM_16, Some(256), true),
+    kw("aes256gcm128", E, encr::AES_GCM_16, Some(256), true),
+    kw("chacha20poly1305", E, encr::CHACHA20_POLY1305, None, true),
+    kw("sha256", I, integ::HMAC_SHA2_256_128, None, false),
+    kw("sha2_256", I, integ::HMAC_SHA2_256_128, None, false),
+    kw("sha384", I, integ::HMAC_SHA2_384_192, None, false),
+    kw("sha2_384", I, integ::HMAC_SHA2_384_192, None, false),
+    kw("sha512", I, integ::HMAC_SHA2_512_256, None, false),
+    kw("sha2_512", I, integ::HMAC_SHA2_512_256, None, false),
+    kw("prfsha256", P, prf::HMAC_SHA2_256, None, false),
+    kw("prfsha384", P, prf::HMAC_SHA2_384, None, false),
+    kw("prfsha512", P, prf::HMAC_SHA2_512, None, false),
+    kw("modp2048", K, ke::MODP_2048, None, false),
+    kw("modp3072", K, ke::MODP_3072, None, false),
+    kw("modp4096", K, ke::MODP_4096, None, false),
+    kw("ecp256", K, ke::ECP_256, None, false),
+    kw("ecp384", K, ke::ECP_384, None, false),
+    kw("curve25519", K, ke::CURVE25519, None, false),
+    kw("x25519", K, ke::CURVE25519, None, false),
+    kw("esn", N, esn::YES, None, false),
+    kw("noesn", N, esn::NO, None, false),
+];
+
+fn lookup(name: &str) -> Option<&'static Keyword> {
+    KEYWORDS.iter().find(|k| k.name == name)
+}
+
+/// The PRF strongSwan derives from an integrity keyword when an IKE proposal
+/// names none.
+fn prf_for_integ(id: TransformId) -> Option<TransformId> {
+    match id {
+        integ::HMAC_SHA2_256_128 => Some(prf::HMAC_SHA2_256),
+        integ::HMAC_SHA2_384_192 => Some(prf::HMAC_SHA2_384),
+        integ::HMAC_SHA2_512_256 => Some(prf::HMAC_SHA2_512),
+        _ => None,
+    }
+}
+
+/// Human name of a transform for logs and `oxisec status`.
+pub fn transform_name(ty: TransformType, id: TransformId, key_bits: Option<u16>) -> String {
+    let base = match (ty, id) {
+        (TransformType::ENCR, encr::AES_CBC) => "AES_CBC",
+        (TransformType::ENCR, encr::AES_GCM_16) => "AES_GCM_16",
+        (TransformType::ENCR, encr::AES_GCM_12) => "AES_GCM_12",
+        (TransformType::ENCR, encr::AES_GCM_8) => "AES_GCM_8",
+        (TransformType::ENCR, encr::CHACHA20_POLY1305) => "CHACHA20_POLY1305",
+        (TransformType::INTEG, integ::HMAC_SHA2_256_128) => "HMAC_SHA2_256_128",
+        (TransformType::INTEG, integ::HMAC_SHA2_384_192) => "HMAC_SHA2_384_192",
+        (TransformType::INTEG, integ::HMAC_SHA2_512_256) => "HMAC_SHA2_512_256",
+        (TransformType::PRF, prf::HMAC_SHA2_256) => "PRF_HMAC_SHA2_256",
+        (TransformType::PRF, prf::HMAC_SHA2_384) => "PRF_HMAC_SHA2_384",
+        (TransformType::PRF, prf::HMAC_SHA2_512) => "PRF_HMAC_SHA2_512",
+        (TransformType::KE, ke::CURVE25519) => "CURVE_25519",
+        (TransformType::KE, ke::ECP_256) => "ECP_256",
+        (TransformType::KE, ke::ECP_384) => "ECP_384",
+        (TransformType::KE, ke::MODP_2048) => "MODP_2048",
+        (TransformType::KE, ke::MODP_3072) => "MODP_3072",
+        (TransformType::KE, ke::MODP_4096) => "MODP_4096",
+        (TransformType::ESN, esn::YES) => "ESN",
+        (TransformType::ESN, esn::NO) => "NO_ESN",
+        _ => return format!("{:?}:{}", ty, id.0),
+    };
+    match key_bits {
+        Some(b) => format!("{base}_{b}"),
+        None => base.to_string(),
+    }
+}
+
+/// Error for proposal strings.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProposalError {
+    #[error("unknown algorithm keyword {keyword:?}{}", suggest(.suggestions))]
+    UnknownKeyword {
+        keyword: String,
+        suggestions: Vec<&'static str>,
+    },
+    #[error("{0}")]
+    Incomplete(String),
+}
+
+fn suggest(s: &[&'static str]) -> String {
+    if s.is_empty() {
+        String::new()
+    } else {
+        format!(" (did you mean {}?)", s.join(", "))
+    }
+}
+
+/// Edit distance for "did you mean" suggestions.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+fn closest(word: &str) -> Vec<&'static str> {
+    let mut scored: Vec<(usize, &'static str)> = KEYWORDS
+        .iter()
+        .map(|k| (distance(word, k.name), k.name))
+        .collect();
+    scored.sort();
+    scored
+        .into_iter()
+        .filter(|(d, _)| *d <= 3)
+        .take(3)
+        .map(|(_, n)| n)
+        .collect()
+}
+
+/// A proposal as configured: per transform type, the algorithms in preference order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProposalSpec {
+    pub encr: Vec<Algorithm>,
+    pub integ: Vec<Algorithm>,
+    pub prf: Vec<Algorithm>,
+    pub ke: Vec<Algorithm>,
+    pub esn: Vec<Algorithm>,
+    /// Whether the encryption algorithms are AEAD (all or none may be).
+    pub aead: bool,
+}
+
+impl ProposalSpec {
+    fn parse(s: &str) -> Result<ProposalSpec, ProposalError> {
+        let mut spec = ProposalSpec::default();
+        let mut aead_seen = None;
+        for word in s.trim().split('-') {
+            let word = word.trim().to_ascii_lowercase();
+            let k = lookup(&word).ok_or_else(|| ProposalError::UnknownKeyword {
+                suggestions: closest(&word),
+                keyword: word.clone(),
+            })?;
+            let list = match k.alg.ty {
+                TransformType::ENCR => {
+                    if aead_seen.is_some_and(|a| a != k.aead) {
+                        return Err(ProposalError::Incomplete(format!(
+                            "proposal {s:?} mixes AEAD and non-AEAD ciphers; split it into two proposals"
+                        )));
+                    }
+                    aead_seen = Some(k.aead);
+                    &mut spec.encr
+                }
+                TransformType::INTEG => &mut spec.integ,
+                TransformType::PRF => &mut spec.prf,
+                TransformType::KE => &mut spec.ke,
+                _ => &mut spec.esn,
+            };
+            if !list.contains(&k.alg) {
+                list.push(k.alg);
+            }
+        }
+        spec.aead = aead_seen.unwrap_or(false);
+        if spec.encr.is_empty() {
+            return Err(ProposalError::Incomplete(format!(
+                "proposal {s:?} names no encryption algorithm"
+            )));
+        }
+        if spec.aead && !spec.integ.is_empty() {
+            return Err(ProposalError::Incomplete(format!(
+                "proposal {s:?} combines an AEAD cipher with an integrity algorithm"
+            )));
+        }
+        if !spec.aead && spec.integ.is_empty() {
+            return Err(ProposalError::Incomplete(format!(
+                "proposal {s:?} needs an integrity algorithm (e.g. sha256)"
+            )));
+        }
+        Ok(spec)
+    }
+
+    fn all(&self) -> impl Iterator<Item = &Algorithm> {
+        self.encr
+            .iter()
+            .chain(&self.integ)
+            .chain(&self.prf)
+            .chain(&self.ke)
+            .chain(&self.esn)
+    }
+
+    fn fmt_keywords(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<String> = self
+            .all()
+            .map(|a| transform_name(a.ty, a.id, a.key_bits))
+            .collect();
+        f.write_str(&names.join("/"))
+    }
+
+    fn to_wire(
+        &self,
+        number: u8,
+        protocol: ProtocolId,
+        spi: Vec<u8>,
+        with_ke: bool,
+    ) -> wire::Proposal {
+        let transforms = self
+            .all()
+            .filter(|a| with_ke || a.ty != TransformType::KE)
+            .map(|a| match a.key_bits {
+                Some(b) => Transform::with_key_length(a.ty, a.id, b),
+                None => Transform::new(a.ty, a.id),
+            })
+            .collect();
+        wire::Proposal {
+            number,
+            protocol,
+            spi,
+            transforms,
+        }
+    }
+}
+
+/// An IKE SA proposal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IkeProposal(pub ProposalSpec);
+
+/// An ESP proposal; `ke` holds the PFS groups for CREATE_CHILD_SA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EspProposal(pub ProposalSpec);
+
+impl IkeProposal {
+    /// Parses a strongSwan IKE proposal string; without a `prf*` keyword the
+    /// PRFs follow the integrity algorithms, as in strongSwan.
+    pub fn parse(s: &str) -> Result<IkeProposal, ProposalError> {
+        let mut spec = ProposalSpec::parse(s)?;
+        if spec.prf.is_empty() {
+            if spec.aead {
+                return Err(ProposalError::Incomplete(format!(
+                    "IKE proposal {s:?} with an AEAD cipher needs a PRF (e.g. prfsha256)"
+                )));
+            }
+            spec.prf = spec
+                .integ
+                .iter()
+                .filter_map(|a| prf_for_integ(a.id))
+                .map(|id| Algorithm {
+                    ty: TransformType::PRF,
+                    id,
+                    key_bits: None,
+                })
+                .collect();
+        }
+        if spec.ke.is_empty() {
+            return Err(ProposalError::Incomplete(format!(
+                "IKE proposal {s:?} names no key exchange (e.g. x25519)"
+            )));
+        }
+        if !spec.esn.is_empty() {
+            return Err(ProposalError::Incomplete(format!(
+                "IKE proposal {s:?} cannot contain esn/noesn"
+            )));
+        }
+        Ok(IkeProposal(spec))
+    }
+
+    /// oxisec's default IKE proposals: AEAD first, then CBC+HMAC for peers
+    /// such as Windows; ECDH before MODP (MODP costs ≈ 10 ms CPU here).
+    pub fn defaults() -> Vec<IkeProposal> {
+        [
+            "aes128gcm16-aes256gcm16-prfsha256-prfsha384-prfsha512-x25519-ecp256-ecp384-modp3072-modp2048",
+            "aes128-aes256-sha256-sha384-sha512-x25519-ecp256-ecp384-modp3072-modp2048",
+        ]
+        .iter()
+        .map(|s| IkeProposal::parse(s).expect("default IKE proposals parse"))
+        .collect()
+    }
+
+    /// The SA payload proposal with the given number.
+    pub fn to_wire(&self, number: u8, spi: Vec<u8>) -> wire::Proposal {
+        self.0.to_wire(number, ProtocolId::IKE, spi, true)
+    }
+
+    /// The preferred key exchange method: the first one configured.
+    pub fn first_ke(&self) -> TransformId {
+        self.0.ke[0].id
+    }
+}
+
+impl EspProposal {
+    pub fn parse(s: &str) -> Result<EspProposal, ProposalError> {
+        let spec = ProposalSpec::parse(s)?;
+        if !spec.prf.is_empty() {
+            return Err(ProposalError::Incomplete(format!(
+                "ESP proposal {s:?} cannot contain a PRF"
+            )));
+        }
+        Ok(EspProposal(spec))
+    }
+
+    pub fn defaults() -> Vec<EspProposal> {
+        [
+            "aes128gcm16-aes256gcm16-chacha20poly1305",
+            "aes128-aes256-sha256-sha384-sha512",
+        ]
+        .iter()
+        .map(|s| EspProposal::parse(s).expect("default ESP proposals parse"))
+        .collect()
+    }
+
+    /// The SA payload proposal; `with_ke` is false in IKE_AUTH, where no KE
+    /// payload can accompany it (RFC 7296 §1.2).
+    pub fn to_wire(&self, number: u8, spi: u32, with_ke: bool) -> wire::Proposal {
+        self.0
+            .to_wire(number, ProtocolId::ESP, spi.to_be_bytes().to_vec(), with_ke)
+    }
+}
+
+impl fmt::Display for IkeProposal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt_keywords(f)
+    }
+}
+
+impl fmt::Display for EspProposal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt_keywords(f)
+    }
+}
+
+/// The outcome of selecting from a peer's SA payload: one algorithm per type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selected {
+    /// The peer's proposal number, echoed in the response.
+    pub number: u8,
+    /// The peer's SPI from that proposal.
+    pub spi: Vec<u8>,
+    pub encr: Algorithm,
+    pub integ: Option<Algorithm>,
+    pub prf: Option<Algorithm>,
+    pub ke: Option<Algorithm>,
+    pub esn: bool,
+}
+
+impl Selected {
+    /// The single-transform proposal that goes back in the response.
+    pub fn to_wire(&self, protocol: ProtocolId, spi: Vec<u8>) -> wire::Proposal {
+        let mut transforms = vec![match self.encr.key_bits {
+            Some(b) => Transform::with_key_length(TransformType::ENCR, self.encr.id, b),
+            None => Transform::new(TransformType::ENCR, self.encr.id),
+        }];
+        for a in [self.prf, self.integ, self.ke].into_iter().flatten() {
+            transforms.push(Transform::new(a.ty, a.id));
+        }
+        if protocol != ProtocolId::IKE {
+            let id = if self.esn { esn::YES } else { esn::NO };
+            transforms.push(Transform::new(TransformType::ESN, id));
+        }
+        wire::Proposal {
+            number: self.number,
+            protocol,
+            spi,
+            transforms,
+        }
+    }
+
+    /// A "/"-joined description for logs and status.
+    pub fn describe(&self) -> String {
+        let mut parts = vec![transform_name(
+            self.encr.ty,
+            self.encr.id,
+            self.encr.key_bits,
+        )];
+        for a in [self.integ, self.prf, self.ke].into_iter().flatten() {
+            parts.push(transform_name(a.ty, a.id, a.key_bits));
+        }
+        if self.esn {
+            parts.push("ESN".into());
+        }
+        parts.join("/")
+    }
+}
+
+/// Transform types a proposal of `protocol` may contain that we understand.
+fn known_type(protocol: ProtocolId, ty: TransformType) -> bool {
+    match protocol {
+        ProtocolId::IKE => matches!(
+            ty,
+            TransformType::ENCR | TransformType::PRF | TransformType::INTEG | TransformType::KE
+        ),
+        _ => matches!(
+            ty,
+            TransformType::ENCR | TransformType::INTEG | TransformType::KE | TransformType::ESN
+        ),
+    }
+}
+
+/// Our first algorithm of `ours` that the peer's proposal also offers.
+fn pick(ours: &[Algorithm], theirs: &wire::Proposal) -> Option<Algorithm> {
+    ours.iter().copied().find(|a| {
+        theirs
+            .transforms
+            .iter()
+            .any(|t| t.ty == a.ty && t.id == a.id && t.key_length() == a.key_bits)
+    })
+}
+
+fn offers_type(p: &wire::Proposal, ty: TransformType) -> bool {
+    p.transforms.iter().any(|t| t.ty == ty)
+}
+
+fn offers(p: &wire::Proposal, ty: TransformType, id: TransformId) -> bool {
+    p.transforms.iter().any(|t| t.ty == ty && t.id == id)
+}
+
+/// Whether the peer's proposal is one we could ever accept structurally: a
+/// proposal containing a transform type we do not understand must be rejected
+/// unless that type offers NONE (RFC 7296 §3.3.6, RFC 9370 §2.2.1).
+fn structurally_acceptable(protocol: ProtocolId, p: &wire::Proposal) -> bool {
+    p.transforms
+        .iter()
+        .filter(|t| !known_type(protocol, t.ty))
+        .all(|t| offers(p, t.ty, TransformId(0)))
+}
+
+fn select_one(
+    ours: &ProposalSpec,
+    theirs: &wire::Proposal,
+    protocol: ProtocolId,
+    skip_ke: bool,
+) -> Option<Selected> {
+    if theirs.protocol != protocol || !structurally_acceptable(protocol, theirs) {
+        return None;
+    }
+    let encr = pick(&ours.encr, theirs)?;
+    let integ = if ours.aead {
+        // An AEAD proposal may carry INTEG NONE and nothing else.
+        let only_none = theirs
+            .transforms
+            .iter()
+            .filter(|t| t.ty == TransformType::INTEG)
+            .all(|t| t.id == integ::NONE);
+        if !only_none {
+            return None;
+        }
+        None
+    } else {
+        Some(pick(&ours.integ, theirs)?)
+    };
+    let prf = if protocol == ProtocolId::IKE {
+        Some(pick(&ours.prf, theirs)?)
+    } else {
+        None
+    };
+    let ke = if skip_ke {
+        None
+    } else if protocol == ProtocolId::IKE || !ours.ke.is_empty() {
+        Some(pick(&ours.ke, theirs)?)
+    } else if offers_type(theirs, TransformType::KE) && !offers(theirs, TransformType::KE, ke::NONE)
+    {
+        // The peer insists on PFS and we have none configured.
+        return None;
+    } else {
+        None
+    };
+    let esn = if protocol == ProtocolId::IKE || !offers_type(theirs, TransformType::ESN) {
+        false
+    } else {
+        let want: Vec<TransformId> = if ours.esn.is_empty() {
+            vec![esn::NO]
+        } else {
+            ours.esn.iter().map(|a| a.id).collect()
+        };
+        let got = want
+            .into_iter()
+            .find(|id| offers(theirs, TransformType::ESN, *id))?;
+        got == esn::YES
+    };
+    Some(Selected {
+        number: theirs.number,
+        spi: theirs.spi.clone(),
+        encr,
+        integ,
+        prf,
+        ke,
+        esn,
+    })
+}
+
+/// Selects our most preferred proposal that the peer offers (our order
+/// first, as strongSwan's default `prefer_configured_proposals`).
+/// `skip_ke` ignores KE transforms (for the CHILD_SA of IKE_AUTH).
+pub fn select(
+    ours: &[ProposalSpec],
+    theirs: &[wire::Proposal],
+    protocol: ProtocolId,
+    skip_ke: bool,
+) -> Option<Selected> {
+    ours.iter().find_map(|o| {
+        theirs
+            .iter()
+            .find_map(|t| select_one(o, t, protocol, skip_ke))
+    })
+}
+
+/// Selection for an IKE SA where the initiator already sent a KE payload for
+/// `offered_group`: prefer a selection using that group to avoid an
+/// INVALID_KE_PAYLOAD round trip, else the first acceptable selection.
+pub fn select_ike(
+    ours: &[IkeProposal],
+    theirs: &[wire::Proposal],
+    offered_group: TransformId,
+) -> Option<Selected> {
+    let specs: Vec<ProposalSpec> = ours.iter().map(|p| p.0.clone()).collect();
+    let with_group: Vec<ProposalSpec> = specs
+        .iter()
+        .filter(|s| s.ke.iter().any(|a| a.id == offered_group))
+        .map(|s| {
+            let mut s = s.clone();
+            s.ke.retain(|a| a.id == offered_group);
+            s
+        })
+        .collect();
+    select(&with_group, theirs, ProtocolId::IKE, false)
+        .or_else(|| select(&specs, theirs, ProtocolId::IKE, false))
+}
+
+/// Validates that a response's single proposal is one of ours (initiator side).
+pub fn accept_response(
+    ours: &[ProposalSpec],
+    response: &[wire::Proposal],
+    protocol: ProtocolId,
+    skip_ke: bool,
+) -> Option<Selected> {
+    if response.len() != 1 {
+        return None;
+    }
+    let r = &response[0];
+    // Every transform type may occur at most once in a response.
+    let mut seen: Vec<TransformType> = Vec::new();
+    for t in &r.transforms {
+        if seen.contains(&t.ty) {
+            return None;
+        }
+        seen.push(t.ty);
+    }
+    select(ours, response, protocol, skip_ke)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ike(s: &str) -> IkeProposal {
+        IkeProposal::parse(s).unwrap()
+    }
+
+    #[test]
+    fn parses_strongswan_keywords() {
+        let p = ike("aes128gcm16-prfsha256-x25519");
+        assert_eq!(p.0.encr[0].id, encr::AES_GCM_16);
+        assert_eq!(p.0.encr[0].key_bits, Some(128));
+        assert_eq!(p.0.prf[0].id, prf::HMAC_SHA2_256);
+        assert_eq!(p.0.ke[0].id, ke::CURVE25519);
+        assert!(p.0.aead);
+        let p = ike("aes256-sha256-modp2048");
+        assert_eq!(p.0.encr[0].key_bits, Some(256));
+        assert_eq!(p.0.integ[0].id, integ::HMAC_SHA2_256_128);
+        assert_eq!(
+            p.0.prf[0].id,
+            prf::HMAC_SHA2_256,
+            "PRF derived from integrity"
+        );
+        let e = EspProposal::parse("chacha20poly1305").unwrap();
+        assert_eq!(e.0.encr[0].id, encr::CHACHA20_POLY1305);
+    }
+
+    #[test]
+    fn rejects_incomplete_and_unknown() {
+        assert!(matches!(
+            IkeProposal::parse("aes128gcm16-x25519"),
+            Err(ProposalError::Incomplete(_))
+        ));
+        assert!(matches!(
+            IkeProposal::parse("aes128-prfsha256-x25519"),
+            Err(ProposalError::Incomplete(_))
+        ));
+        assert!(matches!(
+            IkeProposal::parse("aes128gcm16-prfsha256"),
+            Err(ProposalError::Incomplete(_))
+        ));
+        assert!(matches!(
+            IkeProposal::parse("aes128gcm16-sha256-prfsha256-x25519"),
+            Err(ProposalError::Incomplete(_))
+        ));
+        match IkeProposal::parse("aes128gcm16-prfsha265-x25519") {
+            Err(ProposalError::UnknownKeyword {
+                keyword,
+                suggestions,
+            }) => {
+                assert_eq!(keyword, "prfsha265");
+                assert!(suggestions.contains(&"prfsha256"), "{suggestions:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(EspProposal::parse("aes128gcm16-prfsha256").is_err());
+    }
+
+    #[test]
+    fn selects_in_our_order_and_echoes_number() {
+        let ours = vec![
+            ike("aes256gcm16-prfsha384-ecp384").0,
+            ike("aes128gcm16-prfsha256-x25519").0,
+        ];
+        let theirs = vec![
+            ike("aes128gcm16-prfsha256-x25519").to_wire(1, vec![]),
+            ike("aes256gcm16-prfsha384-ecp384").to_wire(2, vec![]),
+        ];
+        let s = select(&ours, &theirs, ProtocolId::IKE, false).unwrap();
+        assert_eq!(s.number, 2);
+        assert_eq!(s.encr.key_bits, Some(256));
+    }
+
+    #[test]
+    fn key_length_must_match() {
+        let ours = vec![ike("aes256-sha256-modp2048").0];
+        let theirs = vec![ike("aes128-sha256-modp2048").to_wire(1, vec![])];
+        assert_eq!(select(&ours, &theirs, ProtocolId::IKE, false), None);
+    }
+
+    #[test]
+    fn prefers_the_group_already_sent() {
+        let ours = vec![ike("aes128gcm16-prfsha256-x25519-modp2048")];
+        let theirs = vec![ike("aes128gcm16-prfsha256-modp2048-x25519").to_wire(1, vec![])];
+        let s = select_ike(&ours, &theirs, ke::MODP_2048).unwrap();
+        assert_eq!(s.ke.unwrap().id, ke::MODP_2048);
+        let s = select_ike(&ours, &theirs, ke::ECP_384).unwrap();
+        assert_eq!(s.ke.unwrap().id, ke::CURVE25519);
+    }
+
+    #[test]
+    fn esp_pfs_and_esn_rules() {
+        let no_pfs = vec![EspProposal::parse("aes128gcm16").unwrap().0];
+        let pfs = EspProposal::parse("aes128gcm16-modp2048").unwrap();
+        // Peer insists on PFS, we have none: no match unless skipping KE (IKE_AUTH).
+        let theirs = vec![pfs.to_wire(1, 0x1234_5678, true)];
+        assert_eq!(select(&no_pfs, &theirs, ProtocolId::ESP, false), None);
+        let s = select(&no_pfs, &theirs, ProtocolId::ESP, true).unwrap();
+        assert_eq!(s.spi, vec![0x12, 0x34, 0x56, 0x78]);
+        assert!(!s.esn);
+        // ESN: peer offers only ESN, we only no-ESN by default.
+        let esn_only = vec![
+            EspProposal::parse("aes128gcm16-esn")
+                .unwrap()
+                .to_wire(1, 1, false),
+        ];
+        assert_eq!(select(&no_pfs, &esn_only, ProtocolId::ESP, true), None);
+        let both = vec![
+            EspProposal::parse("aes128gcm16-esn-noesn")
+                .unwrap()
+                .to_wire(1, 1, false),
+        ];
+        assert!(!select(&no_pfs, &both, ProtocolId::ESP, true).unwrap().esn);
+    }
+
+    #[test]
+    fn rejects_unknown_transform_types_without_none() {
+        let ours = vec![ike("aes128gcm16-prfsha256-x25519").0];
+        let mut p = ike("aes128gcm16-prfsha256-x25519").to_wire(1, vec![]);
+        p.transforms
+            .push(Transform::new(TransformType::ADDKE1, ke::ML_KEM_768));
+        assert_eq!(
+            select(&ours, std::slice::from_ref(&p), ProtocolId::IKE, false),
+            None
+        );
+        p.transforms
+            .push(Transform::new(TransformType::ADDKE1, TransformId(0)));
+        assert!(select(&ours, &[p], ProtocolId::IKE, false).is_some());
+    }
+
+    #[test]
+    fn response_must_be_single_and_ours() {
+        let ours = vec![ike("aes128gcm16-prfsha256-x25519").0];
+        let good = ike("aes128gcm16-prfsha256-x25519").to_wire(1, vec![]);
+        assert!(
+            accept_response(&ours, std::slice::from_ref(&good), ProtocolId::IKE, false).is_some()
+        );
+        let multi = ike("aes128gcm16-prfsha256-x25519-ecp256").to_wire(1, vec![]);
+        assert!(accept_response(&ours, &[multi], ProtocolId::IKE, false).is_none());
+        assert!(accept_response(&ours, &[good.clone(), good], ProtocolId::IKE, false).is_none());
+    }
+
+    #[test]
+    fn defaults_parse_and_exclude_legacy() {
+        for p in IkeProposal::defaults() {
+            assert!(!p.0.ke.iter().any(|a| a.id == ke::MODP_1024));
+        }
+        assert_eq!(EspProposal::defaults().len(), 2);
+    }
+}
