@@ -1,0 +1,1 @@
+//! Network namespaces for `oxisec demo` and the interop tests (to be written).
