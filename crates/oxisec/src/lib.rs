@@ -2,4 +2,8 @@
 //! socket, CLI and the network-namespace helpers shared by `oxisec demo` and
 //! the interop tests.
 
+pub mod cli;
+pub mod config;
+pub mod control;
 pub mod netns;
+pub mod status;

@@ -1,0 +1,1296 @@
+//! The daemon's TOML configuration, checked into [`oxisec_ike::Config`] plus
+//! the daemon's own settings.
+//!
+//! Every mistake is reported as `FILE:LINE: FIELD: what is wrong`, because an
+//! operator fixing a VPN config at 3 a.m. should not have to guess which of
+//! five `remote_ts` lines is meant. Syntax and type errors come with the toml
+//! parser's span and the serde path; semantic errors (unknown algorithm
+//! keyword, bad selector, unreadable key file) carry the span recorded by
+//! [`toml::Spanned`] on the offending value.
+//!
+//! ```toml
+//! [daemon]
+//! socket = "/run/oxisec/oxisec.sock"
+//!
+//! [connections.site-b]
+//! remote_addrs = ["192.0.2.2"]
+//! local_id = "gw-a.example.com"
+//! psk_file = "/etc/oxisec/site-b.psk"
+//!
+//! [connections.site-b.children.lan]
+//! local_ts = ["198.51.100.0/24"]
+//! remote_ts = ["203.0.113.0/24"]
+//! start_action = "start"
+//! ```
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::{IpAddr, ToSocketAddrs, UdpSocket};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use oxisec_crypto::Secret;
+use oxisec_ike::{
+    Auth, ChildConfig, Config, Connection, EspProposal, Identity, IkeProposal, RetransmitConfig,
+    StartAction, TsRange,
+};
+use serde::Deserialize;
+use toml::Spanned;
+
+/// Where the control socket lives unless the config or `--socket` says otherwise.
+pub const DEFAULT_SOCKET: &str = "/run/oxisec/oxisec.sock";
+/// The TUN device name unless configured.
+pub const DEFAULT_TUN: &str = "oxisec0";
+/// TUN MTU: 1500 minus the worst-case ESP-in-UDP overhead over IPv6 with
+/// AES-CBC/HMAC-SHA-512 (40 + 8 + 8 + 16 + 15 + 2 + 32 = 121), rounded down.
+pub const DEFAULT_MTU: u16 = 1400;
+/// PSKs shorter than this are guessable offline from one captured IKE_AUTH
+/// exchange (RFC 7296 §2.15 asks for keys with as much entropy as a full key).
+pub const PSK_WARN_LEN: usize = 20;
+
+/// Settings of the daemon itself (not the IKE engine).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DaemonConfig {
+    pub socket: PathBuf,
+    pub tun: String,
+    pub mtu: u16,
+    /// A `tracing_subscriber::EnvFilter` directive, e.g. `info` or `oxisec_ike=debug,info`.
+    pub log_level: String,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            socket: PathBuf::from(DEFAULT_SOCKET),
+            tun: DEFAULT_TUN.to_string(),
+            mtu: DEFAULT_MTU,
+            log_level: "info".to_string(),
+        }
+    }
+}
+
+/// A checked configuration file.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub daemon: DaemonConfig,
+    pub ike: Config,
+    /// Things that work but deserve the operator's attention (weak PSK,
+    /// world-readable file with a secret). Already formatted as
+    /// `FILE:LINE: FIELD: message`.
+    pub warnings: Vec<ConfigError>,
+}
+
+/// One problem in a configuration file, located as precisely as we can.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file as the operator named it.
+    pub file: String,
+    /// 1-based line, when the problem has a place in the file.
+    pub line: Option<usize>,
+    /// Dotted path of the field, e.g. `connections.site-b.ike_proposals[0]`.
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        f.write_str(": ")?;
+        if let Some(field) = &self.field {
+            write!(f, "{field}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+// ---------------------------------------------------------------------------
+// The raw schema: what serde reads, with spans kept for later checks.
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    daemon: Option<Spanned<RawDaemon>>,
+    #[serde(default)]
+    connections: BTreeMap<String, Spanned<RawConnection>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDaemon {
+    socket: Option<Spanned<PathBuf>>,
+    tun: Option<Spanned<String>>,
+    mtu: Option<Spanned<u16>>,
+    log_level: Option<Spanned<String>>,
+    retransmit_timeout: Option<Spanned<f64>>,
+    retransmit_base: Option<Spanned<f64>>,
+    retransmit_tries: Option<Spanned<u32>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConnection {
+    #[serde(default)]
+    local_addrs: Vec<Spanned<String>>,
+    #[serde(default)]
+    remote_addrs: Vec<Spanned<String>>,
+    remote_port: Option<Spanned<u16>>,
+    local_id: Option<Spanned<String>>,
+    remote_id: Option<Spanned<String>>,
+    psk: Option<Spanned<String>>,
+    psk_file: Option<Spanned<PathBuf>>,
+    ike_proposals: Option<Spanned<Vec<Spanned<String>>>>,
+    encap: Option<Spanned<bool>>,
+    #[serde(default)]
+    children: BTreeMap<String, Spanned<RawChild>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChild {
+    local_ts: Spanned<Vec<Spanned<String>>>,
+    remote_ts: Spanned<Vec<Spanned<String>>>,
+    esp_proposals: Option<Spanned<Vec<Spanned<String>>>>,
+    start_action: Option<Spanned<String>>,
+}
+
+// ---------------------------------------------------------------------------
+// Loading
+// ---------------------------------------------------------------------------
+
+/// How host names in `remote_addrs` become addresses; a trait so that tests
+/// need no DNS.
+pub trait Resolver {
+    fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, String>;
+}
+
+/// The system resolver (getaddrinfo via std).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemResolver;
+
+impl Resolver for SystemResolver {
+    fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, String> {
+        let addrs = (host, 0u16)
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve host name {host:?}: {e}"))?;
+        let mut out: Vec<IpAddr> = Vec::new();
+        for a in addrs {
+            if !out.contains(&a.ip()) {
+                out.push(a.ip());
+            }
+        }
+        if out.is_empty() {
+            return Err(format!("host name {host:?} has no addresses"));
+        }
+        Ok(out)
+    }
+}
+
+/// Reads and checks a configuration file with the system resolver.
+pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: file.clone(),
+        line: None,
+        field: None,
+        message: format!("cannot read: {e}"),
+    })?;
+    let mut loaded = parse(&text, path, &SystemResolver)?;
+    // A file with an inline psk that anyone may read leaks the key.
+    if let Some(mode) = group_other_mode(path) {
+        let inline = find_inline_psk(&text);
+        if let Some(line) = inline {
+            loaded.warnings.push(ConfigError {
+                file,
+                line: Some(line),
+                field: None,
+                message: format!(
+                    "the file holds an inline psk but is readable by group/others (mode {mode:04o}); run `chmod 600 {}` or use psk_file",
+                    path.display()
+                ),
+            });
+        }
+    }
+    Ok(loaded)
+}
+
+/// The line of the first inline `psk =` key, cheap textual scan used only
+/// for the permission warning.
+fn find_inline_psk(text: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start();
+            l.strip_prefix("psk")
+                .is_some_and(|r| r.trim_start().starts_with('='))
+        })
+        .map(|i| i + 1)
+}
+
+/// The permission bits of `path` when group or others have any access.
+#[cfg(unix)]
+fn group_other_mode(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o7777;
+    (mode & 0o077 != 0).then_some(mode)
+}
+
+#[cfg(not(unix))]
+fn group_other_mode(_path: &Path) -> Option<u32> {
+    None
+}
+
+/// Checks a configuration given as text. `origin` names the file in error
+/// messages and anchors relative `psk_file` paths.
+pub fn parse(text: &str, origin: &Path, resolver: &dyn Resolver) -> Result<Loaded, ConfigError> {
+    let cx = Cx {
+        file: origin.display().to_string(),
+        text,
+        dir: origin.parent().map(Path::to_path_buf).unwrap_or_default(),
+    };
+    let raw: RawFile = match toml::de::Deserializer::parse(text) {
+        Ok(de) => serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = clean_path(&e.path().to_string());
+            cx.serde_error(e.into_inner(), path)
+        })?,
+        Err(e) => return Err(cx.serde_error(e, String::new())),
+    };
+    let mut warnings = Vec::new();
+    let (daemon, retransmit) = cx.daemon(raw.daemon.as_ref())?;
+
+    let mut conns: Vec<(&String, &Spanned<RawConnection>)> = raw.connections.iter().collect();
+    conns.sort_by_key(|(_, c)| c.span().start);
+    let mut connections = Vec::new();
+    let mut child_owner: HashMap<String, String> = HashMap::new();
+    for (name, rc) in conns {
+        let conn = cx.connection(name, rc, resolver, &mut warnings)?;
+        for child in &conn.children {
+            if let Some(other) = child_owner.insert(child.name.clone(), conn.name.clone()) {
+                let span = rc.get_ref().children.get(&child.name).map(|c| c.span());
+                return Err(cx.err(
+                    span,
+                    format!("connections.{}.children.{}", conn.name, child.name),
+                    format!(
+                        "child name {:?} is already used by connection {other:?}; child names must be unique because `oxisec terminate --child` names a child alone",
+                        child.name
+                    ),
+                ));
+            }
+        }
+        connections.push(Arc::new(conn));
+    }
+    Ok(Loaded {
+        daemon,
+        ike: Config {
+            connections,
+            retransmit,
+        },
+        warnings,
+    })
+}
+
+/// serde_path_to_error renders the private field names of `Spanned`; the
+/// operator wants the TOML key path only.
+fn clean_path(p: &str) -> String {
+    const PRIVATE: &str = "$__serde_spanned";
+    let mut out = String::new();
+    for seg in p.split('.') {
+        if let Some(rest) = seg.strip_prefix(PRIVATE) {
+            // Keep a sequence index glued to the private name: `…value[0]`.
+            if let Some(i) = rest.find('[') {
+                out.push_str(&rest[i..]);
+            }
+        } else if !seg.is_empty() && seg != "?" {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(seg);
+        }
+    }
+    out
+}
+
+/// What every check needs: the file name, its text (for line numbers) and
+/// its directory.
+struct Cx<'a> {
+    file: String,
+    text: &'a str,
+    dir: PathBuf,
+}
+
+impl Cx<'_> {
+    fn line_of(&self, offset: usize) -> usize {
+        let end = offset.min(self.text.len());
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    }
+
+    fn err(
+        &self,
+        span: Option<Range<usize>>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        let field = field.into();
+        ConfigError {
+            file: self.file.clone(),
+            line: span.map(|s| self.line_of(s.start)),
+            field: (!field.is_empty()).then_some(field),
+            message: message.into(),
+        }
+    }
+
+    fn serde_error(&self, e: toml::de::Error, path: String) -> ConfigError {
+        let mut message = e.message().trim().to_string();
+        if let Some(hint) = unknown_field_hint(&message) {
+            message.push_str(&hint);
+        }
+        self.err(e.span(), path, message)
+    }
+
+    fn daemon(
+        &self,
+        raw: Option<&Spanned<RawDaemon>>,
+    ) -> Result<(DaemonConfig, RetransmitConfig), ConfigError> {
+        let mut d = DaemonConfig::default();
+        let mut r = RetransmitConfig::default();
+        let Some(raw) = raw else {
+            return Ok((d, r));
+        };
+        let raw = raw.get_ref();
+        if let Some(s) = &raw.socket {
+            if !s.get_ref().is_absolute() {
+                return Err(self.err(
+                    Some(s.span()),
+                    "daemon.socket",
+                    "the control socket path must be absolute",
+                ));
+            }
+            d.socket = s.get_ref().clone();
+        }
+        if let Some(t) = &raw.tun {
+            let name = t.get_ref();
+            let ok = !name.is_empty()
+                && name.len() < 16
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+            if !ok {
+                return Err(self.err(
+                    Some(t.span()),
+                    "daemon.tun",
+                    format!("invalid interface name {name:?}: 1 to 15 characters of a-z, 0-9, -, _ and ."),
+                ));
+            }
+            d.tun = name.clone();
+        }
+        if let Some(m) = &raw.mtu {
+            let mtu = *m.get_ref();
+            if !(576..=9000).contains(&mtu) {
+                return Err(self.err(
+                    Some(m.span()),
+                    "daemon.mtu",
+                    format!("MTU {mtu} is out of range (576 to 9000)"),
+                ));
+            }
+            d.mtu = mtu;
+        }
+        if let Some(l) = &raw.log_level {
+            if let Err(e) = tracing_subscriber::EnvFilter::try_new(l.get_ref()) {
+                return Err(self.err(
+                    Some(l.span()),
+                    "daemon.log_level",
+                    format!(
+                        "invalid log level {:?} ({e}); use error, warn, info, debug or trace",
+                        l.get_ref()
+                    ),
+                ));
+            }
+            d.log_level = l.get_ref().clone();
+        }
+        if let Some(t) = &raw.retransmit_timeout {
+            let v = *t.get_ref();
+            if !(v.is_finite() && v > 0.0 && v <= 600.0) {
+                return Err(self.err(
+                    Some(t.span()),
+                    "daemon.retransmit_timeout",
+                    format!("{v} is not a timeout in seconds between 0 and 600"),
+                ));
+            }
+            r.timeout = Duration::from_secs_f64(v);
+        }
+        if let Some(b) = &raw.retransmit_base {
+            let v = *b.get_ref();
+            if !(v.is_finite() && (1.0..=10.0).contains(&v)) {
+                return Err(self.err(
+                    Some(b.span()),
+                    "daemon.retransmit_base",
+                    format!("{v} is not a backoff base between 1.0 and 10.0"),
+                ));
+            }
+            r.base = v;
+        }
+        if let Some(t) = &raw.retransmit_tries {
+            let v = *t.get_ref();
+            if v > 30 {
+                return Err(self.err(
+                    Some(t.span()),
+                    "daemon.retransmit_tries",
+                    format!("{v} retransmissions is too many (at most 30)"),
+                ));
+            }
+            r.tries = v;
+        }
+        Ok((d, r))
+    }
+
+    fn connection(
+        &self,
+        n: &String,
+        rc: &Spanned<RawConnection>,
+        resolver: &dyn Resolver,
+        warnings: &mut Vec<ConfigError>,
+    ) -> Result<Connection, ConfigError> {
+        let base = format!("connections.{n}");
+        if !valid_name(n) {
+            return Err(self.err(
+                Some(rc.span()),
+                &base,
+                format!(
+                    "invalid connection name {n:?}: use letters, digits, -, _ and . (at most 64)"
+                ),
+            ));
+        }
+        let raw = rc.get_ref();
+
+        let mut local_addrs = Vec::new();
+        for (i, a) in raw.local_addrs.iter().enumerate() {
+            let ip: IpAddr = a.get_ref().trim().parse().map_err(|_| {
+                self.err(
+                    Some(a.span()),
+                    format!("{base}.local_addrs[{i}]"),
+                    format!(
+                        "{:?} is not an IP address (local addresses must be literal)",
+                        a.get_ref()
+                    ),
+                )
+            })?;
+            if !local_addrs.contains(&ip) {
+                local_addrs.push(ip);
+            }
+        }
+
+        let mut remote_addrs = Vec::new();
+        for (i, a) in raw.remote_addrs.iter().enumerate() {
+            let host = a.get_ref().trim();
+            let ips = match host.parse::<IpAddr>() {
+                Ok(ip) => vec![ip],
+                Err(_) => resolver.resolve(host).map_err(|e| {
+                    self.err(Some(a.span()), format!("{base}.remote_addrs[{i}]"), e)
+                })?,
+            };
+            for ip in ips {
+                if !remote_addrs.contains(&ip) {
+                    remote_addrs.push(ip);
+                }
+            }
+        }
+
+        let remote_port = match &raw.remote_port {
+            Some(p) if *p.get_ref() == 0 => {
+                return Err(self.err(
+                    Some(p.span()),
+                    format!("{base}.remote_port"),
+                    "port 0 is not a port",
+                ));
+            }
+            Some(p) => *p.get_ref(),
+            None => 500,
+        };
+
+        let local_id = match &raw.local_id {
+            Some(id) => id.get_ref().parse::<Identity>().map_err(|e| {
+                self.err(Some(id.span()), format!("{base}.local_id"), e.to_string())
+            })?,
+            None => match local_addrs.first() {
+                Some(a) => Identity::from_addr(*a),
+                None => match remote_addrs.first().and_then(|r| route_source(*r)) {
+                    Some(a) => Identity::from_addr(a),
+                    None => {
+                        return Err(self.err(
+                            Some(rc.span()),
+                            &base,
+                            "set local_id (or local_addrs): there is no local address to use as the identity",
+                        ));
+                    }
+                },
+            },
+        };
+        let remote_id = match &raw.remote_id {
+            Some(id) => Some(id.get_ref().parse::<Identity>().map_err(|e| {
+                self.err(Some(id.span()), format!("{base}.remote_id"), e.to_string())
+            })?),
+            None => None,
+        };
+
+        let psk = self.psk(&base, rc, warnings)?;
+
+        let ike_proposals = match &raw.ike_proposals {
+            None => IkeProposal::defaults(),
+            Some(list) => {
+                if list.get_ref().is_empty() {
+                    return Err(self.err(
+                        Some(list.span()),
+                        format!("{base}.ike_proposals"),
+                        "empty list; remove the key for the defaults",
+                    ));
+                }
+                let mut out = Vec::new();
+                for (i, p) in list.get_ref().iter().enumerate() {
+                    out.push(IkeProposal::parse(p.get_ref()).map_err(|e| {
+                        self.err(
+                            Some(p.span()),
+                            format!("{base}.ike_proposals[{i}]"),
+                            e.to_string(),
+                        )
+                    })?);
+                }
+                out
+            }
+        };
+
+        if let Some(e) = &raw.encap {
+            if !*e.get_ref() {
+                return Err(self.err(
+                    Some(e.span()),
+                    format!("{base}.encap"),
+                    "encap = false needs a raw ESP (IP protocol 50) data plane, which oxisec does not have yet; remove the key or set it to true",
+                ));
+            }
+        }
+
+        let mut kids: Vec<(&String, &Spanned<RawChild>)> = raw.children.iter().collect();
+        kids.sort_by_key(|(_, c)| c.span().start);
+        let mut children = Vec::new();
+        for (cname, rchild) in kids {
+            let child = self.child(&base, cname, rchild)?;
+            if child.start_action == StartAction::Start && remote_addrs.is_empty() {
+                let span = rchild.get_ref().start_action.as_ref().map(|s| s.span());
+                return Err(self.err(
+                    span,
+                    format!("{base}.children.{}.start_action", child.name),
+                    "start_action = \"start\" needs remote_addrs on the connection (whom to initiate to?)",
+                ));
+            }
+            children.push(child);
+        }
+        if children.is_empty() {
+            warnings.push(self.err(
+                Some(rc.span()),
+                &base,
+                "no children: the IKE SA will carry no traffic",
+            ));
+        }
+
+        Ok(Connection {
+            name: n.clone(),
+            local_addrs,
+            remote_addrs,
+            remote_port,
+            local_id,
+            remote_id,
+            local_auth: Auth::Psk(psk.clone()),
+            remote_auth: Auth::Psk(psk),
+            ike_proposals,
+            children,
+            force_encap: true,
+        })
+    }
+
+    fn psk(
+        &self,
+        base: &str,
+        rc: &Spanned<RawConnection>,
+        warnings: &mut Vec<ConfigError>,
+    ) -> Result<Secret, ConfigError> {
+        let raw = rc.get_ref();
+        let (bytes, span, field) = match (&raw.psk, &raw.psk_file) {
+            (Some(_), Some(f)) => {
+                return Err(self.err(
+                    Some(f.span()),
+                    format!("{base}.psk_file"),
+                    "set either psk or psk_file, not both",
+                ));
+            }
+            (None, None) => {
+                return Err(self.err(Some(rc.span()), base, "no credential: set psk or psk_file"));
+            }
+            (Some(p), None) => (
+                p.get_ref().as_bytes().to_vec(),
+                p.span(),
+                format!("{base}.psk"),
+            ),
+            (None, Some(f)) => {
+                let field = format!("{base}.psk_file");
+                let path = if f.get_ref().is_absolute() {
+                    f.get_ref().clone()
+                } else {
+                    self.dir.join(f.get_ref())
+                };
+                if let Some(mode) = group_other_mode(&path) {
+                    return Err(self.err(
+                        Some(f.span()),
+                        field,
+                        format!(
+                            "{} is accessible by group/others (mode {mode:04o}); a key file must be private: run `chmod 600 {}`",
+                            path.display(),
+                            path.display()
+                        ),
+                    ));
+                }
+                let mut bytes = std::fs::read(&path).map_err(|e| {
+                    self.err(
+                        Some(f.span()),
+                        &field,
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?;
+                // Editors add a final newline; it is never part of the key.
+                while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                    bytes.pop();
+                }
+                (bytes, f.span(), field)
+            }
+        };
+        if bytes.is_empty() {
+            return Err(self.err(Some(span), field, "the pre-shared key is empty"));
+        }
+        if bytes.len() < PSK_WARN_LEN {
+            warnings.push(self.err(
+                Some(span),
+                field,
+                format!(
+                    "the pre-shared key is only {} characters long; use at least {PSK_WARN_LEN} random characters (it can be guessed offline from one captured handshake)",
+                    bytes.len()
+                ),
+            ));
+        }
+        Ok(Secret::new(bytes))
+    }
+
+    fn child(
+        &self,
+        base: &str,
+        n: &String,
+        rc: &Spanned<RawChild>,
+    ) -> Result<ChildConfig, ConfigError> {
+        let base = format!("{base}.children.{n}");
+        if !valid_name(n) {
+            return Err(self.err(
+                Some(rc.span()),
+                &base,
+                format!("invalid child name {n:?}: use letters, digits, -, _ and . (at most 64)"),
+            ));
+        }
+        let raw = rc.get_ref();
+        let local_ts = self.selectors(&base, "local_ts", &raw.local_ts)?;
+        let remote_ts = self.selectors(&base, "remote_ts", &raw.remote_ts)?;
+        let common_family = local_ts.iter().any(|l| {
+            remote_ts
+                .iter()
+                .any(|r| l.start.is_ipv4() == r.start.is_ipv4())
+        });
+        if !common_family {
+            return Err(self.err(
+                Some(raw.remote_ts.span()),
+                format!("{base}.remote_ts"),
+                "local_ts and remote_ts share no address family (IPv4 vs IPv6): no packet could match",
+            ));
+        }
+        let esp_proposals = match &raw.esp_proposals {
+            None => EspProposal::defaults(),
+            Some(list) => {
+                if list.get_ref().is_empty() {
+                    return Err(self.err(
+                        Some(list.span()),
+                        format!("{base}.esp_proposals"),
+                        "empty list; remove the key for the defaults",
+                    ));
+                }
+                let mut out = Vec::new();
+                for (i, p) in list.get_ref().iter().enumerate() {
+                    out.push(EspProposal::parse(p.get_ref()).map_err(|e| {
+                        self.err(
+                            Some(p.span()),
+                            format!("{base}.esp_proposals[{i}]"),
+                            e.to_string(),
+                        )
+                    })?);
+                }
+                out
+            }
+        };
+        let start_action = match &raw.start_action {
+            None => StartAction::None,
+            Some(s) => {
+                match s.get_ref().as_str() {
+                    "start" => StartAction::Start,
+                    "none" => StartAction::None,
+                    other => {
+                        let hint = if other == "trap" || other == "route" {
+                            " (traffic-triggered start is not supported yet)"
+                        } else {
+                            ""
+                        };
+                        return Err(self.err(
+                        Some(s.span()),
+                        format!("{base}.start_action"),
+                        format!("unknown start action {other:?}: expected \"start\" or \"none\"{hint}"),
+                    ));
+                    }
+                }
+            }
+        };
+        Ok(ChildConfig {
+            name: n.clone(),
+            local_ts,
+            remote_ts,
+            esp_proposals,
+            start_action,
+        })
+    }
+
+    fn selectors(
+        &self,
+        base: &str,
+        key: &str,
+        list: &Spanned<Vec<Spanned<String>>>,
+    ) -> Result<Vec<TsRange>, ConfigError> {
+        if list.get_ref().is_empty() {
+            return Err(self.err(
+                Some(list.span()),
+                format!("{base}.{key}"),
+                "at least one traffic selector (subnet) is required",
+            ));
+        }
+        let mut out = Vec::new();
+        for (i, s) in list.get_ref().iter().enumerate() {
+            let ts: TsRange = s
+                .get_ref()
+                .parse()
+                .map_err(|e: oxisec_ike::ts::TsParseError| {
+                    self.err(Some(s.span()), format!("{base}.{key}[{i}]"), e.to_string())
+                })?;
+            if !out.contains(&ts) {
+                out.push(ts);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn valid_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 64
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+/// The source address the kernel would pick towards `remote`: a connected
+/// UDP socket sends nothing but has its local address chosen by routing.
+fn route_source(remote: IpAddr) -> Option<IpAddr> {
+    let bind: std::net::SocketAddr = if remote.is_ipv4() {
+        "0.0.0.0:0".parse().ok()?
+    } else {
+        "[::]:0".parse().ok()?
+    };
+    let s = UdpSocket::bind(bind).ok()?;
+    s.connect((remote, 500)).ok()?;
+    let ip = s.local_addr().ok()?.ip();
+    (!ip.is_unspecified()).then_some(ip)
+}
+
+/// For serde's `unknown field `x`, expected one of `a`, `b`` messages: the
+/// closest expected names.
+fn unknown_field_hint(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (field, rest) = rest.split_once('`')?;
+    let expected: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
+    let best = expected
+        .iter()
+        .map(|e| (edit_distance(field, e), *e))
+        .filter(|(d, e)| *d <= 2.max(e.len() / 3))
+        .min()?;
+    Some(format!(" (did you mean {}?)", best.1))
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// A human summary for `oxisec check-config`.
+pub fn summary(loaded: &Loaded) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let d = &loaded.daemon;
+    let r = &loaded.ike.retransmit;
+    let _ = writeln!(
+        s,
+        "daemon: socket {}, tun {} (mtu {}), log level {}, retransmit {:.1}s x{} (base {})",
+        d.socket.display(),
+        d.tun,
+        d.mtu,
+        d.log_level,
+        r.timeout.as_secs_f64(),
+        r.tries,
+        r.base
+    );
+    for c in &loaded.ike.connections {
+        let addrs = |v: &[IpAddr]| {
+            if v.is_empty() {
+                "%any".to_string()
+            } else {
+                v.iter()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }
+        };
+        let _ = writeln!(s, "connection {}:", c.name);
+        let _ = writeln!(
+            s,
+            "  {} ({}) <-> {} ({}), port {}",
+            addrs(&c.local_addrs),
+            c.local_id,
+            addrs(&c.remote_addrs),
+            c.remote_id
+                .as_ref()
+                .map_or("any identity".to_string(), |i| i.to_string()),
+            c.remote_port
+        );
+        let _ = writeln!(s, "  auth: pre-shared key, ESP in UDP (encap)");
+        for p in &c.ike_proposals {
+            let _ = writeln!(s, "  ike: {p}");
+        }
+        for ch in &c.children {
+            let ts = |v: &[TsRange]| {
+                v.iter()
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let _ = writeln!(
+                s,
+                "  child {}: {} === {} (start: {})",
+                ch.name,
+                ts(&ch.local_ts),
+                ts(&ch.remote_ts),
+                match ch.start_action {
+                    StartAction::Start => "start",
+                    StartAction::None => "none",
+                }
+            );
+            for p in &ch.esp_proposals {
+                let _ = writeln!(s, "    esp: {p}");
+            }
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct FakeResolver;
+    impl Resolver for FakeResolver {
+        fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, String> {
+            match host {
+                "gw-b.example.com" => Ok(vec![
+                    "192.0.2.2".parse().unwrap(),
+                    "2001:db8::2".parse().unwrap(),
+                ]),
+                _ => Err(format!("cannot resolve host name {host:?}: not found")),
+            }
+        }
+    }
+
+    fn parse_str(text: &str) -> Result<Loaded, ConfigError> {
+        parse(text, Path::new("site-a.toml"), &FakeResolver)
+    }
+
+    fn err(text: &str) -> String {
+        parse_str(text).unwrap_err().to_string()
+    }
+
+    const VALID: &str = r#"
+[daemon]
+socket = "/run/test/oxisec.sock"
+tun = "ox1"
+log_level = "debug"
+retransmit_timeout = 2
+retransmit_base = 1.5
+retransmit_tries = 3
+
+[connections.site-b]
+local_addrs = ["192.0.2.1"]
+remote_addrs = ["gw-b.example.com"]
+local_id = "gw-a.example.com"
+remote_id = "gw-b.example.com"
+psk = "a long random secret, really long"
+ike_proposals = ["aes128gcm16-prfsha256-x25519", "aes256-sha384-ecp384"]
+encap = true
+
+[connections.site-b.children.lan]
+local_ts = ["198.51.100.0/24"]
+remote_ts = ["203.0.113.0/24", "2001:db8:1::/48"]
+esp_proposals = ["aes128gcm16"]
+start_action = "start"
+
+[connections.site-b.children.dmz]
+local_ts = ["198.51.100.128/25[tcp/443]"]
+remote_ts = ["203.0.113.7"]
+
+[connections.roadside]
+psk = "another long random secret!"
+local_id = "@gw-a"
+
+[connections.roadside.children.any]
+local_ts = ["0.0.0.0/0"]
+remote_ts = ["0.0.0.0/0"]
+"#;
+
+    #[test]
+    fn accepts_a_full_valid_config() {
+        let l = parse_str(VALID).unwrap();
+        assert_eq!(l.daemon.socket, PathBuf::from("/run/test/oxisec.sock"));
+        assert_eq!(l.daemon.tun, "ox1");
+        assert_eq!(l.daemon.log_level, "debug");
+        assert_eq!(l.ike.retransmit.timeout, Duration::from_secs(2));
+        assert_eq!(l.ike.retransmit.base, 1.5);
+        assert_eq!(l.ike.retransmit.tries, 3);
+        assert_eq!(l.ike.connections.len(), 2);
+        let c = &l.ike.connections[0];
+        assert_eq!(c.name, "site-b");
+        assert_eq!(c.local_addrs, vec!["192.0.2.1".parse::<IpAddr>().unwrap()]);
+        assert_eq!(
+            c.remote_addrs,
+            vec![
+                "192.0.2.2".parse::<IpAddr>().unwrap(),
+                "2001:db8::2".parse::<IpAddr>().unwrap()
+            ]
+        );
+        assert_eq!(c.remote_port, 500);
+        assert_eq!(c.local_id, Identity::Fqdn("gw-a.example.com".into()));
+        assert_eq!(c.remote_id, Some(Identity::Fqdn("gw-b.example.com".into())));
+        match &c.local_auth {
+            Auth::Psk(s) => assert_eq!(s.as_bytes(), b"a long random secret, really long"),
+        }
+        assert_eq!(c.ike_proposals.len(), 2);
+        assert_eq!(
+            c.ike_proposals[0],
+            IkeProposal::parse("aes128gcm16-prfsha256-x25519").unwrap()
+        );
+        assert!(c.force_encap);
+        assert_eq!(c.children.len(), 2);
+        let lan = &c.children[0];
+        assert_eq!(lan.name, "lan");
+        assert_eq!(lan.start_action, StartAction::Start);
+        assert_eq!(lan.remote_ts.len(), 2);
+        assert_eq!(
+            lan.esp_proposals,
+            vec![EspProposal::parse("aes128gcm16").unwrap()]
+        );
+        let dmz = &c.children[1];
+        assert_eq!(dmz.start_action, StartAction::None);
+        assert_eq!(dmz.esp_proposals, EspProposal::defaults());
+        assert_eq!(dmz.local_ts[0].to_string(), "198.51.100.128/25[6/443]");
+        let r = &l.ike.connections[1];
+        assert_eq!(r.name, "roadside");
+        assert!(r.remote_addrs.is_empty());
+        assert_eq!(r.remote_id, None);
+        assert_eq!(r.ike_proposals, IkeProposal::defaults());
+        assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+        let s = summary(&l);
+        assert!(
+            s.contains(
+                "child lan: 198.51.100.0/24 === 203.0.113.0/24, 2001:db8:1::/48 (start: start)"
+            ),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn defaults_apply_to_a_minimal_config() {
+        let l = parse_str(
+            "[connections.b]\nlocal_addrs = [\"192.0.2.1\"]\nremote_addrs = [\"192.0.2.2\"]\npsk = \"0123456789abcdefghijkl\"\n[connections.b.children.c]\nlocal_ts = [\"10.1.0.0/16\"]\nremote_ts = [\"10.2.0.0/16\"]\n",
+        )
+        .unwrap();
+        assert_eq!(l.daemon, DaemonConfig::default());
+        assert_eq!(l.ike.retransmit, RetransmitConfig::default());
+        let c = &l.ike.connections[0];
+        assert_eq!(c.local_id, Identity::Ipv4("192.0.2.1".parse().unwrap()));
+        assert_eq!(c.children[0].start_action, StartAction::None);
+    }
+
+    #[test]
+    fn keeps_connections_in_file_order() {
+        let text = "[connections.zz]\npsk = \"0123456789abcdefghijkl\"\nlocal_id = \"@a\"\n[connections.aa]\npsk = \"0123456789abcdefghijkl\"\nlocal_id = \"@a\"\n";
+        let l = parse_str(text).unwrap();
+        let names: Vec<_> = l.ike.connections.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["zz", "aa"]);
+    }
+
+    #[test]
+    fn rejects_misspelled_algorithm_with_file_line_field() {
+        let text = VALID.replace("aes256-sha384-ecp384", "aes256-sha384-prfsha265-ecp384");
+        let line = text.lines().position(|l| l.contains("prfsha265")).unwrap() + 1;
+        let e = err(&text);
+        assert!(
+            e.starts_with(&format!(
+                "site-a.toml:{line}: connections.site-b.ike_proposals[1]: unknown algorithm keyword \"prfsha265\" (did you mean prfsha256"
+            )),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn rejects_bad_traffic_selector() {
+        let text = VALID.replace("\"203.0.113.7\"", "\"203.0.113.0/33\"");
+        let line = text.lines().position(|l| l.contains("/33")).unwrap() + 1;
+        let e = err(&text);
+        assert!(
+            e.starts_with(&format!("site-a.toml:{line}: connections.site-b.children.dmz.remote_ts[0]: invalid traffic selector \"203.0.113.0/33\"")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn rejects_bad_esp_proposal_and_identity() {
+        let text = VALID.replace(
+            "esp_proposals = [\"aes128gcm16\"]",
+            "esp_proposals = [\"aes128gcm16-prfsha256\"]",
+        );
+        assert!(
+            err(&text).contains("connections.site-b.children.lan.esp_proposals[0]: ESP proposal")
+        );
+        let text = VALID.replace("remote_id = \"gw-b.example.com\"", "remote_id = \"a b\"");
+        let line = text.lines().position(|l| l.contains("\"a b\"")).unwrap() + 1;
+        assert!(err(&text).starts_with(&format!(
+            "site-a.toml:{line}: connections.site-b.remote_id: invalid identity"
+        )));
+    }
+
+    #[test]
+    fn rejects_unknown_field_with_suggestion() {
+        let text = VALID.replace(
+            "remote_ts = [\"203.0.113.7\"]",
+            "remote_tss = [\"203.0.113.7\"]",
+        );
+        let line = text.lines().position(|l| l.contains("remote_tss")).unwrap() + 1;
+        let e = err(&text);
+        assert!(
+            e.starts_with(&format!(
+                "site-a.toml:{line}: connections.site-b.children.dmz"
+            )),
+            "{e}"
+        );
+        assert!(e.contains("unknown field `remote_tss`"), "{e}");
+        assert!(e.ends_with("(did you mean remote_ts?)"), "{e}");
+        let e = err("[deamon]\n");
+        assert!(e.starts_with("site-a.toml:1: "), "{e}");
+        assert!(e.contains("(did you mean daemon?)"), "{e}");
+    }
+
+    #[test]
+    fn rejects_wrong_types_with_the_path() {
+        let e = err("[daemon]\nretransmit_tries = \"five\"\n");
+        assert!(
+            e.starts_with("site-a.toml:2: daemon.retransmit_tries: "),
+            "{e}"
+        );
+        let text = VALID.replace(
+            "remote_addrs = [\"gw-b.example.com\"]",
+            "remote_addrs = \"gw-b.example.com\"",
+        );
+        let line = text
+            .lines()
+            .position(|l| l.contains("remote_addrs"))
+            .unwrap()
+            + 1;
+        let e = err(&text);
+        assert!(
+            e.starts_with(&format!(
+                "site-a.toml:{line}: connections.site-b.remote_addrs: "
+            )),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn rejects_syntax_errors_with_the_line() {
+        let e = err("[daemon]\nsocket = \"/x\"\ntun = oxisec0\n");
+        assert!(e.starts_with("site-a.toml:3: "), "{e}");
+    }
+
+    #[test]
+    fn rejects_missing_and_double_credentials() {
+        let text = VALID.replace("psk = \"another long random secret!\"\n", "");
+        let e = err(&text);
+        assert!(
+            e.contains("connections.roadside: no credential: set psk or psk_file"),
+            "{e}"
+        );
+        let text = VALID.replace(
+            "psk = \"another long random secret!\"",
+            "psk = \"another long random secret!\"\npsk_file = \"x.psk\"",
+        );
+        let line = text.lines().position(|l| l.contains("psk_file")).unwrap() + 1;
+        assert_eq!(
+            err(&text),
+            format!(
+                "site-a.toml:{line}: connections.roadside.psk_file: set either psk or psk_file, not both"
+            )
+        );
+    }
+
+    #[test]
+    fn warns_about_short_psk() {
+        let text = VALID.replace("another long random secret!", "short");
+        let line = text.lines().position(|l| l.contains("\"short\"")).unwrap() + 1;
+        let l = parse_str(&text).unwrap();
+        assert_eq!(l.warnings.len(), 1);
+        let w = l.warnings[0].to_string();
+        assert!(w.starts_with(&format!("site-a.toml:{line}: connections.roadside.psk: the pre-shared key is only 5 characters")), "{w}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn psk_file_must_be_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("oxisec-cfg-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = dir.join("b.psk");
+        std::fs::write(&key, "a secret from a file, long enough\n").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let text = "[connections.b]\nlocal_id = \"@a\"\npsk_file = \"b.psk\"\n";
+        let origin = dir.join("site-a.toml");
+        let e = parse(text, &origin, &FakeResolver).unwrap_err().to_string();
+        assert!(e.contains(":3: connections.b.psk_file: "), "{e}");
+        assert!(e.contains("mode 0644"), "{e}");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let l = parse(text, &origin, &FakeResolver).unwrap();
+        match &l.ike.connections[0].local_auth {
+            Auth::Psk(s) => assert_eq!(s.as_bytes(), b"a secret from a file, long enough"),
+        }
+        // And the inline-psk permission warning of `load`.
+        let cfg = dir.join("inline.toml");
+        std::fs::write(&cfg, VALID.replace("gw-b.example.com\"]", "192.0.2.2\"]")).unwrap();
+        std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let l = load(&cfg).unwrap();
+        assert!(
+            l.warnings
+                .iter()
+                .any(|w| w.message.contains("readable by group/others"))
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn rejects_unresolvable_host_and_bad_local_addr() {
+        let text = VALID.replace("gw-b.example.com\"]", "nowhere.invalid\"]");
+        let line = text.lines().position(|l| l.contains("nowhere")).unwrap() + 1;
+        assert!(err(&text).starts_with(&format!(
+            "site-a.toml:{line}: connections.site-b.remote_addrs[0]: cannot resolve"
+        )));
+        let text = VALID.replace(
+            "local_addrs = [\"192.0.2.1\"]",
+            "local_addrs = [\"192.0.2.300\"]",
+        );
+        assert!(
+            err(&text).contains(
+                "connections.site-b.local_addrs[0]: \"192.0.2.300\" is not an IP address"
+            )
+        );
+    }
+
+    #[test]
+    fn rejects_semantic_mistakes() {
+        let e = err(&VALID.replace("start_action = \"start\"", "start_action = \"trap\""));
+        assert!(
+            e.contains(
+                "connections.site-b.children.lan.start_action: unknown start action \"trap\""
+            ),
+            "{e}"
+        );
+        let e = err(&VALID.replace("encap = true", "encap = false"));
+        assert!(
+            e.contains("connections.site-b.encap: encap = false needs"),
+            "{e}"
+        );
+        let e = err(&VALID.replace(
+            "[connections.roadside.children.any]",
+            "[connections.roadside.children.lan]",
+        ));
+        assert!(e.contains("connections.roadside.children.lan: child name \"lan\" is already used by connection \"site-b\""), "{e}");
+        let e = err(&VALID.replace("remote_ts = [\"0.0.0.0/0\"]", "remote_ts = [\"::/0\"]"));
+        assert!(e.contains("share no address family"), "{e}");
+        let e = err(&VALID.replace("local_id = \"@gw-a\"", "local_id = \"@gw-a\"\n[connections.roadside.children.s]\nlocal_ts=[\"10.0.0.0/8\"]\nremote_ts=[\"10.0.0.0/8\"]\nstart_action=\"start\""));
+        assert!(e.contains("needs remote_addrs"), "{e}");
+        let e = err("[daemon]\ntun = \"much-too-long-name0\"\n");
+        assert_eq!(
+            e,
+            "site-a.toml:2: daemon.tun: invalid interface name \"much-too-long-name0\": 1 to 15 characters of a-z, 0-9, -, _ and ."
+        );
+        let e = err("[daemon]\nretransmit_timeout = -1.0\n");
+        assert!(
+            e.starts_with("site-a.toml:2: daemon.retransmit_timeout: "),
+            "{e}"
+        );
+        let e = err("[connections.\"a b\"]\npsk = \"0123456789abcdefghijkl\"\n");
+        assert!(
+            e.starts_with("site-a.toml:1: connections.a b: invalid connection name"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn rejects_wrong_type_inside_a_list_with_its_index() {
+        let e = err(
+            "[connections.b]\nlocal_id = \"@a\"\npsk = \"0123456789abcdefghijkl\"\nike_proposals = [\"aes128gcm16-prfsha256-x25519\", 7]\n",
+        );
+        assert!(
+            e.starts_with("site-a.toml:4: connections.b.ike_proposals[1]: invalid type: integer"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn clean_path_drops_spanned_internals() {
+        assert_eq!(
+            clean_path(
+                "connections.site-b.$__serde_spanned_private_value.ike_proposals.$__serde_spanned_private_value[0]"
+            ),
+            "connections.site-b.ike_proposals[0]"
+        );
+    }
+}
