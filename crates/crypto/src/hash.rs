@@ -18,6 +18,9 @@ mod tests {
     #[test]
     fn sha1_known_answer() {
         // FIPS 180-2 Appendix A.1: SHA-1("abc").
-        assert_eq!(hex::encode(super::sha1(&[b"a", b"bc"])), "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!(
+            hex::encode(super::sha1(&[b"a", b"bc"])),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
     }
 }
