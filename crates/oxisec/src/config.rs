@@ -146,6 +146,8 @@ struct RawConnection {
     remote_id: Option<Spanned<String>>,
     psk: Option<Spanned<String>>,
     psk_file: Option<Spanned<PathBuf>>,
+    /// `proposals` is swanctl's name for the same list.
+    #[serde(alias = "proposals")]
     ike_proposals: Option<Spanned<Vec<Spanned<String>>>>,
     encap: Option<Spanned<bool>>,
     #[serde(default)]
@@ -1036,6 +1038,15 @@ remote_ts = ["0.0.0.0/0"]
                 "child lan: 198.51.100.0/24 === 203.0.113.0/24, 2001:db8:1::/48 (start: start)"
             ),
             "{s}"
+        );
+    }
+
+    #[test]
+    fn accepts_swanctl_name_for_ike_proposals() {
+        let l = parse_str("[connections.b]\nlocal_id = \"@a\"\npsk = \"0123456789abcdefghijkl\"\nproposals = [\"aes256gcm16-prfsha384-ecp384\"]\n").unwrap();
+        assert_eq!(
+            l.ike.connections[0].ike_proposals,
+            vec![IkeProposal::parse("aes256gcm16-prfsha384-ecp384").unwrap()]
         );
     }
 

@@ -3,7 +3,10 @@
 //! the interop tests.
 
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod control;
+pub mod daemon;
+pub mod demo;
 pub mod netns;
 pub mod status;

@@ -1,3 +1,7 @@
-fn main() {
-    println!("oxisec: not yet");
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    oxisec::commands::dispatch(oxisec::cli::Cli::parse())
 }

@@ -1,0 +1,178 @@
+//! What each subcommand does; `main` only parses and dispatches.
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::cli::{Cli, Command, TerminateTarget};
+use crate::config;
+use crate::control::{self, Request, Response};
+use crate::status;
+
+/// Extra time the client waits beyond the daemon's own deadline, so that the
+/// daemon's "timed out" answer (which says more) arrives first.
+const CLIENT_MARGIN: Duration = Duration::from_secs(5);
+
+pub fn dispatch(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Run { config, socket } => run(&config, socket),
+        Command::Status { json, socket } => status_cmd(json, &socket_path(socket)),
+        Command::Initiate {
+            name,
+            child,
+            timeout,
+            socket,
+        } => {
+            let req = Request::Initiate {
+                connection: name,
+                child,
+                timeout_ms: timeout.as_millis() as u64,
+            };
+            wait_cmd(&socket_path(socket), &req, timeout)
+        }
+        Command::Terminate {
+            name,
+            child,
+            timeout,
+            socket,
+        } => {
+            let req = match TerminateTarget::from_args(&name, child.as_deref()) {
+                TerminateTarget::Ike { connection } => Request::Terminate {
+                    connection: Some(connection),
+                    child: None,
+                    timeout_ms: timeout.as_millis() as u64,
+                },
+                TerminateTarget::Child { connection, child } => Request::Terminate {
+                    connection,
+                    child: Some(child),
+                    timeout_ms: timeout.as_millis() as u64,
+                },
+            };
+            wait_cmd(&socket_path(socket), &req, timeout)
+        }
+        Command::CheckConfig { file } => check_config(&file),
+        Command::Demo { keep } => crate::demo::run(keep),
+    }
+}
+
+/// `--socket`, else the default path. (The client does not read the
+/// daemon's config file: it may not be allowed to, and need not.)
+fn socket_path(socket: Option<PathBuf>) -> PathBuf {
+    socket.unwrap_or_else(|| PathBuf::from(config::DEFAULT_SOCKET))
+}
+
+/// Logging to stderr; `RUST_LOG` overrides the configured level.
+pub fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+fn run(config_path: &Path, socket: Option<PathBuf>) -> ExitCode {
+    let loaded = match config::load(config_path) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("oxisec: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    init_logging(&loaded.daemon.log_level);
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    tracing::info!(
+        "oxisec {} starting with {} ({} connection(s))",
+        env!("CARGO_PKG_VERSION"),
+        config_path.display(),
+        loaded.ike.connections.len()
+    );
+    match crate::daemon::run(loaded, socket) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(file: &Path) -> ExitCode {
+    match config::load(file) {
+        Ok(l) => {
+            for w in &l.warnings {
+                eprintln!("warning: {w}");
+            }
+            out(&config::summary(&l));
+            out(&format!("{}: OK\n", file.display()));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn status_cmd(json: bool, socket: &Path) -> ExitCode {
+    match control::request(socket, &Request::Status, Duration::from_secs(10), |_| {}) {
+        Ok(Response::Status(report)) => {
+            if json {
+                match serde_json::to_string_pretty(&report) {
+                    Ok(s) => out(&format!("{s}\n")),
+                    Err(e) => {
+                        eprintln!("oxisec: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            } else {
+                out(&status::render(&report));
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(Response::Error { message }) => {
+            eprintln!("oxisec: {message}");
+            ExitCode::FAILURE
+        }
+        Ok(other) => {
+            eprintln!("oxisec: unexpected answer from the daemon: {other:?}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("oxisec: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `initiate` / `terminate`: prints progress as it comes, then the outcome.
+fn wait_cmd(socket: &Path, req: &Request, timeout: Duration) -> ExitCode {
+    let res = control::request(socket, req, timeout + CLIENT_MARGIN, |m| out(&format!("{m}\n")));
+    match res {
+        Ok(Response::Ok { message }) => {
+            out(&format!("{message}\n"));
+            ExitCode::SUCCESS
+        }
+        Ok(Response::Error { message }) => {
+            eprintln!("failed: {message}");
+            ExitCode::FAILURE
+        }
+        Ok(other) => {
+            eprintln!("oxisec: unexpected answer from the daemon: {other:?}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("oxisec: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Writes to stdout; a closed pipe (`oxisec status | head`) is not an error.
+fn out(s: &str) {
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(s.as_bytes()).and_then(|()| o.flush());
+}

@@ -1,0 +1,705 @@
+//! The daemon driver: all I/O around the sans-IO IKE engine.
+//!
+//! One tokio task owns the [`Engine`] and feeds it from UDP 500 (IPv4 and
+//! IPv6), from a channel carrying IKE messages that the UDP 4500 threads
+//! found behind the non-ESP marker, from the control socket and from a
+//! timer set to [`Engine::poll_timeout`]. After every input it drains the
+//! engine: SA commands to the data plane (and routes), datagrams to the
+//! sockets, events to the log and to waiting control clients.
+pub mod dataplane;
+mod esp;
+pub mod routes;
+pub mod udp;
+pub mod waiters;
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use oxisec_crypto::SystemRng;
+use oxisec_ike::{
+    Command, Config, Datagram, Engine, Event, IkeId, SaCommand, StartAction, Transmit,
+};
+use oxisec_wire::esp::NON_ESP_MARKER;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, error, info, warn};
+
+use crate::config::Loaded;
+use crate::control::{self, Request, Response};
+use crate::status::{self, StatusReport};
+use dataplane::DataPlane;
+use routes::RouteOp;
+use udp::{AsyncUdp, PortSockets, UdpSock};
+use waiters::{Goal, Waiters};
+
+/// How long shutdown waits for the peers to confirm our deletes.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// Upper bound for a control client's wait.
+const MAX_WAIT: Duration = Duration::from_secs(600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{0}")]
+    Io(String),
+}
+
+fn io_err(what: &str) -> impl FnOnce(io::Error) -> DaemonError + '_ {
+    move |e| DaemonError::Io(format!("{what}: {e}"))
+}
+
+/// Runs the daemon until SIGINT/SIGTERM. `socket` overrides the configured
+/// control socket path.
+pub fn run(loaded: Loaded, socket: Option<PathBuf>) -> Result<(), DaemonError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(io_err("tokio runtime"))?;
+    rt.block_on(run_async(loaded, socket))
+}
+
+/// The UDP 500 sockets, driven by tokio.
+struct Ike500 {
+    v4: AsyncUdp,
+    v6: Option<AsyncUdp>,
+}
+
+impl Ike500 {
+    fn bind() -> io::Result<Ike500> {
+        let s = PortSockets::bind(500, true)?;
+        Ok(Ike500 {
+            v4: s.v4.into_tokio()?,
+            v6: s.v6.map(UdpSock::into_tokio).transpose()?,
+        })
+    }
+
+    fn send(&self, t: &Transmit) -> io::Result<usize> {
+        let s = if t.remote.is_ipv4() {
+            &self.v4
+        } else {
+            self.v6
+                .as_ref()
+                .ok_or_else(|| io::Error::new(io::ErrorKind::Unsupported, "no IPv6 socket"))?
+        };
+        s.send(&t.data, t.local.ip(), t.remote)
+    }
+}
+
+async fn recv_on(sock: Option<&AsyncUdp>, buf: &mut [u8]) -> io::Result<Datagram> {
+    let Some(sock) = sock else {
+        return std::future::pending().await;
+    };
+    let r = sock.recv(buf).await?;
+    Ok(Datagram {
+        local: r.local,
+        remote: r.remote,
+        data: buf[..r.len.min(buf.len())].to_vec(),
+    })
+}
+
+/// A control request with the channel its answers go to.
+type CtlMsg = (Request, mpsc::UnboundedSender<Response>);
+
+/// Everything the engine task owns.
+struct Daemon {
+    engine: Engine,
+    config: Config,
+    dp: DataPlane,
+    ike500: Ike500,
+    routes: mpsc::UnboundedSender<RouteOp>,
+    waiters: Waiters<mpsc::UnboundedSender<Response>>,
+    /// Connection of each IKE SA we heard of (from IkeUp), for events that
+    /// only carry the IKE id.
+    ike_conn: HashMap<IkeId, String>,
+    started: Instant,
+}
+
+async fn run_async(loaded: Loaded, socket: Option<PathBuf>) -> Result<(), DaemonError> {
+    let socket_path = socket.unwrap_or_else(|| loaded.daemon.socket.clone());
+    let ike500 = Ike500::bind().map_err(io_err("binding the IKE port"))?;
+    let sock4500 =
+        Arc::new(PortSockets::bind(4500, false).map_err(io_err("binding the NAT-T port"))?);
+    info!(
+        "listening on UDP 500 and 4500 (IPv4{})",
+        if ike500.v6.is_some() {
+            " and IPv6"
+        } else {
+            " only"
+        }
+    );
+    let (ike_tx, mut ike_rx) = mpsc::channel::<Datagram>(1024);
+    let dp = DataPlane::start(&loaded.daemon.tun, loaded.daemon.mtu, sock4500, ike_tx)
+        .map_err(|e| DaemonError::Io(e.to_string()))?;
+    let route_tx = match routes::start(dp.tun_name()).await {
+        Ok(tx) => tx,
+        Err(e) => {
+            dp.shutdown();
+            return Err(DaemonError::Io(format!("routing netlink: {e}")));
+        }
+    };
+    let listener = match control::bind(&socket_path) {
+        Ok(l) => l,
+        Err(e) => {
+            dp.shutdown();
+            return Err(DaemonError::Io(format!(
+                "control socket {}: {e}",
+                socket_path.display()
+            )));
+        }
+    };
+    info!("control socket {}", socket_path.display());
+    let (ctl_tx, mut ctl_rx) = mpsc::channel::<CtlMsg>(64);
+    let accept_task = tokio::spawn(accept_loop(listener, ctl_tx));
+
+    let mut d = Daemon {
+        engine: Engine::new(loaded.ike.clone(), Box::new(SystemRng)),
+        config: loaded.ike,
+        dp,
+        ike500,
+        routes: route_tx,
+        waiters: Waiters::default(),
+        ike_conn: HashMap::new(),
+        started: Instant::now(),
+    };
+
+    // start_action = "start": the engine picks the first such child.
+    let now = Instant::now();
+    for c in d.config.connections.clone() {
+        if c.children
+            .iter()
+            .any(|ch| ch.start_action == StartAction::Start)
+        {
+            info!("starting connection {}", c.name);
+            d.engine.handle_command(
+                now,
+                Command::Initiate {
+                    connection: c.name.clone(),
+                    child: None,
+                },
+            );
+        }
+    }
+    d.drain();
+
+    let mut sigint = signal(SignalKind::interrupt()).map_err(io_err("SIGINT handler"))?;
+    let mut sigterm = signal(SignalKind::terminate()).map_err(io_err("SIGTERM handler"))?;
+    let mut buf4 = vec![0u8; 65536];
+    let mut buf6 = vec![0u8; 65536];
+    loop {
+        let deadline = [d.engine.poll_timeout(), d.waiters.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min();
+        let sleep = sleep_until(deadline);
+        tokio::select! {
+            _ = sigint.recv() => { info!("SIGINT: shutting down"); break; }
+            _ = sigterm.recv() => { info!("SIGTERM: shutting down"); break; }
+            r = recv_on(Some(&d.ike500.v4), &mut buf4) => d.on_udp500(r),
+            r = recv_on(d.ike500.v6.as_ref(), &mut buf6) => d.on_udp500(r),
+            Some(dg) = ike_rx.recv() => {
+                d.engine.handle_datagram(Instant::now(), dg);
+            }
+            Some((req, reply)) = ctl_rx.recv() => d.on_request(req, reply),
+            _ = sleep => {
+                let now = Instant::now();
+                d.engine.handle_timeout(now);
+                d.waiters.on_tick(now);
+            }
+        }
+        d.drain();
+    }
+
+    // Shutdown: delete every IKE SA, give the peers a moment to confirm.
+    accept_task.abort();
+    d.waiters.fail_all("the daemon is shutting down");
+    let now = Instant::now();
+    let conns: HashSet<String> = d
+        .engine
+        .status()
+        .into_iter()
+        .map(|s| s.connection)
+        .collect();
+    if !conns.is_empty() {
+        info!("deleting {} IKE SA(s)", d.engine.ike_sa_count());
+    }
+    for c in conns {
+        d.engine
+            .handle_command(now, Command::TerminateIke { connection: c });
+    }
+    d.drain();
+    let grace_end = now + SHUTDOWN_GRACE;
+    while d.engine.ike_sa_count() > 0 && Instant::now() < grace_end {
+        let deadline = d
+            .engine
+            .poll_timeout()
+            .map_or(grace_end, |t| t.min(grace_end));
+        tokio::select! {
+            r = recv_on(Some(&d.ike500.v4), &mut buf4) => d.on_udp500(r),
+            r = recv_on(d.ike500.v6.as_ref(), &mut buf6) => d.on_udp500(r),
+            Some(dg) = ike_rx.recv() => d.engine.handle_datagram(Instant::now(), dg),
+            _ = sleep_until(Some(deadline)) => d.engine.handle_timeout(Instant::now()),
+            _ = sigint.recv() => break,
+        }
+        d.drain();
+    }
+    if d.engine.ike_sa_count() > 0 {
+        warn!(
+            "{} IKE SA(s) not confirmed deleted within {:?}; leaving anyway",
+            d.engine.ike_sa_count(),
+            SHUTDOWN_GRACE
+        );
+    }
+    let (ack_tx, ack_rx) = oneshot::channel();
+    if d.routes.send(RouteOp::RemoveAll(ack_tx)).is_ok() {
+        let _ = tokio::time::timeout(Duration::from_secs(2), ack_rx).await;
+    }
+    let Daemon { dp, .. } = d;
+    let _ = tokio::task::spawn_blocking(move || dp.shutdown()).await;
+    remove_socket(&socket_path);
+    info!("stopped");
+    Ok(())
+}
+
+fn sleep_until(deadline: Option<Instant>) -> tokio::time::Sleep {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)),
+        None => tokio::time::sleep(Duration::from_secs(3600)),
+    }
+}
+
+fn remove_socket(path: &Path) {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => warn!("cannot remove {}: {e}", path.display()),
+    }
+}
+
+impl Daemon {
+    fn on_udp500(&mut self, r: io::Result<Datagram>) {
+        match r {
+            Ok(dg) => self.engine.handle_datagram(Instant::now(), dg),
+            Err(e) => {
+                warn!("UDP 500: receive failed: {e}");
+            }
+        }
+    }
+
+    /// Empties every engine output queue. SA commands first: an inbound SA
+    /// must be in place before the message that lets the peer use it leaves.
+    fn drain(&mut self) {
+        loop {
+            let mut progressed = false;
+            while let Some(cmd) = self.engine.poll_sa_command() {
+                self.apply(cmd);
+                progressed = true;
+            }
+            while let Some(t) = self.engine.poll_transmit() {
+                self.transmit(&t);
+                progressed = true;
+            }
+            while let Some(ev) = self.engine.poll_event() {
+                self.on_event(ev);
+                progressed = true;
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    fn apply(&mut self, cmd: SaCommand) {
+        match &cmd {
+            SaCommand::InstallInbound { child, sa, .. } => {
+                debug!(
+                    child = child.0,
+                    spi = format_args!("{:08x}", sa.spi),
+                    "install inbound SA"
+                )
+            }
+            SaCommand::InstallOutbound {
+                child, sa, remote, ..
+            } => {
+                debug!(child = child.0, spi = format_args!("{:08x}", sa.spi), peer = %remote, "install outbound SA")
+            }
+            SaCommand::Delete {
+                child,
+                spi,
+                inbound,
+            } => {
+                debug!(
+                    child = child.0,
+                    spi = format_args!("{spi:08x}"),
+                    inbound,
+                    "delete SA"
+                )
+            }
+        }
+        if let Err(e) = self.dp.apply(&cmd) {
+            error!("data plane rejected an SA command: {e}");
+        }
+        let op = match cmd {
+            SaCommand::InstallOutbound {
+                child,
+                local_ts,
+                remote_ts,
+                remote,
+                ..
+            } => Some(RouteOp::Add {
+                child,
+                local_ts,
+                remote_ts,
+                peer: remote.ip(),
+            }),
+            SaCommand::Delete {
+                child,
+                inbound: false,
+                ..
+            } => Some(RouteOp::Remove { child }),
+            _ => None,
+        };
+        if let Some(op) = op {
+            let _ = self.routes.send(op);
+        }
+    }
+
+    fn transmit(&self, t: &Transmit) {
+        let res = if t.local.port() == 500 {
+            self.ike500.send(t)
+        } else {
+            // RFC 3948 §2.2: IKE on the NAT-T port carries the non-ESP marker.
+            let mut data = Vec::with_capacity(NON_ESP_MARKER.len() + t.data.len());
+            data.extend_from_slice(&NON_ESP_MARKER);
+            data.extend_from_slice(&t.data);
+            self.dp.sock4500().send(&data, t.local.ip(), t.remote)
+        };
+        if let Err(e) = res {
+            warn!(
+                "cannot send IKE message from {} to {}: {e}",
+                t.local, t.remote
+            );
+        }
+    }
+
+    fn on_event(&mut self, ev: Event) {
+        if let Event::IkeUp {
+            ike, connection, ..
+        } = &ev
+        {
+            self.ike_conn.insert(*ike, connection.clone());
+        }
+        let engine = &self.engine;
+        let ike_conn = &self.ike_conn;
+        let conn_of = |ike: IkeId| -> Option<String> {
+            ike_conn.get(&ike).cloned().or_else(|| {
+                engine
+                    .status()
+                    .into_iter()
+                    .find(|s| s.ike == ike)
+                    .map(|s| s.connection)
+            })
+        };
+        info!("{}", waiters::describe(&ev, &conn_of));
+        self.waiters.on_event(&ev, &conn_of);
+        if let Event::IkeDown { ike, .. } = &ev {
+            self.ike_conn.remove(ike);
+        }
+    }
+
+    fn status_report(&self) -> StatusReport {
+        let now = Instant::now();
+        StatusReport {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            pid: std::process::id(),
+            uptime_secs: now.saturating_duration_since(self.started).as_secs(),
+            dataplane: self.dp.describe(),
+            connections: status::connections(&self.config),
+            ike_sas: status::ike_sas(&self.engine.status(), now, &|spi, inbound| {
+                self.dp.counters(spi, inbound)
+            }),
+        }
+    }
+
+    fn on_request(&mut self, req: Request, reply: mpsc::UnboundedSender<Response>) {
+        let now = Instant::now();
+        debug!(?req, "control request");
+        match req {
+            Request::Status => {
+                let _ = reply.send(Response::Status(self.status_report()));
+            }
+            Request::Initiate {
+                connection,
+                child,
+                timeout_ms,
+            } => self.initiate(now, connection, child, timeout_ms, reply),
+            Request::Terminate {
+                connection,
+                child,
+                timeout_ms,
+            } => self.terminate(now, connection, child, timeout_ms, reply),
+        }
+    }
+
+    fn known_connections(&self) -> String {
+        let names: Vec<&str> = self
+            .config
+            .connections
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        if names.is_empty() {
+            "none configured".to_string()
+        } else {
+            format!("configured: {}", names.join(", "))
+        }
+    }
+
+    fn initiate(
+        &mut self,
+        now: Instant,
+        connection: String,
+        child: Option<String>,
+        timeout_ms: u64,
+        reply: mpsc::UnboundedSender<Response>,
+    ) {
+        let Some(conn) = self
+            .config
+            .connections
+            .iter()
+            .find(|c| c.name == connection)
+            .cloned()
+        else {
+            let _ = reply.send(Response::error(format!(
+                "no connection named {connection:?} ({})",
+                self.known_connections()
+            )));
+            return;
+        };
+        if let Some(c) = &child {
+            if !conn.children.iter().any(|ch| &ch.name == c) {
+                let names: Vec<&str> = conn.children.iter().map(|c| c.name.as_str()).collect();
+                let _ = reply.send(Response::error(format!(
+                    "connection {connection} has no child {c:?} (children: {})",
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                )));
+                return;
+            }
+        }
+        if conn.remote_addrs.is_empty() {
+            let _ = reply.send(Response::error(format!(
+                "connection {connection} has no remote_addrs: it only responds"
+            )));
+            return;
+        }
+        let existing: Vec<_> = self
+            .engine
+            .status()
+            .into_iter()
+            .filter(|s| s.connection == connection)
+            .collect();
+        let timeout = Duration::from_millis(timeout_ms).min(MAX_WAIT);
+        let ike_only = conn.children.is_empty();
+        if let Some(up) = existing.iter().find(|s| s.state == "ESTABLISHED") {
+            let installed = up
+                .children
+                .iter()
+                .find(|c| c.state == "INSTALLED" && child.as_ref().is_none_or(|n| &c.name == n));
+            let _ = match (installed, ike_only) {
+                (Some(c), _) => reply.send(Response::ok(format!(
+                    "CHILD_SA {connection}/{} is already established (SPIs {:08x} in, {:08x} out)",
+                    c.name, c.spi_in, c.spi_out
+                ))),
+                (None, true) => reply.send(Response::ok(format!(
+                    "IKE SA {connection} is already established"
+                ))),
+                (None, false) => reply.send(Response::error(format!(
+                    "IKE SA {connection} is up but without CHILD_SA {}; adding a CHILD_SA to an existing IKE SA (CREATE_CHILD_SA) is not supported yet: `oxisec terminate {connection}` first",
+                    child.as_deref().unwrap_or("(any)")
+                ))),
+            };
+            return;
+        }
+        if let Some(busy) = existing.iter().find(|s| s.state != "CONNECTING") {
+            let _ = reply.send(Response::error(format!(
+                "IKE SA {connection} is {}; try again when it is gone",
+                busy.state
+            )));
+            return;
+        }
+        // None exists, or one is connecting (then we wait for it).
+        let connecting = !existing.is_empty();
+        self.waiters.add(
+            Goal::Initiate {
+                connection: connection.clone(),
+                child: child.clone(),
+                old_ikes: HashSet::new(),
+                ike_only,
+            },
+            reply.clone(),
+            now,
+            timeout,
+        );
+        if connecting {
+            let _ = reply.send(Response::progress(format!(
+                "IKE SA {connection} is already being negotiated; waiting for it"
+            )));
+        } else {
+            let _ = reply.send(Response::progress(format!(
+                "initiating {connection} to {}",
+                conn.remote_addrs[0]
+            )));
+            self.engine
+                .handle_command(now, Command::Initiate { connection, child });
+        }
+    }
+
+    fn terminate(
+        &mut self,
+        now: Instant,
+        connection: Option<String>,
+        child: Option<String>,
+        timeout_ms: u64,
+        reply: mpsc::UnboundedSender<Response>,
+    ) {
+        let timeout = Duration::from_millis(timeout_ms).min(MAX_WAIT);
+        if let Some(c) = &connection {
+            if !self.config.connections.iter().any(|x| &x.name == c) {
+                let _ = reply.send(Response::error(format!(
+                    "no connection named {c:?} ({})",
+                    self.known_connections()
+                )));
+                return;
+            }
+        }
+        let sas = self.engine.status();
+        match (connection, child) {
+            (None, None) => {
+                let _ = reply.send(Response::error("name a connection or a child"));
+            }
+            (Some(connection), None) => {
+                let ids: HashSet<IkeId> = sas
+                    .iter()
+                    .filter(|s| s.connection == connection)
+                    .map(|s| s.ike)
+                    .collect();
+                if ids.is_empty() {
+                    let _ = reply.send(Response::error(format!("no IKE SA for {connection}")));
+                    return;
+                }
+                let _ = reply.send(Response::progress(format!(
+                    "deleting {} IKE SA(s) of {connection}",
+                    ids.len()
+                )));
+                self.waiters.add(
+                    Goal::TerminateIke {
+                        connection: connection.clone(),
+                        remaining: ids,
+                    },
+                    reply,
+                    now,
+                    timeout,
+                );
+                self.engine
+                    .handle_command(now, Command::TerminateIke { connection });
+            }
+            (connection, Some(child)) => {
+                let ids: HashSet<_> = sas
+                    .iter()
+                    .filter(|s| connection.as_ref().is_none_or(|c| &s.connection == c))
+                    .flat_map(|s| s.children.iter())
+                    .filter(|c| c.name == child)
+                    .map(|c| c.child)
+                    .collect();
+                if ids.is_empty() {
+                    let _ = reply.send(Response::error(format!("no CHILD_SA named {child}")));
+                    return;
+                }
+                self.waiters.add(
+                    Goal::TerminateChild {
+                        child: child.clone(),
+                        remaining: ids,
+                    },
+                    reply,
+                    now,
+                    timeout,
+                );
+                self.engine
+                    .handle_command(now, Command::TerminateChild { child });
+            }
+        }
+    }
+}
+
+/// Accepts control connections; each one is served by its own task.
+async fn accept_loop(listener: tokio::net::UnixListener, ctl_tx: mpsc::Sender<CtlMsg>) {
+    let own_uid = nix::unistd::geteuid().as_raw();
+    loop {
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                warn!("control socket: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let uid = match stream.peer_cred() {
+            Ok(c) => c.uid(),
+            Err(e) => {
+                warn!("control socket: no peer credentials: {e}");
+                continue;
+            }
+        };
+        if !control::authorized(uid, own_uid) {
+            warn!(
+                uid,
+                "control socket: refused a client that is neither root nor the daemon's user"
+            );
+            let mut s = stream;
+            let _ = s
+                .write_all(control::encode(&Response::error("permission denied")).as_bytes())
+                .await;
+            continue;
+        }
+        tokio::spawn(serve_client(stream, ctl_tx.clone()));
+    }
+}
+
+async fn serve_client(stream: UnixStream, ctl_tx: mpsc::Sender<CtlMsg>) {
+    let (r, mut w) = stream.into_split();
+    let mut reader = tokio::io::BufReader::new(r).take(control::MAX_REQUEST as u64);
+    let mut line = String::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), reader.read_line(&mut line)).await;
+    let resp_line = |r: &Response| control::encode(r);
+    let req = match read {
+        Ok(Ok(n)) if n > 0 => match control::decode_request(&line) {
+            Ok(req) => req,
+            Err(e) => {
+                let _ = w.write_all(resp_line(&Response::error(e)).as_bytes()).await;
+                return;
+            }
+        },
+        _ => return,
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    if ctl_tx.send((req, tx)).await.is_err() {
+        let _ = w
+            .write_all(resp_line(&Response::error("the daemon is shutting down")).as_bytes())
+            .await;
+        return;
+    }
+    while let Some(resp) = rx.recv().await {
+        let last = resp.is_final();
+        if w.write_all(resp_line(&resp).as_bytes()).await.is_err() || last {
+            break;
+        }
+    }
+    let _ = w.shutdown().await;
+}
