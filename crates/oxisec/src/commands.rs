@@ -150,7 +150,9 @@ fn status_cmd(json: bool, socket: &Path) -> ExitCode {
 
 /// `initiate` / `terminate`: prints progress as it comes, then the outcome.
 fn wait_cmd(socket: &Path, req: &Request, timeout: Duration) -> ExitCode {
-    let res = control::request(socket, req, timeout + CLIENT_MARGIN, |m| out(&format!("{m}\n")));
+    let res = control::request(socket, req, timeout + CLIENT_MARGIN, |m| {
+        out(&format!("{m}\n"))
+    });
     match res {
         Ok(Response::Ok { message }) => {
             out(&format!("{message}\n"));

@@ -570,14 +570,14 @@ impl Cx<'_> {
             }
         };
 
-        if let Some(e) = &raw.encap {
-            if !*e.get_ref() {
-                return Err(self.err(
+        if let Some(e) = &raw.encap
+            && !*e.get_ref()
+        {
+            return Err(self.err(
                     Some(e.span()),
                     format!("{base}.encap"),
                     "encap = false needs a raw ESP (IP protocol 50) data plane, which oxisec does not have yet; remove the key or set it to true",
                 ));
-            }
         }
 
         let mut kids: Vec<(&String, &Spanned<RawChild>)> = raw.children.iter().collect();

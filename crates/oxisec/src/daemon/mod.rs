@@ -479,19 +479,19 @@ impl Daemon {
             )));
             return;
         };
-        if let Some(c) = &child {
-            if !conn.children.iter().any(|ch| &ch.name == c) {
-                let names: Vec<&str> = conn.children.iter().map(|c| c.name.as_str()).collect();
-                let _ = reply.send(Response::error(format!(
-                    "connection {connection} has no child {c:?} (children: {})",
-                    if names.is_empty() {
-                        "none".to_string()
-                    } else {
-                        names.join(", ")
-                    }
-                )));
-                return;
-            }
+        if let Some(c) = &child
+            && !conn.children.iter().any(|ch| &ch.name == c)
+        {
+            let names: Vec<&str> = conn.children.iter().map(|c| c.name.as_str()).collect();
+            let _ = reply.send(Response::error(format!(
+                "connection {connection} has no child {c:?} (children: {})",
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            )));
+            return;
         }
         if conn.remote_addrs.is_empty() {
             let _ = reply.send(Response::error(format!(
@@ -570,14 +570,14 @@ impl Daemon {
         reply: mpsc::UnboundedSender<Response>,
     ) {
         let timeout = Duration::from_millis(timeout_ms).min(MAX_WAIT);
-        if let Some(c) = &connection {
-            if !self.config.connections.iter().any(|x| &x.name == c) {
-                let _ = reply.send(Response::error(format!(
-                    "no connection named {c:?} ({})",
-                    self.known_connections()
-                )));
-                return;
-            }
+        if let Some(c) = &connection
+            && !self.config.connections.iter().any(|x| &x.name == c)
+        {
+            let _ = reply.send(Response::error(format!(
+                "no connection named {c:?} ({})",
+                self.known_connections()
+            )));
+            return;
         }
         let sas = self.engine.status();
         match (connection, child) {

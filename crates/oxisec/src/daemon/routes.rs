@@ -208,10 +208,10 @@ impl RouteState {
                     for a in &m.attributes {
                         // IFA_LOCAL is the own address on point-to-point links;
                         // IFA_ADDRESS otherwise.
-                        if let AddressAttribute::Local(ip) | AddressAttribute::Address(ip) = a {
-                            if !out.contains(ip) {
-                                out.push(*ip);
-                            }
+                        if let AddressAttribute::Local(ip) | AddressAttribute::Address(ip) = a
+                            && !out.contains(ip)
+                        {
+                            out.push(*ip);
                         }
                     }
                 }
