@@ -22,7 +22,10 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(ps) = parse_payloads(PayloadType(first), rest) {
             let mut out = Vec::new();
             let ty = emit_payloads(&ps, &mut out);
-            assert_eq!(parse_payloads(ty, &out).expect("emitted chain must parse"), ps);
+            assert_eq!(
+                parse_payloads(ty, &out).expect("emitted chain must parse"),
+                ps
+            );
         }
     }
 });
