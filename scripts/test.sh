@@ -28,7 +28,10 @@ cd "$(dirname "$0")/.."
 # Root's PATH from some runners lacks the sbin directories (ip, swanctl, nft).
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
+# libstrongswan-standard-plugins (openssl: X25519, ChaCha20-Poly1305, AES-GCM)
+# is only a Recommends of libstrongswan, so it is named explicitly.
 PACKAGES=(strongswan-charon strongswan-swanctl libcharon-extra-plugins strongswan-pki
+          libstrongswan-standard-plugins
           iperf3 nftables iproute2 iputils-ping procps)
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -48,7 +51,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
         echo "installing: ${missing[*]}"
         export DEBIAN_FRONTEND=noninteractive
         apt-get update
-        apt-get install -y --no-install-recommends "${PACKAGES[@]}"
+        apt-get install -y "${PACKAGES[@]}"
     else
         echo "missing packages (need root to install): ${missing[*]}" >&2
         echo "the interop tests will skip" >&2

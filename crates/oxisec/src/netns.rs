@@ -771,19 +771,22 @@ mod tests {
             eprintln!("SKIP: stale_namespaces_are_swept_as_root needs root (ip netns)");
             return;
         }
-        // A pid above the kernel's pid_max cannot exist.
-        let live = Netns::create_with_prefix("oxsunit", "live").unwrap();
-        let name = "oxsunit-stale-4194305-0";
+        // A prefix of our own, so that concurrent runs (other developers on
+        // the same machine) cannot sweep each other's test namespaces.
+        let prefix = format!("oxsunit{}", std::process::id());
+        let live = Netns::create_with_prefix(&prefix, "live").unwrap();
+        // A pid above the kernel's pid_max (2^22) cannot be alive.
+        let name = format!("{prefix}-stale-4194305-0");
         run(
-            Command::new("ip").args(["netns", "add", name]),
+            Command::new("ip").args(["netns", "add", &name]),
             COMMAND_TIMEOUT,
         )
         .unwrap();
-        let swept = cleanup_stale("oxsunit").unwrap();
-        assert_eq!(swept, vec![name.to_owned()]);
+        let swept = cleanup_stale(&prefix).unwrap();
+        assert_eq!(swept, vec![name.clone()]);
         let list = run(Command::new("ip").args(["netns", "list"]), COMMAND_TIMEOUT).unwrap();
         let list = lossy(&list.stdout);
-        assert!(!list.contains(name));
+        assert!(!list.contains(&name));
         assert!(list.contains(live.name()));
     }
 }
