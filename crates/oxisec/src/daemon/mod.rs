@@ -340,7 +340,12 @@ impl Daemon {
             }
         }
         if let Err(e) = self.dp.apply(&cmd) {
+            // The SA stays up on the IKE side; without it in the data plane
+            // a route would only black-hole traffic.
             error!("data plane rejected an SA command: {e}");
+            if matches!(cmd, SaCommand::InstallOutbound { .. }) {
+                return;
+            }
         }
         let op = match cmd {
             SaCommand::InstallOutbound {
