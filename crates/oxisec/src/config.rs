@@ -1296,6 +1296,20 @@ remote_ts = ["0.0.0.0/0"]
     }
 
     #[test]
+    fn the_shipped_example_is_valid() {
+        let text = include_str!("../oxisec.example.toml").replace(
+            "psk_file = \"/etc/oxisec/site-b.psk\"",
+            "psk = \"0123456789abcdefghijkl\"",
+        );
+        let l = parse_str(&text).unwrap();
+        assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+        assert_eq!(
+            l.ike.connections[0].children[0].start_action,
+            StartAction::Start
+        );
+    }
+
+    #[test]
     fn clean_path_drops_spanned_internals() {
         assert_eq!(
             clean_path(
