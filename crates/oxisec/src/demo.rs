@@ -304,10 +304,10 @@ impl Demo {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             self.check()?;
-            if let Some((_, child)) = self.daemons.iter_mut().find(|(n, _)| n == name) {
-                if let Ok(Some(status)) = child.try_wait() {
-                    return Err(self.with_logs(format!("oxisec ({name}) exited: {status}")));
-                }
+            if let Some((_, child)) = self.daemons.iter_mut().find(|(n, _)| n == name)
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                return Err(self.with_logs(format!("oxisec ({name}) exited: {status}")));
             }
             if control::request(&sock, &Request::Status, Duration::from_secs(2), |_| {}).is_ok() {
                 return Ok(());
