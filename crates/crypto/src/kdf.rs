@@ -11,7 +11,7 @@ pub struct IkeKeySizes {
     pub integ: usize,
 }
 
-/// The seven IKE SA keys.
+/// The seven IKE SA keys. `Debug` shows only their lengths ([`Secret`]).
 #[derive(Debug, Clone)]
 pub struct IkeKeys {
     pub sk_d: Secret,
@@ -24,17 +24,30 @@ pub struct IkeKeys {
 }
 
 /// SKEYSEED = prf(Ni | Nr, g^ir).
+///
+/// Only PRFs that accept keys of any length are implemented (HMAC), so the
+/// §2.14 rule for fixed-key-size PRFs (AES-XCBC: half of each nonce) does not
+/// apply.
 pub fn skeyseed(prf: Prf, ni: &[u8], nr: &[u8], g_ir: &[u8]) -> Secret {
-    todo!()
+    let key = Secret::new([ni, nr].concat());
+    prf.compute(key.as_bytes(), &[g_ir])
 }
 
 /// SKEYSEED for a rekeyed IKE SA = prf(SK_d (old), g^ir (new) | Ni | Nr).
 pub fn rekey_skeyseed(prf: Prf, old_sk_d: &[u8], g_ir: &[u8], ni: &[u8], nr: &[u8]) -> Secret {
-    todo!()
+    prf.compute(old_sk_d, &[g_ir, ni, nr])
 }
 
 /// {SK_d | SK_ai | SK_ar | SK_ei | SK_er | SK_pi | SK_pr}
 ///   = prf+(SKEYSEED, Ni | Nr | SPIi | SPIr).
+///
+/// SK_d, SK_pi and SK_pr have the PRF's output length (§2.14: the PRF's
+/// preferred key size); the others come from `sizes`.
+///
+/// # Panics
+/// If the seven keys together need more than 255 prf+ blocks, which no
+/// combination of implemented algorithms comes near (the largest is 484
+/// bytes of 8160 for SHA-256).
 pub fn ike_keys(
     prf: Prf,
     skeyseed: &[u8],
@@ -44,11 +57,32 @@ pub fn ike_keys(
     spi_r: u64,
     sizes: IkeKeySizes,
 ) -> IkeKeys {
-    todo!()
+    let d = prf.output_len();
+    let total = 3 * d + 2 * sizes.integ + 2 * sizes.encr;
+    let mut keymat = prf.prf_plus(
+        skeyseed,
+        &[ni, nr, &spi_i.to_be_bytes(), &spi_r.to_be_bytes()],
+        total,
+    );
+    IkeKeys {
+        sk_d: keymat.split_to(d),
+        sk_ai: keymat.split_to(sizes.integ),
+        sk_ar: keymat.split_to(sizes.integ),
+        sk_ei: keymat.split_to(sizes.encr),
+        sk_er: keymat.split_to(sizes.encr),
+        sk_pi: keymat.split_to(d),
+        sk_pr: keymat.split_to(d),
+    }
 }
 
 /// KEYMAT = prf+(SK_d, [g^ir (new) |] Ni | Nr), `len` bytes; the caller splits
 /// it into initiator→responder then responder→initiator keys (§2.17).
+///
+/// With RFC 9370 additional key exchanges, `g_ir` is the concatenation of all
+/// the new shared secrets in order.
+///
+/// # Panics
+/// If `len` exceeds [`Prf::max_prf_plus_len`].
 pub fn child_keymat(
     prf: Prf,
     sk_d: &[u8],
@@ -57,5 +91,86 @@ pub fn child_keymat(
     nr: &[u8],
     len: usize,
 ) -> Secret {
-    todo!()
+    match g_ir {
+        Some(g_ir) => prf.prf_plus(sk_d, &[g_ir, ni, nr], len),
+        None => prf.prf_plus(sk_d, &[ni, nr], len),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ike_keys_are_consecutive_slices_of_prf_plus() {
+        let prf = Prf::HmacSha384;
+        let sizes = IkeKeySizes { encr: 36, integ: 0 };
+        let keys = ike_keys(prf, b"seed", b"ni", b"nr", 1, 0x0203, sizes);
+        let stream = prf.prf_plus(
+            b"seed",
+            &[b"ni", b"nr", &1u64.to_be_bytes(), &0x0203u64.to_be_bytes()],
+            3 * 48 + 2 * 36,
+        );
+        let parts = [
+            &keys.sk_d,
+            &keys.sk_ai,
+            &keys.sk_ar,
+            &keys.sk_ei,
+            &keys.sk_er,
+            &keys.sk_pi,
+            &keys.sk_pr,
+        ];
+        let lens: Vec<usize> = parts.iter().map(|s| s.len()).collect();
+        assert_eq!(lens, [48, 0, 0, 36, 36, 48, 48]);
+        let joined: Vec<u8> = parts.iter().flat_map(|s| s.as_bytes().to_vec()).collect();
+        assert_eq!(joined, stream.as_bytes());
+    }
+
+    #[test]
+    fn ike_keys_with_integrity() {
+        let keys = ike_keys(
+            Prf::HmacSha256,
+            b"seed",
+            b"ni",
+            b"nr",
+            7,
+            8,
+            IkeKeySizes {
+                encr: 16,
+                integ: 32,
+            },
+        );
+        assert_eq!(keys.sk_ai.len(), 32);
+        assert_eq!(keys.sk_ar.len(), 32);
+        assert_ne!(keys.sk_ai, keys.sk_ar);
+        assert_eq!(keys.sk_ei.len(), 16);
+        let shown = format!("{keys:?}");
+        assert!(shown.contains("REDACTED"));
+    }
+
+    #[test]
+    fn skeyseed_keys_prf_with_both_nonces() {
+        let prf = Prf::HmacSha256;
+        assert_eq!(
+            skeyseed(prf, b"ab", b"cd", b"gir"),
+            prf.compute(b"abcd", &[b"gir"])
+        );
+        assert_eq!(
+            rekey_skeyseed(prf, b"skd", b"gir", b"ni", b"nr"),
+            prf.compute(b"skd", &[b"girninr"])
+        );
+    }
+
+    #[test]
+    fn child_keymat_pfs_prepends_shared_secret() {
+        let prf = Prf::HmacSha512;
+        assert_eq!(
+            child_keymat(prf, b"skd", Some(b"g"), b"ni", b"nr", 100),
+            prf.prf_plus(b"skd", &[b"gninr"], 100)
+        );
+        assert_eq!(
+            child_keymat(prf, b"skd", None, b"ni", b"nr", 100),
+            prf.prf_plus(b"skd", &[b"ninr"], 100)
+        );
+    }
 }

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod esp_cipher;
+pub mod hash;
 pub mod ike_cipher;
 pub mod kdf;
 pub mod ke;

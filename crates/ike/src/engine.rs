@@ -1,57 +1,420 @@
+//! The engine: the IKE SA table, routing of datagrams, timers and commands.
+//! Protocol logic lives in the `exchange` modules; this file only decides
+//! which SA and which handler a message belongs to.
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use oxisec_crypto::Rng;
+use oxisec_wire::{ExchangeType, Header, HeaderRepr, Message, NotifyType};
+use tracing::{debug, info, warn};
 
 use crate::api::*;
-use crate::config::Config;
+use crate::config::{Config, Connection};
+use crate::exchange::{self, Cx};
+use crate::sa::{IkeSa, IkeState, Task};
+use crate::window::{RequestVerdict, TimerAction};
+
+/// Everything the engine has to say after an input.
+#[derive(Debug, Default)]
+pub(crate) struct Outputs {
+    pub transmits: VecDeque<Transmit>,
+    pub commands: VecDeque<SaCommand>,
+    pub events: VecDeque<Event>,
+}
+
+/// Counters of what was dropped and why (logged at debug level one by one).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    pub malformed: u64,
+    pub unknown_spi: u64,
+    pub out_of_window: u64,
+    pub integrity_failed: u64,
+    pub retransmits_answered: u64,
+    pub retransmits_sent: u64,
+}
+
+/// Allocation of identifiers and SPIs, unique within the engine.
+#[derive(Debug, Default)]
+pub(crate) struct Allocator {
+    next_ike: u64,
+    next_child: u64,
+    pub child_spis: HashSet<u32>,
+}
+
+impl Allocator {
+    pub fn ike_id(&mut self) -> IkeId {
+        self.next_ike += 1;
+        IkeId(self.next_ike)
+    }
+
+    pub fn child_id(&mut self) -> ChildId {
+        self.next_child += 1;
+        ChildId(self.next_child)
+    }
+
+    /// A fresh inbound ESP SPI: random, ≥ 256 (1–255 are reserved by IANA), unused.
+    pub fn child_spi(&mut self, rng: &mut dyn Rng) -> u32 {
+        loop {
+            let mut b = [0u8; 4];
+            rng.fill(&mut b);
+            let spi = u32::from_be_bytes(b);
+            if spi >= 256 && self.child_spis.insert(spi) {
+                return spi;
+            }
+        }
+    }
+}
 
 /// The IKEv2 protocol engine. See the crate documentation.
 pub struct Engine {
     config: Config,
     rng: Box<dyn Rng>,
+    sas: HashMap<IkeId, IkeSa>,
+    /// Our SPI → SA.
+    by_spi: HashMap<u64, IkeId>,
+    /// (peer, SPIi) of responder SAs whose IKE_SA_INIT we answered, to
+    /// recognise a retransmitted IKE_SA_INIT request.
+    half_open: HashMap<(SocketAddr, u64), IkeId>,
+    alloc: Allocator,
+    out: Outputs,
+    stats: Stats,
 }
 
 impl Engine {
     pub fn new(config: Config, rng: Box<dyn Rng>) -> Engine {
-        Engine { config, rng }
+        Engine {
+            config,
+            rng,
+            sas: HashMap::new(),
+            by_spi: HashMap::new(),
+            half_open: HashMap::new(),
+            alloc: Allocator::default(),
+            out: Outputs::default(),
+            stats: Stats::default(),
+        }
     }
 
-    /// Replaces the configuration; existing SAs keep theirs.
+    /// Replaces the configuration; existing SAs keep the connection they were made with.
     pub fn reload(&mut self, config: Config) {
         self.config = config;
     }
 
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    fn cx(&mut self, now: Instant) -> (Cx<'_>, &mut HashMap<IkeId, IkeSa>) {
+        (
+            Cx {
+                now,
+                rng: &mut *self.rng,
+                out: &mut self.out,
+                alloc: &mut self.alloc,
+                config: &self.config,
+                stats: &mut self.stats,
+            },
+            &mut self.sas,
+        )
+    }
+
+    /// Processes one received datagram. Nothing a datagram contains can make
+    /// this panic; invalid input is dropped (and counted) or answered with
+    /// the notify RFC 7296 prescribes.
     pub fn handle_datagram(&mut self, now: Instant, dgram: Datagram) {
-        todo!()
+        let hdr = match Header::new_checked(dgram.data.as_slice())
+            .and_then(|h| HeaderRepr::parse(&h))
+        {
+            Ok(h) => h,
+            Err(e) => {
+                self.stats.malformed += 1;
+                debug!(from = %dgram.remote, error = %e, "dropping datagram with an invalid IKE header");
+                return;
+            }
+        };
+        if hdr.exchange == ExchangeType::IKE_SA_INIT && !hdr.flags.response() {
+            self.handle_init_request(now, dgram, hdr);
+            return;
+        }
+        // The sender's Initiator flag tells which SPI is ours.
+        let own_spi = if hdr.flags.initiator() {
+            hdr.spi_r
+        } else {
+            hdr.spi_i
+        };
+        let Some(&id) = self.by_spi.get(&own_spi) else {
+            self.stats.unknown_spi += 1;
+            debug!(from = %dgram.remote, spi_i = format_args!("{:016x}", hdr.spi_i), spi_r = format_args!("{:016x}", hdr.spi_r),
+                exchange = %hdr.exchange, "dropping IKE message for an unknown SA");
+            return;
+        };
+        let (mut cx, sas) = self.cx(now);
+        let Some(sa) = sas.get_mut(&id) else { return };
+        if !header_fits_sa(sa, &hdr) {
+            cx.stats.unknown_spi += 1;
+            debug!(from = %dgram.remote, "dropping IKE message whose SPIs or role flags do not fit the SA");
+            return;
+        }
+        if hdr.flags.response() {
+            exchange::dispatch_response(sa, &mut cx, &dgram, &hdr);
+        } else {
+            exchange::dispatch_request(sa, &mut cx, &dgram, &hdr);
+        }
+        exchange::run_tasks(sa, &mut cx);
+        self.sweep();
+    }
+
+    /// An IKE_SA_INIT request: a retransmission of one we answered, or a new SA.
+    fn handle_init_request(&mut self, now: Instant, dgram: Datagram, hdr: HeaderRepr) {
+        if hdr.spi_r != 0 || !hdr.flags.initiator() || hdr.message_id != 0 {
+            self.stats.malformed += 1;
+            debug!(from = %dgram.remote, "dropping IKE_SA_INIT request with non-zero SPIr/message ID or no Initiator flag");
+            return;
+        }
+        if let Some(&id) = self.half_open.get(&(dgram.remote, hdr.spi_i)) {
+            let (mut cx, sas) = self.cx(now);
+            if let Some(sa) = sas.get_mut(&id) {
+                if sa.responses.classify(0, &dgram.data) == RequestVerdict::Retransmitted {
+                    exchange::resend_cached_response(sa, &mut cx, &dgram);
+                } else {
+                    cx.stats.out_of_window += 1;
+                    debug!(from = %dgram.remote, "dropping a different IKE_SA_INIT for an SA in progress");
+                }
+            }
+            return;
+        }
+        let msg = match Message::parse(&dgram.data) {
+            Ok(m) => m,
+            Err(e) => {
+                self.stats.malformed += 1;
+                debug!(from = %dgram.remote, error = %e, "malformed IKE_SA_INIT request");
+                if let Some(n) = e.notify() {
+                    let data = match e {
+                        oxisec_wire::Error::UnsupportedCriticalPayload(t) => vec![t.0],
+                        _ => Vec::new(),
+                    };
+                    let (mut cx, _) = self.cx(now);
+                    exchange::ike_sa_init::send_error(&mut cx, &dgram, &hdr, n, data);
+                }
+                return;
+            }
+        };
+        let candidates = self.candidates(&dgram);
+        let (mut cx, sas) = self.cx(now);
+        let Some(sa) = exchange::ike_sa_init::respond(&mut cx, &dgram, &msg, candidates) else {
+            return;
+        };
+        let (id, spi_r, key) = (sa.id, sa.spi_r, (dgram.remote, hdr.spi_i));
+        sas.insert(id, sa);
+        self.by_spi.insert(spi_r, id);
+        self.half_open.insert(key, id);
+    }
+
+    /// Connections whose addresses admit this datagram, in configuration order.
+    fn candidates(&self, dgram: &Datagram) -> Vec<Arc<Connection>> {
+        self.config
+            .connections
+            .iter()
+            .filter(|c| c.local_addrs.is_empty() || c.local_addrs.contains(&dgram.local.ip()))
+            .filter(|c| c.remote_addrs.is_empty() || c.remote_addrs.contains(&dgram.remote.ip()))
+            .cloned()
+            .collect()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        todo!()
+        let ids: Vec<IkeId> = self
+            .sas
+            .iter()
+            .filter(|(_, sa)| sa.next_deadline().is_some_and(|d| d <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        let (mut cx, sas) = self.cx(now);
+        for id in ids {
+            let Some(sa) = sas.get_mut(&id) else { continue };
+            if sa.half_open_deadline.is_some_and(|d| d <= now) {
+                debug!(ike = id.0, peer = %sa.remote, "half-open IKE SA timed out");
+                exchange::close(
+                    sa,
+                    &mut cx,
+                    DownReason::Failed("half-open SA timed out".into()),
+                );
+                continue;
+            }
+            let retransmit = cx.config.retransmit;
+            match sa.requests.on_timer(now, &retransmit) {
+                TimerAction::Idle => {}
+                TimerAction::Retransmit => exchange::retransmit(sa, &mut cx),
+                TimerAction::GiveUp => {
+                    warn!(connection = %sa.conn.name, peer = %sa.remote, "peer did not answer: giving up on the IKE SA");
+                    let reason = if sa.state == IkeState::Deleting {
+                        DownReason::Deleted
+                    } else {
+                        DownReason::PeerDead
+                    };
+                    exchange::close(sa, &mut cx, reason);
+                }
+            }
+        }
+        self.sweep();
     }
 
     pub fn handle_command(&mut self, now: Instant, cmd: Command) {
-        todo!()
+        match cmd {
+            Command::Initiate { connection, child } => {
+                self.initiate(now, &connection, child.as_deref())
+            }
+            Command::TerminateIke { connection } => {
+                let (mut cx, sas) = self.cx(now);
+                for sa in sas.values_mut().filter(|sa| sa.conn.name == connection) {
+                    match sa.state {
+                        IkeState::Established => {
+                            if !sa.tasks.contains(&Task::DeleteIke) {
+                                sa.tasks.push_back(Task::DeleteIke);
+                            }
+                            exchange::run_tasks(sa, &mut cx);
+                        }
+                        IkeState::Connecting => exchange::close(sa, &mut cx, DownReason::Deleted),
+                        IkeState::Deleting | IkeState::Closed => {}
+                    }
+                }
+            }
+            Command::TerminateChild { child } => {
+                let (mut cx, sas) = self.cx(now);
+                for sa in sas
+                    .values_mut()
+                    .filter(|sa| sa.state == IkeState::Established)
+                {
+                    let ids: Vec<ChildId> = sa
+                        .children
+                        .iter()
+                        .filter(|c| c.name == child)
+                        .map(|c| c.id)
+                        .collect();
+                    for cid in ids {
+                        if !sa.tasks.contains(&Task::DeleteChild(cid)) {
+                            sa.tasks.push_back(Task::DeleteChild(cid));
+                        }
+                    }
+                    exchange::run_tasks(sa, &mut cx);
+                }
+            }
+        }
+        self.sweep();
+    }
+
+    fn initiate(&mut self, now: Instant, name: &str, child: Option<&str>) {
+        let Some(conn) = self
+            .config
+            .connections
+            .iter()
+            .find(|c| c.name == name)
+            .cloned()
+        else {
+            warn!(connection = name, "initiate: no such connection");
+            return;
+        };
+        if let Some(sa) = self
+            .sas
+            .values()
+            .find(|sa| sa.conn.name == name && sa.state != IkeState::Closed)
+        {
+            info!(
+                connection = name,
+                state = sa.state.name(),
+                "initiate: an IKE SA for this connection already exists"
+            );
+            return;
+        }
+        let (mut cx, sas) = self.cx(now);
+        let Some(sa) = exchange::ike_sa_init::initiate(&mut cx, conn, child) else {
+            return;
+        };
+        let (id, spi) = (sa.id, sa.spi_i);
+        sas.insert(id, sa);
+        self.by_spi.insert(spi, id);
+    }
+
+    /// Removes closed SAs and the index entries that point to them; moves
+    /// responder SAs that completed IKE_AUTH out of the half-open index.
+    fn sweep(&mut self) {
+        let closed: Vec<IkeId> = self
+            .sas
+            .iter()
+            .filter(|(_, sa)| sa.state == IkeState::Closed)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in closed {
+            if let Some(sa) = self.sas.remove(&id) {
+                self.by_spi.remove(&sa.own_spi());
+                for c in &sa.children {
+                    self.alloc.child_spis.remove(&c.spi_in);
+                }
+            }
+        }
+        let sas = &self.sas;
+        self.half_open.retain(|_, id| {
+            sas.get(id)
+                .is_some_and(|sa| sa.state == IkeState::Connecting)
+        });
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        todo!()
+        self.out.transmits.pop_front()
     }
 
+    /// Data-plane commands. Drain these before [`Engine::poll_transmit`]: an
+    /// inbound SA must be installed before the response that lets the peer use it.
     pub fn poll_sa_command(&mut self) -> Option<SaCommand> {
-        todo!()
+        self.out.commands.pop_front()
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {
-        todo!()
+        self.out.events.pop_front()
     }
 
     /// The earliest instant at which [`Engine::handle_timeout`] must be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        todo!()
+        self.sas.values().filter_map(|sa| sa.next_deadline()).min()
     }
 
     /// Snapshot of every IKE SA and its children.
     pub fn status(&self) -> Vec<IkeSaStatus> {
-        todo!()
+        let mut v: Vec<IkeSaStatus> = self.sas.values().map(exchange::status_of).collect();
+        v.sort_by_key(|s| s.ike);
+        v
     }
+
+    /// Number of IKE SAs (any state).
+    pub fn ike_sa_count(&self) -> usize {
+        self.sas.len()
+    }
+}
+
+/// Whether the header's SPIs and Initiator flag are consistent with the SA.
+fn header_fits_sa(sa: &IkeSa, hdr: &HeaderRepr) -> bool {
+    // The peer is the original initiator exactly when we are the responder.
+    let sender_is_initiator = hdr.flags.initiator();
+    if sender_is_initiator == sa.is_initiator() {
+        return false;
+    }
+    if hdr.spi_i != sa.spi_i {
+        return false;
+    }
+    // The IKE_SA_INIT response tells the initiator SPIr for the first time.
+    let learning_spi_r =
+        sa.is_initiator() && sa.spi_r == 0 && hdr.exchange == ExchangeType::IKE_SA_INIT;
+    learning_spi_r || hdr.spi_r == sa.spi_r
+}
+
+/// Notify types that end an exchange with an error when found in a response.
+pub(crate) fn error_notify(payloads: &[oxisec_wire::Payload]) -> Option<NotifyType> {
+    payloads.iter().find_map(|p| match p {
+        oxisec_wire::Payload::Notify(n) if n.ty.is_error() => Some(n.ty),
+        _ => None,
+    })
 }

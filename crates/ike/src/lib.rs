@@ -8,15 +8,21 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+mod auth;
+mod child;
 pub mod config;
 mod engine;
+mod exchange;
 pub mod identity;
+mod nat;
 pub mod proposal;
+mod sa;
 pub mod ts;
+mod window;
 
 pub use api::*;
 pub use config::{Auth, ChildConfig, Config, Connection, RetransmitConfig, StartAction};
-pub use engine::Engine;
+pub use engine::{Engine, Stats};
 pub use identity::Identity;
 pub use proposal::{EspProposal, IkeProposal};
 pub use ts::TsRange;

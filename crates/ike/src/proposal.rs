@@ -367,9 +367,17 @@ impl EspProposal {
 
     /// The SA payload proposal; `with_ke` is false in IKE_AUTH, where no KE
     /// payload can accompany it (RFC 7296 §1.2).
+    /// The ESN transform type is mandatory in ESP proposals (RFC 7296
+    /// §3.3.3): without an explicit `esn`/`noesn` keyword we offer "no ESN".
     pub fn to_wire(&self, number: u8, spi: u32, with_ke: bool) -> wire::Proposal {
-        self.0
-            .to_wire(number, ProtocolId::ESP, spi.to_be_bytes().to_vec(), with_ke)
+        let mut p = self
+            .0
+            .to_wire(number, ProtocolId::ESP, spi.to_be_bytes().to_vec(), with_ke);
+        if self.0.esn.is_empty() {
+            p.transforms
+                .push(Transform::new(TransformType::ESN, esn::NO));
+        }
+        p
     }
 }
 
@@ -745,6 +753,28 @@ mod tests {
         let multi = ike("aes128gcm16-prfsha256-x25519-ecp256").to_wire(1, vec![]);
         assert!(accept_response(&ours, &[multi], ProtocolId::IKE, false).is_none());
         assert!(accept_response(&ours, &[good.clone(), good], ProtocolId::IKE, false).is_none());
+    }
+
+    #[test]
+    fn esp_proposals_always_carry_an_esn_transform() {
+        let p = EspProposal::parse("aes128gcm16")
+            .unwrap()
+            .to_wire(1, 0x1000, false);
+        assert!(
+            p.transforms
+                .iter()
+                .any(|t| t.ty == TransformType::ESN && t.id == esn::NO)
+        );
+        let p = EspProposal::parse("aes128gcm16-esn")
+            .unwrap()
+            .to_wire(1, 0x1000, false);
+        let esns: Vec<_> = p
+            .transforms
+            .iter()
+            .filter(|t| t.ty == TransformType::ESN)
+            .collect();
+        assert_eq!(esns.len(), 1);
+        assert_eq!(esns[0].id, esn::YES);
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub mod message;
 pub mod numbers;
 pub mod payload;
 pub mod rules;
+#[cfg(test)]
+mod strategies;
 
 pub use header::{Flags, HEADER_LEN, Header, HeaderRepr};
 pub use message::{Message, emit_payloads, parse_payloads};

@@ -1,8 +1,22 @@
 //! Owned representations of every IKEv2 payload body (RFC 7296 §3.3–§3.16, RFC 7383).
+//!
+//! Each body type has `parse(body)` / `emit(&self, out)` for the bytes after
+//! the 4-byte generic payload header; [`crate::Message`] and
+//! [`crate::parse_payloads`] add the generic headers and chain them.
 use alloc::vec::Vec;
 use core::net::IpAddr;
 
+use crate::Error;
 use crate::numbers::*;
+
+mod basic;
+mod cp;
+mod sa;
+mod ts;
+
+/// Length of the generic payload header: next payload(1), critical bit and
+/// reserved(1), payload length(2) (RFC 7296 §3.2).
+pub const GENERIC_HEADER_LEN: usize = 4;
 
 /// A transform attribute (RFC 7296 §3.3.5): TV (AF bit set) or TLV.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,14 +48,6 @@ impl Transform {
             attributes: Vec::new(),
         }
     }
-    /// A transform with the key length attribute (bits).
-    pub fn with_key_length(ty: TransformType, id: TransformId, bits: u16) -> Self {
-        todo!()
-    }
-    /// The key length attribute in bits, if present (TV format).
-    pub fn key_length(&self) -> Option<u16> {
-        todo!()
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,14 +76,6 @@ pub struct KePayload {
 pub struct IdPayload {
     pub id_type: IdType,
     pub data: Vec<u8>,
-}
-
-impl IdPayload {
-    /// The bytes the PSK and signature AUTH computations MAC: ID type, three
-    /// reserved bytes, and the data (RFC 7296 §2.15, "IDi'").
-    pub fn body_bytes(&self) -> Vec<u8> {
-        todo!()
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,7 +190,8 @@ pub enum Payload {
     Eap(Vec<u8>),
     /// A payload this codec does not know. Non-critical unknown payloads are kept
     /// so the engine can ignore them; critical ones make the parser fail with
-    /// [`crate::Error::UnsupportedCriticalPayload`].
+    /// [`crate::Error::UnsupportedCriticalPayload`]. `ty` must not be one of
+    /// the known types (such a value would come back parsed as that type).
     Unknown {
         ty: PayloadType,
         critical: bool,
@@ -202,6 +201,103 @@ pub enum Payload {
 
 impl Payload {
     pub fn payload_type(&self) -> PayloadType {
-        todo!()
+        match self {
+            Payload::Sa(_) => PayloadType::SA,
+            Payload::Ke(_) => PayloadType::KE,
+            Payload::IdI(_) => PayloadType::IDI,
+            Payload::IdR(_) => PayloadType::IDR,
+            Payload::Cert(_) => PayloadType::CERT,
+            Payload::CertReq(_) => PayloadType::CERTREQ,
+            Payload::Auth(_) => PayloadType::AUTH,
+            Payload::Nonce(_) => PayloadType::NONCE,
+            Payload::Notify(_) => PayloadType::NOTIFY,
+            Payload::Delete(_) => PayloadType::DELETE,
+            Payload::VendorId(_) => PayloadType::VENDOR_ID,
+            Payload::TsI(_) => PayloadType::TSI,
+            Payload::TsR(_) => PayloadType::TSR,
+            Payload::Sk(_) => PayloadType::SK,
+            Payload::Skf(_) => PayloadType::SKF,
+            Payload::Cp(_) => PayloadType::CP,
+            Payload::Eap(_) => PayloadType::EAP,
+            Payload::Unknown { ty, .. } => *ty,
+        }
+    }
+
+    /// The value of this payload's next-payload field when it is followed by
+    /// `following`: SK and SKF carry the type of their first inner payload
+    /// there instead (RFC 7296 §3.14).
+    pub(crate) fn next_field(&self, following: PayloadType) -> PayloadType {
+        match self {
+            Payload::Sk(sk) => sk.first_inner,
+            Payload::Skf(skf) => skf.first_inner,
+            _ => following,
+        }
+    }
+
+    /// The critical bit to send. Known payloads go out with it clear (every
+    /// IKEv2 implementation understands them); unknown ones keep theirs.
+    pub(crate) fn critical(&self) -> bool {
+        matches!(self, Payload::Unknown { critical: true, .. })
+    }
+
+    /// Parses a payload body (after the generic header). `next` is the
+    /// generic header's next-payload field, which SK and SKF keep as their
+    /// first inner type. Known types are parsed whatever their critical bit
+    /// (RFC 7296 §2.5); unknown ones are kept unless critical.
+    pub(crate) fn parse_body(
+        ty: PayloadType,
+        critical: bool,
+        next: PayloadType,
+        body: &[u8],
+    ) -> Result<Payload, Error> {
+        Ok(match ty {
+            PayloadType::SA => Payload::Sa(SaPayload::parse(body)?),
+            PayloadType::KE => Payload::Ke(KePayload::parse(body)?),
+            PayloadType::IDI => Payload::IdI(IdPayload::parse(body)?),
+            PayloadType::IDR => Payload::IdR(IdPayload::parse(body)?),
+            PayloadType::CERT => Payload::Cert(CertPayload::parse(body)?),
+            PayloadType::CERTREQ => Payload::CertReq(CertPayload::parse(body)?),
+            PayloadType::AUTH => Payload::Auth(AuthPayload::parse(body)?),
+            PayloadType::NONCE => Payload::Nonce(body.to_vec()),
+            PayloadType::NOTIFY => Payload::Notify(NotifyPayload::parse(body)?),
+            PayloadType::DELETE => Payload::Delete(DeletePayload::parse(body)?),
+            PayloadType::VENDOR_ID => Payload::VendorId(body.to_vec()),
+            PayloadType::TSI => Payload::TsI(TsPayload::parse(body)?),
+            PayloadType::TSR => Payload::TsR(TsPayload::parse(body)?),
+            PayloadType::SK => Payload::Sk(SkPayload {
+                first_inner: next,
+                body: body.to_vec(),
+            }),
+            PayloadType::SKF => Payload::Skf(SkfPayload::parse(next, body)?),
+            PayloadType::CP => Payload::Cp(CpPayload::parse(body)?),
+            PayloadType::EAP => Payload::Eap(body.to_vec()),
+            _ if critical => return Err(Error::UnsupportedCriticalPayload(ty)),
+            _ => Payload::Unknown {
+                ty,
+                critical,
+                body: body.to_vec(),
+            },
+        })
+    }
+
+    /// Appends the payload body (without the generic header).
+    pub fn emit_body(&self, out: &mut Vec<u8>) {
+        match self {
+            Payload::Sa(p) => p.emit(out),
+            Payload::Ke(p) => p.emit(out),
+            Payload::IdI(p) | Payload::IdR(p) => p.emit(out),
+            Payload::Cert(p) | Payload::CertReq(p) => p.emit(out),
+            Payload::Auth(p) => p.emit(out),
+            Payload::Notify(p) => p.emit(out),
+            Payload::Delete(p) => p.emit(out),
+            Payload::TsI(p) | Payload::TsR(p) => p.emit(out),
+            Payload::Skf(p) => p.emit(out),
+            Payload::Cp(p) => p.emit(out),
+            Payload::Sk(SkPayload { body, .. })
+            | Payload::Nonce(body)
+            | Payload::VendorId(body)
+            | Payload::Eap(body)
+            | Payload::Unknown { body, .. } => out.extend_from_slice(body),
+        }
     }
 }

@@ -1,0 +1,522 @@
+//! IKE_AUTH (RFC 7296 §1.2, §2.15): identities, PSK authentication and the
+//! first CHILD_SA with traffic selector narrowing (§2.9).
+use std::sync::Arc;
+
+use oxisec_wire::{
+    AuthMethod, AuthPayload, ExchangeType, IdPayload, NotifyPayload, NotifyType, Payload,
+    ProtocolId, SaPayload, TsPayload,
+};
+use tracing::{info, warn};
+
+use super::{Cx, close, send_request, send_response};
+use crate::api::{Datagram, DownReason, Event};
+use crate::auth::{psk_auth, verify};
+use crate::child::{self, Negotiated};
+use crate::config::{Auth, Connection};
+use crate::identity::Identity;
+use crate::proposal::{self, ProposalSpec, Selected};
+use crate::sa::{Active, IkeSa, IkeState, PendingChild};
+use crate::ts::{self, TsRange};
+
+fn psk(auth: &Auth) -> &[u8] {
+    match auth {
+        Auth::Psk(k) => k.as_bytes(),
+    }
+}
+
+fn notify(ty: NotifyType) -> Payload {
+    Payload::Notify(NotifyPayload::new(ty, Vec::new()))
+}
+
+struct Parts<'a> {
+    idi: Option<&'a IdPayload>,
+    idr: Option<&'a IdPayload>,
+    auth: Option<&'a AuthPayload>,
+    sa: Option<&'a SaPayload>,
+    tsi: Option<&'a TsPayload>,
+    tsr: Option<&'a TsPayload>,
+}
+
+fn parts(payloads: &[Payload]) -> Parts<'_> {
+    let mut p = Parts {
+        idi: None,
+        idr: None,
+        auth: None,
+        sa: None,
+        tsi: None,
+        tsr: None,
+    };
+    for pl in payloads {
+        match pl {
+            Payload::IdI(x) => p.idi = Some(x),
+            Payload::IdR(x) => p.idr = Some(x),
+            Payload::Auth(x) => p.auth = Some(x),
+            Payload::Sa(x) => p.sa = Some(x),
+            Payload::TsI(x) => p.tsi = Some(x),
+            Payload::TsR(x) => p.tsr = Some(x),
+            _ => {}
+        }
+    }
+    p
+}
+
+/// Selectors from a TS payload; `None` if any is of an unsupported type.
+fn ranges(p: &TsPayload) -> Option<Vec<TsRange>> {
+    p.selectors.iter().map(TsRange::from_wire).collect()
+}
+
+fn ts_payload(r: &[TsRange]) -> TsPayload {
+    TsPayload {
+        selectors: r.iter().map(|t| t.to_wire()).collect(),
+    }
+}
+
+fn specs(conn: &Connection, child: &str) -> Vec<ProposalSpec> {
+    conn.children
+        .iter()
+        .find(|c| c.name == child)
+        .map(|c| c.esp_proposals.iter().map(|p| p.0.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// Initiator: sends IDi, [IDr], AUTH and the first child's SA and selectors.
+pub(crate) fn start(sa: &mut IkeSa, cx: &mut Cx) {
+    let (Some(hs), Some(keys)) = (sa.hs.as_ref(), sa.keys.as_ref()) else {
+        return;
+    };
+    let conn = sa.conn.clone();
+    let idi = conn.local_id.to_wire();
+    let auth = psk_auth(
+        keys.prf,
+        psk(&conn.local_auth),
+        &hs.init_request,
+        &hs.nr,
+        keys.sk_p_own.as_bytes(),
+        &idi.body_bytes(),
+    );
+    let mut payloads = vec![Payload::IdI(idi)];
+    if let Some(rid) = &conn.remote_id {
+        payloads.push(Payload::IdR(rid.to_wire()));
+    }
+    payloads.push(Payload::Auth(AuthPayload {
+        method: AuthMethod::SHARED_KEY_MIC,
+        data: auth.as_bytes().to_vec(),
+    }));
+    if let Some(pending) = &hs.child {
+        if let Some(cfg) = conn.children.iter().find(|c| c.name == pending.name) {
+            let proposals = cfg
+                .esp_proposals
+                .iter()
+                .enumerate()
+                .map(|(i, p)| p.to_wire(i as u8 + 1, pending.spi_in, false))
+                .collect();
+            payloads.push(Payload::Sa(SaPayload { proposals }));
+            payloads.push(Payload::TsI(ts_payload(&pending.local_ts)));
+            payloads.push(Payload::TsR(ts_payload(&pending.remote_ts)));
+        }
+    }
+    send_request(sa, cx, ExchangeType::IKE_AUTH, payloads, Active::IkeAuth);
+}
+
+/// Sends a one-shot protected INFORMATIONAL carrying a notify (e.g.
+/// AUTHENTICATION_FAILED after we rejected the responder) without waiting for
+/// its answer: the SA is being closed anyway.
+fn send_notify_and_forget(sa: &mut IkeSa, cx: &mut Cx, ty: NotifyType) {
+    send_request(
+        sa,
+        cx,
+        ExchangeType::INFORMATIONAL,
+        vec![notify(ty)],
+        Active::Inform,
+    );
+}
+
+fn auth_failed(sa: &mut IkeSa, cx: &mut Cx, connection: Option<String>, reason: String) {
+    warn!(peer = %sa.remote, connection = connection.as_deref().unwrap_or("-"), "authentication failed: {reason}");
+    cx.event(Event::AuthFailed {
+        connection,
+        remote: sa.remote,
+        reason,
+    });
+}
+
+/// Responder: authenticates the initiator, picks the connection and child,
+/// installs the CHILD_SA and answers.
+pub(crate) fn respond(
+    sa: &mut IkeSa,
+    cx: &mut Cx,
+    dgram: &Datagram,
+    hdr: &oxisec_wire::HeaderRepr,
+    payloads: Vec<Payload>,
+) {
+    let p = parts(&payloads);
+    let reject = |sa: &mut IkeSa, cx: &mut Cx, conn: Option<String>, reason: String| {
+        auth_failed(sa, cx, conn, reason);
+        send_response(
+            sa,
+            cx,
+            ExchangeType::IKE_AUTH,
+            hdr.message_id,
+            &dgram.data,
+            vec![notify(NotifyType::AUTHENTICATION_FAILED)],
+        );
+        close(sa, cx, DownReason::AuthFailed);
+    };
+    let (Some(idi_p), Some(auth_p)) = (p.idi, p.auth) else {
+        reject(
+            sa,
+            cx,
+            None,
+            "IKE_AUTH without IDi and AUTH (EAP is not supported yet)".into(),
+        );
+        return;
+    };
+    let Some(idi) = Identity::from_wire(idi_p) else {
+        reject(
+            sa,
+            cx,
+            None,
+            format!("unsupported identity type {} from peer", idi_p.id_type),
+        );
+        return;
+    };
+    let idr = p.idr.map(|x| Identity::from_wire(x));
+    let (Some(hs), Some(keys)) = (sa.hs.as_ref(), sa.keys.as_ref()) else {
+        return;
+    };
+    let mut reason = format!("no connection accepts identity {idi}");
+    let mut chosen: Option<Arc<Connection>> = None;
+    for conn in &sa.candidates {
+        if conn.remote_id.as_ref().is_some_and(|r| !r.matches(&idi)) {
+            continue;
+        }
+        match &idr {
+            Some(Some(want)) if !conn.local_id.matches(want) => {
+                reason = format!(
+                    "peer {idi} asked for identity {want}, we are {}",
+                    conn.local_id
+                );
+                continue;
+            }
+            Some(None) => {
+                reason = format!("peer {idi} asked for an identity of an unsupported type");
+                continue;
+            }
+            _ => {}
+        }
+        if auth_p.method != AuthMethod::SHARED_KEY_MIC {
+            reason = format!(
+                "peer {idi} uses authentication method {}, connection {} expects a pre-shared key",
+                auth_p.method, conn.name
+            );
+            continue;
+        }
+        let expected = psk_auth(
+            keys.prf,
+            psk(&conn.remote_auth),
+            &hs.init_request,
+            &hs.nr,
+            keys.sk_p_peer.as_bytes(),
+            &idi_p.body_bytes(),
+        );
+        if verify(&expected, &auth_p.data) {
+            chosen = Some(conn.clone());
+            break;
+        }
+        reason = format!(
+            "pre-shared key of {idi} does not match connection {}",
+            conn.name
+        );
+    }
+    let Some(conn) = chosen else {
+        let name = sa.candidates.first().map(|c| c.name.clone());
+        reject(sa, cx, name, reason);
+        return;
+    };
+    sa.conn = conn.clone();
+    sa.peer_id = Some(idi.clone());
+    sa.state = IkeState::Established;
+    sa.established = Some(cx.now);
+    sa.half_open_deadline = None;
+    let (ni, nr) = (hs.ni.clone(), hs.nr.clone());
+    let idr_own = conn.local_id.to_wire();
+    let auth = psk_auth(
+        keys.prf,
+        psk(&conn.local_auth),
+        &hs.init_response,
+        &hs.ni,
+        keys.sk_p_own.as_bytes(),
+        &idr_own.body_bytes(),
+    );
+    let mut out = vec![
+        Payload::IdR(idr_own),
+        Payload::Auth(AuthPayload {
+            method: AuthMethod::SHARED_KEY_MIC,
+            data: auth.as_bytes().to_vec(),
+        }),
+    ];
+    info!(connection = %conn.name, peer = %sa.describe_peer(), algorithms = %sa.selected.as_ref().map(|s| s.describe()).unwrap_or_default(), "IKE SA established");
+    cx.event(Event::IkeUp {
+        ike: sa.id,
+        connection: conn.name.clone(),
+        remote: sa.remote,
+    });
+    if let (Some(sa_p), Some(tsi_p), Some(tsr_p)) = (p.sa, p.tsi, p.tsr) {
+        out.extend(respond_child(sa, cx, &conn, sa_p, tsi_p, tsr_p, &ni, &nr));
+    }
+    send_response(
+        sa,
+        cx,
+        ExchangeType::IKE_AUTH,
+        hdr.message_id,
+        &dgram.data,
+        out,
+    );
+    sa.hs = None;
+}
+
+/// Picks a child config whose selectors and proposals fit the request,
+/// installs the CHILD_SA and returns the payloads for the response (or the
+/// error notify; the IKE SA stays up either way, §2.21.3).
+#[allow(clippy::too_many_arguments)]
+fn respond_child(
+    sa: &mut IkeSa,
+    cx: &mut Cx,
+    conn: &Connection,
+    sa_p: &SaPayload,
+    tsi_p: &TsPayload,
+    tsr_p: &TsPayload,
+    ni: &[u8],
+    nr: &[u8],
+) -> Vec<Payload> {
+    let (Some(tsi), Some(tsr)) = (ranges(tsi_p), ranges(tsr_p)) else {
+        return vec![notify(NotifyType::TS_UNACCEPTABLE)];
+    };
+    let mut failure = NotifyType::TS_UNACCEPTABLE;
+    for cfg in &conn.children {
+        let remote_ts = ts::narrow(&tsi, &cfg.remote_ts);
+        let local_ts = ts::narrow(&tsr, &cfg.local_ts);
+        if remote_ts.is_empty() || local_ts.is_empty() {
+            continue;
+        }
+        let ours: Vec<ProposalSpec> = cfg.esp_proposals.iter().map(|p| p.0.clone()).collect();
+        let Some(selected) = proposal::select(&ours, &sa_p.proposals, ProtocolId::ESP, true) else {
+            failure = NotifyType::NO_PROPOSAL_CHOSEN;
+            continue;
+        };
+        let Some(spi_out) = child::peer_spi(&selected) else {
+            failure = NotifyType::INVALID_SYNTAX;
+            continue;
+        };
+        let spi_in = cx.alloc.child_spi(cx.rng);
+        let n = Negotiated {
+            id: cx.alloc.child_id(),
+            name: cfg.name.clone(),
+            selected: selected.clone(),
+            spi_in,
+            spi_out,
+            local_ts: local_ts.clone(),
+            remote_ts: remote_ts.clone(),
+        };
+        let id = n.id;
+        if let Err(e) = child::install(sa, &mut cx.out.commands, cx.now, n, ni, nr) {
+            warn!(child = %cfg.name, error = %e, "cannot install CHILD_SA");
+            cx.alloc.child_spis.remove(&spi_in);
+            failure = NotifyType::NO_PROPOSAL_CHOSEN;
+            continue;
+        }
+        info!(child = %cfg.name, spi_in = format_args!("{spi_in:08x}"), spi_out = format_args!("{spi_out:08x}"),
+            local_ts = ?local_ts.iter().map(|t| t.to_string()).collect::<Vec<_>>(), remote_ts = ?remote_ts.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+            algorithms = %selected.describe(), "CHILD_SA established");
+        cx.event(Event::ChildUp {
+            ike: sa.id,
+            child: id,
+            name: cfg.name.clone(),
+            spi_in,
+            spi_out,
+        });
+        return vec![
+            Payload::Sa(SaPayload {
+                proposals: vec![selected.to_wire(ProtocolId::ESP, spi_in.to_be_bytes().to_vec())],
+            }),
+            Payload::TsI(ts_payload(&remote_ts)),
+            Payload::TsR(ts_payload(&local_ts)),
+        ];
+    }
+    info!(connection = %conn.name, notify = %failure, "no CHILD_SA for the peer's request");
+    vec![notify(failure)]
+}
+
+/// Initiator: verifies the responder and installs the first CHILD_SA.
+pub(crate) fn handle_response(sa: &mut IkeSa, cx: &mut Cx, payloads: Vec<Payload>) {
+    let p = parts(&payloads);
+    let conn = sa.conn.clone();
+    let err = crate::engine::error_notify(&payloads);
+    if err == Some(NotifyType::AUTHENTICATION_FAILED) {
+        auth_failed(
+            sa,
+            cx,
+            Some(conn.name.clone()),
+            format!(
+                "peer {} rejected our authentication (AUTHENTICATION_FAILED)",
+                sa.remote
+            ),
+        );
+        close(sa, cx, DownReason::AuthFailed);
+        return;
+    }
+    let (Some(idr_p), Some(auth_p)) = (p.idr, p.auth) else {
+        let why = err
+            .map(|e| format!("peer answered {e}"))
+            .unwrap_or_else(|| "IKE_AUTH response without IDr and AUTH".into());
+        warn!(connection = %conn.name, peer = %sa.remote, "IKE_AUTH failed: {why}");
+        close(sa, cx, DownReason::Failed(why));
+        return;
+    };
+    let reject = |sa: &mut IkeSa, cx: &mut Cx, reason: String| {
+        auth_failed(sa, cx, Some(conn.name.clone()), reason);
+        send_notify_and_forget(sa, cx, NotifyType::AUTHENTICATION_FAILED);
+        close(sa, cx, DownReason::AuthFailed);
+    };
+    let Some(idr) = Identity::from_wire(idr_p) else {
+        reject(
+            sa,
+            cx,
+            format!(
+                "responder sent an identity of unsupported type {}",
+                idr_p.id_type
+            ),
+        );
+        return;
+    };
+    if let Some(want) = &conn.remote_id {
+        if !want.matches(&idr) {
+            reject(
+                sa,
+                cx,
+                format!("responder identified as {idr}, expected {want}"),
+            );
+            return;
+        }
+    }
+    if auth_p.method != AuthMethod::SHARED_KEY_MIC {
+        reject(
+            sa,
+            cx,
+            format!(
+                "responder {idr} uses authentication method {}, we expect a pre-shared key",
+                auth_p.method
+            ),
+        );
+        return;
+    }
+    let (Some(hs), Some(keys)) = (sa.hs.as_ref(), sa.keys.as_ref()) else {
+        return;
+    };
+    let expected = psk_auth(
+        keys.prf,
+        psk(&conn.remote_auth),
+        &hs.init_response,
+        &hs.ni,
+        keys.sk_p_peer.as_bytes(),
+        &idr_p.body_bytes(),
+    );
+    if !verify(&expected, &auth_p.data) {
+        reject(
+            sa,
+            cx,
+            format!("pre-shared key of responder {idr} does not match"),
+        );
+        return;
+    }
+    let (ni, nr, pending) = (hs.ni.clone(), hs.nr.clone(), hs.child.clone());
+    sa.peer_id = Some(idr);
+    sa.state = IkeState::Established;
+    sa.established = Some(cx.now);
+    info!(connection = %conn.name, peer = %sa.describe_peer(), algorithms = %sa.selected.as_ref().map(|s| s.describe()).unwrap_or_default(), "IKE SA established");
+    cx.event(Event::IkeUp {
+        ike: sa.id,
+        connection: conn.name.clone(),
+        remote: sa.remote,
+    });
+    if let Some(pending) = pending {
+        finish_child(sa, cx, &conn, &p, pending, err, &ni, &nr);
+    }
+    sa.hs = None;
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish_child(
+    sa: &mut IkeSa,
+    cx: &mut Cx,
+    conn: &Connection,
+    p: &Parts,
+    pending: PendingChild,
+    err: Option<NotifyType>,
+    ni: &[u8],
+    nr: &[u8],
+) {
+    let fail = |sa: &mut IkeSa, cx: &mut Cx, why: String| {
+        warn!(connection = %conn.name, child = %pending.name, "CHILD_SA not established: {why}");
+        cx.alloc.child_spis.remove(&pending.spi_in);
+        let id = cx.alloc.child_id();
+        cx.event(Event::ChildDown {
+            ike: sa.id,
+            child: id,
+            name: pending.name.clone(),
+            reason: DownReason::Failed(why),
+        });
+    };
+    let (Some(sa_p), Some(tsi_p), Some(tsr_p)) = (p.sa, p.tsi, p.tsr) else {
+        fail(
+            sa,
+            cx,
+            err.map(|e| format!("peer answered {e}"))
+                .unwrap_or_else(|| "no CHILD_SA in the response".into()),
+        );
+        return;
+    };
+    let ours = specs(conn, &pending.name);
+    let selected: Option<Selected> =
+        proposal::accept_response(&ours, &sa_p.proposals, ProtocolId::ESP, true);
+    let spi_out = selected.as_ref().and_then(child::peer_spi);
+    let tsi = ranges(tsi_p).filter(|t| !t.is_empty() && ts::all_within(t, &pending.local_ts));
+    let tsr = ranges(tsr_p).filter(|t| !t.is_empty() && ts::all_within(t, &pending.remote_ts));
+    let (Some(selected), Some(spi_out), Some(local_ts), Some(remote_ts)) =
+        (selected, spi_out, tsi, tsr)
+    else {
+        fail(
+            sa,
+            cx,
+            "the responder's proposal or traffic selectors are not what we offered".into(),
+        );
+        // The responder installed something we cannot use: remove the IKE SA.
+        sa.tasks.push_back(crate::sa::Task::DeleteIke);
+        return;
+    };
+    let n = Negotiated {
+        id: cx.alloc.child_id(),
+        name: pending.name.clone(),
+        selected: selected.clone(),
+        spi_in: pending.spi_in,
+        spi_out,
+        local_ts: local_ts.clone(),
+        remote_ts: remote_ts.clone(),
+    };
+    let id = n.id;
+    if let Err(e) = child::install(sa, &mut cx.out.commands, cx.now, n, ni, nr) {
+        fail(sa, cx, e);
+        sa.tasks.push_back(crate::sa::Task::DeleteIke);
+        return;
+    }
+    info!(child = %pending.name, spi_in = format_args!("{:08x}", pending.spi_in), spi_out = format_args!("{spi_out:08x}"),
+        local_ts = ?local_ts.iter().map(|t| t.to_string()).collect::<Vec<_>>(), remote_ts = ?remote_ts.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+        algorithms = %selected.describe(), "CHILD_SA established");
+    cx.event(Event::ChildUp {
+        ike: sa.id,
+        child: id,
+        name: pending.name,
+        spi_in: pending.spi_in,
+        spi_out,
+    });
+}

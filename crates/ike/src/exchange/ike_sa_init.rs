@@ -1,0 +1,623 @@
+//! IKE_SA_INIT (RFC 7296 §1.2): proposals, key exchange, nonces, NAT
+//! detection; INVALID_KE_PAYLOAD and COOKIE retries on the initiator side.
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use oxisec_crypto::ike_cipher::{IkeCipher, IkeSuite};
+use oxisec_crypto::kdf::{self, IkeKeySizes};
+use oxisec_crypto::ke;
+use oxisec_crypto::prf::Prf;
+use oxisec_wire::{
+    ExchangeType, Flags, HeaderRepr, KePayload, Message, NotifyPayload, NotifyType, Payload,
+    PayloadType, ProtocolId, SaPayload, TransformId,
+};
+use tracing::{debug, info, warn};
+
+use super::{Cx, close, send_request};
+use crate::api::{Datagram, DownReason, Transmit};
+use crate::config::Connection;
+use crate::nat;
+use crate::proposal::{self, Selected};
+use crate::sa::{Active, Handshake, IkeSa, IkeState, PendingChild, Role, SaKeys};
+use crate::window::{RequestWindow, ResponseWindow};
+
+/// Our nonce length: 32 bytes, at least half the key size of every PRF we
+/// support (§2.10).
+const NONCE_LEN: usize = 32;
+/// Nonces from the peer must be 16..=256 bytes (§3.9).
+const NONCE_MIN: usize = 16;
+const NONCE_MAX: usize = 256;
+/// How long a responder keeps a half-open SA waiting for IKE_AUTH.
+pub(crate) const HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often the initiator follows a COOKIE request before giving up.
+const MAX_COOKIE_RETRIES: u32 = 3;
+
+fn ike_proposals_wire(conn: &Connection) -> Vec<oxisec_wire::Proposal> {
+    conn.ike_proposals
+        .iter()
+        .enumerate()
+        .map(|(i, p)| p.to_wire(i as u8 + 1, Vec::new()))
+        .collect()
+}
+
+fn notify(ty: NotifyType, data: Vec<u8>) -> Payload {
+    Payload::Notify(NotifyPayload::new(ty, data))
+}
+
+fn find_notify(payloads: &[Payload], ty: NotifyType) -> Option<&NotifyPayload> {
+    payloads.iter().find_map(|p| match p {
+        Payload::Notify(n) if n.ty == ty => Some(n),
+        _ => None,
+    })
+}
+
+/// Picks the child that rides on IKE_AUTH: the named one, else the first with
+/// `start_action = start`, else the first.
+fn pending_child(cx: &mut Cx, conn: &Connection, child: Option<&str>) -> Option<PendingChild> {
+    let cfg = match child {
+        Some(name) => conn.children.iter().find(|c| c.name == name)?,
+        None => conn
+            .children
+            .iter()
+            .find(|c| c.start_action == crate::config::StartAction::Start)
+            .or_else(|| conn.children.first())?,
+    };
+    Some(PendingChild {
+        name: cfg.name.clone(),
+        spi_in: cx.alloc.child_spi(cx.rng),
+        local_ts: cfg.local_ts.clone(),
+        remote_ts: cfg.remote_ts.clone(),
+    })
+}
+
+/// Creates an initiator SA and sends the first IKE_SA_INIT request.
+pub(crate) fn initiate(cx: &mut Cx, conn: Arc<Connection>, child: Option<&str>) -> Option<IkeSa> {
+    let Some(&remote_ip) = conn.remote_addrs.first() else {
+        warn!(connection = %conn.name, "cannot initiate: the connection has no remote address");
+        return None;
+    };
+    if let Some(name) = child {
+        if !conn.children.iter().any(|c| c.name == name) {
+            warn!(connection = %conn.name, child = name, "cannot initiate: no such child");
+            return None;
+        }
+    }
+    let remote = SocketAddr::new(remote_ip, conn.remote_port);
+    let local_ip = conn
+        .local_addrs
+        .iter()
+        .copied()
+        .find(|a| a.is_ipv4() == remote_ip.is_ipv4())
+        .unwrap_or(if remote_ip.is_ipv4() {
+            std::net::Ipv4Addr::UNSPECIFIED.into()
+        } else {
+            std::net::Ipv6Addr::UNSPECIFIED.into()
+        });
+    let pending = pending_child(cx, &conn, child);
+    let mut sa = IkeSa {
+        id: cx.alloc.ike_id(),
+        role: Role::Initiator,
+        conn: conn.clone(),
+        candidates: Vec::new(),
+        spi_i: cx.ike_spi(),
+        spi_r: 0,
+        local: SocketAddr::new(local_ip, 500),
+        remote,
+        state: IkeState::Connecting,
+        hs: Some(Handshake {
+            ni: cx.random(NONCE_LEN),
+            child: pending,
+            ..Handshake::default()
+        }),
+        keys: None,
+        selected: None,
+        requests: RequestWindow::default(),
+        responses: ResponseWindow::default(),
+        active: None,
+        tasks: VecDeque::new(),
+        children: Vec::new(),
+        nat_remote: false,
+        nat_local: false,
+        peer_id: None,
+        established: None,
+        half_open_deadline: None,
+    };
+    info!(connection = %conn.name, peer = %remote, "initiating IKE SA");
+    let group = conn.ike_proposals[0].first_ke();
+    send_init_request(&mut sa, cx, group);
+    (sa.state != IkeState::Closed).then_some(sa)
+}
+
+/// (Re)sends IKE_SA_INIT with a key share for `group`, echoing a cookie if we have one.
+fn send_init_request(sa: &mut IkeSa, cx: &mut Cx, group: TransformId) {
+    let share = match ke::generate(group, cx.rng) {
+        Ok(s) => s,
+        Err(e) => {
+            close(
+                sa,
+                cx,
+                DownReason::Failed(format!(
+                    "cannot create a key share for group {}: {e}",
+                    group.0
+                )),
+            );
+            return;
+        }
+    };
+    let Some(hs) = sa.hs.as_mut() else { return };
+    let mut payloads = Vec::new();
+    if let Some(cookie) = &hs.cookie {
+        payloads.push(notify(NotifyType::COOKIE, cookie.clone()));
+    }
+    payloads.push(Payload::Sa(SaPayload {
+        proposals: ike_proposals_wire(&sa.conn),
+    }));
+    payloads.push(Payload::Ke(KePayload {
+        group,
+        data: share.public_key().to_vec(),
+    }));
+    payloads.push(Payload::Nonce(hs.ni.clone()));
+    payloads.extend(nat::notifies(
+        sa.spi_i,
+        0,
+        sa.local,
+        sa.remote,
+        sa.conn.force_encap,
+    ));
+    hs.ke = Some(share);
+    // A new IKE_SA_INIT starts over at message ID 0 (§2.6, §1.2).
+    sa.requests = RequestWindow::default();
+    let bytes = Message {
+        header: HeaderRepr {
+            spi_i: sa.spi_i,
+            spi_r: 0,
+            next_payload: PayloadType::NONE,
+            version: 0x20,
+            exchange: ExchangeType::IKE_SA_INIT,
+            flags: Flags(Flags::INITIATOR),
+            message_id: 0,
+            length: 0,
+        },
+        payloads: payloads.clone(),
+    }
+    .emit();
+    hs.init_request = bytes;
+    send_request(
+        sa,
+        cx,
+        ExchangeType::IKE_SA_INIT,
+        payloads,
+        Active::IkeSaInit,
+    );
+}
+
+/// Sends an unprotected error notify in response to an IKE_SA_INIT request
+/// without creating any state.
+pub(crate) fn send_error(
+    cx: &mut Cx,
+    dgram: &Datagram,
+    req: &HeaderRepr,
+    ty: NotifyType,
+    data: Vec<u8>,
+) {
+    let msg = Message {
+        header: HeaderRepr {
+            spi_i: req.spi_i,
+            spi_r: 0,
+            next_payload: PayloadType::NONE,
+            version: 0x20,
+            exchange: ExchangeType::IKE_SA_INIT,
+            flags: Flags(Flags::RESPONSE),
+            message_id: 0,
+            length: 0,
+        },
+        payloads: vec![notify(ty, data)],
+    };
+    cx.out.transmits.push_back(Transmit {
+        local: dgram.local,
+        remote: dgram.remote,
+        data: msg.emit(),
+    });
+}
+
+fn ke_payload(payloads: &[Payload]) -> Option<&KePayload> {
+    payloads.iter().find_map(|p| {
+        if let Payload::Ke(k) = p {
+            Some(k)
+        } else {
+            None
+        }
+    })
+}
+
+fn nonce(payloads: &[Payload]) -> Option<&[u8]> {
+    payloads.iter().find_map(|p| {
+        if let Payload::Nonce(n) = p {
+            Some(n.as_slice())
+        } else {
+            None
+        }
+    })
+}
+
+fn sa_payload(payloads: &[Payload]) -> Option<&SaPayload> {
+    payloads.iter().find_map(|p| {
+        if let Payload::Sa(s) = p {
+            Some(s)
+        } else {
+            None
+        }
+    })
+}
+
+/// Derives SKEYSEED and the SK_* keys and builds both directions' ciphers.
+pub(crate) fn derive_keys(
+    selected: &Selected,
+    role: Role,
+    ni: &[u8],
+    nr: &[u8],
+    g_ir: &[u8],
+    spi_i: u64,
+    spi_r: u64,
+) -> Result<SaKeys, String> {
+    let prf_id = selected.prf.ok_or("no PRF selected")?.id;
+    let prf = Prf::from_id(prf_id).ok_or_else(|| format!("PRF {} not implemented", prf_id.0))?;
+    let suite = IkeSuite {
+        encr: selected.encr.id,
+        encr_key_bits: selected.encr.key_bits,
+        integ: selected.integ.map(|a| a.id),
+    };
+    suite.validate().map_err(|e| e.to_string())?;
+    let sizes = IkeKeySizes {
+        encr: suite.encr_key_len(),
+        integ: suite.integ_key_len(),
+    };
+    let skeyseed = kdf::skeyseed(prf, ni, nr, g_ir);
+    let k = kdf::ike_keys(prf, skeyseed.as_bytes(), ni, nr, spi_i, spi_r, sizes);
+    let ci = IkeCipher::new(suite, &k.sk_ei, &k.sk_ai).map_err(|e| e.to_string())?;
+    let cr = IkeCipher::new(suite, &k.sk_er, &k.sk_ar).map_err(|e| e.to_string())?;
+    Ok(match role {
+        Role::Initiator => SaKeys {
+            prf,
+            sk_d: k.sk_d,
+            sk_p_own: k.sk_pi,
+            sk_p_peer: k.sk_pr,
+            outbound: ci,
+            inbound: cr,
+        },
+        Role::Responder => SaKeys {
+            prf,
+            sk_d: k.sk_d,
+            sk_p_own: k.sk_pr,
+            sk_p_peer: k.sk_pi,
+            outbound: cr,
+            inbound: ci,
+        },
+    })
+}
+
+/// Responder: answers an IKE_SA_INIT request, creating a half-open SA, or
+/// answers with an error notify and keeps no state.
+pub(crate) fn respond(
+    cx: &mut Cx,
+    dgram: &Datagram,
+    msg: &Message,
+    candidates: Vec<Arc<Connection>>,
+) -> Option<IkeSa> {
+    let req = &msg.header;
+    let payloads = &msg.payloads;
+    if let Err(v) = oxisec_wire::rules::check(ExchangeType::IKE_SA_INIT, false, payloads) {
+        cx.stats.malformed += 1;
+        debug!(peer = %dgram.remote, violation = ?v, "IKE_SA_INIT request breaks the payload rules");
+        send_error(cx, dgram, req, NotifyType::INVALID_SYNTAX, Vec::new());
+        return None;
+    }
+    let (Some(sa_p), Some(ke_p), Some(ni)) =
+        (sa_payload(payloads), ke_payload(payloads), nonce(payloads))
+    else {
+        send_error(cx, dgram, req, NotifyType::INVALID_SYNTAX, Vec::new());
+        return None;
+    };
+    if !(NONCE_MIN..=NONCE_MAX).contains(&ni.len()) {
+        debug!(peer = %dgram.remote, len = ni.len(), "nonce length out of range");
+        send_error(cx, dgram, req, NotifyType::INVALID_SYNTAX, Vec::new());
+        return None;
+    }
+    if candidates.is_empty() {
+        info!(peer = %dgram.remote, local = %dgram.local, "no connection configured for this peer: NO_PROPOSAL_CHOSEN");
+        send_error(cx, dgram, req, NotifyType::NO_PROPOSAL_CHOSEN, Vec::new());
+        return None;
+    }
+    let ours: Vec<_> = candidates
+        .iter()
+        .flat_map(|c| c.ike_proposals.iter().cloned())
+        .collect();
+    let Some(selected) = proposal::select_ike(&ours, &sa_p.proposals, ke_p.group) else {
+        info!(peer = %dgram.remote, "no acceptable IKE proposal: NO_PROPOSAL_CHOSEN");
+        send_error(cx, dgram, req, NotifyType::NO_PROPOSAL_CHOSEN, Vec::new());
+        return None;
+    };
+    let Some(group) = selected.ke.map(|a| a.id) else {
+        return None;
+    };
+    if group != ke_p.group {
+        debug!(peer = %dgram.remote, offered = ke_p.group.0, wanted = group.0, "asking for another key exchange method");
+        send_error(
+            cx,
+            dgram,
+            req,
+            NotifyType::INVALID_KE_PAYLOAD,
+            group.0.to_be_bytes().to_vec(),
+        );
+        return None;
+    }
+    let share = match ke::generate(group, cx.rng) {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(error = %e, "cannot create a key share");
+            send_error(cx, dgram, req, NotifyType::NO_PROPOSAL_CHOSEN, Vec::new());
+            return None;
+        }
+    };
+    let g_ir = match share.shared_secret(&ke_p.data) {
+        Ok(s) => s,
+        Err(e) => {
+            debug!(peer = %dgram.remote, error = %e, "invalid key exchange value");
+            send_error(cx, dgram, req, NotifyType::INVALID_SYNTAX, Vec::new());
+            return None;
+        }
+    };
+    let spi_r = cx.ike_spi();
+    let nr = cx.random(NONCE_LEN);
+    let keys = match derive_keys(
+        &selected,
+        Role::Responder,
+        ni,
+        &nr,
+        g_ir.as_bytes(),
+        req.spi_i,
+        spi_r,
+    ) {
+        Ok(k) => k,
+        Err(e) => {
+            warn!(error = %e, "cannot derive IKE SA keys");
+            send_error(cx, dgram, req, NotifyType::NO_PROPOSAL_CHOSEN, Vec::new());
+            return None;
+        }
+    };
+    let nat_result = nat::evaluate(payloads, req.spi_i, 0, dgram.local, dgram.remote);
+    let conn = candidates[0].clone();
+    let mut sa = IkeSa {
+        id: cx.alloc.ike_id(),
+        role: Role::Responder,
+        conn: conn.clone(),
+        candidates,
+        spi_i: req.spi_i,
+        spi_r,
+        local: dgram.local,
+        remote: dgram.remote,
+        state: IkeState::Connecting,
+        hs: None,
+        keys: Some(keys),
+        selected: Some(selected.clone()),
+        requests: RequestWindow::default(),
+        responses: ResponseWindow::default(),
+        active: None,
+        tasks: VecDeque::new(),
+        children: Vec::new(),
+        nat_remote: nat_result.remote_behind,
+        nat_local: nat_result.local_behind,
+        peer_id: None,
+        established: None,
+        half_open_deadline: Some(cx.now + HALF_OPEN_TIMEOUT),
+    };
+    let mut out = vec![
+        Payload::Sa(SaPayload {
+            proposals: vec![selected.to_wire(ProtocolId::IKE, Vec::new())],
+        }),
+        Payload::Ke(KePayload {
+            group,
+            data: share.public_key().to_vec(),
+        }),
+        Payload::Nonce(nr.clone()),
+    ];
+    if nat_result.supported {
+        // Any candidate forcing encapsulation makes us announce a fake source.
+        let fake = sa.candidates.iter().any(|c| c.force_encap);
+        out.extend(nat::notifies(
+            sa.spi_i,
+            spi_r,
+            dgram.local,
+            dgram.remote,
+            fake,
+        ));
+    }
+    let header = HeaderRepr {
+        spi_i: sa.spi_i,
+        spi_r,
+        next_payload: PayloadType::NONE,
+        version: 0x20,
+        exchange: ExchangeType::IKE_SA_INIT,
+        flags: Flags(Flags::RESPONSE),
+        message_id: 0,
+        length: 0,
+    };
+    let response = Message {
+        header,
+        payloads: out,
+    }
+    .emit();
+    cx.out.transmits.push_back(Transmit {
+        local: dgram.local,
+        remote: dgram.remote,
+        data: response.clone(),
+    });
+    sa.responses
+        .answered(0, dgram.data.clone(), vec![response.clone()]);
+    sa.hs = Some(Handshake {
+        ni: ni.to_vec(),
+        nr,
+        init_request: dgram.data.clone(),
+        init_response: response,
+        ..Handshake::default()
+    });
+    debug!(peer = %dgram.remote, algorithms = %selected.describe(), nat_remote = sa.nat_remote, nat_local = sa.nat_local, "answered IKE_SA_INIT");
+    Some(sa)
+}
+
+/// Initiator: handles the IKE_SA_INIT response, then starts IKE_AUTH.
+pub(crate) fn handle_response(
+    sa: &mut IkeSa,
+    cx: &mut Cx,
+    dgram: &Datagram,
+    hdr: &HeaderRepr,
+    msg: &Message,
+) {
+    let payloads = &msg.payloads;
+    if let Some(c) = find_notify(payloads, NotifyType::COOKIE) {
+        let Some(hs) = sa.hs.as_mut() else { return };
+        if hs.cookie_retries >= MAX_COOKIE_RETRIES || c.data.is_empty() || c.data.len() > 64 {
+            close(
+                sa,
+                cx,
+                DownReason::Failed("peer keeps asking for cookies".into()),
+            );
+            return;
+        }
+        hs.cookie_retries += 1;
+        hs.cookie = Some(c.data.clone());
+        let group = hs
+            .ke
+            .as_ref()
+            .map(|k| k.group())
+            .unwrap_or_else(|| sa.conn.ike_proposals[0].first_ke());
+        debug!(peer = %dgram.remote, "responder asked for a cookie; retrying");
+        send_init_request(sa, cx, group);
+        return;
+    }
+    if let Some(n) = find_notify(payloads, NotifyType::INVALID_KE_PAYLOAD) {
+        let wanted = n
+            .data
+            .get(..2)
+            .map(|b| TransformId(u16::from_be_bytes([b[0], b[1]])));
+        let Some(hs) = sa.hs.as_mut() else { return };
+        let acceptable = wanted.filter(|g| {
+            sa.conn
+                .ike_proposals
+                .iter()
+                .any(|p| p.0.ke.iter().any(|a| a.id == *g))
+                && !hs.tried_groups.contains(g)
+        });
+        let Some(group) = acceptable else {
+            close(
+                sa,
+                cx,
+                DownReason::Failed("peer asked for a key exchange method we do not offer".into()),
+            );
+            return;
+        };
+        if let Some(k) = hs.ke.as_ref() {
+            hs.tried_groups.push(k.group());
+        }
+        hs.tried_groups.push(group);
+        info!(connection = %sa.conn.name, group = group.0, "peer asked for another key exchange method; retrying");
+        send_init_request(sa, cx, group);
+        return;
+    }
+    if let Some(err) = crate::engine::error_notify(payloads) {
+        warn!(connection = %sa.conn.name, peer = %dgram.remote, notify = %err, "IKE_SA_INIT refused by peer");
+        close(sa, cx, DownReason::Failed(format!("peer answered {err}")));
+        return;
+    }
+    if hdr.spi_r == 0 {
+        debug!(peer = %dgram.remote, "IKE_SA_INIT response without responder SPI");
+        close(
+            sa,
+            cx,
+            DownReason::Failed("invalid IKE_SA_INIT response".into()),
+        );
+        return;
+    }
+    let ours: Vec<_> = sa.conn.ike_proposals.iter().map(|p| p.0.clone()).collect();
+    let selected = sa_payload(payloads)
+        .and_then(|s| proposal::accept_response(&ours, &s.proposals, ProtocolId::IKE, false));
+    let (Some(selected), Some(ke_p), Some(nr)) = (selected, ke_payload(payloads), nonce(payloads))
+    else {
+        close(
+            sa,
+            cx,
+            DownReason::Failed("IKE_SA_INIT response with an unacceptable proposal".into()),
+        );
+        return;
+    };
+    let Some(hs) = sa.hs.as_mut() else { return };
+    let Some(share) = hs.ke.take() else { return };
+    if selected.ke.map(|a| a.id) != Some(share.group()) || ke_p.group != share.group() {
+        close(
+            sa,
+            cx,
+            DownReason::Failed("IKE_SA_INIT response with a different key exchange method".into()),
+        );
+        return;
+    }
+    if !(NONCE_MIN..=NONCE_MAX).contains(&nr.len()) {
+        close(
+            sa,
+            cx,
+            DownReason::Failed("IKE_SA_INIT response with an invalid nonce".into()),
+        );
+        return;
+    }
+    let g_ir = match share.shared_secret(&ke_p.data) {
+        Ok(s) => s,
+        Err(e) => {
+            close(
+                sa,
+                cx,
+                DownReason::Failed(format!("invalid key exchange value from peer: {e}")),
+            );
+            return;
+        }
+    };
+    sa.spi_r = hdr.spi_r;
+    hs.nr = nr.to_vec();
+    hs.init_response = dgram.data.clone();
+    let keys = match derive_keys(
+        &selected,
+        Role::Initiator,
+        &hs.ni,
+        &hs.nr,
+        g_ir.as_bytes(),
+        sa.spi_i,
+        sa.spi_r,
+    ) {
+        Ok(k) => k,
+        Err(e) => {
+            close(
+                sa,
+                cx,
+                DownReason::Failed(format!("cannot derive keys: {e}")),
+            );
+            return;
+        }
+    };
+    sa.keys = Some(keys);
+    // Our own address as the kernel chose it, for the NAT detection below.
+    sa.local = dgram.local;
+    let nat_result = nat::evaluate(payloads, sa.spi_i, sa.spi_r, dgram.local, dgram.remote);
+    sa.nat_remote = nat_result.remote_behind;
+    sa.nat_local = nat_result.local_behind;
+    debug!(connection = %sa.conn.name, algorithms = %selected.describe(), nat_remote = sa.nat_remote, nat_local = sa.nat_local, "IKE_SA_INIT done");
+    sa.selected = Some(selected);
+    // Float to port 4500 when a NAT is in the path or encapsulation is forced (§2.23).
+    if nat_result.supported
+        && (sa.nat_local || sa.nat_remote || sa.conn.force_encap)
+        && sa.remote.port() == 500
+    {
+        sa.local.set_port(4500);
+        sa.remote.set_port(4500);
+    }
+    super::ike_auth::start(sa, cx);
+}

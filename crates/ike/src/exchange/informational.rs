@@ -1,0 +1,181 @@
+//! INFORMATIONAL (RFC 7296 §1.4): deleting IKE and CHILD SAs in both
+//! directions, notifies, and empty liveness requests.
+use oxisec_wire::{DeletePayload, ExchangeType, HeaderRepr, NotifyType, Payload, ProtocolId};
+use tracing::{debug, info, warn};
+
+use super::{Cx, close, remove_child_from_dataplane, send_request, send_response};
+use crate::api::{ChildId, Datagram, DownReason, Event, SaCommand};
+use crate::sa::{Active, ChildState, IkeSa, IkeState};
+
+/// Sends Delete(IKE); the SA closes when the answer arrives or the peer
+/// stays silent through the retransmission schedule.
+pub(crate) fn start_delete_ike(sa: &mut IkeSa, cx: &mut Cx) {
+    info!(connection = %sa.conn.name, peer = %sa.describe_peer(), "deleting IKE SA");
+    sa.state = IkeState::Deleting;
+    // Stop sending on every CHILD_SA right away; inbound stays until the peer confirms.
+    for c in sa
+        .children
+        .iter_mut()
+        .filter(|c| c.state == ChildState::Installed)
+    {
+        cx.out.commands.push_back(SaCommand::Delete {
+            child: c.id,
+            spi: c.spi_out,
+            inbound: false,
+        });
+        c.state = ChildState::Deleting;
+    }
+    let d = DeletePayload {
+        protocol: ProtocolId::IKE,
+        spi_size: 0,
+        spis: Vec::new(),
+    };
+    send_request(
+        sa,
+        cx,
+        ExchangeType::INFORMATIONAL,
+        vec![Payload::Delete(d)],
+        Active::DeleteIke,
+    );
+}
+
+/// Sends Delete(ESP, our inbound SPI) for one CHILD_SA; its outbound half
+/// leaves the data plane now, the inbound half when the peer answers.
+pub(crate) fn start_delete_child(sa: &mut IkeSa, cx: &mut Cx, id: ChildId) {
+    let Some(c) = sa.child_mut(id) else { return };
+    if c.state != ChildState::Installed {
+        return;
+    }
+    info!(child = %c.name, spi_in = format_args!("{:08x}", c.spi_in), "deleting CHILD_SA");
+    c.state = ChildState::Deleting;
+    let spi_in = c.spi_in;
+    cx.out.commands.push_back(SaCommand::Delete {
+        child: id,
+        spi: c.spi_out,
+        inbound: false,
+    });
+    let d = DeletePayload {
+        protocol: ProtocolId::ESP,
+        spi_size: 4,
+        spis: vec![spi_in.to_be_bytes().to_vec()],
+    };
+    send_request(
+        sa,
+        cx,
+        ExchangeType::INFORMATIONAL,
+        vec![Payload::Delete(d)],
+        Active::DeleteChild(id),
+    );
+}
+
+/// The peer answered our child delete: the inbound half goes too.
+pub(crate) fn child_deleted(sa: &mut IkeSa, cx: &mut Cx, id: ChildId, _answer: &[Payload]) {
+    // Whatever the answer says, the SA is gone on our side (§1.4.1: the
+    // peer's Delete in the response names its half of the pair).
+    if let Some(pos) = sa.children.iter().position(|c| c.id == id) {
+        let c = sa.children.remove(pos);
+        cx.out.commands.push_back(SaCommand::Delete {
+            child: c.id,
+            spi: c.spi_in,
+            inbound: true,
+        });
+        cx.alloc.child_spis.remove(&c.spi_in);
+        cx.event(Event::ChildDown {
+            ike: sa.id,
+            child: c.id,
+            name: c.name,
+            reason: DownReason::Deleted,
+        });
+    }
+}
+
+/// Answers an INFORMATIONAL request from the peer.
+pub(crate) fn respond(
+    sa: &mut IkeSa,
+    cx: &mut Cx,
+    dgram: &Datagram,
+    hdr: &HeaderRepr,
+    payloads: Vec<Payload>,
+) {
+    let mut answer = Vec::new();
+    let mut delete_ike = false;
+    for p in &payloads {
+        match p {
+            Payload::Delete(d) if d.protocol == ProtocolId::IKE => delete_ike = true,
+            Payload::Delete(d) if d.protocol == ProtocolId::ESP || d.protocol == ProtocolId::AH => {
+                let mut ours = Vec::new();
+                for spi in &d.spis {
+                    let Ok(b) = <[u8; 4]>::try_from(spi.as_slice()) else {
+                        continue;
+                    };
+                    let spi_out = u32::from_be_bytes(b);
+                    if let Some(spi_in) = delete_child_by_peer(sa, cx, spi_out) {
+                        ours.push(spi_in.to_be_bytes().to_vec());
+                    } else {
+                        debug!(
+                            spi = format_args!("{spi_out:08x}"),
+                            "peer deletes a CHILD_SA we do not have"
+                        );
+                    }
+                }
+                if !ours.is_empty() {
+                    answer.push(Payload::Delete(DeletePayload {
+                        protocol: d.protocol,
+                        spi_size: 4,
+                        spis: ours,
+                    }));
+                }
+            }
+            Payload::Notify(n) if n.ty == NotifyType::AUTHENTICATION_FAILED => {
+                warn!(connection = %sa.conn.name, peer = %sa.remote, "peer rejected our authentication (AUTHENTICATION_FAILED)");
+                cx.event(Event::AuthFailed {
+                    connection: Some(sa.conn.name.clone()),
+                    remote: sa.remote,
+                    reason: "peer rejected our authentication (AUTHENTICATION_FAILED)".into(),
+                });
+                delete_ike = true;
+            }
+            Payload::Notify(n) => debug!(notify = %n.ty, "notify in INFORMATIONAL request"),
+            _ => {}
+        }
+    }
+    if delete_ike {
+        info!(connection = %sa.conn.name, peer = %sa.describe_peer(), "peer deleted the IKE SA");
+        send_response(
+            sa,
+            cx,
+            ExchangeType::INFORMATIONAL,
+            hdr.message_id,
+            &dgram.data,
+            Vec::new(),
+        );
+        close(sa, cx, DownReason::Deleted);
+        return;
+    }
+    send_response(
+        sa,
+        cx,
+        ExchangeType::INFORMATIONAL,
+        hdr.message_id,
+        &dgram.data,
+        answer,
+    );
+}
+
+/// Removes the CHILD_SA whose outbound SPI the peer deletes; returns our
+/// inbound SPI for the answer. A child we are deleting ourselves at the same
+/// time (§2.25.1) is removed too and answered the same way.
+fn delete_child_by_peer(sa: &mut IkeSa, cx: &mut Cx, spi_out: u32) -> Option<u32> {
+    let pos = sa.children.iter().position(|c| c.spi_out == spi_out)?;
+    let c = sa.children.remove(pos);
+    info!(child = %c.name, spi_out = format_args!("{spi_out:08x}"), "peer deleted CHILD_SA");
+    remove_child_from_dataplane(cx, &c);
+    cx.alloc.child_spis.remove(&c.spi_in);
+    cx.event(Event::ChildDown {
+        ike: sa.id,
+        child: c.id,
+        name: c.name.clone(),
+        reason: DownReason::Deleted,
+    });
+    Some(c.spi_in)
+}

@@ -1,0 +1,463 @@
+//! Exchanges, one per module, and what they share: sending requests and
+//! responses through the SA's windows, protection of messages, installing and
+//! removing CHILD_SAs, closing an SA.
+use std::time::Instant;
+
+use oxisec_crypto::Rng;
+use oxisec_wire::{
+    ExchangeType, Flags, HeaderRepr, Message, NotifyPayload, NotifyType, Payload, rules,
+};
+use tracing::debug;
+
+use crate::api::*;
+use crate::config::Config;
+use crate::engine::{Allocator, Outputs, Stats};
+use crate::sa::{Active, ChildSa, ChildState, IkeSa, IkeState, Role, Task};
+
+pub(crate) mod ike_auth;
+pub(crate) mod ike_sa_init;
+pub(crate) mod informational;
+mod protect;
+
+/// What an exchange handler may use besides its SA.
+pub(crate) struct Cx<'a> {
+    pub now: Instant,
+    pub rng: &'a mut dyn Rng,
+    pub out: &'a mut Outputs,
+    pub alloc: &'a mut Allocator,
+    pub config: &'a Config,
+    pub stats: &'a mut Stats,
+}
+
+impl Cx<'_> {
+    pub fn random(&mut self, len: usize) -> Vec<u8> {
+        let mut v = vec![0u8; len];
+        self.rng.fill(&mut v);
+        v
+    }
+
+    /// A non-zero 64-bit IKE SPI.
+    pub fn ike_spi(&mut self) -> u64 {
+        loop {
+            let mut b = [0u8; 8];
+            self.rng.fill(&mut b);
+            let spi = u64::from_be_bytes(b);
+            if spi != 0 {
+                return spi;
+            }
+        }
+    }
+
+    pub fn event(&mut self, e: Event) {
+        self.out.events.push_back(e);
+    }
+}
+
+/// The header of a message of ours on this SA.
+fn header(sa: &IkeSa, exchange: ExchangeType, msg_id: u32, response: bool) -> HeaderRepr {
+    let mut flags = 0;
+    if sa.is_initiator() {
+        flags |= Flags::INITIATOR;
+    }
+    if response {
+        flags |= Flags::RESPONSE;
+    }
+    HeaderRepr {
+        spi_i: sa.spi_i,
+        spi_r: sa.spi_r,
+        next_payload: oxisec_wire::PayloadType::NONE,
+        version: 0x20,
+        exchange,
+        flags: Flags(flags),
+        message_id: msg_id,
+        length: 0,
+    }
+}
+
+/// Serialises (and, past IKE_SA_INIT, protects) a message of ours.
+fn build(sa: &IkeSa, cx: &mut Cx, hdr: HeaderRepr, payloads: Vec<Payload>) -> Option<Vec<u8>> {
+    if hdr.exchange == ExchangeType::IKE_SA_INIT {
+        return Some(
+            Message {
+                header: hdr,
+                payloads,
+            }
+            .emit(),
+        );
+    }
+    let keys = sa.keys.as_ref()?;
+    match protect::seal(keys, cx.rng, hdr, &payloads) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot protect an outgoing IKE message");
+            None
+        }
+    }
+}
+
+fn transmit(sa: &IkeSa, cx: &mut Cx, data: Vec<u8>) {
+    cx.out.transmits.push_back(Transmit {
+        local: sa.local,
+        remote: sa.remote,
+        data,
+    });
+}
+
+/// Sends a request and remembers it for retransmission. The caller has
+/// checked that the request window is free.
+pub(crate) fn send_request(
+    sa: &mut IkeSa,
+    cx: &mut Cx,
+    exchange: ExchangeType,
+    payloads: Vec<Payload>,
+    active: Active,
+) {
+    debug_assert!(sa.requests.is_free());
+    let msg_id = sa.requests.allocate();
+    let hdr = header(sa, exchange, msg_id, false);
+    let Some(bytes) = build(sa, cx, hdr, payloads) else {
+        close(sa, cx, DownReason::Failed("could not build request".into()));
+        return;
+    };
+    transmit(sa, cx, bytes.clone());
+    let cfg = cx.config.retransmit;
+    sa.requests.sent(
+        cx.now,
+        &cfg,
+        msg_id,
+        exchange,
+        vec![bytes],
+        sa.local,
+        sa.remote,
+    );
+    sa.active = Some(active);
+}
+
+/// Sends a response and caches it for retransmitted requests.
+pub(crate) fn send_response(
+    sa: &mut IkeSa,
+    cx: &mut Cx,
+    exchange: ExchangeType,
+    msg_id: u32,
+    request: &[u8],
+    payloads: Vec<Payload>,
+) {
+    let hdr = header(sa, exchange, msg_id, true);
+    let Some(bytes) = build(sa, cx, hdr, payloads) else {
+        return;
+    };
+    transmit(sa, cx, bytes.clone());
+    sa.responses.answered(msg_id, request.to_vec(), vec![bytes]);
+}
+
+/// Answers a retransmitted request from the cache.
+pub(crate) fn resend_cached_response(sa: &mut IkeSa, cx: &mut Cx, dgram: &Datagram) {
+    let Some(cached) = &sa.responses.last else {
+        return;
+    };
+    cx.stats.retransmits_answered += 1;
+    debug!(peer = %dgram.remote, msg_id = cached.msg_id, "answering a retransmitted request from the cache");
+    for p in &cached.packets {
+        cx.out.transmits.push_back(Transmit {
+            local: dgram.local,
+            remote: dgram.remote,
+            data: p.clone(),
+        });
+    }
+}
+
+/// Resends our outstanding request.
+pub(crate) fn retransmit(sa: &mut IkeSa, cx: &mut Cx) {
+    let Some(o) = &sa.requests.outstanding else {
+        return;
+    };
+    cx.stats.retransmits_sent += 1;
+    debug!(peer = %o.sent_to, msg_id = o.msg_id, exchange = %o.exchange, retry = o.retries, "retransmitting request");
+    for p in &o.packets {
+        cx.out.transmits.push_back(Transmit {
+            local: o.sent_from,
+            remote: o.sent_to,
+            data: p.clone(),
+        });
+    }
+}
+
+/// Decrypts a protected message and checks its payload rules. `None` when
+/// the message must be dropped silently (RFC 7296 §2.21: messages that fail
+/// integrity protection are discarded).
+fn open(
+    sa: &IkeSa,
+    cx: &mut Cx,
+    dgram: &Datagram,
+    hdr: &HeaderRepr,
+) -> Option<Result<Vec<Payload>, (NotifyType, Vec<u8>)>> {
+    let keys = sa.keys.as_ref()?;
+    let msg = match Message::parse(&dgram.data) {
+        Ok(m) => m,
+        Err(e) => {
+            cx.stats.malformed += 1;
+            debug!(peer = %dgram.remote, error = %e, "dropping malformed protected message");
+            return None;
+        }
+    };
+    let payloads = match protect::open(keys, &dgram.data, &msg) {
+        Ok(inner) => inner,
+        Err(protect::OpenError::Integrity) => {
+            cx.stats.integrity_failed += 1;
+            debug!(peer = %dgram.remote, "dropping message that fails integrity protection");
+            return None;
+        }
+        Err(protect::OpenError::NotProtected) => {
+            cx.stats.malformed += 1;
+            debug!(peer = %dgram.remote, "dropping unprotected message on an SA with keys");
+            return None;
+        }
+        Err(protect::OpenError::Syntax(e)) => {
+            cx.stats.malformed += 1;
+            debug!(peer = %dgram.remote, error = %e, "authenticated message with invalid inner syntax");
+            let data = match e {
+                oxisec_wire::Error::UnsupportedCriticalPayload(t) => vec![t.0],
+                _ => Vec::new(),
+            };
+            return Some(Err((
+                e.notify().unwrap_or(NotifyType::INVALID_SYNTAX),
+                data,
+            )));
+        }
+    };
+    if let Err(v) = rules::check(hdr.exchange, hdr.flags.response(), &payloads) {
+        cx.stats.malformed += 1;
+        debug!(peer = %dgram.remote, violation = ?v, "authenticated message breaks the payload rules");
+        return Some(Err((NotifyType::INVALID_SYNTAX, Vec::new())));
+    }
+    Some(Ok(payloads))
+}
+
+/// Follows the peer to a new address or port once a message from there
+/// authenticated (the float to port 4500, §2.23).
+fn update_endpoints(sa: &mut IkeSa, dgram: &Datagram) {
+    if sa.remote != dgram.remote || sa.local != dgram.local {
+        debug!(from = %sa.remote, to = %dgram.remote, "peer endpoint changed");
+        sa.remote = dgram.remote;
+        sa.local = dgram.local;
+    }
+}
+
+pub(crate) fn dispatch_request(sa: &mut IkeSa, cx: &mut Cx, dgram: &Datagram, hdr: &HeaderRepr) {
+    match sa.responses.classify(hdr.message_id, &dgram.data) {
+        crate::window::RequestVerdict::New => {}
+        crate::window::RequestVerdict::Retransmitted => {
+            resend_cached_response(sa, cx, dgram);
+            return;
+        }
+        crate::window::RequestVerdict::Drop => {
+            cx.stats.out_of_window += 1;
+            debug!(peer = %dgram.remote, msg_id = hdr.message_id, expected = sa.responses.expected, "dropping request outside the window");
+            return;
+        }
+    }
+    let Some(opened) = open(sa, cx, dgram, hdr) else {
+        return;
+    };
+    update_endpoints(sa, dgram);
+    let payloads = match opened {
+        Ok(p) => p,
+        Err((notify, data)) => {
+            let n = Payload::Notify(NotifyPayload::new(notify, data));
+            send_response(sa, cx, hdr.exchange, hdr.message_id, &dgram.data, vec![n]);
+            if hdr.exchange == ExchangeType::IKE_AUTH {
+                close(
+                    sa,
+                    cx,
+                    DownReason::Failed(format!("peer sent an invalid IKE_AUTH request ({notify})")),
+                );
+            }
+            return;
+        }
+    };
+    match hdr.exchange {
+        ExchangeType::IKE_AUTH
+            if sa.role == Role::Responder && sa.state == IkeState::Connecting =>
+        {
+            ike_auth::respond(sa, cx, dgram, hdr, payloads)
+        }
+        ExchangeType::INFORMATIONAL if sa.state != IkeState::Connecting => {
+            informational::respond(sa, cx, dgram, hdr, payloads)
+        }
+        ExchangeType::CREATE_CHILD_SA if sa.state == IkeState::Established => {
+            // Additional CHILD_SAs and rekeying are not supported yet.
+            let n = Payload::Notify(NotifyPayload::new(
+                NotifyType::NO_ADDITIONAL_SAS,
+                Vec::new(),
+            ));
+            send_response(sa, cx, hdr.exchange, hdr.message_id, &dgram.data, vec![n]);
+        }
+        other => {
+            cx.stats.malformed += 1;
+            debug!(peer = %dgram.remote, exchange = %other, state = sa.state.name(), "dropping request not valid in this state");
+        }
+    }
+}
+
+pub(crate) fn dispatch_response(sa: &mut IkeSa, cx: &mut Cx, dgram: &Datagram, hdr: &HeaderRepr) {
+    let outstanding_exchange = sa.requests.outstanding.as_ref().map(|o| o.exchange);
+    if !sa.requests.matches_response(hdr.message_id) || outstanding_exchange != Some(hdr.exchange) {
+        cx.stats.out_of_window += 1;
+        debug!(peer = %dgram.remote, msg_id = hdr.message_id, "dropping response that answers no outstanding request");
+        return;
+    }
+    if hdr.exchange == ExchangeType::IKE_SA_INIT {
+        let msg = match Message::parse(&dgram.data) {
+            Ok(m) => m,
+            Err(e) => {
+                cx.stats.malformed += 1;
+                debug!(peer = %dgram.remote, error = %e, "dropping malformed IKE_SA_INIT response");
+                return;
+            }
+        };
+        if let Err(v) = rules::check(hdr.exchange, true, &msg.payloads) {
+            cx.stats.malformed += 1;
+            debug!(peer = %dgram.remote, violation = ?v, "dropping IKE_SA_INIT response that breaks the payload rules");
+            return;
+        }
+        sa.requests.complete();
+        sa.active = None;
+        ike_sa_init::handle_response(sa, cx, dgram, hdr, &msg);
+        return;
+    }
+    let Some(opened) = open(sa, cx, dgram, hdr) else {
+        return;
+    };
+    sa.requests.complete();
+    let active = sa.active.take();
+    update_endpoints(sa, dgram);
+    let payloads = match opened {
+        Ok(p) => p,
+        Err((notify, _)) => {
+            close(
+                sa,
+                cx,
+                DownReason::Failed(format!(
+                    "peer sent an invalid {} response ({notify})",
+                    hdr.exchange
+                )),
+            );
+            return;
+        }
+    };
+    match active {
+        Some(Active::IkeAuth) => ike_auth::handle_response(sa, cx, payloads),
+        Some(Active::DeleteIke) => close(sa, cx, DownReason::Deleted),
+        Some(Active::DeleteChild(id)) => informational::child_deleted(sa, cx, id, &payloads),
+        Some(Active::Inform) | Some(Active::IkeSaInit) | None => {}
+    }
+}
+
+/// Starts the next queued task if the request window is free.
+pub(crate) fn run_tasks(sa: &mut IkeSa, cx: &mut Cx) {
+    while sa.requests.is_free() && sa.state == IkeState::Established {
+        let Some(task) = sa.tasks.pop_front() else {
+            return;
+        };
+        match task {
+            Task::DeleteIke => informational::start_delete_ike(sa, cx),
+            Task::DeleteChild(id) => informational::start_delete_child(sa, cx, id),
+        }
+    }
+}
+
+/// Tears down an SA locally: every CHILD_SA leaves the data plane, and the
+/// operator hears why. The engine removes the SA from its tables afterwards.
+pub(crate) fn close(sa: &mut IkeSa, cx: &mut Cx, reason: DownReason) {
+    if sa.state == IkeState::Closed {
+        return;
+    }
+    for c in std::mem::take(&mut sa.children) {
+        remove_child_from_dataplane(cx, &c);
+        cx.alloc.child_spis.remove(&c.spi_in);
+        cx.event(Event::ChildDown {
+            ike: sa.id,
+            child: c.id,
+            name: c.name.clone(),
+            reason: reason.clone(),
+        });
+    }
+    if let Some(pending) = sa.hs.as_ref().and_then(|h| h.child.as_ref()) {
+        cx.alloc.child_spis.remove(&pending.spi_in);
+    }
+    let was_known = sa.established.is_some() || sa.is_initiator();
+    sa.state = IkeState::Closed;
+    sa.requests.outstanding = None;
+    sa.half_open_deadline = None;
+    if was_known {
+        match &reason {
+            DownReason::Deleted => {
+                tracing::info!(connection = %sa.conn.name, peer = %sa.describe_peer(), "IKE SA deleted")
+            }
+            r => {
+                tracing::warn!(connection = %sa.conn.name, peer = %sa.describe_peer(), reason = ?r, "IKE SA down")
+            }
+        }
+        cx.event(Event::IkeDown {
+            ike: sa.id,
+            connection: sa.conn.name.clone(),
+            reason,
+        });
+    }
+}
+
+/// Outbound first, so no packet is sent on an SA whose inbound half is gone.
+pub(crate) fn remove_child_from_dataplane(cx: &mut Cx, c: &ChildSa) {
+    if c.state == ChildState::Installed {
+        cx.out.commands.push_back(SaCommand::Delete {
+            child: c.id,
+            spi: c.spi_out,
+            inbound: false,
+        });
+    }
+    cx.out.commands.push_back(SaCommand::Delete {
+        child: c.id,
+        spi: c.spi_in,
+        inbound: true,
+    });
+}
+
+pub(crate) fn status_of(sa: &IkeSa) -> IkeSaStatus {
+    IkeSaStatus {
+        ike: sa.id,
+        connection: sa.conn.name.clone(),
+        state: sa.state.name(),
+        initiator: sa.is_initiator(),
+        local: sa.local,
+        remote: sa.remote,
+        local_id: sa.conn.local_id.to_string(),
+        remote_id: sa
+            .peer_id
+            .as_ref()
+            .map(|i| i.to_string())
+            .unwrap_or_default(),
+        spi_i: sa.spi_i,
+        spi_r: sa.spi_r,
+        algorithms: sa
+            .selected
+            .as_ref()
+            .map(|s| s.describe())
+            .unwrap_or_default(),
+        established: sa.established,
+        children: sa
+            .children
+            .iter()
+            .map(|c| ChildSaStatus {
+                child: c.id,
+                name: c.name.clone(),
+                state: c.state.name(),
+                spi_in: c.spi_in,
+                spi_out: c.spi_out,
+                algorithms: c.selected.describe(),
+                local_ts: c.local_ts.clone(),
+                remote_ts: c.remote_ts.clone(),
+                installed: c.installed,
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,201 @@
+//! The state of one IKE SA and its CHILD_SAs.
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use oxisec_crypto::Secret;
+use oxisec_crypto::ike_cipher::IkeCipher;
+use oxisec_crypto::ke::KeyExchange;
+use oxisec_crypto::prf::Prf;
+use oxisec_wire::TransformId;
+
+use crate::api::{ChildId, IkeId};
+use crate::config::Connection;
+use crate::identity::Identity;
+use crate::proposal::Selected;
+use crate::ts::TsRange;
+use crate::window::{RequestWindow, ResponseWindow};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Initiator,
+    Responder,
+}
+
+/// Life cycle of an IKE SA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IkeState {
+    /// IKE_SA_INIT / IKE_AUTH in progress.
+    Connecting,
+    Established,
+    /// Our delete is outstanding.
+    Deleting,
+    /// Gone: to be removed from the table.
+    Closed,
+}
+
+impl IkeState {
+    pub fn name(self) -> &'static str {
+        match self {
+            IkeState::Connecting => "CONNECTING",
+            IkeState::Established => "ESTABLISHED",
+            IkeState::Deleting => "DELETING",
+            IkeState::Closed => "CLOSED",
+        }
+    }
+}
+
+/// Keys of an established (or keyed, after IKE_SA_INIT) IKE SA.
+#[derive(Debug)]
+pub(crate) struct SaKeys {
+    pub prf: Prf,
+    pub sk_d: Secret,
+    /// SK_pi if we are the initiator, else SK_pr.
+    pub sk_p_own: Secret,
+    pub sk_p_peer: Secret,
+    pub outbound: IkeCipher,
+    pub inbound: IkeCipher,
+}
+
+/// A CHILD_SA the initiator has proposed and waits to hear about.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingChild {
+    pub name: String,
+    pub spi_in: u32,
+    pub local_ts: Vec<TsRange>,
+    pub remote_ts: Vec<TsRange>,
+}
+
+/// Data needed only until IKE_AUTH completes.
+#[derive(Debug, Default)]
+pub(crate) struct Handshake {
+    pub ni: Vec<u8>,
+    pub nr: Vec<u8>,
+    /// The IKE_SA_INIT request and response as sent ("RealMessage1/2", §2.15).
+    pub init_request: Vec<u8>,
+    pub init_response: Vec<u8>,
+    /// Initiator: our key share until the response arrives.
+    pub ke: Option<Box<dyn KeyExchange>>,
+    /// Initiator: groups already tried after INVALID_KE_PAYLOAD.
+    pub tried_groups: Vec<TransformId>,
+    /// Initiator: a cookie to echo (RFC 7296 §2.6).
+    pub cookie: Option<Vec<u8>>,
+    pub cookie_retries: u32,
+    /// Initiator: the child that rides on IKE_AUTH.
+    pub child: Option<PendingChild>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChildState {
+    Installed,
+    /// Our delete is outstanding; the outbound SA is already gone.
+    Deleting,
+}
+
+impl ChildState {
+    pub fn name(self) -> &'static str {
+        match self {
+            ChildState::Installed => "INSTALLED",
+            ChildState::Deleting => "DELETING",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct ChildSa {
+    pub id: ChildId,
+    pub name: String,
+    pub spi_in: u32,
+    pub spi_out: u32,
+    pub selected: Selected,
+    pub local_ts: Vec<TsRange>,
+    pub remote_ts: Vec<TsRange>,
+    pub state: ChildState,
+    pub installed: Instant,
+}
+
+/// What our outstanding request is about, so the response goes to the right handler.
+#[derive(Debug)]
+pub(crate) enum Active {
+    IkeSaInit,
+    IkeAuth,
+    DeleteIke,
+    DeleteChild(ChildId),
+    /// An INFORMATIONAL whose answer needs no handling (notify to the peer).
+    Inform,
+}
+
+/// Something queued on an IKE SA until its request window is free.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Task {
+    DeleteChild(ChildId),
+    DeleteIke,
+}
+
+#[derive(Debug)]
+pub(crate) struct IkeSa {
+    pub id: IkeId,
+    pub role: Role,
+    /// The connection in use; for a responder before IKE_AUTH the first candidate.
+    pub conn: Arc<Connection>,
+    /// Responder: connections that match the addresses, narrowed by IDi in IKE_AUTH.
+    pub candidates: Vec<Arc<Connection>>,
+    pub spi_i: u64,
+    pub spi_r: u64,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub state: IkeState,
+    pub hs: Option<Handshake>,
+    pub keys: Option<SaKeys>,
+    pub selected: Option<Selected>,
+    pub requests: RequestWindow,
+    pub responses: ResponseWindow,
+    pub active: Option<Active>,
+    pub tasks: std::collections::VecDeque<Task>,
+    pub children: Vec<ChildSa>,
+    /// NAT detected in front of the peer / in front of us (§2.23).
+    pub nat_remote: bool,
+    pub nat_local: bool,
+    pub peer_id: Option<Identity>,
+    pub established: Option<Instant>,
+    /// Responder: a half-open SA that does not complete by then is dropped.
+    pub half_open_deadline: Option<Instant>,
+}
+
+impl IkeSa {
+    /// Our SPI: the one the peer addresses us by.
+    pub fn own_spi(&self) -> u64 {
+        match self.role {
+            Role::Initiator => self.spi_i,
+            Role::Responder => self.spi_r,
+        }
+    }
+
+    pub fn is_initiator(&self) -> bool {
+        self.role == Role::Initiator
+    }
+
+    /// Whether ESP must go in UDP (a NAT on either side, or forced).
+    pub fn udp_encap(&self) -> bool {
+        self.nat_local || self.nat_remote || self.conn.force_encap
+    }
+
+    pub fn child_mut(&mut self, id: ChildId) -> Option<&mut ChildSa> {
+        self.children.iter_mut().find(|c| c.id == id)
+    }
+
+    /// The earliest instant this SA needs `handle_timeout`.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        [self.requests.deadline(), self.half_open_deadline]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    pub fn describe_peer(&self) -> String {
+        match &self.peer_id {
+            Some(id) => format!("{id} ({})", self.remote),
+            None => self.remote.to_string(),
+        }
+    }
+}

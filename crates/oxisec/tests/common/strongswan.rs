@@ -1,0 +1,413 @@
+//! strongSwan (charon + swanctl) as a test peer inside a network namespace.
+//!
+//! How charon runs here, and why (all checked on this machine, strongSwan
+//! 5.9.8 from Debian, kernel without ESP):
+//!
+//! * **Data plane**: the kernel has no ESP transform, so charon must use its
+//!   userspace one, the `kernel-libipsec` plugin. libipsec only does ESP in
+//!   UDP, hence `encap = yes` on every connection (it forces UDP 4500 even
+//!   without a NAT). `kernel-libipsec` is listed *before* `kernel-netlink` in
+//!   `load`: both provide the IPsec kernel interface and the first one
+//!   registered wins, while `kernel-netlink` is still needed for addresses,
+//!   routes and the routing rule.
+//! * **Routes**: when a CHILD_SA is installed, charon (kernel-netlink with
+//!   libipsec) adds `<remote subnet> dev ipsec0 table 220 src <local host>`
+//!   and a rule `220: from all lookup 220`. The `src` is the address of the
+//!   local traffic selector found on an interface (here 198.51.100.1 on
+//!   `lo`), so a plain `ping 203.0.113.1` already leaves from the protected
+//!   subnet; the tests pass `-I`/`-B` anyway. Terminating the SA removes the
+//!   route. The TUN device `ipsec0` is created at start-up, MTU 1400.
+//! * **Isolation of two charons on one machine**: the pid file is fixed at
+//!   `/var/run/charon.pid` (`/var/run` → `/run`), so charon runs under
+//!   `unshare -m` with a private tmpfs on `/run` (only charon's mount
+//!   namespace sees it). Each instance has its own `STRONGSWAN_CONF` (only
+//!   `charon.*` and `swanctl.*` sections, so `/etc/strongswan.d` is not read)
+//!   and its own VICI socket in the test directory.
+//! * **Algorithms**: `openssl` provides X25519, ChaCha20-Poly1305 and
+//!   AES-GCM; `gmp` the MODP groups; `kdf` prf+ (5.9.6+). There is no
+//!   `curve25519` or `chapoly` plugin in Debian's packages.
+//! * Loading: `swanctl --load-all --file <dir>/swanctl/swanctl.conf`;
+//!   swanctl looks for credential directories (`x509`, `private`, …) next to
+//!   that file and complains on stderr if they are missing, so they are
+//!   created empty.
+//! * `ip netns exec` and `unshare` exec rather than fork, so the pid of the
+//!   spawned child is charon's own and SIGTERM reaches it: charon then sends
+//!   DELETEs, removes its routes and the TUN device, and exits.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::peer::{ChildSa, IkeSa, Peer, StartAction, TunnelSpec};
+use super::{Netns, Result, netns, tail, wait_until};
+
+/// charon's location in Debian's `strongswan-charon`; `OXISEC_CHARON`
+/// overrides it.
+pub fn charon_path() -> PathBuf {
+    std::env::var_os("OXISEC_CHARON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/lib/ipsec/charon"))
+}
+
+/// Plugins charon loads, in this order (see the module documentation).
+const CHARON_PLUGINS: &str = "random nonce openssl aes sha1 sha2 hmac gcm gmp kdf \
+     pem pkcs1 pkcs8 pubkey x509 kernel-libipsec kernel-netlink socket-default vici";
+
+/// Plugins swanctl needs to parse credentials (none for PSK, but certificate
+/// tests will want them).
+const SWANCTL_PLUGINS: &str = "pem pkcs1 pkcs8 x509 pubkey openssl random";
+
+/// Credential directories swanctl scans next to `swanctl.conf`.
+const SWANCTL_DIRS: &[&str] = &[
+    "x509", "x509ca", "x509ocsp", "x509aa", "x509ac", "x509crl", "pubkey", "private", "rsa",
+    "ecdsa", "bliss", "pkcs8", "pkcs12",
+];
+
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+const SWANCTL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Passed to `swanctl --initiate/--terminate --timeout` (seconds); below
+/// SWANCTL_TIMEOUT so that swanctl reports the failure itself.
+const IKE_TIMEOUT_SECS: &str = "20";
+
+/// A charon running in a namespace, stopped on drop.
+pub struct StrongSwan {
+    ns: Arc<Netns>,
+    dir: PathBuf,
+    label: String,
+    child: Option<Child>,
+}
+
+impl StrongSwan {
+    /// Writes the configuration into `dir`, starts charon in `ns`, waits for
+    /// its VICI socket and loads `spec`.
+    pub fn start(
+        ns: Arc<Netns>,
+        dir: PathBuf,
+        label: String,
+        spec: &TunnelSpec,
+    ) -> Result<StrongSwan> {
+        let conf = dir.join("strongswan.conf");
+        std::fs::write(&conf, strongswan_conf(&dir))?;
+        let swanctl_dir = dir.join("swanctl");
+        for sub in SWANCTL_DIRS {
+            std::fs::create_dir_all(swanctl_dir.join(sub))?;
+        }
+        std::fs::write(swanctl_dir.join("swanctl.conf"), swanctl_conf(spec))?;
+
+        let charon = charon_path();
+        let script = format!(
+            "mount -t tmpfs -o mode=0755 tmpfs /run && exec {}",
+            charon.display()
+        );
+        let log = dir.join("charon.stdout");
+        let mut cmd = ns.command("unshare");
+        cmd.args(["-m", "sh", "-c", &script])
+            .env("STRONGSWAN_CONF", &conf)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&log)?)
+            .stderr(std::fs::File::options().append(true).open(&log)?);
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("starting charon (`{}`): {e}", netns::describe(&cmd)))?;
+        let mut me = StrongSwan {
+            ns,
+            dir,
+            label,
+            child: Some(child),
+        };
+        me.wait_ready()
+            .and_then(|()| me.load())
+            .map_err(|e| me.with_log(e))?;
+        Ok(me)
+    }
+
+    fn vici_uri(&self) -> String {
+        format!("unix://{}", self.dir.join("vici.sock").display())
+    }
+
+    /// Waits until charon answers on VICI, failing early if it exited.
+    fn wait_ready(&mut self) -> Result<()> {
+        let uri = self.vici_uri();
+        let ns = self.ns.clone();
+        let child = self.child.as_mut().ok_or("charon not running")?;
+        wait_until("charon's VICI socket", START_TIMEOUT, || {
+            if let Some(status) = child.try_wait()? {
+                return Err(format!("charon exited during start-up: {status}").into());
+            }
+            match netns::run(
+                ns.command("swanctl").args(["--stats", "--uri", &uri]),
+                Duration::from_secs(5),
+            ) {
+                Ok(_) => Ok(Some(())),
+                Err(_) => Ok(None),
+            }
+        })
+    }
+
+    /// Runs `swanctl args… --uri <ours>` inside the namespace.
+    fn swanctl(&self, args: &[&str]) -> Result<String> {
+        let uri = self.vici_uri();
+        let mut cmd = self.ns.command("swanctl");
+        cmd.args(args).args(["--uri", &uri]);
+        let out = netns::run(&mut cmd, SWANCTL_TIMEOUT)?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// (Re)loads connections and secrets from the configuration directory.
+    pub fn load(&self) -> Result<()> {
+        let file = self.dir.join("swanctl").join("swanctl.conf");
+        let file = file.to_string_lossy();
+        self.swanctl(&["--load-all", "--noprompt", "--file", &file])
+            .map(drop)
+    }
+
+    /// Replaces the tunnel configuration and reloads it.
+    pub fn reconfigure(&self, spec: &TunnelSpec) -> Result<()> {
+        std::fs::write(
+            self.dir.join("swanctl").join("swanctl.conf"),
+            swanctl_conf(spec),
+        )?;
+        self.load()
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.join("charon.log")
+    }
+
+    /// Appends the log tail to an error, so that a failing test shows why.
+    fn with_log(&self, e: super::Error) -> super::Error {
+        format!(
+            "{}: {e}\n--- {} (last 60 lines) ---\n{}\n--- stdout/stderr ---\n{}",
+            self.label,
+            self.log_path().display(),
+            tail(&self.log_path(), 60),
+            tail(&self.dir.join("charon.stdout"), 20)
+        )
+        .into()
+    }
+
+    /// SIGTERM, then SIGKILL if charon has not exited within 5 s.
+    fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        let _ = netns::run_output(
+            Command::new("kill").args(["-TERM", &child.id().to_string()]),
+            netns::COMMAND_TIMEOUT,
+        );
+        let exited = wait_until("charon to exit", Duration::from_secs(5), || {
+            Ok(child.try_wait()?.map(|_| ()))
+        });
+        if exited.is_err() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Peer for StrongSwan {
+    fn label(&self) -> String {
+        self.label.clone()
+    }
+
+    fn initiate(&self, name: &str) -> Result<()> {
+        self.swanctl(&["--initiate", "--child", name, "--timeout", IKE_TIMEOUT_SECS])
+            .map(drop)
+            .map_err(|e| self.with_log(e))
+    }
+
+    fn terminate(&self, name: &str) -> Result<()> {
+        self.swanctl(&["--terminate", "--ike", name, "--timeout", IKE_TIMEOUT_SECS])
+            .map(drop)
+            .map_err(|e| self.with_log(e))
+    }
+
+    fn list_sas(&self) -> Result<Vec<IkeSa>> {
+        Ok(parse_list_sas(&self.swanctl(&["--list-sas"])?))
+    }
+
+    fn log_tail(&self, lines: usize) -> String {
+        tail(&self.log_path(), lines)
+    }
+
+    fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for StrongSwan {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "--- {} log {} (last 80 lines) ---\n{}",
+                self.label,
+                self.log_path().display(),
+                self.log_tail(80)
+            );
+        }
+        self.stop();
+    }
+}
+
+/// charon's and swanctl's settings for one instance living in `dir`.
+fn strongswan_conf(dir: &Path) -> String {
+    let dir = dir.display();
+    format!(
+        r#"# Generated by the oxisec interop harness.
+charon {{
+    load_modular = no
+    load = {CHARON_PLUGINS}
+    port = 500
+    port_nat_t = 4500
+    # Routes to the remote subnet go via the libipsec TUN (table 220).
+    install_routes = yes
+    plugins {{
+        vici {{
+            socket = unix://{dir}/vici.sock
+        }}
+    }}
+    filelog {{
+        test {{
+            path = {dir}/charon.log
+            time_format = %T
+            ike_name = yes
+            flush_line = yes
+            default = 1
+            ike = 2
+            cfg = 2
+            knl = 2
+        }}
+    }}
+}}
+swanctl {{
+    load = {SWANCTL_PLUGINS}
+}}
+"#
+    )
+}
+
+/// swanctl.conf for one tunnel. Every `key = value` on its own line
+/// (swanctl's parser wants that).
+pub fn swanctl_conf(spec: &TunnelSpec) -> String {
+    let start_action = match spec.start_action {
+        StartAction::None => "none",
+        StartAction::Start => "start",
+    };
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"# Generated by the oxisec interop harness.
+connections {{
+    {name} {{
+        version = 2
+        local_addrs = {local_addr}
+        remote_addrs = {remote_addr}
+        # kernel-libipsec only handles ESP in UDP.
+        encap = yes
+        proposals = {ike}
+        local {{
+            auth = psk
+            id = {local_id}
+        }}
+        remote {{
+            auth = psk
+            id = {remote_id}
+        }}
+        children {{
+            {name} {{
+                local_ts = {local_ts}
+                remote_ts = {remote_ts}
+                esp_proposals = {esp}
+                mode = tunnel
+                start_action = {start_action}
+            }}
+        }}
+    }}
+}}
+secrets {{
+    ike-{name} {{
+        id-local = {local_id}
+        id-remote = {remote_id}
+        secret = "{psk}"
+    }}
+}}
+"#,
+        name = spec.name,
+        local_addr = spec.local_addr,
+        remote_addr = spec.remote_addr,
+        ike = spec.ike_proposal,
+        esp = spec.esp_proposal,
+        local_id = spec.local_id,
+        remote_id = spec.remote_id,
+        local_ts = spec.local_ts,
+        remote_ts = spec.remote_ts,
+        psk = spec.psk,
+    );
+    s
+}
+
+/// Parses the default (human) output of `swanctl --list-sas`:
+///
+/// ```text
+/// net: #1, ESTABLISHED, IKEv2, 2de67268015f69ed_i* 324c011e8c80a81a_r
+///   local  'left' @ 192.0.2.1[4500]
+///   ...
+///   net: #1, reqid 1, INSTALLED, TUNNEL-in-UDP, ESP:AES_GCM_16-128
+///     installed 0s ago, rekeying in 3379s, expires in 3960s
+/// ```
+///
+/// An IKE SA starts in column 0, a child SA is indented by two spaces; both
+/// are `<name>: #<unique id>, …` and the state is the first all-caps field
+/// after the id (`reqid N` comes first for children). Other lines are ignored.
+pub fn parse_list_sas(text: &str) -> Vec<IkeSa> {
+    let mut sas: Vec<IkeSa> = Vec::new();
+    for line in text.lines() {
+        let indent = line.len() - line.trim_start().len();
+        let Some((name, rest)) = line.trim_start().split_once(": #") else {
+            continue;
+        };
+        if name.is_empty() || name.contains(' ') {
+            continue;
+        }
+        let state = rest
+            .split(", ")
+            .skip(1)
+            .find(|f| !f.is_empty() && f.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+            .unwrap_or("UNKNOWN")
+            .to_owned();
+        match indent {
+            0 => sas.push(IkeSa {
+                name: name.to_owned(),
+                state,
+                children: Vec::new(),
+            }),
+            2 => {
+                if let Some(ike) = sas.last_mut() {
+                    ike.children.push(ChildSa {
+                        name: name.to_owned(),
+                        state,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    sas
+}
+
+/// Whether `addr` is routed via libipsec's TUN in `ns` (table 220), i.e.
+/// whether traffic to it would enter the tunnel.
+pub fn routed_via_ipsec0(ns: &Netns, addr: IpAddr) -> Result<bool> {
+    let out = netns::run_output(
+        Command::new("ip").args(["-n", ns.name(), "route", "get", &addr.to_string()]),
+        netns::COMMAND_TIMEOUT,
+    )?;
+    // "Network is unreachable" (exit 2) when no table has a route at all.
+    Ok(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("dev ipsec0"))
+}

@@ -1,0 +1,310 @@
+//! Interop tests against real IKE peers in network namespaces.
+//!
+//! Root only (they skip with a printed reason otherwise, or fail when
+//! `OXISEC_INTEROP_REQUIRED=1`). They run one at a time (`common::serial`).
+//! See `tests/common/mod.rs` for the harness and the topology.
+
+mod common;
+
+use common::scenario::{self, Scenario};
+use common::{PeerKind, Side, Tool};
+
+/// IKE AES-GCM-128 / X25519, ESP AES-GCM-128: the modern default.
+const GCM: (&str, &str) = ("aes128gcm16-prfsha256-x25519", "aes128gcm16");
+/// IKE AES-CBC-256 + HMAC-SHA-256 / MODP-2048, ESP ChaCha20-Poly1305: the
+/// classic non-AEAD IKE suite plus the other AEAD.
+const CBC_CHACHA: (&str, &str) = ("aes256-sha256-modp2048", "chacha20poly1305");
+
+const STRONGSWAN_TOOLS: &[Tool] = &[Tool::Charon, Tool::Swanctl, Tool::Iperf3, Tool::Ping];
+
+fn run(s: Scenario) {
+    let _serial = common::serial();
+    if common::skip(s.test, STRONGSWAN_TOOLS) {
+        return;
+    }
+    if let Err(e) = scenario::run(&s) {
+        panic!("{e}");
+    }
+}
+
+/// strongSwan ↔ strongSwan: proves the harness (namespaces, charon under
+/// libipsec, routes, traffic checks) before oxisec takes one side.
+mod strongswan_baseline {
+    use super::*;
+
+    #[test]
+    fn aes128gcm_x25519() {
+        run(Scenario {
+            test: "strongswan_baseline_gcm",
+            left: PeerKind::StrongSwan,
+            right: PeerKind::StrongSwan,
+            ike_proposal: GCM.0,
+            esp_proposal: GCM.1,
+            initiator: Side::Left,
+            terminator: Side::Left,
+            iperf_seconds: 5,
+        });
+    }
+
+    #[test]
+    fn aes256sha256_modp2048_chacha20poly1305() {
+        run(Scenario {
+            test: "strongswan_baseline_chacha",
+            left: PeerKind::StrongSwan,
+            right: PeerKind::StrongSwan,
+            ike_proposal: CBC_CHACHA.0,
+            esp_proposal: CBC_CHACHA.1,
+            initiator: Side::Left,
+            // The responder deletes: covers the other DELETE direction.
+            terminator: Side::Right,
+            iperf_seconds: 5,
+        });
+    }
+}
+
+/// oxisec ↔ strongSwan in both roles. Ignored until the daemon exists; run
+/// them with `cargo test -p oxisec --test interop -- --ignored oxisec_`.
+mod oxisec_strongswan {
+    use super::*;
+
+    fn oxisec_scenario(
+        test: &'static str,
+        left: PeerKind,
+        right: PeerKind,
+        p: (&'static str, &'static str),
+    ) -> Scenario {
+        Scenario {
+            test,
+            left,
+            right,
+            ike_proposal: p.0,
+            esp_proposal: p.1,
+            initiator: Side::Left,
+            terminator: Side::Left,
+            iperf_seconds: 5,
+        }
+    }
+
+    #[test]
+    #[ignore = "oxisec daemon not implemented yet"]
+    fn oxisec_initiator_gcm() {
+        run(oxisec_scenario(
+            "oxisec_init_gcm",
+            PeerKind::Oxisec,
+            PeerKind::StrongSwan,
+            GCM,
+        ));
+    }
+
+    #[test]
+    #[ignore = "oxisec daemon not implemented yet"]
+    fn oxisec_responder_gcm() {
+        run(oxisec_scenario(
+            "oxisec_resp_gcm",
+            PeerKind::StrongSwan,
+            PeerKind::Oxisec,
+            GCM,
+        ));
+    }
+
+    #[test]
+    #[ignore = "oxisec daemon not implemented yet"]
+    fn oxisec_initiator_cbc_chacha() {
+        run(oxisec_scenario(
+            "oxisec_init_chacha",
+            PeerKind::Oxisec,
+            PeerKind::StrongSwan,
+            CBC_CHACHA,
+        ));
+    }
+
+    #[test]
+    #[ignore = "oxisec daemon not implemented yet"]
+    fn oxisec_responder_cbc_chacha() {
+        run(oxisec_scenario(
+            "oxisec_resp_chacha",
+            PeerKind::StrongSwan,
+            PeerKind::Oxisec,
+            CBC_CHACHA,
+        ));
+    }
+}
+
+/// Facts about strongSwan in a namespace that the harness relies on; if one
+/// of them changes with a strongSwan update, this test says which.
+#[test]
+fn strongswan_routes_via_libipsec_tun() {
+    use common::strongswan::routed_via_ipsec0;
+    use common::{RIGHT_HOST, Topology};
+
+    let _serial = common::serial();
+    if common::skip("strongswan_routes_via_libipsec_tun", STRONGSWAN_TOOLS) {
+        return;
+    }
+    let result = (|| -> common::Result<()> {
+        let topo = Topology::new("strongswan_routes")?;
+        let (l, r) = topo.tunnel_specs(GCM.0, GCM.1);
+        let left = PeerKind::StrongSwan.start(&topo, Side::Left, &l)?;
+        let _right = PeerKind::StrongSwan.start(&topo, Side::Right, &r)?;
+        // The TUN exists from start-up, MTU 1400, but nothing is routed yet.
+        let link = topo.left.ip(&["-o", "link", "show", "ipsec0"])?;
+        if !link.contains("mtu 1400") {
+            return Err(format!("ipsec0 MTU changed: {link}").into());
+        }
+        if routed_via_ipsec0(&topo.left, RIGHT_HOST)? {
+            return Err("remote subnet routed into ipsec0 before any SA".into());
+        }
+        left.initiate(common::CONN)?;
+        let table = topo.left.ip(&["route", "show", "table", "220"])?;
+        if !table.contains("203.0.113.0/24 dev ipsec0") || !table.contains("src 198.51.100.1") {
+            return Err(format!("unexpected table 220: {table}").into());
+        }
+        if !routed_via_ipsec0(&topo.left, RIGHT_HOST)? {
+            return Err("remote host not routed via ipsec0 with the SA up".into());
+        }
+        left.terminate(common::CONN)?;
+        common::wait_until("route removal", std::time::Duration::from_secs(5), || {
+            Ok((!routed_via_ipsec0(&topo.left, RIGHT_HOST)?).then_some(()))
+        })?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
+/// Parsers, no root needed.
+mod parsers {
+    use super::common::oxisec_peer::{oxisec_toml, parse_status_json};
+    use super::common::peer::{ChildSa, IkeSa, tunnel_up};
+    use super::common::strongswan::{parse_list_sas, swanctl_conf};
+    use super::common::traffic::{PingStats, parse_iperf3_json, parse_ping};
+
+    const LIST_SAS: &str = "\
+net: #1, ESTABLISHED, IKEv2, 2de67268015f69ed_i* 324c011e8c80a81a_r
+  local  'left' @ 192.0.2.1[4500]
+  remote 'right' @ 192.0.2.2[4500]
+  AES_GCM_16-128/PRF_HMAC_SHA2_256/CURVE_25519
+  established 0s ago, rekeying in 13282s
+  net: #1, reqid 1, INSTALLED, TUNNEL-in-UDP, ESP:AES_GCM_16-128
+    installed 0s ago, rekeying in 3379s, expires in 3960s
+    in  643e514e,      0 bytes,     0 packets
+    out 176a6ef9,      0 bytes,     0 packets
+    local  198.51.100.0/24
+    remote 203.0.113.0/24
+other: #2, CONNECTING, IKEv2, 1111111111111111_i* 0000000000000000_r
+";
+
+    #[test]
+    fn swanctl_list_sas() {
+        let sas = parse_list_sas(LIST_SAS);
+        assert_eq!(
+            sas,
+            vec![
+                IkeSa {
+                    name: "net".into(),
+                    state: "ESTABLISHED".into(),
+                    children: vec![ChildSa {
+                        name: "net".into(),
+                        state: "INSTALLED".into()
+                    }],
+                },
+                IkeSa {
+                    name: "other".into(),
+                    state: "CONNECTING".into(),
+                    children: vec![],
+                },
+            ]
+        );
+        assert!(tunnel_up(&sas, "net"));
+        assert!(!tunnel_up(&sas, "other"));
+        assert!(parse_list_sas("").is_empty());
+    }
+
+    #[test]
+    fn ping_summary() {
+        let out = "PING 203.0.113.1 (203.0.113.1) from 198.51.100.1 : 56(84) bytes of data.\n\
+                   64 bytes from 203.0.113.1: icmp_seq=1 ttl=64 time=2.21 ms\n\n\
+                   --- 203.0.113.1 ping statistics ---\n\
+                   3 packets transmitted, 2 received, 33.3333% packet loss, time 402ms\n";
+        assert_eq!(
+            parse_ping(out),
+            Some(PingStats {
+                transmitted: 3,
+                received: 2
+            })
+        );
+        assert_eq!(
+            parse_ping("1 packets transmitted, 0 received, +1 errors, 100% packet loss"),
+            Some(PingStats {
+                transmitted: 1,
+                received: 0
+            })
+        );
+        assert_eq!(parse_ping("garbage"), None);
+    }
+
+    #[test]
+    fn iperf3_json() {
+        let ok = r#"{"start":{},"intervals":[],"end":{
+            "sum_sent":{"bytes":1,"bits_per_second":3.0e8,"retransmits":12},
+            "sum_received":{"bytes":1,"bits_per_second":2.9e8}}}"#;
+        let r = parse_iperf3_json(ok).unwrap();
+        assert_eq!(r.sent_bps, 3.0e8);
+        assert_eq!(r.received_bps, 2.9e8);
+        assert_eq!(r.retransmits, 12);
+        let err = r#"{"start":{},"intervals":[],"end":{},"error":"unable to connect to server: Connection refused"}"#;
+        let e = parse_iperf3_json(err).unwrap_err().to_string();
+        assert!(e.contains("unable to connect"), "{e}");
+        assert!(parse_iperf3_json("not json").is_err());
+    }
+
+    #[test]
+    fn oxisec_status_json_shapes() {
+        let a = r#"{"ike_sas":[{"connection":"net","state":"established",
+                    "children":[{"name":"net","state":"installed"}]}]}"#;
+        let b = r#"[{"name":"net","state":"ESTABLISHED","child_sas":[{"name":"net","state":"INSTALLED"}]}]"#;
+        for text in [a, b] {
+            assert!(
+                tunnel_up(&parse_status_json(text).unwrap(), "net"),
+                "{text}"
+            );
+        }
+        assert!(parse_status_json(r#"{"ike_sas":[]}"#).unwrap().is_empty());
+        assert!(parse_status_json("{}").is_err());
+    }
+
+    #[test]
+    fn generated_configs() {
+        let topo_less = super::common::TunnelSpec {
+            name: "net".into(),
+            local_addr: super::common::LEFT_OUTER,
+            remote_addr: super::common::RIGHT_OUTER,
+            local_id: "left.example.org".into(),
+            remote_id: "right.example.org".into(),
+            local_ts: super::common::LEFT_SUBNET.into(),
+            remote_ts: super::common::RIGHT_SUBNET.into(),
+            psk: "a\"b".into(),
+            ike_proposal: "aes128gcm16-prfsha256-x25519".into(),
+            esp_proposal: "aes128gcm16".into(),
+            start_action: super::common::StartAction::None,
+        };
+        let swan = swanctl_conf(&topo_less);
+        assert!(swan.contains("encap = yes"));
+        assert!(swan.contains("remote_ts = 203.0.113.0/24"));
+        // Every key = value on its own line.
+        assert!(swan.lines().all(|l| l.matches(" = ").count() <= 1));
+        let toml_text = oxisec_toml(&topo_less);
+        let v: toml::Table = toml_text.parse().unwrap();
+        let conn = &v["connections"]["net"];
+        assert_eq!(conn["psk"].as_str(), Some("a\"b"));
+        assert_eq!(
+            conn["children"]["net"]["remote_ts"][0].as_str(),
+            Some("203.0.113.0/24")
+        );
+        let mirrored = topo_less.mirrored();
+        assert_eq!(mirrored.local_addr, super::common::RIGHT_OUTER);
+        assert_eq!(mirrored.local_ts, super::common::RIGHT_SUBNET);
+        assert_eq!(mirrored.remote_id, "left.example.org");
+    }
+}
