@@ -16,7 +16,7 @@
 //! Neither allocates. On error the buffer's content is unspecified (it may be
 //! partly decrypted); the caller drops the packet and reuses the buffer.
 use oxisec_crypto::CryptoError;
-use oxisec_wire::esp::ESP_HEADER_LEN;
+use oxisec_wire::esp::{ESP_HEADER_LEN, EspHeader};
 
 use crate::buf::{BufError, PacketBuf};
 use crate::inner::{self, FlowKey, proto};
@@ -134,17 +134,6 @@ fn encapsulate_inner(sa: &OutboundSa, buf: &mut PacketBuf) -> Result<(), EncapEr
     Ok(())
 }
 
-/// SPI and sequence number of an ESP packet, if it is long enough to have them.
-// The wire crate's `EspHeader` view does the same; it is not implemented on
-// this branch yet, and these two loads need no view.
-fn esp_header(packet: &[u8]) -> Option<(u32, u32)> {
-    let h = packet.get(..ESP_HEADER_LEN)?;
-    Some((
-        u32::from_be_bytes([h[0], h[1], h[2], h[3]]),
-        u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
-    ))
-}
-
 fn replay_reason(e: ReplayError) -> DropReason {
     match e {
         ReplayError::Duplicate => DropReason::ReplayDuplicate,
@@ -156,10 +145,11 @@ fn replay_reason(e: ReplayError) -> DropReason {
 /// payload of protocol 50) in place. On success the buffer's window holds the
 /// inner IP packet, trimmed to the length its header gives.
 pub fn decapsulate(sad: &Sad, buf: &mut PacketBuf) -> Result<Decapsulated, DropReason> {
-    let Some((spi, seq_low)) = esp_header(buf.as_slice()) else {
+    let Ok(header) = EspHeader::new_checked(buf.as_slice()) else {
         sad.drop_global(DropReason::Truncated);
         return Err(DropReason::Truncated);
     };
+    let (spi, seq_low) = (header.spi(), header.sequence());
     let Some(sa) = sad.inbound(spi) else {
         sad.drop_global(DropReason::UnknownSpi);
         return Err(DropReason::UnknownSpi);

@@ -37,7 +37,7 @@
 //! * **Outbound** (packet read from TUN into a [`PacketBuf`] at its reserved
 //!   headroom): `spd.lookup_packet(buf.as_slice())` → on
 //!   `Protect(child)`, `sad.outbound(child)` → [`encap::encapsulate`] → send
-//!   the buffer's window to the SA's [`UdpEncap`](sa::UdpEncap) remote (or as
+//!   the buffer's window to the SA's [`UdpEncap`] remote (or as
 //!   IP protocol 50). `Protect` with no SA installed: drop and send the engine
 //!   an acquire. [`EncapError::SequenceExhausted`](encap::EncapError): tell the
 //!   engine to rekey (and watch [`OutboundSa::seq_used`](sa::OutboundSa::seq_used)
