@@ -83,7 +83,9 @@ fn overhead(sa: &OutboundSa, inner_len: usize) -> (usize, usize, usize) {
 /// Encapsulates the inner IP packet in `buf` with `sa`, in place.
 ///
 /// Padding is the RFC 4303 default (1, 2, 3, …), the minimum that aligns the
-/// payload; no TFC padding. Next header is 4 or 41 from the IP version.
+/// payload; no TFC padding. Next header is 4 or 41 from the IP version. The
+/// inner packet is not matched against the SA's selectors here: the SPD
+/// lookup that chose the SA did that.
 pub fn encapsulate(sa: &OutboundSa, buf: &mut PacketBuf) -> Result<(), EncapError> {
     let result = encapsulate_inner(sa, buf);
     if let Err(e) = &result {
