@@ -17,7 +17,7 @@ use crate::stats::{DropCounters, DropCounts, DropReason};
 /// us at random (or counted), never by a peer, so a cheap hash cannot be
 /// forced into collisions; lookups of attacker-chosen SPIs just miss.
 #[derive(Default, Clone, Copy)]
-pub struct IdHasher(u64);
+struct IdHasher(u64);
 
 impl Hasher for IdHasher {
     fn finish(&self) -> u64 {
