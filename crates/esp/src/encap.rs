@@ -1,1 +1,307 @@
-//! TODO
+//! Tunnel-mode ESP (RFC 4303) encapsulation and decapsulation, in place on a
+//! [`PacketBuf`].
+//!
+//! [`encapsulate`] turns the inner IPv4/IPv6 packet in the buffer into
+//! `SPI ‖ seq ‖ IV ‖ ciphertext(inner ‖ padding ‖ pad length ‖ next header) ‖ ICV`,
+//! the payload of a UDP 4500 datagram (RFC 3948) or of an IP packet with
+//! protocol 50; the driver adds those outer headers.
+//!
+//! [`decapsulate`] reverses it, checking in this order (RFC 4301 §5.2,
+//! RFC 4303 §3.4): ESP header present, SPI known, sequence number inside the
+//! replay window, ICV (and decryption), replay window commit, padding and next
+//! header, inner packet sane, inner addresses/protocol/ports within the SA's
+//! selectors. Every drop is counted by reason on the SA, or in the SAD's global
+//! counters before an SA is known.
+//!
+//! Neither allocates. On error the buffer's content is unspecified (it may be
+//! partly decrypted); the caller drops the packet and reuses the buffer.
+use oxisec_crypto::CryptoError;
+use oxisec_wire::esp::{ESP_HEADER_LEN, EspHeader};
+
+use crate::buf::{BufError, PacketBuf};
+use crate::inner::{self, FlowKey, proto};
+use crate::replay::ReplayError;
+use crate::sa::{InboundSa, OutboundSa};
+use crate::sad::Sad;
+use crate::selector::any_matches;
+use crate::stats::DropReason;
+
+/// Why a packet could not be encapsulated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EncapError {
+    /// The buffer does not start with an IPv4 or IPv6 header.
+    #[error("not an IP packet")]
+    NotIp,
+    /// The buffer lacks head- or tailroom for ESP's overhead.
+    #[error("buffer too small: {0}")]
+    NoRoom(BufError),
+    /// The SA has used its last sequence number: rekey it.
+    #[error("sequence numbers exhausted")]
+    SequenceExhausted,
+    #[error("encryption failed: {0}")]
+    Crypto(CryptoError),
+}
+
+impl EncapError {
+    /// The counter this error is counted under.
+    pub fn reason(&self) -> DropReason {
+        match self {
+            EncapError::NotIp => DropReason::NotIp,
+            EncapError::NoRoom(_) => DropReason::NoRoom,
+            EncapError::SequenceExhausted => DropReason::SequenceExhausted,
+            EncapError::Crypto(_) => DropReason::CryptoFailure,
+        }
+    }
+}
+
+/// What [`decapsulate`] found; the buffer's window now holds the inner packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decapsulated {
+    /// The inbound SA's SPI.
+    pub spi: u32,
+    /// The full (ESN-reconstructed) sequence number.
+    pub seq: u64,
+    /// The inner packet's addresses, protocol and ports.
+    pub flow: FlowKey,
+}
+
+/// ESP overhead of a suite: bytes in front of the inner packet, and padding +
+/// trailer + ICV behind an inner packet of `inner_len` bytes.
+fn overhead(sa: &OutboundSa, inner_len: usize) -> (usize, usize, usize) {
+    let suite = sa.suite();
+    // RFC 4303 §2.4: the ciphertext must fill whole cipher blocks and end on
+    // a 4-byte boundary.
+    let align = suite.block_align().max(4);
+    let pad = (align - (inner_len + 2) % align) % align;
+    (
+        ESP_HEADER_LEN + suite.iv_len(),
+        pad,
+        pad + 2 + suite.icv_len(),
+    )
+}
+
+/// Encapsulates the inner IP packet in `buf` with `sa`, in place.
+///
+/// Padding is the RFC 4303 default (1, 2, 3, …), the minimum that aligns the
+/// payload; no TFC padding. Next header is 4 or 41 from the IP version. The
+/// inner packet is not matched against the SA's selectors here: the SPD
+/// lookup that chose the SA did that.
+pub fn encapsulate(sa: &OutboundSa, buf: &mut PacketBuf) -> Result<(), EncapError> {
+    let result = encapsulate_inner(sa, buf);
+    if let Err(e) = &result {
+        sa.counters().drop(e.reason());
+    }
+    result
+}
+
+fn encapsulate_inner(sa: &OutboundSa, buf: &mut PacketBuf) -> Result<(), EncapError> {
+    let inner_len = buf.len();
+    let next_header = match inner::version(buf.as_slice()) {
+        Some(4) => proto::IPV4,
+        Some(6) => proto::IPV6,
+        _ => return Err(EncapError::NotIp),
+    };
+    let (head, pad, tail) = overhead(sa, inner_len);
+    // Check the room first so that a too-small buffer wastes no sequence number.
+    if buf.headroom() < head {
+        return Err(EncapError::NoRoom(BufError::NoHeadroom {
+            needed: head,
+            available: buf.headroom(),
+        }));
+    }
+    if buf.tailroom() < tail {
+        return Err(EncapError::NoRoom(BufError::NoTailroom {
+            needed: tail,
+            available: buf.tailroom(),
+        }));
+    }
+    let seq = sa.next_seq().map_err(|_| EncapError::SequenceExhausted)?;
+
+    let trailer = buf.push_back(tail).map_err(EncapError::NoRoom)?;
+    for (i, b) in trailer[..pad].iter_mut().enumerate() {
+        *b = (i + 1) as u8;
+    }
+    trailer[pad] = pad as u8;
+    trailer[pad + 1] = next_header;
+    trailer[pad + 2..].fill(0);
+
+    let header = buf.push_front(head).map_err(EncapError::NoRoom)?;
+    header[..4].copy_from_slice(&sa.spi().to_be_bytes());
+    header[4..8].copy_from_slice(&(seq as u32).to_be_bytes());
+
+    sa.cipher()
+        .seal(seq, buf.as_mut_slice())
+        .map_err(EncapError::Crypto)?;
+    sa.counters().count_packet(inner_len);
+    Ok(())
+}
+
+fn replay_reason(e: ReplayError) -> DropReason {
+    match e {
+        ReplayError::Duplicate => DropReason::ReplayDuplicate,
+        ReplayError::TooOld => DropReason::ReplayTooOld,
+    }
+}
+
+/// Decapsulates the ESP packet in `buf` (the UDP 4500 payload, or the IP
+/// payload of protocol 50) in place. On success the buffer's window holds the
+/// inner IP packet, trimmed to the length its header gives.
+pub fn decapsulate(sad: &Sad, buf: &mut PacketBuf) -> Result<Decapsulated, DropReason> {
+    let Ok(header) = EspHeader::new_checked(buf.as_slice()) else {
+        sad.drop_global(DropReason::Truncated);
+        return Err(DropReason::Truncated);
+    };
+    let (spi, seq_low) = (header.spi(), header.sequence());
+    let Some(sa) = sad.inbound(spi) else {
+        sad.drop_global(DropReason::UnknownSpi);
+        return Err(DropReason::UnknownSpi);
+    };
+    match decapsulate_sa(sa, buf, seq_low) {
+        Ok(d) => {
+            sa.counters().count_packet(buf.len());
+            Ok(d)
+        }
+        Err(reason) => {
+            sa.counters().drop(reason);
+            Err(reason)
+        }
+    }
+}
+
+fn decapsulate_sa(
+    sa: &InboundSa,
+    buf: &mut PacketBuf,
+    seq_low: u32,
+) -> Result<Decapsulated, DropReason> {
+    let suite = sa.suite();
+    let head = ESP_HEADER_LEN + suite.iv_len();
+    let icv_len = suite.icv_len();
+    // At least pad length and next header between IV and ICV.
+    if buf.len() < head + 2 + icv_len {
+        return Err(DropReason::Truncated);
+    }
+
+    let seq = sa.replay_check(seq_low).map_err(replay_reason)?;
+    sa.cipher()
+        .open(seq, buf.as_mut_slice())
+        .map_err(|e| match e {
+            CryptoError::IntegrityCheckFailed => DropReason::IntegrityFailed,
+            _ => DropReason::Malformed,
+        })?;
+    // Authentic: now it may move the window (or lose a race to a copy).
+    sa.replay_commit(seq).map_err(replay_reason)?;
+
+    let packet = buf.as_slice();
+    let payload = &packet[head..packet.len() - icv_len];
+    let next_header = payload[payload.len() - 1];
+    let pad_len = usize::from(payload[payload.len() - 2]);
+    if next_header == proto::NO_NEXT_HEADER {
+        return Err(DropReason::DummyPacket);
+    }
+    let Some(inner_len) = payload.len().checked_sub(pad_len + 2) else {
+        return Err(DropReason::BadPadding);
+    };
+    // RFC 4303 §2.4: with the default padding scheme the receiver checks the
+    // padding bytes are 1, 2, 3, …
+    let padding = &payload[inner_len..inner_len + pad_len];
+    if padding
+        .iter()
+        .enumerate()
+        .any(|(i, b)| usize::from(*b) != i + 1)
+    {
+        return Err(DropReason::BadPadding);
+    }
+    let want_version = match next_header {
+        proto::IPV4 => 4,
+        proto::IPV6 => 6,
+        _ => return Err(DropReason::BadNextHeader),
+    };
+
+    buf.pull_front(head).map_err(|_| DropReason::Truncated)?;
+    buf.truncate(inner_len);
+    if inner::version(buf.as_slice()) != Some(want_version) {
+        return Err(DropReason::MalformedInner);
+    }
+    let info = inner::parse(buf.as_slice()).map_err(|_| DropReason::MalformedInner)?;
+    // Trailing bytes inside the payload beyond the IP length (e.g. TFC
+    // padding, RFC 4303 §2.7) are not part of the packet.
+    buf.truncate(info.total_len);
+
+    let flow = info.flow;
+    if !any_matches(sa.remote_ts(), flow.src, flow.protocol, flow.src_port)
+        || !any_matches(sa.local_ts(), flow.dst, flow.protocol, flow.dst_port)
+    {
+        return Err(DropReason::SelectorMismatch);
+    }
+    Ok(Decapsulated {
+        spi: sa.spi(),
+        seq,
+        flow,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inner::tests::v4;
+    use oxisec_crypto::{
+        Secret,
+        esp_cipher::{EspCipher, EspSuite},
+    };
+    use oxisec_wire::encr;
+
+    fn sa(esn: bool) -> OutboundSa {
+        let suite = EspSuite {
+            encr: encr::AES_GCM_16,
+            encr_key_bits: Some(256),
+            integ: None,
+            esn,
+        };
+        let c = EspCipher::new(suite, &Secret::new(vec![9; 36])).unwrap();
+        OutboundSa::new(1, c, vec![], vec![], None)
+    }
+
+    #[test]
+    fn refuses_to_wrap_the_sequence_number() {
+        let out = sa(false);
+        out.set_next_seq(u64::from(u32::MAX));
+        let inner = v4([192, 0, 2, 1], [192, 0, 2, 2], 17, &[0; 8]);
+        let mut buf = PacketBuf::from_slice(&inner);
+        encapsulate(&out, &mut buf).unwrap();
+        assert_eq!(buf.as_slice()[4..8], [0xff; 4]);
+        let mut buf = PacketBuf::from_slice(&inner);
+        assert_eq!(
+            encapsulate(&out, &mut buf),
+            Err(EncapError::SequenceExhausted)
+        );
+        assert_eq!(buf.as_slice(), &inner[..]);
+        assert_eq!(out.stats().drops.get(DropReason::SequenceExhausted), 1);
+    }
+
+    #[test]
+    fn esn_sends_only_the_low_half() {
+        let out = sa(true);
+        out.set_next_seq(0x0000_0005_0000_0002);
+        let inner = v4([192, 0, 2, 1], [192, 0, 2, 2], 17, &[0; 8]);
+        let mut buf = PacketBuf::from_slice(&inner);
+        encapsulate(&out, &mut buf).unwrap();
+        assert_eq!(buf.as_slice()[4..8], [0, 0, 0, 2]);
+        // The AEAD IV carries all 64 bits.
+        assert_eq!(
+            buf.as_slice()[8..16],
+            0x0000_0005_0000_0002u64.to_be_bytes()
+        );
+    }
+
+    #[test]
+    fn padding_is_minimal_and_aligned() {
+        let out = sa(false);
+        for n in 0..20 {
+            let inner = v4([192, 0, 2, 1], [192, 0, 2, 2], 17, &vec![0; 8 + n]);
+            let (_, pad, tail) = overhead(&out, inner.len());
+            assert_eq!((inner.len() + 2 + pad) % 4, 0);
+            assert!(pad < 4);
+            assert_eq!(tail, pad + 2 + 16);
+        }
+    }
+}
