@@ -11,13 +11,13 @@
 //! crypto, and a blocking read per socket is the cheapest loop there is.
 //! Blocking reads time out every 250 ms so that the threads see `stop`.
 use std::io;
-use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use oxisec_esp::PacketBuf;
 use oxisec_ike::{Datagram, SaCommand};
 use oxisec_wire::esp::{Udp4500, classify_udp4500};
 use tokio::sync::mpsc;
@@ -191,9 +191,12 @@ fn udp_loop(
     stop: &AtomicBool,
     ike_tx: &mpsc::Sender<Datagram>,
 ) {
-    let mut buf = vec![0u8; RECV_BUF];
+    let mut worker = tables.worker();
+    // Decapsulation only shrinks the window: no head- or tailroom needed.
+    let mut buf = PacketBuf::new(0, RECV_BUF, 0);
     while !stop.load(Ordering::Relaxed) {
-        let r = match sock.recv(&mut buf) {
+        buf.clear();
+        let r = match sock.recv(buf.spare_mut()) {
             Ok(r) => r,
             Err(e)
                 if matches!(
@@ -211,11 +214,14 @@ fn udp_loop(
                 continue;
             }
         };
-        let len = r.len.min(buf.len());
-        match classify_udp4500(&buf[..len]) {
-            Udp4500::Keepalive => {}
+        if buf.commit(r.len).is_err() {
+            continue;
+        }
+        match classify_udp4500(buf.as_slice()) {
+            Udp4500::Keepalive => continue,
             Udp4500::Invalid => {
                 drops.invalid_4500.fetch_add(1, Ordering::Relaxed);
+                continue;
             }
             Udp4500::Ike(msg) => {
                 let d = Datagram {
@@ -226,18 +232,22 @@ fn udp_loop(
                 if ike_tx.try_send(d).is_err() {
                     drops.ike_queue_full.fetch_add(1, Ordering::Relaxed);
                 }
+                continue;
             }
-            Udp4500::Esp(_) => match tables.decapsulate(&mut buf, len, r.remote) {
-                Decap::Deliver(range) => {
-                    if let Err(e) = tun.send(&buf[range]) {
-                        debug!("TUN write failed: {e}");
-                    }
+            Udp4500::Esp(_) => {}
+        }
+        match worker.decapsulate(&mut buf) {
+            Decap::Deliver => {
+                if let Err(e) = tun.send(buf.as_slice()) {
+                    debug!("TUN write failed: {e}");
                 }
-                Decap::Drop(why) => {
-                    drops.decap_failed.fetch_add(1, Ordering::Relaxed);
+            }
+            Decap::Drop(why) => {
+                drops.decap_failed.fetch_add(1, Ordering::Relaxed);
+                if !why.is_silent() {
                     debug!(from = %r.remote, "ESP packet dropped: {why}");
                 }
-            },
+            }
         }
     }
 }
@@ -249,7 +259,12 @@ fn tun_loop(
     stop: &AtomicBool,
     socks: &PortSockets,
 ) {
-    let mut buf = vec![0u8; RECV_BUF];
+    let mut worker = tables.worker();
+    let mut buf = PacketBuf::new(
+        PacketBuf::DEFAULT_HEADROOM,
+        RECV_BUF,
+        PacketBuf::DEFAULT_TAILROOM,
+    );
     while !stop.load(Ordering::Relaxed) {
         let mut fds = [PollFd::new(tun.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::from(250u16)) {
@@ -262,9 +277,14 @@ fn tun_loop(
                 continue;
             }
         }
-        // Leave headroom in front of the packet for the outer headers.
-        let head = Tables::HEADROOM;
-        let n = match tun.recv(&mut buf[head..]) {
+        buf.clear();
+        // Read at the reserved headroom and leave the tailroom free for the
+        // ESP trailer and ICV.
+        let room = buf
+            .spare_mut()
+            .len()
+            .saturating_sub(PacketBuf::DEFAULT_TAILROOM);
+        let n = match tun.recv(&mut buf.spare_mut()[..room]) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(e) => {
@@ -272,13 +292,12 @@ fn tun_loop(
                 continue;
             }
         };
-        match tables.encapsulate(&mut buf, head, n) {
-            Encap::Send {
-                range,
-                local,
-                remote,
-            } => {
-                if let Err(e) = socks.send(&buf[range], local.ip(), remote) {
+        if buf.commit(n).is_err() {
+            continue;
+        }
+        match worker.encapsulate(&mut buf) {
+            Encap::Send { local, remote } => {
+                if let Err(e) = socks.send(buf.as_slice(), local.ip(), remote) {
                     debug!(to = %remote, "ESP send failed: {e}");
                 }
             }
@@ -291,11 +310,4 @@ fn tun_loop(
             }
         }
     }
-}
-
-/// Where the outer packet goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OuterAddrs {
-    pub local: SocketAddr,
-    pub remote: SocketAddr,
 }
