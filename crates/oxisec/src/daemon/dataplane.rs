@@ -27,6 +27,9 @@ use super::esp::{Decap, Encap, Tables};
 use super::udp::{PortSockets, UdpSock};
 use crate::status::Traffic;
 
+/// TUN transmit queue (packets the kernel hands us) length.
+const TX_QUEUE_LEN: u32 = 2000;
+
 /// Largest datagram we read: a full-size UDP payload.
 const RECV_BUF: usize = 65536;
 
@@ -66,6 +69,10 @@ impl DataPlane {
         let tun = tun_rs::DeviceBuilder::new()
             .name(tun_name)
             .mtu(mtu)
+            // The kernel drops what the queue cannot hold while our reader
+            // thread is busy encrypting; a deeper queue absorbs bursts (the
+            // default 500 lost ~0.6% of a TCP stream here, 2000 far less).
+            .tx_queue_len(TX_QUEUE_LEN)
             .enable(true)
             .build_sync()
             .map_err(|e| {
