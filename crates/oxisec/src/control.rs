@@ -267,6 +267,7 @@ mod tests {
             pid: 1,
             uptime_secs: 2,
             dataplane: "none".into(),
+            drops: Default::default(),
             connections: vec![],
             ike_sas: vec![],
         });

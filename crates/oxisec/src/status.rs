@@ -4,6 +4,7 @@
 //!
 //! The same [`StatusReport`] travels over the control socket as JSON and is
 //! what `oxisec status --json` prints, so scripts and the table never disagree.
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -25,6 +26,10 @@ pub struct StatusReport {
     pub uptime_secs: u64,
     /// One line on the data plane, e.g. "userspace ESP-in-UDP on oxisec0".
     pub dataplane: String,
+    /// Packets the data plane dropped outside any SA's own counters, by
+    /// reason; only non-zero counts.
+    #[serde(default)]
+    pub drops: BTreeMap<String, u64>,
     pub connections: Vec<ConnectionInfo>,
     pub ike_sas: Vec<IkeSaInfo>,
 }
@@ -232,6 +237,10 @@ pub fn render(r: &StatusReport) -> String {
         human_duration(r.uptime_secs),
         r.dataplane
     );
+    if !r.drops.is_empty() {
+        let list: Vec<String> = r.drops.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = writeln!(s, "data plane drops: {}", list.join(", "));
+    }
     s.push('\n');
     let _ = writeln!(s, "Connections ({}):", r.connections.len());
     let mut rows = Vec::new();
@@ -395,6 +404,7 @@ mod tests {
             pid: 42,
             uptime_secs: 400,
             dataplane: "userspace ESP-in-UDP on oxisec0".into(),
+            drops: BTreeMap::new(),
             connections: vec![ConnectionInfo {
                 name: "site-b".into(),
                 local_addrs: vec!["192.0.2.1".parse().unwrap()],
@@ -465,11 +475,14 @@ IKE SAs (1):
     }
 
     #[test]
-    fn renders_no_sas() {
+    fn renders_no_sas_and_drops() {
         let now = Instant::now();
         let mut r = sample(now);
         r.ike_sas.clear();
-        assert!(render(&r).ends_with("IKE SAs: none\n"));
+        r.drops.insert("no policy".into(), 3);
+        let text = render(&r);
+        assert!(text.ends_with("IKE SAs: none\n"), "{text}");
+        assert!(text.contains("\ndata plane drops: no policy 3\n"), "{text}");
     }
 
     #[test]

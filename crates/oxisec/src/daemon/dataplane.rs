@@ -174,8 +174,20 @@ impl DataPlane {
         self.tables.counters(spi, inbound)
     }
 
-    pub fn drops(&self) -> &DropCounters {
-        &self.drops
+    /// Non-zero drop counts by reason, for `oxisec status`.
+    pub fn drops(&self) -> std::collections::BTreeMap<String, u64> {
+        let d = &self.drops;
+        [
+            ("invalid on UDP 4500", &d.invalid_4500),
+            ("IKE queue full", &d.ike_queue_full),
+            ("no policy", &d.no_policy),
+            ("ESP decapsulation", &d.decap_failed),
+            ("ESP encapsulation", &d.encap_failed),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.load(Ordering::Relaxed)))
+        .filter(|(_, v)| *v > 0)
+        .collect()
     }
 
     /// Stops the threads and closes the TUN device (which removes it).

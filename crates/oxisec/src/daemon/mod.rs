@@ -422,6 +422,7 @@ impl Daemon {
             pid: std::process::id(),
             uptime_secs: now.saturating_duration_since(self.started).as_secs(),
             dataplane: self.dp.describe(),
+            drops: self.dp.drops(),
             connections: status::connections(&self.config),
             ike_sas: status::ike_sas(&self.engine.status(), now, &|spi, inbound| {
                 self.dp.counters(spi, inbound)
