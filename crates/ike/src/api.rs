@@ -40,6 +40,10 @@ pub enum Command {
     TerminateIke { connection: String },
     /// Delete the CHILD_SAs made from the named child config.
     TerminateChild { child: String },
+    /// Rekey every IKE SA of the connection now.
+    RekeyIke { connection: String },
+    /// Rekey the CHILD_SAs made from the named child config now.
+    RekeyChild { child: String },
 }
 
 /// A unique, never reused number for a CHILD_SA within one engine; stable
@@ -99,6 +103,8 @@ pub enum SaCommand {
 pub enum DownReason {
     /// We or the peer deleted it on purpose.
     Deleted,
+    /// A rekey replaced it.
+    Rekeyed,
     /// The peer did not answer through the retransmission schedule.
     PeerDead,
     /// Authentication failed (either direction).
@@ -119,6 +125,12 @@ pub enum Event {
         ike: IkeId,
         connection: String,
         reason: DownReason,
+    },
+    /// A rekey replaced IKE SA `old` by `new`; its CHILD_SAs moved along.
+    IkeRekeyed {
+        old: IkeId,
+        new: IkeId,
+        connection: String,
     },
     ChildUp {
         ike: IkeId,

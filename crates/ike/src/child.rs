@@ -9,7 +9,15 @@ use crate::sa::{ChildSa, ChildState, IkeSa, SaKeys};
 use crate::ts::TsRange;
 
 /// Everything negotiated about one CHILD_SA.
-pub(crate) struct Negotiated {
+pub(crate) struct Negotiated<'a> {
+    /// Whether we initiated the exchange that created it (decides the KEYMAT split).
+    pub initiator: bool,
+    /// g^ir of a CREATE_CHILD_SA with PFS.
+    pub g_ir: Option<&'a [u8]>,
+    pub ni: &'a [u8],
+    pub nr: &'a [u8],
+    /// Responder of a rekey: keep the outbound half back until the old SA is deleted.
+    pub defer_outbound: bool,
     pub id: ChildId,
     pub name: String,
     pub selected: Selected,
@@ -28,17 +36,19 @@ pub(crate) fn esp_suite(s: &Selected) -> EspSuite {
     }
 }
 
-/// KEYMAT = prf+(SK_d, Ni | Nr): initiator→responder keys first, then
-/// responder→initiator. Returns (inbound, outbound) keys for our role.
+/// KEYMAT = prf+(SK_d, [g^ir |] Ni | Nr): initiator→responder keys first,
+/// then responder→initiator. Returns (inbound, outbound) keys for our role
+/// in the exchange that created the SA.
 fn split_keymat(
     keys: &SaKeys,
     suite: &EspSuite,
+    g_ir: Option<&[u8]>,
     ni: &[u8],
     nr: &[u8],
     initiator: bool,
 ) -> (Secret, Secret) {
     let per_dir = suite.keymat_len();
-    let mut keymat = kdf::child_keymat(keys.prf, keys.sk_d.as_bytes(), None, ni, nr, 2 * per_dir);
+    let mut keymat = kdf::child_keymat(keys.prf, keys.sk_d.as_bytes(), g_ir, ni, nr, 2 * per_dir);
     let i_to_r = keymat.split_to(per_dir);
     let r_to_i = keymat;
     if initiator {
@@ -55,15 +65,13 @@ pub(crate) fn install(
     out: &mut std::collections::VecDeque<SaCommand>,
     now: std::time::Instant,
     n: Negotiated,
-    ni: &[u8],
-    nr: &[u8],
 ) -> Result<(), String> {
     let suite = esp_suite(&n.selected);
     suite
         .validate()
         .map_err(|e| format!("ESP suite not supported: {e}"))?;
     let keys = sa.keys.as_ref().ok_or("IKE SA has no keys")?;
-    let (k_in, k_out) = split_keymat(keys, &suite, ni, nr, sa.is_initiator());
+    let (k_in, k_out) = split_keymat(keys, &suite, n.g_ir, n.ni, n.nr, n.initiator);
     let udp_encap = sa.udp_encap();
     out.push_back(SaCommand::InstallInbound {
         child: n.id,
@@ -75,7 +83,7 @@ pub(crate) fn install(
         local_ts: n.local_ts.clone(),
         remote_ts: n.remote_ts.clone(),
     });
-    out.push_back(SaCommand::InstallOutbound {
+    let outbound = SaCommand::InstallOutbound {
         child: n.id,
         sa: EspSaParams {
             spi: n.spi_out,
@@ -87,7 +95,13 @@ pub(crate) fn install(
         local: sa.local,
         remote: sa.remote,
         udp_encap,
-    });
+    };
+    let deferred_outbound = if n.defer_outbound {
+        Some(outbound)
+    } else {
+        out.push_back(outbound);
+        None
+    };
     sa.children.push(ChildSa {
         id: n.id,
         name: n.name,
@@ -98,8 +112,23 @@ pub(crate) fn install(
         remote_ts: n.remote_ts,
         state: ChildState::Installed,
         installed: now,
+        outbound_installed: deferred_outbound.is_none(),
+        deferred_outbound,
+        successor: None,
+        collision: None,
     });
     Ok(())
+}
+
+/// Puts a deferred outbound half into the data plane.
+pub(crate) fn install_deferred_outbound(
+    c: &mut ChildSa,
+    out: &mut std::collections::VecDeque<SaCommand>,
+) {
+    if let Some(cmd) = c.deferred_outbound.take() {
+        out.push_back(cmd);
+        c.outbound_installed = true;
+    }
 }
 
 /// The peer's 4-byte SPI from a selected proposal.
@@ -107,4 +136,88 @@ pub(crate) fn peer_spi(s: &Selected) -> Option<u32> {
     let b: [u8; 4] = s.spi.as_slice().try_into().ok()?;
     let spi = u32::from_be_bytes(b);
     (spi != 0).then_some(spi)
+}
+
+/// A child configuration that fits a peer's request.
+pub(crate) struct Choice {
+    pub name: String,
+    pub selected: Selected,
+    pub spi_out: u32,
+    pub local_ts: Vec<TsRange>,
+    pub remote_ts: Vec<TsRange>,
+}
+
+/// Responder: the child configuration (of `only`, if given) that fits the
+/// request's TSi/TSr best and whose proposals match. Selectors are narrowed
+/// (§2.9); a configuration whose selectors equal the request wins over one
+/// that merely contains it, which wins over one that had to narrow it, so
+/// that a peer asking for a specific child's subnets gets that child even if
+/// a broader one comes first. Errors carry the notify to answer with.
+pub(crate) fn choose(
+    conn: &crate::config::Connection,
+    only: Option<&str>,
+    proposals: &[oxisec_wire::Proposal],
+    tsi: &[TsRange],
+    tsr: &[TsRange],
+    skip_ke: bool,
+) -> Result<Choice, oxisec_wire::NotifyType> {
+    use oxisec_wire::NotifyType;
+    let mut failure = NotifyType::TS_UNACCEPTABLE;
+    let mut best: Option<(u8, Choice)> = None;
+    for cfg in conn
+        .children
+        .iter()
+        .filter(|c| only.is_none_or(|n| n == c.name))
+    {
+        let remote_ts = crate::ts::narrow(tsi, &cfg.remote_ts);
+        let local_ts = crate::ts::narrow(tsr, &cfg.local_ts);
+        if remote_ts.is_empty() || local_ts.is_empty() {
+            continue;
+        }
+        let ours: Vec<_> = cfg.esp_proposals.iter().map(|p| p.0.clone()).collect();
+        let esp = oxisec_wire::ProtocolId::ESP;
+        let Some(selected) = crate::proposal::select(&ours, proposals, esp, skip_ke) else {
+            failure = NotifyType::NO_PROPOSAL_CHOSEN;
+            continue;
+        };
+        let Some(spi_out) = peer_spi(&selected) else {
+            failure = NotifyType::INVALID_SYNTAX;
+            continue;
+        };
+        let unnarrowed = remote_ts == tsi && local_ts == tsr;
+        let exact = unnarrowed && cfg.remote_ts == tsi && cfg.local_ts == tsr;
+        let score = u8::from(unnarrowed) + u8::from(exact);
+        if best.as_ref().is_none_or(|(s, _)| score > *s) {
+            let c = Choice {
+                name: cfg.name.clone(),
+                selected,
+                spi_out,
+                local_ts,
+                remote_ts,
+            };
+            best = Some((score, c));
+        }
+    }
+    best.map(|(_, c)| c).ok_or(failure)
+}
+
+/// One log line for a new CHILD_SA.
+pub(crate) fn log_up(
+    name: &str,
+    spi_in: u32,
+    spi_out: u32,
+    local_ts: &[TsRange],
+    remote_ts: &[TsRange],
+    selected: &Selected,
+    rekey: bool,
+) {
+    let fmt = |t: &[TsRange]| {
+        t.iter()
+            .map(|t| t.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    tracing::info!(child = %name, spi_in = format_args!("{spi_in:08x}"), spi_out = format_args!("{spi_out:08x}"),
+        local_ts = %fmt(local_ts), remote_ts = %fmt(remote_ts), algorithms = %selected.describe(),
+        "{}", if rekey { "CHILD_SA rekeyed" } else { "CHILD_SA established" });
 }

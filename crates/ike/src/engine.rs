@@ -11,9 +11,10 @@ use oxisec_wire::{ExchangeType, Header, HeaderRepr, Message, NotifyType};
 use tracing::{debug, info, warn};
 
 use crate::api::*;
+use crate::config::StartAction;
 use crate::config::{Config, Connection};
 use crate::exchange::{self, Cx};
-use crate::sa::{IkeSa, IkeState, Task};
+use crate::sa::{ChildState, IkeSa, IkeState, Task};
 use crate::window::{RequestVerdict, TimerAction};
 
 /// Everything the engine has to say after an input.
@@ -160,12 +161,15 @@ impl Engine {
             debug!(from = %dgram.remote, "dropping IKE message whose SPIs or role flags do not fit the SA");
             return;
         }
-        if hdr.flags.response() {
-            exchange::dispatch_response(sa, &mut cx, &dgram, &hdr);
+        let spawn = if hdr.flags.response() {
+            exchange::dispatch_response(sa, &mut cx, &dgram, &hdr)
         } else {
-            exchange::dispatch_request(sa, &mut cx, &dgram, &hdr);
-        }
+            exchange::dispatch_request(sa, &mut cx, &dgram, &hdr)
+        };
         exchange::run_tasks(sa, &mut cx);
+        if let Some(spawn) = spawn {
+            self.apply(now, spawn);
+        }
         self.sweep();
     }
 
@@ -259,6 +263,8 @@ impl Engine {
                     exchange::close(sa, &mut cx, reason);
                 }
             }
+            // Delayed tasks (TEMPORARY_FAILURE retries) that are due.
+            exchange::run_tasks(sa, &mut cx);
         }
         self.sweep();
     }
@@ -272,39 +278,79 @@ impl Engine {
                 let (mut cx, sas) = self.cx(now);
                 for sa in sas.values_mut().filter(|sa| sa.conn.name == connection) {
                     match sa.state {
-                        IkeState::Established => {
-                            if !sa.tasks.contains(&Task::DeleteIke) {
-                                sa.tasks.push_back(Task::DeleteIke);
-                            }
-                            exchange::run_tasks(sa, &mut cx);
-                        }
+                        IkeState::Established => queue(sa, &mut cx, Task::DeleteIke),
                         IkeState::Connecting => exchange::close(sa, &mut cx, DownReason::Deleted),
                         IkeState::Deleting | IkeState::Closed => {}
                     }
                 }
             }
             Command::TerminateChild { child } => {
+                self.for_children(now, &child, Task::DeleteChild);
+            }
+            Command::RekeyChild { child } => {
+                self.for_children(now, &child, Task::RekeyChild);
+            }
+            Command::RekeyIke { connection } => {
                 let (mut cx, sas) = self.cx(now);
-                for sa in sas
-                    .values_mut()
-                    .filter(|sa| sa.state == IkeState::Established)
-                {
-                    let ids: Vec<ChildId> = sa
-                        .children
-                        .iter()
-                        .filter(|c| c.name == child)
-                        .map(|c| c.id)
-                        .collect();
-                    for cid in ids {
-                        if !sa.tasks.contains(&Task::DeleteChild(cid)) {
-                            sa.tasks.push_back(Task::DeleteChild(cid));
-                        }
-                    }
-                    exchange::run_tasks(sa, &mut cx);
+                let live = |sa: &&mut IkeSa| {
+                    sa.conn.name == connection
+                        && sa.state == IkeState::Established
+                        && sa.rekeyed_to.is_none()
+                };
+                for sa in sas.values_mut().filter(live) {
+                    queue(sa, &mut cx, Task::RekeyIke);
                 }
             }
         }
         self.sweep();
+    }
+
+    /// Queues `task` for every installed CHILD_SA made from child config `name`.
+    fn for_children(&mut self, now: Instant, name: &str, task: fn(ChildId) -> Task) {
+        let (mut cx, sas) = self.cx(now);
+        for sa in sas
+            .values_mut()
+            .filter(|sa| sa.state == IkeState::Established)
+        {
+            let ids: Vec<ChildId> = sa
+                .children
+                .iter()
+                .filter(|c| c.name == name)
+                .map(|c| c.id)
+                .collect();
+            for id in ids {
+                queue(sa, &mut cx, task(id));
+            }
+        }
+    }
+
+    /// Applies what a handler could not do with its own SA: inserting a
+    /// rekeyed IKE SA and moving CHILD_SAs (with their queued tasks).
+    fn apply(&mut self, now: Instant, spawn: exchange::Spawn) {
+        if let Some(new) = spawn.new {
+            let (id, spi) = (new.id, new.own_spi());
+            self.sas.insert(id, new);
+            self.by_spi.insert(spi, id);
+        }
+        for (from, to) in spawn.moves {
+            let Some(src) = self.sas.get_mut(&from) else {
+                continue;
+            };
+            let children = std::mem::take(&mut src.children);
+            let tasks: Vec<Task> = src
+                .tasks
+                .drain(..)
+                .filter(|t| *t != Task::DeleteIke)
+                .collect();
+            if let Some(dst) = self.sas.get_mut(&to) {
+                dst.children.extend(children);
+                dst.tasks.extend(tasks);
+            }
+        }
+        let (mut cx, sas) = self.cx(now);
+        for sa in sas.values_mut() {
+            exchange::run_tasks(sa, &mut cx);
+        }
     }
 
     fn initiate(&mut self, now: Instant, name: &str, child: Option<&str>) {
@@ -318,22 +364,59 @@ impl Engine {
             warn!(connection = name, "initiate: no such connection");
             return;
         };
-        if let Some(sa) = self
-            .sas
-            .values()
-            .find(|sa| sa.conn.name == name && sa.state != IkeState::Closed)
-        {
-            info!(
-                connection = name,
-                state = sa.state.name(),
-                "initiate: an IKE SA for this connection already exists"
-            );
+        let wanted: Vec<String> = match child {
+            Some(c) => vec![c.to_string()],
+            None => {
+                let start: Vec<String> = conn
+                    .children
+                    .iter()
+                    .filter(|c| c.start_action == StartAction::Start)
+                    .map(|c| c.name.clone())
+                    .collect();
+                if start.is_empty() {
+                    conn.children
+                        .iter()
+                        .take(1)
+                        .map(|c| c.name.clone())
+                        .collect()
+                } else {
+                    start
+                }
+            }
+        };
+        let (mut cx, sas) = self.cx(now);
+        let existing = sas.values_mut().find(|sa| {
+            sa.conn.name == name
+                && matches!(sa.state, IkeState::Connecting | IkeState::Established)
+                && sa.rekeyed_to.is_none()
+        });
+        if let Some(sa) = existing {
+            // Further children ride on the IKE SA we have (CREATE_CHILD_SA).
+            for w in wanted {
+                let up = sa
+                    .children
+                    .iter()
+                    .any(|c| c.name == w && c.state != ChildState::Deleting);
+                let riding = sa
+                    .hs
+                    .as_ref()
+                    .and_then(|h| h.child.as_ref())
+                    .is_some_and(|p| p.name == w);
+                if up || riding {
+                    info!(connection = name, child = %w, "initiate: CHILD_SA is already up or on its way");
+                    continue;
+                }
+                queue(sa, &mut cx, Task::CreateChild(w));
+            }
             return;
         }
-        let (mut cx, sas) = self.cx(now);
-        let Some(sa) = exchange::ike_sa_init::initiate(&mut cx, conn, child) else {
+        let first = wanted.first().cloned();
+        let Some(mut sa) = exchange::ike_sa_init::initiate(&mut cx, conn, first.as_deref()) else {
             return;
         };
+        for w in wanted.into_iter().skip(1) {
+            sa.tasks.push_back(Task::CreateChild(w));
+        }
         let (id, spi) = (sa.id, sa.spi_i);
         sas.insert(id, sa);
         self.by_spi.insert(spi, id);
@@ -393,6 +476,14 @@ impl Engine {
     pub fn ike_sa_count(&self) -> usize {
         self.sas.len()
     }
+}
+
+/// Queues a task once and starts it if the SA is free.
+fn queue(sa: &mut IkeSa, cx: &mut Cx, task: Task) {
+    if !sa.tasks.contains(&task) {
+        sa.tasks.push_back(task);
+    }
+    exchange::run_tasks(sa, cx);
 }
 
 /// Whether the header's SPIs and Initiator flag are consistent with the SA.

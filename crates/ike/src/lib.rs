@@ -14,6 +14,7 @@ pub mod config;
 mod engine;
 mod exchange;
 pub mod identity;
+mod keys;
 mod nat;
 pub mod proposal;
 mod sa;

@@ -88,6 +88,10 @@ pub(crate) struct Handshake {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ChildState {
     Installed,
+    /// Our CREATE_CHILD_SA rekeying this SA is outstanding.
+    Rekeying,
+    /// A successor is installed; this SA waits for its delete.
+    Rekeyed,
     /// Our delete is outstanding; the outbound SA is already gone.
     Deleting,
 }
@@ -96,9 +100,28 @@ impl ChildState {
     pub fn name(self) -> &'static str {
         match self {
             ChildState::Installed => "INSTALLED",
+            ChildState::Rekeying => "REKEYING",
+            ChildState::Rekeyed => "REKEYED",
             ChildState::Deleting => "DELETING",
         }
     }
+}
+
+/// A rekey of the same SA by the peer that crossed ours (§2.8.1): the child
+/// it created and the nonces of its exchange, to decide which one survives.
+#[derive(Debug, Clone)]
+pub(crate) struct Collision<T> {
+    pub created: T,
+    pub nonces: [Vec<u8>; 2],
+}
+
+/// Whether an exchange with nonces `ours` loses against one with `theirs`:
+/// the exchange holding the lowest of the four nonces made the redundant SA
+/// (RFC 7296 §2.8.1, §2.8.2). Nonces compare as byte strings.
+pub(crate) fn loses(ours: &[Vec<u8>; 2], theirs: &[Vec<u8>; 2]) -> bool {
+    let min_ours = ours.iter().min();
+    let min_theirs = theirs.iter().min();
+    min_ours < min_theirs
 }
 
 #[derive(Debug)]
@@ -112,6 +135,37 @@ pub(crate) struct ChildSa {
     pub remote_ts: Vec<TsRange>,
     pub state: ChildState,
     pub installed: Instant,
+    /// Whether the outbound half is in the data plane. A responder defers it
+    /// for a rekeyed SA until the initiator deletes the old one, so that it
+    /// never sends on an SA the initiator has not installed yet.
+    pub outbound_installed: bool,
+    pub deferred_outbound: Option<crate::api::SaCommand>,
+    /// The child that replaces this one after a rekey.
+    pub successor: Option<ChildId>,
+    /// A crossing rekey by the peer (we answered it while ours was outstanding).
+    pub collision: Option<Collision<ChildId>>,
+}
+
+/// Our half of a CREATE_CHILD_SA for a new or rekeyed CHILD_SA.
+#[derive(Debug)]
+pub(crate) struct ChildExchange {
+    pub pending: PendingChild,
+    pub ni: Vec<u8>,
+    pub ke: Option<Box<dyn KeyExchange>>,
+    /// The child this exchange replaces.
+    pub rekeys: Option<ChildId>,
+    /// Groups already tried after INVALID_KE_PAYLOAD.
+    pub tried_groups: Vec<TransformId>,
+}
+
+/// Our half of a CREATE_CHILD_SA rekeying the IKE SA.
+#[derive(Debug)]
+pub(crate) struct IkeRekeyExchange {
+    /// Our SPI on the new IKE SA (we will be its initiator).
+    pub spi: u64,
+    pub ni: Vec<u8>,
+    pub ke: Box<dyn KeyExchange>,
+    pub tried_groups: Vec<TransformId>,
 }
 
 /// What our outstanding request is about, so the response goes to the right handler.
@@ -121,6 +175,8 @@ pub(crate) enum Active {
     IkeAuth,
     DeleteIke,
     DeleteChild(ChildId),
+    CreateChild(Box<ChildExchange>),
+    RekeyIke(Box<IkeRekeyExchange>),
     /// An INFORMATIONAL whose answer needs no handling (notify to the peer).
     Inform,
 }
@@ -128,6 +184,9 @@ pub(crate) enum Active {
 /// Something queued on an IKE SA until its request window is free.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Task {
+    CreateChild(String),
+    RekeyChild(ChildId),
+    RekeyIke,
     DeleteChild(ChildId),
     DeleteIke,
 }
@@ -160,9 +219,55 @@ pub(crate) struct IkeSa {
     pub established: Option<Instant>,
     /// Responder: a half-open SA that does not complete by then is dropped.
     pub half_open_deadline: Option<Instant>,
+    /// Set once a rekey replaced this SA: it only waits to be deleted.
+    pub rekeyed_to: Option<IkeId>,
+    /// A crossing IKE rekey by the peer that we answered (§2.8.2).
+    pub ike_collision: Option<Collision<IkeId>>,
+    /// Tasks to retry later (after TEMPORARY_FAILURE, §2.25).
+    pub delayed: Vec<(Instant, Task)>,
 }
 
 impl IkeSa {
+    /// A fresh SA with empty windows and no keys.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: IkeId,
+        role: Role,
+        conn: Arc<Connection>,
+        spi_i: u64,
+        spi_r: u64,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> IkeSa {
+        IkeSa {
+            id,
+            role,
+            conn,
+            candidates: Vec::new(),
+            spi_i,
+            spi_r,
+            local,
+            remote,
+            state: IkeState::Connecting,
+            hs: None,
+            keys: None,
+            selected: None,
+            requests: RequestWindow::default(),
+            responses: ResponseWindow::default(),
+            active: None,
+            tasks: std::collections::VecDeque::new(),
+            children: Vec::new(),
+            nat_remote: false,
+            nat_local: false,
+            peer_id: None,
+            established: None,
+            half_open_deadline: None,
+            rekeyed_to: None,
+            ike_collision: None,
+            delayed: Vec::new(),
+        }
+    }
+
     /// Our SPI: the one the peer addresses us by.
     pub fn own_spi(&self) -> u64 {
         match self.role {

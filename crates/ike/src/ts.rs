@@ -195,10 +195,10 @@ pub fn narrow(proposed: &[TsRange], configured: &[TsRange]) -> Vec<TsRange> {
     let mut out: Vec<TsRange> = Vec::new();
     for c in configured {
         for p in proposed {
-            if let Some(i) = p.intersect(c) {
-                if !out.contains(&i) {
-                    out.push(i);
-                }
+            if let Some(i) = p.intersect(c)
+                && !out.contains(&i)
+            {
+                out.push(i);
             }
         }
     }

@@ -102,8 +102,10 @@ pub(crate) fn start(sa: &mut IkeSa, cx: &mut Cx) {
         method: AuthMethod::SHARED_KEY_MIC,
         data: auth.as_bytes().to_vec(),
     }));
-    if let Some(pending) = &hs.child {
-        if let Some(cfg) = conn.children.iter().find(|c| c.name == pending.name) {
+    if let Some(pending) = &hs.child
+        && let Some(cfg) = conn.children.iter().find(|c| c.name == pending.name)
+    {
+        {
             let proposals = cfg
                 .esp_proposals
                 .iter()
@@ -180,7 +182,7 @@ pub(crate) fn respond(
         );
         return;
     };
-    let idr = p.idr.map(|x| Identity::from_wire(x));
+    let idr = p.idr.map(Identity::from_wire);
     let (Some(hs), Some(keys)) = (sa.hs.as_ref(), sa.keys.as_ref()) else {
         return;
     };
@@ -292,59 +294,60 @@ fn respond_child(
     let (Some(tsi), Some(tsr)) = (ranges(tsi_p), ranges(tsr_p)) else {
         return vec![notify(NotifyType::TS_UNACCEPTABLE)];
     };
-    let mut failure = NotifyType::TS_UNACCEPTABLE;
-    for cfg in &conn.children {
-        let remote_ts = ts::narrow(&tsi, &cfg.remote_ts);
-        let local_ts = ts::narrow(&tsr, &cfg.local_ts);
-        if remote_ts.is_empty() || local_ts.is_empty() {
-            continue;
+    let c = match child::choose(conn, None, &sa_p.proposals, &tsi, &tsr, true) {
+        Ok(c) => c,
+        Err(n) => {
+            info!(connection = %conn.name, notify = %n, "no CHILD_SA for the peer's request");
+            return vec![notify(n)];
         }
-        let ours: Vec<ProposalSpec> = cfg.esp_proposals.iter().map(|p| p.0.clone()).collect();
-        let Some(selected) = proposal::select(&ours, &sa_p.proposals, ProtocolId::ESP, true) else {
-            failure = NotifyType::NO_PROPOSAL_CHOSEN;
-            continue;
-        };
-        let Some(spi_out) = child::peer_spi(&selected) else {
-            failure = NotifyType::INVALID_SYNTAX;
-            continue;
-        };
-        let spi_in = cx.alloc.child_spi(cx.rng);
-        let n = Negotiated {
-            id: cx.alloc.child_id(),
-            name: cfg.name.clone(),
-            selected: selected.clone(),
-            spi_in,
-            spi_out,
-            local_ts: local_ts.clone(),
-            remote_ts: remote_ts.clone(),
-        };
-        let id = n.id;
-        if let Err(e) = child::install(sa, &mut cx.out.commands, cx.now, n, ni, nr) {
-            warn!(child = %cfg.name, error = %e, "cannot install CHILD_SA");
-            cx.alloc.child_spis.remove(&spi_in);
-            failure = NotifyType::NO_PROPOSAL_CHOSEN;
-            continue;
-        }
-        info!(child = %cfg.name, spi_in = format_args!("{spi_in:08x}"), spi_out = format_args!("{spi_out:08x}"),
-            local_ts = ?local_ts.iter().map(|t| t.to_string()).collect::<Vec<_>>(), remote_ts = ?remote_ts.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
-            algorithms = %selected.describe(), "CHILD_SA established");
-        cx.event(Event::ChildUp {
-            ike: sa.id,
-            child: id,
-            name: cfg.name.clone(),
-            spi_in,
-            spi_out,
-        });
-        return vec![
-            Payload::Sa(SaPayload {
-                proposals: vec![selected.to_wire(ProtocolId::ESP, spi_in.to_be_bytes().to_vec())],
-            }),
-            Payload::TsI(ts_payload(&remote_ts)),
-            Payload::TsR(ts_payload(&local_ts)),
-        ];
+    };
+    let spi_in = cx.alloc.child_spi(cx.rng);
+    let id = cx.alloc.child_id();
+    let n = Negotiated {
+        initiator: false,
+        g_ir: None,
+        ni,
+        nr,
+        defer_outbound: false,
+        id,
+        name: c.name.clone(),
+        selected: c.selected.clone(),
+        spi_in,
+        spi_out: c.spi_out,
+        local_ts: c.local_ts.clone(),
+        remote_ts: c.remote_ts.clone(),
+    };
+    if let Err(e) = child::install(sa, &mut cx.out.commands, cx.now, n) {
+        warn!(child = %c.name, error = %e, "cannot install CHILD_SA");
+        cx.alloc.child_spis.remove(&spi_in);
+        return vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)];
     }
-    info!(connection = %conn.name, notify = %failure, "no CHILD_SA for the peer's request");
-    vec![notify(failure)]
+    child::log_up(
+        &c.name,
+        spi_in,
+        c.spi_out,
+        &c.local_ts,
+        &c.remote_ts,
+        &c.selected,
+        false,
+    );
+    cx.event(Event::ChildUp {
+        ike: sa.id,
+        child: id,
+        name: c.name.clone(),
+        spi_in,
+        spi_out: c.spi_out,
+    });
+    vec![
+        Payload::Sa(SaPayload {
+            proposals: vec![
+                c.selected
+                    .to_wire(ProtocolId::ESP, spi_in.to_be_bytes().to_vec()),
+            ],
+        }),
+        Payload::TsI(ts_payload(&c.remote_ts)),
+        Payload::TsR(ts_payload(&c.local_ts)),
+    ]
 }
 
 /// Initiator: verifies the responder and installs the first CHILD_SA.
@@ -389,15 +392,15 @@ pub(crate) fn handle_response(sa: &mut IkeSa, cx: &mut Cx, payloads: Vec<Payload
         );
         return;
     };
-    if let Some(want) = &conn.remote_id {
-        if !want.matches(&idr) {
-            reject(
-                sa,
-                cx,
-                format!("responder identified as {idr}, expected {want}"),
-            );
-            return;
-        }
+    if let Some(want) = &conn.remote_id
+        && !want.matches(&idr)
+    {
+        reject(
+            sa,
+            cx,
+            format!("responder identified as {idr}, expected {want}"),
+        );
+        return;
     }
     if auth_p.method != AuthMethod::SHARED_KEY_MIC {
         reject(
@@ -495,6 +498,11 @@ fn finish_child(
         return;
     };
     let n = Negotiated {
+        initiator: true,
+        g_ir: None,
+        ni,
+        nr,
+        defer_outbound: false,
         id: cx.alloc.child_id(),
         name: pending.name.clone(),
         selected: selected.clone(),
@@ -504,14 +512,20 @@ fn finish_child(
         remote_ts: remote_ts.clone(),
     };
     let id = n.id;
-    if let Err(e) = child::install(sa, &mut cx.out.commands, cx.now, n, ni, nr) {
+    if let Err(e) = child::install(sa, &mut cx.out.commands, cx.now, n) {
         fail(sa, cx, e);
         sa.tasks.push_back(crate::sa::Task::DeleteIke);
         return;
     }
-    info!(child = %pending.name, spi_in = format_args!("{:08x}", pending.spi_in), spi_out = format_args!("{spi_out:08x}"),
-        local_ts = ?local_ts.iter().map(|t| t.to_string()).collect::<Vec<_>>(), remote_ts = ?remote_ts.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
-        algorithms = %selected.describe(), "CHILD_SA established");
+    child::log_up(
+        &pending.name,
+        pending.spi_in,
+        spi_out,
+        &local_ts,
+        &remote_ts,
+        &selected,
+        false,
+    );
     cx.event(Event::ChildUp {
         ike: sa.id,
         child: id,

@@ -1,14 +1,10 @@
 //! IKE_SA_INIT (RFC 7296 §1.2): proposals, key exchange, nonces, NAT
 //! detection; INVALID_KE_PAYLOAD and COOKIE retries on the initiator side.
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use oxisec_crypto::ike_cipher::{IkeCipher, IkeSuite};
-use oxisec_crypto::kdf::{self, IkeKeySizes};
 use oxisec_crypto::ke;
-use oxisec_crypto::prf::Prf;
 use oxisec_wire::{
     ExchangeType, Flags, HeaderRepr, KePayload, Message, NotifyPayload, NotifyType, Payload,
     PayloadType, ProtocolId, SaPayload, TransformId,
@@ -18,14 +14,15 @@ use tracing::{debug, info, warn};
 use super::{Cx, close, send_request};
 use crate::api::{Datagram, DownReason, Transmit};
 use crate::config::Connection;
+use crate::keys::{self, Inputs, Seed};
 use crate::nat;
-use crate::proposal::{self, Selected};
-use crate::sa::{Active, Handshake, IkeSa, IkeState, PendingChild, Role, SaKeys};
-use crate::window::{RequestWindow, ResponseWindow};
+use crate::proposal;
+use crate::sa::{Active, Handshake, IkeSa, IkeState, PendingChild, Role};
+use crate::window::RequestWindow;
 
 /// Our nonce length: 32 bytes, at least half the key size of every PRF we
 /// support (§2.10).
-const NONCE_LEN: usize = 32;
+pub(crate) const NONCE_LEN: usize = 32;
 /// Nonces from the peer must be 16..=256 bytes (§3.9).
 const NONCE_MIN: usize = 16;
 const NONCE_MAX: usize = 256;
@@ -78,11 +75,11 @@ pub(crate) fn initiate(cx: &mut Cx, conn: Arc<Connection>, child: Option<&str>) 
         warn!(connection = %conn.name, "cannot initiate: the connection has no remote address");
         return None;
     };
-    if let Some(name) = child {
-        if !conn.children.iter().any(|c| c.name == name) {
-            warn!(connection = %conn.name, child = name, "cannot initiate: no such child");
-            return None;
-        }
+    if let Some(name) = child
+        && !conn.children.iter().any(|c| c.name == name)
+    {
+        warn!(connection = %conn.name, child = name, "cannot initiate: no such child");
+        return None;
     }
     let remote = SocketAddr::new(remote_ip, conn.remote_port);
     let local_ip = conn
@@ -96,34 +93,21 @@ pub(crate) fn initiate(cx: &mut Cx, conn: Arc<Connection>, child: Option<&str>) 
             std::net::Ipv6Addr::UNSPECIFIED.into()
         });
     let pending = pending_child(cx, &conn, child);
-    let mut sa = IkeSa {
-        id: cx.alloc.ike_id(),
-        role: Role::Initiator,
-        conn: conn.clone(),
-        candidates: Vec::new(),
-        spi_i: cx.ike_spi(),
-        spi_r: 0,
-        local: SocketAddr::new(local_ip, 500),
+    let mut sa = IkeSa::new(
+        cx.alloc.ike_id(),
+        Role::Initiator,
+        conn.clone(),
+        cx.ike_spi(),
+        0,
+        SocketAddr::new(local_ip, 500),
         remote,
-        state: IkeState::Connecting,
-        hs: Some(Handshake {
-            ni: cx.random(NONCE_LEN),
-            child: pending,
-            ..Handshake::default()
-        }),
-        keys: None,
-        selected: None,
-        requests: RequestWindow::default(),
-        responses: ResponseWindow::default(),
-        active: None,
-        tasks: VecDeque::new(),
-        children: Vec::new(),
-        nat_remote: false,
-        nat_local: false,
-        peer_id: None,
-        established: None,
-        half_open_deadline: None,
-    };
+    );
+    sa.hs = Some(Handshake {
+        ni: cx.random(NONCE_LEN),
+        child: pending,
+        ..Handshake::default()
+    });
+
     info!(connection = %conn.name, peer = %remote, "initiating IKE SA");
     let group = conn.ike_proposals[0].first_ke();
     send_init_request(&mut sa, cx, group);
@@ -252,52 +236,6 @@ fn sa_payload(payloads: &[Payload]) -> Option<&SaPayload> {
     })
 }
 
-/// Derives SKEYSEED and the SK_* keys and builds both directions' ciphers.
-pub(crate) fn derive_keys(
-    selected: &Selected,
-    role: Role,
-    ni: &[u8],
-    nr: &[u8],
-    g_ir: &[u8],
-    spi_i: u64,
-    spi_r: u64,
-) -> Result<SaKeys, String> {
-    let prf_id = selected.prf.ok_or("no PRF selected")?.id;
-    let prf = Prf::from_id(prf_id).ok_or_else(|| format!("PRF {} not implemented", prf_id.0))?;
-    let suite = IkeSuite {
-        encr: selected.encr.id,
-        encr_key_bits: selected.encr.key_bits,
-        integ: selected.integ.map(|a| a.id),
-    };
-    suite.validate().map_err(|e| e.to_string())?;
-    let sizes = IkeKeySizes {
-        encr: suite.encr_key_len(),
-        integ: suite.integ_key_len(),
-    };
-    let skeyseed = kdf::skeyseed(prf, ni, nr, g_ir);
-    let k = kdf::ike_keys(prf, skeyseed.as_bytes(), ni, nr, spi_i, spi_r, sizes);
-    let ci = IkeCipher::new(suite, &k.sk_ei, &k.sk_ai).map_err(|e| e.to_string())?;
-    let cr = IkeCipher::new(suite, &k.sk_er, &k.sk_ar).map_err(|e| e.to_string())?;
-    Ok(match role {
-        Role::Initiator => SaKeys {
-            prf,
-            sk_d: k.sk_d,
-            sk_p_own: k.sk_pi,
-            sk_p_peer: k.sk_pr,
-            outbound: ci,
-            inbound: cr,
-        },
-        Role::Responder => SaKeys {
-            prf,
-            sk_d: k.sk_d,
-            sk_p_own: k.sk_pr,
-            sk_p_peer: k.sk_pi,
-            outbound: cr,
-            inbound: ci,
-        },
-    })
-}
-
 /// Responder: answers an IKE_SA_INIT request, creating a half-open SA, or
 /// answers with an error notify and keeps no state.
 pub(crate) fn respond(
@@ -339,9 +277,7 @@ pub(crate) fn respond(
         send_error(cx, dgram, req, NotifyType::NO_PROPOSAL_CHOSEN, Vec::new());
         return None;
     };
-    let Some(group) = selected.ke.map(|a| a.id) else {
-        return None;
-    };
+    let group = selected.ke.map(|a| a.id)?;
     if group != ke_p.group {
         debug!(peer = %dgram.remote, offered = ke_p.group.0, wanted = group.0, "asking for another key exchange method");
         send_error(
@@ -371,14 +307,18 @@ pub(crate) fn respond(
     };
     let spi_r = cx.ike_spi();
     let nr = cx.random(NONCE_LEN);
-    let keys = match derive_keys(
+    let keys = match keys::derive(
         &selected,
         Role::Responder,
-        ni,
-        &nr,
-        g_ir.as_bytes(),
-        req.spi_i,
-        spi_r,
+        Seed::Initial {
+            g_ir: g_ir.as_bytes(),
+        },
+        Inputs {
+            ni,
+            nr: &nr,
+            spi_i: req.spi_i,
+            spi_r,
+        },
     ) {
         Ok(k) => k,
         Err(e) => {
@@ -389,30 +329,22 @@ pub(crate) fn respond(
     };
     let nat_result = nat::evaluate(payloads, req.spi_i, 0, dgram.local, dgram.remote);
     let conn = candidates[0].clone();
-    let mut sa = IkeSa {
-        id: cx.alloc.ike_id(),
-        role: Role::Responder,
-        conn: conn.clone(),
-        candidates,
-        spi_i: req.spi_i,
+    let mut sa = IkeSa::new(
+        cx.alloc.ike_id(),
+        Role::Responder,
+        conn,
+        req.spi_i,
         spi_r,
-        local: dgram.local,
-        remote: dgram.remote,
-        state: IkeState::Connecting,
-        hs: None,
-        keys: Some(keys),
-        selected: Some(selected.clone()),
-        requests: RequestWindow::default(),
-        responses: ResponseWindow::default(),
-        active: None,
-        tasks: VecDeque::new(),
-        children: Vec::new(),
-        nat_remote: nat_result.remote_behind,
-        nat_local: nat_result.local_behind,
-        peer_id: None,
-        established: None,
-        half_open_deadline: Some(cx.now + HALF_OPEN_TIMEOUT),
-    };
+        dgram.local,
+        dgram.remote,
+    );
+    sa.candidates = candidates;
+    sa.keys = Some(keys);
+    sa.selected = Some(selected.clone());
+    sa.nat_remote = nat_result.remote_behind;
+    sa.nat_local = nat_result.local_behind;
+    sa.half_open_deadline = Some(cx.now + HALF_OPEN_TIMEOUT);
+
     let mut out = vec![
         Payload::Sa(SaPayload {
             proposals: vec![selected.to_wire(ProtocolId::IKE, Vec::new())],
@@ -584,14 +516,18 @@ pub(crate) fn handle_response(
     sa.spi_r = hdr.spi_r;
     hs.nr = nr.to_vec();
     hs.init_response = dgram.data.clone();
-    let keys = match derive_keys(
+    let keys = match keys::derive(
         &selected,
         Role::Initiator,
-        &hs.ni,
-        &hs.nr,
-        g_ir.as_bytes(),
-        sa.spi_i,
-        sa.spi_r,
+        Seed::Initial {
+            g_ir: g_ir.as_bytes(),
+        },
+        Inputs {
+            ni: &hs.ni,
+            nr: &hs.nr,
+            spi_i: sa.spi_i,
+            spi_r: sa.spi_r,
+        },
     ) {
         Ok(k) => k,
         Err(e) => {

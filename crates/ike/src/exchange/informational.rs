@@ -10,19 +10,23 @@ use crate::sa::{Active, ChildState, IkeSa, IkeState};
 /// Sends Delete(IKE); the SA closes when the answer arrives or the peer
 /// stays silent through the retransmission schedule.
 pub(crate) fn start_delete_ike(sa: &mut IkeSa, cx: &mut Cx) {
-    info!(connection = %sa.conn.name, peer = %sa.describe_peer(), "deleting IKE SA");
+    if sa.rekeyed_to.is_none() {
+        info!(connection = %sa.conn.name, peer = %sa.describe_peer(), "deleting IKE SA");
+    }
     sa.state = IkeState::Deleting;
     // Stop sending on every CHILD_SA right away; inbound stays until the peer confirms.
     for c in sa
         .children
         .iter_mut()
-        .filter(|c| c.state == ChildState::Installed)
+        .filter(|c| c.state != ChildState::Deleting)
     {
-        cx.out.commands.push_back(SaCommand::Delete {
-            child: c.id,
-            spi: c.spi_out,
-            inbound: false,
-        });
+        if c.outbound_installed {
+            cx.out.commands.push_back(SaCommand::Delete {
+                child: c.id,
+                spi: c.spi_out,
+                inbound: false,
+            });
+        }
         c.state = ChildState::Deleting;
     }
     let d = DeletePayload {
@@ -43,17 +47,21 @@ pub(crate) fn start_delete_ike(sa: &mut IkeSa, cx: &mut Cx) {
 /// leaves the data plane now, the inbound half when the peer answers.
 pub(crate) fn start_delete_child(sa: &mut IkeSa, cx: &mut Cx, id: ChildId) {
     let Some(c) = sa.child_mut(id) else { return };
-    if c.state != ChildState::Installed {
+    if c.state == ChildState::Deleting {
         return;
     }
-    info!(child = %c.name, spi_in = format_args!("{:08x}", c.spi_in), "deleting CHILD_SA");
+    if c.state != ChildState::Rekeyed {
+        info!(child = %c.name, spi_in = format_args!("{:08x}", c.spi_in), "deleting CHILD_SA");
+    }
     c.state = ChildState::Deleting;
     let spi_in = c.spi_in;
-    cx.out.commands.push_back(SaCommand::Delete {
-        child: id,
-        spi: c.spi_out,
-        inbound: false,
-    });
+    if c.outbound_installed {
+        cx.out.commands.push_back(SaCommand::Delete {
+            child: id,
+            spi: c.spi_out,
+            inbound: false,
+        });
+    }
     let d = DeletePayload {
         protocol: ProtocolId::ESP,
         spi_size: 4,
@@ -80,11 +88,16 @@ pub(crate) fn child_deleted(sa: &mut IkeSa, cx: &mut Cx, id: ChildId, _answer: &
             inbound: true,
         });
         cx.alloc.child_spis.remove(&c.spi_in);
+        let reason = if c.successor.is_some() {
+            DownReason::Rekeyed
+        } else {
+            DownReason::Deleted
+        };
         cx.event(Event::ChildDown {
             ike: sa.id,
             child: c.id,
             name: c.name,
-            reason: DownReason::Deleted,
+            reason,
         });
     }
 }
@@ -163,19 +176,34 @@ pub(crate) fn respond(
 }
 
 /// Removes the CHILD_SA whose outbound SPI the peer deletes; returns our
-/// inbound SPI for the answer. A child we are deleting ourselves at the same
-/// time (§2.25.1) is removed too and answered the same way.
+/// inbound SPI for the answer, or `None` if we have no such SA or are
+/// deleting it ourselves (§2.25.1: then the answer carries no Delete).
+/// When the deleted SA was rekeyed, its successor's outbound half goes into
+/// the data plane first: from now on we send on the new SA.
 fn delete_child_by_peer(sa: &mut IkeSa, cx: &mut Cx, spi_out: u32) -> Option<u32> {
     let pos = sa.children.iter().position(|c| c.spi_out == spi_out)?;
     let c = sa.children.remove(pos);
-    info!(child = %c.name, spi_out = format_args!("{spi_out:08x}"), "peer deleted CHILD_SA");
+    if let Some(next) = c.successor.and_then(|id| sa.child_mut(id)) {
+        crate::child::install_deferred_outbound(next, &mut cx.out.commands);
+    }
+    let ours_too = c.state == ChildState::Deleting;
+    if c.state == ChildState::Rekeyed {
+        debug!(child = %c.name, spi_out = format_args!("{spi_out:08x}"), "peer deleted the rekeyed CHILD_SA");
+    } else {
+        info!(child = %c.name, spi_out = format_args!("{spi_out:08x}"), "peer deleted CHILD_SA");
+    }
     remove_child_from_dataplane(cx, &c);
     cx.alloc.child_spis.remove(&c.spi_in);
+    let reason = if c.state == ChildState::Rekeyed {
+        DownReason::Rekeyed
+    } else {
+        DownReason::Deleted
+    };
     cx.event(Event::ChildDown {
         ike: sa.id,
         child: c.id,
         name: c.name.clone(),
-        reason: DownReason::Deleted,
+        reason,
     });
-    Some(c.spi_in)
+    (!ours_too).then_some(c.spi_in)
 }

@@ -14,10 +14,41 @@ use crate::config::Config;
 use crate::engine::{Allocator, Outputs, Stats};
 use crate::sa::{Active, ChildSa, ChildState, IkeSa, IkeState, Role, Task};
 
+pub(crate) mod create_child_sa;
 pub(crate) mod ike_auth;
 pub(crate) mod ike_sa_init;
 pub(crate) mod informational;
 mod protect;
+
+/// Work for the engine's SA table that a handler cannot do with one SA: a
+/// new IKE SA from a rekey, and CHILD_SAs (with queued tasks) moving from
+/// one IKE SA to another.
+#[derive(Default)]
+pub(crate) struct Spawn {
+    pub new: Option<IkeSa>,
+    pub moves: Vec<(IkeId, IkeId)>,
+}
+
+impl Spawn {
+    pub fn ike(new: IkeSa) -> Spawn {
+        Spawn {
+            new: Some(new),
+            moves: Vec::new(),
+        }
+    }
+
+    pub fn moving(from: IkeId, to: IkeId) -> Spawn {
+        Spawn {
+            new: None,
+            moves: vec![(from, to)],
+        }
+    }
+
+    pub fn then_move(mut self, from: IkeId, to: IkeId) -> Spawn {
+        self.moves.push((from, to));
+        self
+    }
+}
 
 /// What an exchange handler may use besides its SA.
 pub(crate) struct Cx<'a> {
@@ -182,6 +213,9 @@ pub(crate) fn retransmit(sa: &mut IkeSa, cx: &mut Cx) {
     }
 }
 
+/// The notify (type and data) to answer an authenticated but invalid request with.
+type ErrorAnswer = (NotifyType, Vec<u8>);
+
 /// Decrypts a protected message and checks its payload rules. `None` when
 /// the message must be dropped silently (RFC 7296 §2.21: messages that fail
 /// integrity protection are discarded).
@@ -190,7 +224,7 @@ fn open(
     cx: &mut Cx,
     dgram: &Datagram,
     hdr: &HeaderRepr,
-) -> Option<Result<Vec<Payload>, (NotifyType, Vec<u8>)>> {
+) -> Option<Result<Vec<Payload>, ErrorAnswer>> {
     let keys = sa.keys.as_ref()?;
     let msg = match Message::parse(&dgram.data) {
         Ok(m) => m,
@@ -243,22 +277,26 @@ fn update_endpoints(sa: &mut IkeSa, dgram: &Datagram) {
     }
 }
 
-pub(crate) fn dispatch_request(sa: &mut IkeSa, cx: &mut Cx, dgram: &Datagram, hdr: &HeaderRepr) {
+pub(crate) fn dispatch_request(
+    sa: &mut IkeSa,
+    cx: &mut Cx,
+    dgram: &Datagram,
+    hdr: &HeaderRepr,
+) -> Option<Spawn> {
     match sa.responses.classify(hdr.message_id, &dgram.data) {
         crate::window::RequestVerdict::New => {}
         crate::window::RequestVerdict::Retransmitted => {
             resend_cached_response(sa, cx, dgram);
-            return;
+            return None;
         }
         crate::window::RequestVerdict::Drop => {
             cx.stats.out_of_window += 1;
-            debug!(peer = %dgram.remote, msg_id = hdr.message_id, expected = sa.responses.expected, "dropping request outside the window");
-            return;
+            debug!(peer = %dgram.remote, msg_id = hdr.message_id, expected = sa.responses.expected,
+                "dropping request outside the window");
+            return None;
         }
     }
-    let Some(opened) = open(sa, cx, dgram, hdr) else {
-        return;
-    };
+    let opened = open(sa, cx, dgram, hdr)?;
     update_endpoints(sa, dgram);
     let payloads = match opened {
         Ok(p) => p,
@@ -266,45 +304,46 @@ pub(crate) fn dispatch_request(sa: &mut IkeSa, cx: &mut Cx, dgram: &Datagram, hd
             let n = Payload::Notify(NotifyPayload::new(notify, data));
             send_response(sa, cx, hdr.exchange, hdr.message_id, &dgram.data, vec![n]);
             if hdr.exchange == ExchangeType::IKE_AUTH {
-                close(
-                    sa,
-                    cx,
-                    DownReason::Failed(format!("peer sent an invalid IKE_AUTH request ({notify})")),
-                );
+                let why = format!("peer sent an invalid IKE_AUTH request ({notify})");
+                close(sa, cx, DownReason::Failed(why));
             }
-            return;
+            return None;
         }
     };
+    let connecting = sa.state == IkeState::Connecting;
     match hdr.exchange {
-        ExchangeType::IKE_AUTH
-            if sa.role == Role::Responder && sa.state == IkeState::Connecting =>
-        {
-            ike_auth::respond(sa, cx, dgram, hdr, payloads)
+        ExchangeType::IKE_AUTH if sa.role == Role::Responder && connecting => {
+            ike_auth::respond(sa, cx, dgram, hdr, payloads);
+            None
         }
-        ExchangeType::INFORMATIONAL if sa.state != IkeState::Connecting => {
-            informational::respond(sa, cx, dgram, hdr, payloads)
+        ExchangeType::INFORMATIONAL if !connecting => {
+            informational::respond(sa, cx, dgram, hdr, payloads);
+            None
         }
-        ExchangeType::CREATE_CHILD_SA if sa.state == IkeState::Established => {
-            // Additional CHILD_SAs and rekeying are not supported yet.
-            let n = Payload::Notify(NotifyPayload::new(
-                NotifyType::NO_ADDITIONAL_SAS,
-                Vec::new(),
-            ));
-            send_response(sa, cx, hdr.exchange, hdr.message_id, &dgram.data, vec![n]);
+        ExchangeType::CREATE_CHILD_SA if !connecting => {
+            create_child_sa::respond(sa, cx, dgram, hdr, payloads)
         }
         other => {
             cx.stats.malformed += 1;
-            debug!(peer = %dgram.remote, exchange = %other, state = sa.state.name(), "dropping request not valid in this state");
+            debug!(peer = %dgram.remote, exchange = %other, state = sa.state.name(),
+                "dropping request not valid in this state");
+            None
         }
     }
 }
 
-pub(crate) fn dispatch_response(sa: &mut IkeSa, cx: &mut Cx, dgram: &Datagram, hdr: &HeaderRepr) {
+pub(crate) fn dispatch_response(
+    sa: &mut IkeSa,
+    cx: &mut Cx,
+    dgram: &Datagram,
+    hdr: &HeaderRepr,
+) -> Option<Spawn> {
     let outstanding_exchange = sa.requests.outstanding.as_ref().map(|o| o.exchange);
     if !sa.requests.matches_response(hdr.message_id) || outstanding_exchange != Some(hdr.exchange) {
         cx.stats.out_of_window += 1;
-        debug!(peer = %dgram.remote, msg_id = hdr.message_id, "dropping response that answers no outstanding request");
-        return;
+        debug!(peer = %dgram.remote, msg_id = hdr.message_id,
+            "dropping response that answers no outstanding request");
+        return None;
     }
     if hdr.exchange == ExchangeType::IKE_SA_INIT {
         let msg = match Message::parse(&dgram.data) {
@@ -312,54 +351,66 @@ pub(crate) fn dispatch_response(sa: &mut IkeSa, cx: &mut Cx, dgram: &Datagram, h
             Err(e) => {
                 cx.stats.malformed += 1;
                 debug!(peer = %dgram.remote, error = %e, "dropping malformed IKE_SA_INIT response");
-                return;
+                return None;
             }
         };
         if let Err(v) = rules::check(hdr.exchange, true, &msg.payloads) {
             cx.stats.malformed += 1;
-            debug!(peer = %dgram.remote, violation = ?v, "dropping IKE_SA_INIT response that breaks the payload rules");
-            return;
+            debug!(peer = %dgram.remote, violation = ?v,
+                "dropping IKE_SA_INIT response that breaks the payload rules");
+            return None;
         }
         sa.requests.complete();
         sa.active = None;
         ike_sa_init::handle_response(sa, cx, dgram, hdr, &msg);
-        return;
+        return None;
     }
-    let Some(opened) = open(sa, cx, dgram, hdr) else {
-        return;
-    };
+    let opened = open(sa, cx, dgram, hdr)?;
     sa.requests.complete();
     let active = sa.active.take();
     update_endpoints(sa, dgram);
     let payloads = match opened {
         Ok(p) => p,
         Err((notify, _)) => {
-            close(
-                sa,
-                cx,
-                DownReason::Failed(format!(
-                    "peer sent an invalid {} response ({notify})",
-                    hdr.exchange
-                )),
-            );
-            return;
+            let why = format!("peer sent an invalid {} response ({notify})", hdr.exchange);
+            close(sa, cx, DownReason::Failed(why));
+            return None;
         }
     };
     match active {
         Some(Active::IkeAuth) => ike_auth::handle_response(sa, cx, payloads),
         Some(Active::DeleteIke) => close(sa, cx, DownReason::Deleted),
         Some(Active::DeleteChild(id)) => informational::child_deleted(sa, cx, id, &payloads),
+        Some(Active::CreateChild(ex)) => create_child_sa::child_response(sa, cx, *ex, &payloads),
+        Some(Active::RekeyIke(ex)) => {
+            return create_child_sa::ike_rekey_response(sa, cx, *ex, &payloads);
+        }
         Some(Active::Inform) | Some(Active::IkeSaInit) | None => {}
     }
+    None
 }
 
 /// Starts the next queued task if the request window is free.
 pub(crate) fn run_tasks(sa: &mut IkeSa, cx: &mut Cx) {
+    let due: Vec<Task> = {
+        let now = cx.now;
+        let (ready, later): (Vec<_>, Vec<_>) = sa.delayed.drain(..).partition(|(t, _)| *t <= now);
+        sa.delayed = later;
+        ready.into_iter().map(|(_, t)| t).collect()
+    };
+    sa.tasks.extend(due);
     while sa.requests.is_free() && sa.state == IkeState::Established {
         let Some(task) = sa.tasks.pop_front() else {
             return;
         };
+        // An SA that was rekeyed only deletes itself; the rest moved on.
+        if sa.rekeyed_to.is_some() && task != Task::DeleteIke {
+            continue;
+        }
         match task {
+            Task::CreateChild(name) => create_child_sa::start_new_child(sa, cx, &name),
+            Task::RekeyChild(id) => create_child_sa::start_rekey_child(sa, cx, id),
+            Task::RekeyIke => create_child_sa::start_rekey_ike(sa, cx),
             Task::DeleteIke => informational::start_delete_ike(sa, cx),
             Task::DeleteChild(id) => informational::start_delete_child(sa, cx, id),
         }
@@ -368,6 +419,7 @@ pub(crate) fn run_tasks(sa: &mut IkeSa, cx: &mut Cx) {
 
 /// Tears down an SA locally: every CHILD_SA leaves the data plane, and the
 /// operator hears why. The engine removes the SA from its tables afterwards.
+/// An SA replaced by a rekey goes quietly: its children live on elsewhere.
 pub(crate) fn close(sa: &mut IkeSa, cx: &mut Cx, reason: DownReason) {
     if sa.state == IkeState::Closed {
         return;
@@ -375,32 +427,43 @@ pub(crate) fn close(sa: &mut IkeSa, cx: &mut Cx, reason: DownReason) {
     for c in std::mem::take(&mut sa.children) {
         remove_child_from_dataplane(cx, &c);
         cx.alloc.child_spis.remove(&c.spi_in);
+        let (ike, child, name) = (sa.id, c.id, c.name.clone());
         cx.event(Event::ChildDown {
-            ike: sa.id,
-            child: c.id,
-            name: c.name.clone(),
+            ike,
+            child,
+            name,
             reason: reason.clone(),
         });
     }
     if let Some(pending) = sa.hs.as_ref().and_then(|h| h.child.as_ref()) {
         cx.alloc.child_spis.remove(&pending.spi_in);
     }
-    let was_known = sa.established.is_some() || sa.is_initiator();
+    if let Some(Active::CreateChild(ex)) = &sa.active {
+        cx.alloc.child_spis.remove(&ex.pending.spi_in);
+    }
+    let was_known = (sa.established.is_some() || sa.is_initiator()) && sa.rekeyed_to.is_none();
     sa.state = IkeState::Closed;
     sa.requests.outstanding = None;
+    sa.active = None;
     sa.half_open_deadline = None;
+    sa.delayed.clear();
+    if sa.rekeyed_to.is_some() {
+        debug!(connection = %sa.conn.name, "old IKE SA removed after rekey");
+    }
     if was_known {
         match &reason {
             DownReason::Deleted => {
                 tracing::info!(connection = %sa.conn.name, peer = %sa.describe_peer(), "IKE SA deleted")
             }
             r => {
-                tracing::warn!(connection = %sa.conn.name, peer = %sa.describe_peer(), reason = ?r, "IKE SA down")
+                tracing::warn!(connection = %sa.conn.name, peer = %sa.describe_peer(), reason = ?r,
+                    "IKE SA down")
             }
         }
+        let (ike, connection) = (sa.id, sa.conn.name.clone());
         cx.event(Event::IkeDown {
-            ike: sa.id,
-            connection: sa.conn.name.clone(),
+            ike,
+            connection,
             reason,
         });
     }
@@ -408,7 +471,7 @@ pub(crate) fn close(sa: &mut IkeSa, cx: &mut Cx, reason: DownReason) {
 
 /// Outbound first, so no packet is sent on an SA whose inbound half is gone.
 pub(crate) fn remove_child_from_dataplane(cx: &mut Cx, c: &ChildSa) {
-    if c.state == ChildState::Installed {
+    if c.outbound_installed && c.state != ChildState::Deleting {
         cx.out.commands.push_back(SaCommand::Delete {
             child: c.id,
             spi: c.spi_out,

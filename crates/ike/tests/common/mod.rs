@@ -2,7 +2,7 @@
 //! virtual clock, and a "wire" the test can inspect, drop or alter.
 #![allow(dead_code)]
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,6 +41,8 @@ pub struct Side {
     pub esp: Vec<&'static str>,
     pub local_ts: Vec<&'static str>,
     pub remote_ts: Vec<&'static str>,
+    /// More children: (name, local_ts, remote_ts), all with `esp` proposals.
+    pub extra_children: Vec<(&'static str, &'static str, &'static str)>,
 }
 
 impl Side {
@@ -56,6 +58,7 @@ impl Side {
             esp: vec!["aes128gcm16"],
             local_ts: vec!["198.51.100.0/24"],
             remote_ts: vec!["203.0.113.0/24"],
+            extra_children: Vec::new(),
         }
     }
 
@@ -86,17 +89,24 @@ impl Side {
                 .iter()
                 .map(|s| IkeProposal::parse(s).unwrap())
                 .collect(),
-            children: vec![ChildConfig {
-                name: "net".into(),
-                local_ts: self.local_ts.iter().map(|s| ts(s)).collect(),
-                remote_ts: self.remote_ts.iter().map(|s| ts(s)).collect(),
-                esp_proposals: self
-                    .esp
-                    .iter()
-                    .map(|s| EspProposal::parse(s).unwrap())
-                    .collect(),
-                start_action: StartAction::None,
-            }],
+            children: std::iter::once(("net", self.local_ts.clone(), self.remote_ts.clone()))
+                .chain(
+                    self.extra_children
+                        .iter()
+                        .map(|(n, l, r)| (*n, vec![*l], vec![*r])),
+                )
+                .map(|(name, l, r)| ChildConfig {
+                    name: name.into(),
+                    local_ts: l.iter().map(|s| ts(s)).collect(),
+                    remote_ts: r.iter().map(|s| ts(s)).collect(),
+                    esp_proposals: self
+                        .esp
+                        .iter()
+                        .map(|s| EspProposal::parse(s).unwrap())
+                        .collect(),
+                    start_action: StartAction::Start,
+                })
+                .collect(),
             force_encap: true,
         }
     }
@@ -111,6 +121,66 @@ impl Side {
             commands: Vec::new(),
             events: Vec::new(),
             sent: Vec::new(),
+            dp: DataPlane::default(),
+        }
+    }
+}
+
+/// What the data plane would hold after applying every SaCommand in order.
+#[derive(Debug, Default)]
+pub struct DataPlane {
+    /// SPI → keys.
+    pub inbound: std::collections::BTreeMap<u32, Vec<u8>>,
+    /// SPI → (child, keys).
+    pub outbound: std::collections::BTreeMap<u32, (ChildId, Vec<u8>)>,
+}
+
+impl DataPlane {
+    pub fn apply(&mut self, c: &SaCommand) {
+        match c {
+            SaCommand::InstallInbound { sa, .. } => {
+                let fresh = self
+                    .inbound
+                    .insert(sa.spi, sa.keys.as_bytes().to_vec())
+                    .is_none();
+                assert!(fresh, "inbound SPI {:08x} installed twice", sa.spi);
+            }
+            SaCommand::InstallOutbound { child, sa, .. } => {
+                let v = (*child, sa.keys.as_bytes().to_vec());
+                let fresh = self.outbound.insert(sa.spi, v).is_none();
+                assert!(fresh, "outbound SPI {:08x} installed twice", sa.spi);
+            }
+            SaCommand::Delete {
+                spi, inbound: true, ..
+            } => {
+                assert!(
+                    self.inbound.remove(spi).is_some(),
+                    "deleting unknown inbound {spi:08x}"
+                );
+            }
+            SaCommand::Delete {
+                spi,
+                inbound: false,
+                ..
+            } => {
+                assert!(
+                    self.outbound.remove(spi).is_some(),
+                    "deleting unknown outbound {spi:08x}"
+                );
+            }
+        }
+    }
+}
+
+/// Every outbound SA of one side is an inbound SA of the other with the same keys.
+pub fn assert_consistent(a: &DataPlane, b: &DataPlane) {
+    for (x, y, name) in [(a, b, "A→B"), (b, a, "B→A")] {
+        for (spi, (_, keys)) in &x.outbound {
+            assert_eq!(
+                y.inbound.get(spi),
+                Some(keys),
+                "{name}: outbound {spi:08x} has no inbound twin"
+            );
         }
     }
 }
@@ -121,12 +191,14 @@ pub struct Peer {
     pub events: Vec<Event>,
     /// Everything this peer transmitted, in order.
     pub sent: Vec<Transmit>,
+    pub dp: DataPlane,
 }
 
 impl Peer {
     /// Drains the engine's outputs; returns its transmits.
     pub fn drain(&mut self) -> Vec<Transmit> {
         while let Some(c) = self.engine.poll_sa_command() {
+            self.dp.apply(&c);
             self.commands.push(c);
         }
         while let Some(e) = self.engine.poll_event() {

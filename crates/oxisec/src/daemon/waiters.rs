@@ -73,6 +73,7 @@ impl<R> Default for Waiters<R> {
 pub fn reason_text(r: &DownReason) -> String {
     match r {
         DownReason::Deleted => "deleted".to_string(),
+        DownReason::Rekeyed => "replaced by a rekey".to_string(),
         DownReason::PeerDead => "the peer did not answer".to_string(),
         DownReason::AuthFailed => "authentication failed".to_string(),
         DownReason::Failed(s) => s.clone(),
@@ -282,10 +283,12 @@ pub fn describe(ev: &Event, conn_of: &dyn Fn(IkeId) -> Option<String>) -> String
             "CHILD_SA {}/{name} established, SPIs {spi_in:08x} (in) {spi_out:08x} (out)",
             cname(ike)
         ),
+        Event::IkeRekeyed { connection, .. } => format!("IKE SA {connection} rekeyed"),
         Event::ChildDown {
             ike, name, reason, ..
         } => match reason {
             DownReason::Deleted => format!("CHILD_SA {}/{name} deleted", cname(ike)),
+            DownReason::Rekeyed => format!("CHILD_SA {}/{name} replaced by a rekey", cname(ike)),
             r => format!("CHILD_SA {}/{name} down: {}", cname(ike), reason_text(r)),
         },
         Event::AuthFailed {

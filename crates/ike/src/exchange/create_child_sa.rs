@@ -1,0 +1,1029 @@
+//! CREATE_CHILD_SA (RFC 7296 §1.3): additional CHILD_SAs, CHILD_SA rekeying
+//! (with or without PFS) and IKE SA rekeying, with the collision rules of
+//! §2.8.1, §2.8.2 and §2.25.
+//!
+//! Make-before-break for a CHILD_SA rekey:
+//! * the responder installs the new inbound SA before it answers, but keeps
+//!   sending on the old SA until the initiator deletes it, so it never uses an
+//!   SA the initiator has not installed yet;
+//! * the initiator installs both halves of the new SA when the answer
+//!   arrives, then deletes the old SA (outbound at once, inbound when the
+//!   peer confirms).
+use std::time::Duration;
+
+use oxisec_crypto::Secret;
+use oxisec_crypto::ke::{self, KeyExchange};
+use oxisec_wire::{
+    ExchangeType, HeaderRepr, KePayload, NotifyPayload, NotifyType, Payload, ProtocolId, SaPayload,
+    TransformId, TsPayload,
+};
+use tracing::{debug, info, warn};
+
+use super::ike_sa_init::NONCE_LEN;
+use super::{Cx, Spawn, send_request, send_response};
+use crate::api::{ChildId, Datagram, DownReason, Event, IkeId};
+use crate::child::{self, Negotiated};
+use crate::keys::{self, Inputs, Seed};
+use crate::proposal::{self, ProposalSpec, Selected};
+use crate::sa::{
+    Active, ChildExchange, ChildState, Collision, IkeRekeyExchange, IkeSa, IkeState, PendingChild,
+    Role, SaKeys, Task, loses,
+};
+use crate::ts::{self, TsRange};
+
+/// How long to wait before retrying after TEMPORARY_FAILURE (§2.25: "MUST
+/// wait"); randomised so that two peers do not retry in lock step.
+const RETRY_MIN: Duration = Duration::from_secs(5);
+const RETRY_SPREAD_MS: u64 = 10_000;
+
+fn notify(ty: NotifyType) -> Payload {
+    Payload::Notify(NotifyPayload::new(ty, Vec::new()))
+}
+
+fn find_notify(payloads: &[Payload], ty: NotifyType) -> Option<&NotifyPayload> {
+    payloads.iter().find_map(|p| match p {
+        Payload::Notify(n) if n.ty == ty => Some(n),
+        _ => None,
+    })
+}
+
+struct Parts<'a> {
+    sa: Option<&'a SaPayload>,
+    nonce: Option<&'a [u8]>,
+    ke: Option<&'a KePayload>,
+    tsi: Option<&'a TsPayload>,
+    tsr: Option<&'a TsPayload>,
+}
+
+fn parts(payloads: &[Payload]) -> Parts<'_> {
+    let mut p = Parts {
+        sa: None,
+        nonce: None,
+        ke: None,
+        tsi: None,
+        tsr: None,
+    };
+    for pl in payloads {
+        match pl {
+            Payload::Sa(x) => p.sa = Some(x),
+            Payload::Nonce(x) => p.nonce = Some(x),
+            Payload::Ke(x) => p.ke = Some(x),
+            Payload::TsI(x) => p.tsi = Some(x),
+            Payload::TsR(x) => p.tsr = Some(x),
+            _ => {}
+        }
+    }
+    p
+}
+
+fn ranges(p: Option<&TsPayload>) -> Option<Vec<TsRange>> {
+    p?.selectors.iter().map(TsRange::from_wire).collect()
+}
+
+fn ts_payload(r: &[TsRange]) -> TsPayload {
+    TsPayload {
+        selectors: r.iter().map(|t| t.to_wire()).collect(),
+    }
+}
+
+fn valid_nonce(n: &[u8]) -> bool {
+    (16..=256).contains(&n.len())
+}
+
+fn retry_delay(cx: &mut Cx) -> Duration {
+    let mut b = [0u8; 8];
+    cx.rng.fill(&mut b);
+    RETRY_MIN + Duration::from_millis(u64::from_be_bytes(b) % RETRY_SPREAD_MS)
+}
+
+fn esp_specs(sa: &IkeSa, name: &str) -> Vec<ProposalSpec> {
+    sa.conn
+        .children
+        .iter()
+        .find(|c| c.name == name)
+        .map(|c| c.esp_proposals.iter().map(|p| p.0.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// The PFS group to start with: the one the child used before, else the
+/// first configured.
+fn pfs_group(specs: &[ProposalSpec], previous: Option<TransformId>) -> Option<TransformId> {
+    previous.or_else(|| specs.iter().find_map(|s| s.ke.first().map(|a| a.id)))
+}
+
+// ----------------------------------------------------------------------------
+// Initiator: CHILD_SAs
+// ----------------------------------------------------------------------------
+
+/// Creates an additional CHILD_SA from the named child configuration.
+pub(crate) fn start_new_child(sa: &mut IkeSa, cx: &mut Cx, name: &str) {
+    let Some(cfg) = sa.conn.children.iter().find(|c| c.name == name) else {
+        warn!(connection = %sa.conn.name, child = name, "no such child configuration");
+        return;
+    };
+    let exists = sa
+        .children
+        .iter()
+        .any(|c| c.name == name && c.state != ChildState::Deleting);
+    if exists {
+        debug!(child = name, "CHILD_SA already up; not creating another");
+        return;
+    }
+    let pending = PendingChild {
+        name: name.to_string(),
+        spi_in: cx.alloc.child_spi(cx.rng),
+        local_ts: cfg.local_ts.clone(),
+        remote_ts: cfg.remote_ts.clone(),
+    };
+    let group = pfs_group(&esp_specs(sa, name), None);
+    send_child_request(sa, cx, pending, None, group, Vec::new());
+}
+
+/// Rekeys an installed CHILD_SA (§2.8), with PFS if its configuration asks.
+pub(crate) fn start_rekey_child(sa: &mut IkeSa, cx: &mut Cx, id: ChildId) {
+    let Some(c) = sa.children.iter_mut().find(|c| c.id == id) else {
+        return;
+    };
+    if c.state != ChildState::Installed {
+        return;
+    }
+    c.state = ChildState::Rekeying;
+    let pending = PendingChild {
+        name: c.name.clone(),
+        spi_in: 0,
+        local_ts: c.local_ts.clone(),
+        remote_ts: c.remote_ts.clone(),
+    };
+    let previous = c.selected.ke.map(|a| a.id);
+    let pending = PendingChild {
+        spi_in: cx.alloc.child_spi(cx.rng),
+        ..pending
+    };
+    let group = pfs_group(&esp_specs(sa, &pending.name), previous);
+    info!(child = %pending.name, "rekeying CHILD_SA");
+    send_child_request(sa, cx, pending, Some(id), group, Vec::new());
+}
+
+fn send_child_request(
+    sa: &mut IkeSa,
+    cx: &mut Cx,
+    pending: PendingChild,
+    rekeys: Option<ChildId>,
+    group: Option<TransformId>,
+    tried_groups: Vec<TransformId>,
+) {
+    let specs = esp_specs(sa, &pending.name);
+    let cfg_proposals: Vec<_> = sa
+        .conn
+        .children
+        .iter()
+        .find(|c| c.name == pending.name)
+        .map(|c| c.esp_proposals.clone())
+        .unwrap_or_default();
+    let share = match group.map(|g| ke::generate(g, cx.rng)).transpose() {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(child = %pending.name, error = %e, "cannot create a PFS key share");
+            cx.alloc.child_spis.remove(&pending.spi_in);
+            revert_rekey(sa, rekeys);
+            return;
+        }
+    };
+    let ni = cx.random(NONCE_LEN);
+    let mut payloads = Vec::new();
+    if let Some(old) = rekeys.and_then(|id| sa.children.iter().find(|c| c.id == id)) {
+        payloads.push(Payload::Notify(NotifyPayload {
+            protocol: ProtocolId::ESP,
+            spi: old.spi_in.to_be_bytes().to_vec(),
+            ty: NotifyType::REKEY_SA,
+            data: Vec::new(),
+        }));
+    }
+    let proposals = cfg_proposals
+        .iter()
+        .enumerate()
+        .map(|(i, p)| p.to_wire(i as u8 + 1, pending.spi_in, true))
+        .collect();
+    payloads.push(Payload::Sa(SaPayload { proposals }));
+    payloads.push(Payload::Nonce(ni.clone()));
+    if let Some(s) = &share {
+        payloads.push(Payload::Ke(KePayload {
+            group: s.group(),
+            data: s.public_key().to_vec(),
+        }));
+    }
+    payloads.push(Payload::TsI(ts_payload(&pending.local_ts)));
+    payloads.push(Payload::TsR(ts_payload(&pending.remote_ts)));
+    drop(specs);
+    let ex = ChildExchange {
+        pending,
+        ni,
+        ke: share,
+        rekeys,
+        tried_groups,
+    };
+    send_request(
+        sa,
+        cx,
+        ExchangeType::CREATE_CHILD_SA,
+        payloads,
+        Active::CreateChild(Box::new(ex)),
+    );
+}
+
+/// A rekey that failed leaves the old SA as it was.
+fn revert_rekey(sa: &mut IkeSa, rekeys: Option<ChildId>) {
+    if let Some(c) = rekeys.and_then(|id| sa.child_mut(id))
+        && c.state == ChildState::Rekeying
+    {
+        c.state = ChildState::Installed;
+    }
+}
+
+/// Handles the answer to our CREATE_CHILD_SA for a CHILD_SA.
+pub(crate) fn child_response(sa: &mut IkeSa, cx: &mut Cx, ex: ChildExchange, payloads: &[Payload]) {
+    let ChildExchange {
+        pending,
+        ni,
+        ke: share,
+        rekeys,
+        mut tried_groups,
+    } = ex;
+    if let Some(err) = crate::engine::error_notify(payloads) {
+        child_error(sa, cx, pending, rekeys, share, tried_groups, err, payloads);
+        return;
+    }
+    let p = parts(payloads);
+    let specs = esp_specs(sa, &pending.name);
+    let selected =
+        p.sa.and_then(|s| proposal::accept_response(&specs, &s.proposals, ProtocolId::ESP, false));
+    let spi_out = selected.as_ref().and_then(child::peer_spi);
+    let local_ts = ranges(p.tsi).filter(|t| !t.is_empty() && ts::all_within(t, &pending.local_ts));
+    let remote_ts =
+        ranges(p.tsr).filter(|t| !t.is_empty() && ts::all_within(t, &pending.remote_ts));
+    let (Some(selected), Some(spi_out), Some(nr), Some(local_ts), Some(remote_ts)) = (
+        selected,
+        spi_out,
+        p.nonce.filter(|n| valid_nonce(n)),
+        local_ts,
+        remote_ts,
+    ) else {
+        warn!(child = %pending.name, "CREATE_CHILD_SA answer does not match what we offered");
+        return child_failed(
+            sa,
+            cx,
+            pending,
+            rekeys,
+            "invalid CREATE_CHILD_SA response".into(),
+        );
+    };
+    // PFS: the answer must use the group we sent, and carry its share.
+    let g_ir = match (&share, selected.ke, p.ke) {
+        (None, None, _) => None,
+        (Some(s), Some(g), Some(k)) if g.id == s.group() && k.group == s.group() => {
+            match s.shared_secret(&k.data) {
+                Ok(x) => Some(x),
+                Err(e) => {
+                    return child_failed(
+                        sa,
+                        cx,
+                        pending,
+                        rekeys,
+                        format!("invalid KE from peer: {e}"),
+                    );
+                }
+            }
+        }
+        _ => {
+            return child_failed(
+                sa,
+                cx,
+                pending,
+                rekeys,
+                "PFS group mismatch in CREATE_CHILD_SA".into(),
+            );
+        }
+    };
+    tried_groups.clear();
+    let id = cx.alloc.child_id();
+    let n = Negotiated {
+        initiator: true,
+        g_ir: g_ir.as_ref().map(Secret::as_bytes),
+        ni: &ni,
+        nr,
+        defer_outbound: false,
+        id,
+        name: pending.name.clone(),
+        selected: selected.clone(),
+        spi_in: pending.spi_in,
+        spi_out,
+        local_ts: local_ts.clone(),
+        remote_ts: remote_ts.clone(),
+    };
+    if let Err(e) = child::install(sa, &mut cx.out.commands, cx.now, n) {
+        return child_failed(sa, cx, pending, rekeys, e);
+    }
+    child::log_up(
+        &pending.name,
+        pending.spi_in,
+        spi_out,
+        &local_ts,
+        &remote_ts,
+        &selected,
+        rekeys.is_some(),
+    );
+    cx.event(Event::ChildUp {
+        ike: sa.id,
+        child: id,
+        name: pending.name.clone(),
+        spi_in: pending.spi_in,
+        spi_out,
+    });
+    if let Some(old_id) = rekeys {
+        finish_child_rekey(sa, old_id, id, [ni, nr.to_vec()]);
+    }
+}
+
+/// Decides what happens to the old and the new SA after our rekey completed.
+fn finish_child_rekey(sa: &mut IkeSa, old_id: ChildId, new_id: ChildId, ours: [Vec<u8>; 2]) {
+    let Some(old) = sa.child_mut(old_id) else {
+        // The peer deleted the old SA while we were rekeying it (§2.25.1):
+        // the new one has no reason to exist.
+        debug!("rekeyed CHILD_SA was deleted meanwhile; deleting its successor");
+        sa.tasks.push_front(Task::DeleteChild(new_id));
+        return;
+    };
+    match old.collision.take() {
+        Some(col) if loses(&ours, &col.nonces) => {
+            // Our new SA holds the lowest nonce: it is redundant and we
+            // delete it; the peer's successor stays and the peer, whose
+            // exchange won, deletes the old SA.
+            info!(child = %old.name, "simultaneous rekey lost: deleting our redundant CHILD_SA");
+            old.state = ChildState::Rekeyed;
+            old.successor = Some(col.created);
+            sa.tasks.push_front(Task::DeleteChild(new_id));
+        }
+        Some(col) => {
+            info!(child = %old.name, "simultaneous rekey won: the peer deletes its redundant CHILD_SA");
+            let _ = col;
+            old.state = ChildState::Rekeyed;
+            old.successor = Some(new_id);
+            sa.tasks.push_front(Task::DeleteChild(old_id));
+        }
+        None => {
+            old.state = ChildState::Rekeyed;
+            old.successor = Some(new_id);
+            sa.tasks.push_front(Task::DeleteChild(old_id));
+        }
+    }
+}
+
+fn child_failed(
+    sa: &mut IkeSa,
+    cx: &mut Cx,
+    pending: PendingChild,
+    rekeys: Option<ChildId>,
+    why: String,
+) {
+    cx.alloc.child_spis.remove(&pending.spi_in);
+    match rekeys {
+        Some(old_id) => {
+            warn!(child = %pending.name, "CHILD_SA rekey failed: {why}");
+            // If the peer's crossing rekey succeeded, its SA takes over.
+            if let Some(old) = sa.child_mut(old_id) {
+                match old.collision.take() {
+                    Some(col) => {
+                        old.state = ChildState::Rekeyed;
+                        old.successor = Some(col.created);
+                    }
+                    None => old.state = ChildState::Installed,
+                }
+            }
+        }
+        None => {
+            warn!(connection = %sa.conn.name, child = %pending.name, "CHILD_SA not created: {why}");
+            let id = cx.alloc.child_id();
+            cx.event(Event::ChildDown {
+                ike: sa.id,
+                child: id,
+                name: pending.name,
+                reason: DownReason::Failed(why),
+            });
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn child_error(
+    sa: &mut IkeSa,
+    cx: &mut Cx,
+    pending: PendingChild,
+    rekeys: Option<ChildId>,
+    share: Option<Box<dyn KeyExchange>>,
+    mut tried: Vec<TransformId>,
+    err: NotifyType,
+    payloads: &[Payload],
+) {
+    match err {
+        NotifyType::INVALID_KE_PAYLOAD => {
+            let wanted = find_notify(payloads, err)
+                .and_then(|n| n.data.get(..2))
+                .map(|b| TransformId(u16::from_be_bytes([b[0], b[1]])));
+            let specs = esp_specs(sa, &pending.name);
+            let ok = wanted.filter(|g| {
+                !tried.contains(g) && specs.iter().any(|s| s.ke.iter().any(|a| a.id == *g))
+            });
+            if let Some(g) = ok {
+                if let Some(s) = share {
+                    tried.push(s.group());
+                }
+                tried.push(g);
+                debug!(child = %pending.name, group = g.0, "peer wants another PFS group; retrying");
+                send_child_request(sa, cx, pending, rekeys, Some(g), tried);
+                return;
+            }
+            child_failed(
+                sa,
+                cx,
+                pending,
+                rekeys,
+                "peer asked for a PFS group we do not offer".into(),
+            );
+        }
+        NotifyType::TEMPORARY_FAILURE => {
+            let delay = retry_delay(cx);
+            debug!(child = %pending.name, ?delay, "peer answered TEMPORARY_FAILURE; retrying later");
+            let task = match rekeys {
+                Some(id) => Task::RekeyChild(id),
+                None => Task::CreateChild(pending.name.clone()),
+            };
+            cx.alloc.child_spis.remove(&pending.spi_in);
+            let collided = rekeys
+                .and_then(|id| sa.child_mut(id))
+                .is_some_and(|c| c.collision.is_some());
+            if collided {
+                // The peer's crossing rekey stands; ours is not retried.
+                return child_failed(
+                    sa,
+                    cx,
+                    pending,
+                    rekeys,
+                    "superseded by the peer's rekey".into(),
+                );
+            }
+            revert_rekey(sa, rekeys);
+            sa.delayed.push((cx.now + delay, task));
+        }
+        NotifyType::CHILD_SA_NOT_FOUND if rekeys.is_some() => {
+            // §2.25: the peer lost the SA; drop ours silently and start over.
+            cx.alloc.child_spis.remove(&pending.spi_in);
+            if let Some(pos) = rekeys.and_then(|id| sa.children.iter().position(|c| c.id == id)) {
+                let c = sa.children.remove(pos);
+                warn!(child = %c.name, "peer does not know the CHILD_SA we rekey; creating it anew");
+                super::remove_child_from_dataplane(cx, &c);
+                cx.alloc.child_spis.remove(&c.spi_in);
+                cx.event(Event::ChildDown {
+                    ike: sa.id,
+                    child: c.id,
+                    name: c.name.clone(),
+                    reason: DownReason::Failed("peer lost the SA".into()),
+                });
+            }
+            sa.tasks.push_back(Task::CreateChild(pending.name));
+        }
+        other => child_failed(sa, cx, pending, rekeys, format!("peer answered {other}")),
+    }
+}
+
+// ----------------------------------------------------------------------------
+// Responder
+// ----------------------------------------------------------------------------
+
+/// Answers a CREATE_CHILD_SA request.
+pub(crate) fn respond(
+    sa: &mut IkeSa,
+    cx: &mut Cx,
+    dgram: &Datagram,
+    hdr: &HeaderRepr,
+    payloads: Vec<Payload>,
+) -> Option<Spawn> {
+    let reply = |sa: &mut IkeSa, cx: &mut Cx, out: Vec<Payload>| {
+        send_response(
+            sa,
+            cx,
+            ExchangeType::CREATE_CHILD_SA,
+            hdr.message_id,
+            &dgram.data,
+            out,
+        );
+    };
+    // §2.25.2: nothing new on an SA that is going away.
+    if sa.state != IkeState::Established || sa.rekeyed_to.is_some() {
+        reply(sa, cx, vec![notify(NotifyType::TEMPORARY_FAILURE)]);
+        return None;
+    }
+    let p = parts(&payloads);
+    let (Some(sa_p), Some(ni)) = (p.sa, p.nonce) else {
+        reply(sa, cx, vec![notify(NotifyType::INVALID_SYNTAX)]);
+        return None;
+    };
+    if !valid_nonce(ni) {
+        reply(sa, cx, vec![notify(NotifyType::INVALID_SYNTAX)]);
+        return None;
+    }
+    if sa_p
+        .proposals
+        .first()
+        .is_some_and(|p| p.protocol == ProtocolId::IKE)
+    {
+        return respond_ike_rekey(sa, cx, hdr, dgram, sa_p, ni, p.ke);
+    }
+    match respond_child(sa, cx, &payloads, sa_p, ni, p.ke, p.tsi, p.tsr) {
+        Ok(out) | Err(out) => reply(sa, cx, out),
+    }
+    None
+}
+
+/// A new or rekeyed CHILD_SA for the peer. `Err` carries an error answer.
+#[allow(clippy::too_many_arguments)]
+fn respond_child(
+    sa: &mut IkeSa,
+    cx: &mut Cx,
+    payloads: &[Payload],
+    sa_p: &SaPayload,
+    ni: &[u8],
+    ke_p: Option<&KePayload>,
+    tsi_p: Option<&TsPayload>,
+    tsr_p: Option<&TsPayload>,
+) -> Result<Vec<Payload>, Vec<Payload>> {
+    if matches!(sa.active, Some(Active::RekeyIke(_))) {
+        return Err(vec![notify(NotifyType::TEMPORARY_FAILURE)]);
+    }
+    let rekey = find_notify(payloads, NotifyType::REKEY_SA);
+    let old = match rekey {
+        None => None,
+        Some(n) => {
+            let spi = <[u8; 4]>::try_from(n.spi.as_slice())
+                .map(u32::from_be_bytes)
+                .ok();
+            let found = spi.and_then(|s| sa.children.iter().find(|c| c.spi_out == s));
+            let Some(old) = found else {
+                debug!("peer rekeys a CHILD_SA we do not have");
+                return Err(vec![Payload::Notify(NotifyPayload {
+                    protocol: n.protocol,
+                    spi: n.spi.clone(),
+                    ty: NotifyType::CHILD_SA_NOT_FOUND,
+                    data: Vec::new(),
+                })]);
+            };
+            if matches!(old.state, ChildState::Deleting | ChildState::Rekeyed) {
+                return Err(vec![notify(NotifyType::TEMPORARY_FAILURE)]);
+            }
+            Some((old.id, old.name.clone()))
+        }
+    };
+    let (Some(tsi), Some(tsr)) = (ranges(tsi_p), ranges(tsr_p)) else {
+        return Err(vec![notify(NotifyType::TS_UNACCEPTABLE)]);
+    };
+    let only = old.as_ref().map(|(_, n)| n.as_str());
+    let conn = sa.conn.clone();
+    let choice = child::choose(&conn, only, &sa_p.proposals, &tsi, &tsr, false)
+        .map_err(|n| vec![notify(n)])?;
+    // PFS: the KE payload must be for the selected group (§1.3.1).
+    let share = match (choice.selected.ke, ke_p) {
+        (None, _) => None,
+        (Some(g), Some(k)) if k.group == g.id => Some(
+            ke::generate(g.id, cx.rng).map_err(|_| vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)])?,
+        ),
+        (Some(g), _) => {
+            return Err(vec![Payload::Notify(NotifyPayload::new(
+                NotifyType::INVALID_KE_PAYLOAD,
+                g.id.0.to_be_bytes().to_vec(),
+            ))]);
+        }
+    };
+    let g_ir = match (&share, ke_p) {
+        (Some(s), Some(k)) => Some(
+            s.shared_secret(&k.data)
+                .map_err(|_| vec![notify(NotifyType::INVALID_SYNTAX)])?,
+        ),
+        _ => None,
+    };
+    let nr = cx.random(NONCE_LEN);
+    let spi_in = cx.alloc.child_spi(cx.rng);
+    let id = cx.alloc.child_id();
+    let n = Negotiated {
+        initiator: false,
+        g_ir: g_ir.as_ref().map(Secret::as_bytes),
+        ni,
+        nr: &nr,
+        defer_outbound: old.is_some(),
+        id,
+        name: choice.name.clone(),
+        selected: choice.selected.clone(),
+        spi_in,
+        spi_out: choice.spi_out,
+        local_ts: choice.local_ts.clone(),
+        remote_ts: choice.remote_ts.clone(),
+    };
+    if let Err(e) = child::install(sa, &mut cx.out.commands, cx.now, n) {
+        warn!(child = %choice.name, error = %e, "cannot install CHILD_SA");
+        cx.alloc.child_spis.remove(&spi_in);
+        return Err(vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)]);
+    }
+    child::log_up(
+        &choice.name,
+        spi_in,
+        choice.spi_out,
+        &choice.local_ts,
+        &choice.remote_ts,
+        &choice.selected,
+        old.is_some(),
+    );
+    cx.event(Event::ChildUp {
+        ike: sa.id,
+        child: id,
+        name: choice.name.clone(),
+        spi_in,
+        spi_out: choice.spi_out,
+    });
+    if let Some(o) = old.and_then(|(old_id, _)| sa.child_mut(old_id)) {
+        if o.state == ChildState::Rekeying {
+            // Our own rekey of this SA crosses the peer's (§2.8.1).
+            o.collision = Some(Collision {
+                created: id,
+                nonces: [ni.to_vec(), nr.clone()],
+            });
+        } else {
+            o.state = ChildState::Rekeyed;
+            o.successor = Some(id);
+        }
+    }
+    let mut out = vec![
+        Payload::Sa(SaPayload {
+            proposals: vec![
+                choice
+                    .selected
+                    .to_wire(ProtocolId::ESP, spi_in.to_be_bytes().to_vec()),
+            ],
+        }),
+        Payload::Nonce(nr),
+    ];
+    if let Some(s) = share {
+        out.push(Payload::Ke(KePayload {
+            group: s.group(),
+            data: s.public_key().to_vec(),
+        }));
+    }
+    out.push(Payload::TsI(ts_payload(&choice.remote_ts)));
+    out.push(Payload::TsR(ts_payload(&choice.local_ts)));
+    Ok(out)
+}
+
+// ----------------------------------------------------------------------------
+// IKE SA rekeying (§2.18)
+// ----------------------------------------------------------------------------
+
+/// The new IKE SA that inherits the old one's peer, addresses and identity.
+fn successor(
+    sa: &IkeSa,
+    cx: &mut Cx,
+    role: Role,
+    spi_i: u64,
+    spi_r: u64,
+    keys: SaKeys,
+    selected: Selected,
+) -> IkeSa {
+    let mut n = IkeSa::new(
+        cx.alloc.ike_id(),
+        role,
+        sa.conn.clone(),
+        spi_i,
+        spi_r,
+        sa.local,
+        sa.remote,
+    );
+    n.state = IkeState::Established;
+    n.keys = Some(keys);
+    n.selected = Some(selected);
+    n.peer_id = sa.peer_id.clone();
+    n.nat_local = sa.nat_local;
+    n.nat_remote = sa.nat_remote;
+    n.established = Some(cx.now);
+    n
+}
+
+fn ike_proposals_with_spi(sa: &IkeSa, spi: u64) -> Vec<oxisec_wire::Proposal> {
+    sa.conn
+        .ike_proposals
+        .iter()
+        .enumerate()
+        .map(|(i, p)| p.to_wire(i as u8 + 1, spi.to_be_bytes().to_vec()))
+        .collect()
+}
+
+/// Starts rekeying the IKE SA with its current key exchange method.
+pub(crate) fn start_rekey_ike(sa: &mut IkeSa, cx: &mut Cx) {
+    let group = sa.selected.as_ref().and_then(|s| s.ke).map(|a| a.id);
+    let Some(group) = group else { return };
+    send_ike_rekey(sa, cx, group, Vec::new());
+}
+
+fn send_ike_rekey(sa: &mut IkeSa, cx: &mut Cx, group: TransformId, tried_groups: Vec<TransformId>) {
+    let share = match ke::generate(group, cx.rng) {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(error = %e, "cannot create a key share for the IKE rekey");
+            return;
+        }
+    };
+    let spi = cx.ike_spi();
+    let ni = cx.random(NONCE_LEN);
+    info!(connection = %sa.conn.name, peer = %sa.describe_peer(), "rekeying IKE SA");
+    let payloads = vec![
+        Payload::Sa(SaPayload {
+            proposals: ike_proposals_with_spi(sa, spi),
+        }),
+        Payload::Nonce(ni.clone()),
+        Payload::Ke(KePayload {
+            group,
+            data: share.public_key().to_vec(),
+        }),
+    ];
+    let ex = IkeRekeyExchange {
+        spi,
+        ni,
+        ke: share,
+        tried_groups,
+    };
+    send_request(
+        sa,
+        cx,
+        ExchangeType::CREATE_CHILD_SA,
+        payloads,
+        Active::RekeyIke(Box::new(ex)),
+    );
+}
+
+#[allow(clippy::too_many_arguments)]
+fn respond_ike_rekey(
+    sa: &mut IkeSa,
+    cx: &mut Cx,
+    hdr: &HeaderRepr,
+    dgram: &Datagram,
+    sa_p: &SaPayload,
+    ni: &[u8],
+    ke_p: Option<&KePayload>,
+) -> Option<Spawn> {
+    let reply = |sa: &mut IkeSa, cx: &mut Cx, out: Vec<Payload>| {
+        send_response(
+            sa,
+            cx,
+            ExchangeType::CREATE_CHILD_SA,
+            hdr.message_id,
+            &dgram.data,
+            out,
+        );
+    };
+    // Half-done CHILD_SA work first (§2.25.2).
+    let child_busy = matches!(sa.active, Some(Active::CreateChild(_)))
+        || sa.children.iter().any(|c| c.state == ChildState::Rekeying);
+    if child_busy {
+        reply(sa, cx, vec![notify(NotifyType::TEMPORARY_FAILURE)]);
+        return None;
+    }
+    let Some(ke_p) = ke_p else {
+        reply(sa, cx, vec![notify(NotifyType::INVALID_SYNTAX)]);
+        return None;
+    };
+    let Some(selected) = proposal::select_ike(&sa.conn.ike_proposals, &sa_p.proposals, ke_p.group)
+    else {
+        reply(sa, cx, vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)]);
+        return None;
+    };
+    let group = selected.ke.map(|a| a.id).unwrap_or_default();
+    if group != ke_p.group {
+        let data = group.0.to_be_bytes().to_vec();
+        reply(
+            sa,
+            cx,
+            vec![Payload::Notify(NotifyPayload::new(
+                NotifyType::INVALID_KE_PAYLOAD,
+                data,
+            ))],
+        );
+        return None;
+    }
+    let peer_spi = <[u8; 8]>::try_from(selected.spi.as_slice())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0);
+    if peer_spi == 0 {
+        reply(sa, cx, vec![notify(NotifyType::INVALID_SYNTAX)]);
+        return None;
+    }
+    let share = ke::generate(group, cx.rng).ok()?;
+    let Ok(g_ir) = share.shared_secret(&ke_p.data) else {
+        reply(sa, cx, vec![notify(NotifyType::INVALID_SYNTAX)]);
+        return None;
+    };
+    let spi = cx.ike_spi();
+    let nr = cx.random(NONCE_LEN);
+    let old_keys = sa.keys.as_ref()?;
+    let keys = match keys::derive(
+        &selected,
+        Role::Responder,
+        Seed::Rekey {
+            old: old_keys,
+            g_ir: g_ir.as_bytes(),
+        },
+        Inputs {
+            ni,
+            nr: &nr,
+            spi_i: peer_spi,
+            spi_r: spi,
+        },
+    ) {
+        Ok(k) => k,
+        Err(e) => {
+            warn!(error = %e, "cannot derive keys for the rekeyed IKE SA");
+            reply(sa, cx, vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)]);
+            return None;
+        }
+    };
+    let mut new = successor(
+        sa,
+        cx,
+        Role::Responder,
+        peer_spi,
+        spi,
+        keys,
+        selected.clone(),
+    );
+    let out = vec![
+        Payload::Sa(SaPayload {
+            proposals: vec![selected.to_wire(ProtocolId::IKE, spi.to_be_bytes().to_vec())],
+        }),
+        Payload::Nonce(nr.clone()),
+        Payload::Ke(KePayload {
+            group,
+            data: share.public_key().to_vec(),
+        }),
+    ];
+    reply(sa, cx, out);
+    if matches!(sa.active, Some(Active::RekeyIke(_))) {
+        // Our own IKE rekey crosses the peer's: decided when ours completes.
+        sa.ike_collision = Some(Collision {
+            created: new.id,
+            nonces: [ni.to_vec(), nr],
+        });
+    } else {
+        info!(connection = %sa.conn.name, peer = %sa.describe_peer(), "IKE SA rekeyed by the peer");
+        new.children = std::mem::take(&mut sa.children);
+        new.tasks = std::mem::take(&mut sa.tasks);
+        sa.rekeyed_to = Some(new.id);
+        cx.event(Event::IkeRekeyed {
+            old: sa.id,
+            new: new.id,
+            connection: sa.conn.name.clone(),
+        });
+    }
+    Some(Spawn::ike(new))
+}
+
+/// Handles the answer to our IKE rekey.
+pub(crate) fn ike_rekey_response(
+    sa: &mut IkeSa,
+    cx: &mut Cx,
+    ex: IkeRekeyExchange,
+    payloads: &[Payload],
+) -> Option<Spawn> {
+    let IkeRekeyExchange {
+        spi,
+        ni,
+        ke: share,
+        mut tried_groups,
+    } = ex;
+    if let Some(err) = crate::engine::error_notify(payloads) {
+        if let Some(col) = sa.ike_collision.take() {
+            // The peer's crossing rekey stands.
+            return Some(adopt_peer_rekey(sa, cx, col.created));
+        }
+        match err {
+            NotifyType::INVALID_KE_PAYLOAD => {
+                let wanted = find_notify(payloads, err)
+                    .and_then(|n| n.data.get(..2))
+                    .map(|b| TransformId(u16::from_be_bytes([b[0], b[1]])));
+                let offered = |g: &TransformId| {
+                    sa.conn
+                        .ike_proposals
+                        .iter()
+                        .any(|p| p.0.ke.iter().any(|a| a.id == *g))
+                };
+                if let Some(g) = wanted.filter(|g| offered(g) && !tried_groups.contains(g)) {
+                    tried_groups.push(share.group());
+                    tried_groups.push(g);
+                    send_ike_rekey(sa, cx, g, tried_groups);
+                    return None;
+                }
+                warn!(connection = %sa.conn.name, "IKE rekey failed: peer wants a group we do not offer");
+            }
+            NotifyType::TEMPORARY_FAILURE => {
+                let d = retry_delay(cx);
+                debug!(?d, "IKE rekey: TEMPORARY_FAILURE; retrying later");
+                sa.delayed.push((cx.now + d, Task::RekeyIke));
+            }
+            other => {
+                warn!(connection = %sa.conn.name, notify = %other, "IKE rekey refused by peer")
+            }
+        }
+        return None;
+    }
+    let p = parts(payloads);
+    let ours: Vec<ProposalSpec> = sa.conn.ike_proposals.iter().map(|p| p.0.clone()).collect();
+    let selected =
+        p.sa.and_then(|s| proposal::accept_response(&ours, &s.proposals, ProtocolId::IKE, false));
+    let peer_spi = selected
+        .as_ref()
+        .and_then(|s| <[u8; 8]>::try_from(s.spi.as_slice()).ok())
+        .map(u64::from_be_bytes)
+        .filter(|s| *s != 0);
+    let valid = (|| {
+        let selected = selected?;
+        let k = p.ke.filter(|k| {
+            k.group == share.group() && selected.ke.map(|a| a.id) == Some(share.group())
+        })?;
+        let nr = p.nonce.filter(|n| valid_nonce(n))?;
+        Some((selected, k, nr, peer_spi?))
+    })();
+    let Some((selected, k, nr, peer_spi)) = valid else {
+        warn!(connection = %sa.conn.name, "IKE rekey answer does not match what we offered");
+        return sa
+            .ike_collision
+            .take()
+            .map(|col| adopt_peer_rekey(sa, cx, col.created));
+    };
+    let g_ir = share.shared_secret(&k.data).ok()?;
+    let keys = keys::derive(
+        &selected,
+        Role::Initiator,
+        Seed::Rekey {
+            old: sa.keys.as_ref()?,
+            g_ir: g_ir.as_bytes(),
+        },
+        Inputs {
+            ni: &ni,
+            nr,
+            spi_i: spi,
+            spi_r: peer_spi,
+        },
+    )
+    .ok()?;
+    let mut new = successor(sa, cx, Role::Initiator, spi, peer_spi, keys, selected);
+    match sa.ike_collision.take() {
+        Some(col) if loses(&[ni.clone(), nr.to_vec()], &col.nonces) => {
+            // Our new IKE SA is redundant: we delete it; the peer (winner)
+            // deletes the old one, and the children go to the peer's SA.
+            info!(connection = %sa.conn.name, "simultaneous IKE rekey lost: deleting our redundant IKE SA");
+            new.tasks.push_back(Task::DeleteIke);
+            new.rekeyed_to = Some(col.created);
+            let winner = col.created;
+            sa.rekeyed_to = Some(winner);
+            cx.event(Event::IkeRekeyed {
+                old: sa.id,
+                new: winner,
+                connection: sa.conn.name.clone(),
+            });
+            Some(Spawn::ike(new).then_move(sa.id, winner))
+        }
+        collision => {
+            if collision.is_some() {
+                info!(connection = %sa.conn.name, "simultaneous IKE rekey won: the peer deletes its redundant IKE SA");
+            } else {
+                info!(connection = %sa.conn.name, peer = %sa.describe_peer(), "IKE SA rekeyed");
+            }
+            new.children = std::mem::take(&mut sa.children);
+            new.tasks = std::mem::take(&mut sa.tasks);
+            sa.rekeyed_to = Some(new.id);
+            sa.tasks.push_back(Task::DeleteIke);
+            cx.event(Event::IkeRekeyed {
+                old: sa.id,
+                new: new.id,
+                connection: sa.conn.name.clone(),
+            });
+            Some(Spawn::ike(new))
+        }
+    }
+}
+
+/// Our rekey failed or lost while the peer's crossing rekey (which we
+/// answered) succeeded: the peer's new SA takes the children; the peer
+/// deletes this one.
+fn adopt_peer_rekey(sa: &mut IkeSa, cx: &mut Cx, winner: IkeId) -> Spawn {
+    sa.rekeyed_to = Some(winner);
+    cx.event(Event::IkeRekeyed {
+        old: sa.id,
+        new: winner,
+        connection: sa.conn.name.clone(),
+    });
+    Spawn::moving(sa.id, winner)
+}
