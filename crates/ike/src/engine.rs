@@ -285,7 +285,7 @@ impl Engine {
                     .values_mut()
                     .filter(|sa| sa.state == IkeState::Established)
                 {
-                    if exchange::lifecycle::child_expired(sa, spi, inbound, hard) {
+                    if exchange::lifecycle::child_expired(sa, &mut cx, spi, inbound, hard) {
                         exchange::run_tasks(sa, &mut cx);
                         break;
                     }
