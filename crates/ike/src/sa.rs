@@ -241,6 +241,9 @@ pub(crate) struct IkeSa {
     pub keepalive_at: Option<Instant>,
     /// Rate limit for INVALID_SPI notifies to this peer.
     pub last_invalid_spi: Option<Instant>,
+    /// Responder: the engine's key for recognising a retransmitted
+    /// IKE_SA_INIT while the SA is half-open.
+    pub half_open_key: Option<(SocketAddr, u64)>,
 }
 
 impl ChildSa {
@@ -311,6 +314,7 @@ impl IkeSa {
             last_heard: now,
             keepalive_at: None,
             last_invalid_spi: None,
+            half_open_key: None,
         }
     }
 

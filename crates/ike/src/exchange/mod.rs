@@ -63,6 +63,7 @@ pub(crate) struct Cx<'a> {
     pub alloc: &'a mut Allocator,
     pub config: &'a Config,
     pub stats: &'a mut Stats,
+    pub error_budget: &'a mut crate::ratelimit::RateLimit,
 }
 
 impl Cx<'_> {
@@ -181,7 +182,7 @@ pub(crate) fn send_response(
         return;
     };
     transmit(sa, cx, bytes.clone());
-    sa.responses.answered(msg_id, request.to_vec(), vec![bytes]);
+    sa.responses.answered(msg_id, request, vec![bytes]);
 }
 
 /// Answers a retransmitted request from the cache.
