@@ -180,6 +180,9 @@ fuzz_target!(|data: &[u8]| {
         wanted[usize::from(rec.op >> 2) % SA_COUNT] = true;
     }
     let fx = fixture(&wanted);
+    // SAs that saw a `seal` packet: its sequence number may have moved the
+    // window far from the outbound SA's counter.
+    let mut moved = [false; SA_COUNT];
     for rec in Records::new(data).take(MAX_PACKETS) {
         let Some(pair) = &fx.pairs[usize::from(rec.op >> 2) % SA_COUNT] else {
             unreachable!("every SA an op names is installed")
@@ -196,6 +199,7 @@ fuzz_target!(|data: &[u8]| {
                 expect_inner = Some(rec.data);
             }
             2 => {
+                moved[usize::from(rec.op >> 2) % SA_COUNT] = true;
                 let mut f = Fields::new(rec.data);
                 let mut seq = f.u64();
                 if !pair.suite.esn {
@@ -252,8 +256,15 @@ fuzz_target!(|data: &[u8]| {
                         }
                         Ok(_) => DropReason::ReplayTooOld,
                     };
+                    // With ESN, a window moved by `seal` packets infers another
+                    // high half for our sequence numbers (RFC 4303 A2.2), so
+                    // the ICV fails: correct, if unfortunate, behaviour.
+                    let desync = pair.suite.esn
+                        && moved[usize::from(rec.op >> 2) % SA_COUNT]
+                        && reason == DropReason::IntegrityFailed;
                     assert!(
                         reason == why
+                            || desync
                             || matches!(
                                 reason,
                                 DropReason::ReplayTooOld | DropReason::ReplayDuplicate
