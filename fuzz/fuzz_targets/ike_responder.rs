@@ -54,8 +54,8 @@ use oxisec_crypto::prf::Prf;
 use oxisec_crypto::{Rng, Secret, ke};
 use oxisec_fuzz::{Fields, Records};
 use oxisec_ike::{
-    Auth, ChildConfig, Command, Config, Connection, Datagram, Engine, EspProposal, IkeProposal,
-    RetransmitConfig, SaCommand, StartAction, Transmit,
+    Auth, ChildConfig, ChildLifetime, Command, Config, Connection, Datagram, DpdAction, Engine,
+    EspProposal, IkeLifetime, IkeProposal, RetransmitConfig, SaCommand, StartAction, Transmit,
 };
 use oxisec_wire::{
     AuthMethod, AuthPayload, ExchangeType, Flags, HeaderRepr, KePayload, Message, NotifyPayload,
@@ -118,12 +118,18 @@ fn responder(force_encap: bool) -> Engine {
                 .map(|s| EspProposal::parse(s).unwrap())
                 .collect(),
             start_action: StartAction::None,
+            // Short lifetimes so that clock jumps reach the rekey and expiry paths.
+            lifetime: ChildLifetime::from_rekey_time(std::time::Duration::from_secs(300)),
         }],
         force_encap,
+        ike_lifetime: IkeLifetime::from_rekey_time(std::time::Duration::from_secs(900)),
+        dpd_delay: std::time::Duration::from_secs(30),
+        dpd_action: DpdAction::Clear,
     };
     let config = Config {
         connections: vec![Arc::new(conn)],
         retransmit: RetransmitConfig::default(),
+        ..Config::default()
     };
     Engine::new(config, Box::new(SplitMix(7)))
 }
