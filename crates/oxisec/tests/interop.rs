@@ -16,10 +16,20 @@ const GCM: (&str, &str) = ("aes128gcm16-prfsha256-x25519", "aes128gcm16");
 const CBC_CHACHA: (&str, &str) = ("aes256-sha256-modp2048", "chacha20poly1305");
 
 const STRONGSWAN_TOOLS: &[Tool] = &[Tool::Charon, Tool::Swanctl, Tool::Iperf3, Tool::Ping];
+/// oxisec on both sides: no strongSwan needed.
+const OXISEC_TOOLS: &[Tool] = &[Tool::Iperf3, Tool::Ping];
+
+fn tools(left: PeerKind, right: PeerKind) -> &'static [Tool] {
+    if left == PeerKind::StrongSwan || right == PeerKind::StrongSwan {
+        STRONGSWAN_TOOLS
+    } else {
+        OXISEC_TOOLS
+    }
+}
 
 fn run(s: Scenario) {
     let _serial = common::serial();
-    if common::skip(s.test, STRONGSWAN_TOOLS) {
+    if common::skip(s.test, tools(s.left, s.right)) {
         return;
     }
     if let Err(e) = scenario::run(&s) {
@@ -106,6 +116,34 @@ mod oxisec_strongswan {
             ..Scenario::new(
                 "oxisec_resp_chacha",
                 PeerKind::StrongSwan,
+                PeerKind::Oxisec,
+                CBC_CHACHA,
+            )
+        });
+    }
+}
+
+/// oxisec ↔ oxisec, both suites; the ChaCha20 run deletes from the responder.
+mod oxisec_oxisec {
+    use super::*;
+
+    #[test]
+    fn aes128gcm_x25519() {
+        run(Scenario::new(
+            "oxisec_oxisec_gcm",
+            PeerKind::Oxisec,
+            PeerKind::Oxisec,
+            GCM,
+        ));
+    }
+
+    #[test]
+    fn aes256sha256_modp2048_chacha20poly1305() {
+        run(Scenario {
+            terminator: Side::Right,
+            ..Scenario::new(
+                "oxisec_oxisec_chacha",
+                PeerKind::Oxisec,
                 PeerKind::Oxisec,
                 CBC_CHACHA,
             )
