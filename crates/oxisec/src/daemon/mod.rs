@@ -408,7 +408,12 @@ impl Daemon {
                     .map(|s| s.connection)
             })
         };
-        info!("{}", waiters::describe(&ev, &conn_of));
+        // The engine has already logged this at info/warn with more detail
+        // (identities, algorithms, selectors) when it emitted the event;
+        // repeating it at info gave the operator every outcome twice (an
+        // authentication failure four times). The daemon's line stays for
+        // debugging the event flow to control clients.
+        debug!("event: {}", waiters::describe(&ev, &conn_of));
         self.waiters.on_event(&ev, &conn_of);
         if let Event::IkeDown { ike, .. } = &ev {
             self.ike_conn.remove(ike);

@@ -260,7 +260,8 @@ fn step<R: Reply>(
     }
 }
 
-/// One line per event for the log.
+/// One line per event, for the debug log (the engine logs the operator-facing
+/// line itself when it emits the event).
 pub fn describe(ev: &Event, conn_of: &dyn Fn(IkeId) -> Option<String>) -> String {
     let cname = |ike: &IkeId| conn_of(*ike).unwrap_or_else(|| format!("#{}", ike.0));
     match ev {
