@@ -151,6 +151,53 @@ mod oxisec_oxisec {
     }
 }
 
+/// A PSK mismatch: the responder rejects the initiator with
+/// AUTHENTICATION_FAILED; nothing is left behind and oxisec says so once.
+mod wrong_psk {
+    use super::*;
+    use common::scenario::WrongPsk;
+
+    fn run_wrong(w: WrongPsk) {
+        let _serial = common::serial();
+        if common::skip(w.test, tools(w.left, w.right)) {
+            return;
+        }
+        if let Err(e) = scenario::run_wrong_psk(&w) {
+            panic!("{e}");
+        }
+    }
+
+    #[test]
+    fn oxisec_initiator_strongswan_responder() {
+        run_wrong(WrongPsk {
+            test: "wrong_psk_oxisec_init",
+            left: PeerKind::Oxisec,
+            right: PeerKind::StrongSwan,
+            initiator: Side::Left,
+        });
+    }
+
+    #[test]
+    fn strongswan_initiator_oxisec_responder() {
+        run_wrong(WrongPsk {
+            test: "wrong_psk_oxisec_resp",
+            left: PeerKind::StrongSwan,
+            right: PeerKind::Oxisec,
+            initiator: Side::Left,
+        });
+    }
+
+    #[test]
+    fn oxisec_oxisec() {
+        run_wrong(WrongPsk {
+            test: "wrong_psk_oxisec_oxisec",
+            left: PeerKind::Oxisec,
+            right: PeerKind::Oxisec,
+            initiator: Side::Left,
+        });
+    }
+}
+
 /// Facts about strongSwan in a namespace that the harness relies on; if one
 /// of them changes with a strongSwan update, this test says which.
 #[test]
@@ -338,6 +385,20 @@ other: #2, CONNECTING, IKEv2, 1111111111111111_i* 0000000000000000_r
         assert!(parse_status_json(&empty).unwrap().is_empty());
         assert!(parse_status_json("{}").is_err());
         assert!(parse_status_json(r#"{"ike_sas":[]}"#).is_err());
+    }
+
+    #[test]
+    fn oxisec_auth_failure_lines() {
+        use super::common::scenario::auth_failure_lines;
+        let log = "\
+2026-11-26T07:00:30.846438Z  WARN oxisec_ike::exchange::ike_auth: authentication failed: peer 192.0.2.2:4500 rejected our authentication (AUTHENTICATION_FAILED) peer=192.0.2.2:4500
+2026-11-26T07:00:30.846466Z  WARN oxisec_ike::exchange: IKE SA down connection=net peer=192.0.2.2:4500 reason=AuthFailed
+2026-11-26T07:00:30.846490Z DEBUG oxisec::daemon: event: authentication failed on net with 192.0.2.2
+2026-11-26T07:00:30.846511Z  INFO oxisec::daemon: something else
+";
+        let lines = auth_failure_lines(log);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains("rejected our authentication"));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::peer::{ChildSa, IkeSa, Peer, RekeyKind, StartAction, TunnelSpec};
+use super::peer::{ChildSa, IkeSa, Peer, PeerKind, RekeyKind, StartAction, TunnelSpec};
 use super::{Netns, Result, netns, tail, wait_until};
 
 /// The binary under test: the one cargo built for this test run
@@ -171,6 +171,14 @@ impl Peer for OxisecPeer {
 
     fn log_tail(&self, lines: usize) -> String {
         tail(&self.log_path(), lines)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn kind(&self) -> PeerKind {
+        PeerKind::Oxisec
     }
 
     fn dir(&self) -> &Path {

@@ -127,6 +127,10 @@ pub trait Peer {
     fn list_sas(&self) -> Result<Vec<IkeSa>>;
     /// The last `lines` lines of the daemon's log, for failure reports.
     fn log_tail(&self, lines: usize) -> String;
+    /// The daemon's whole log so far.
+    fn log(&self) -> String;
+    /// Which implementation this is.
+    fn kind(&self) -> PeerKind;
     /// Where the daemon's files live.
     fn dir(&self) -> &Path;
 }

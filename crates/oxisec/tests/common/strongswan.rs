@@ -41,7 +41,7 @@ use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::peer::{ChildSa, IkeSa, Peer, RekeyKind, StartAction, TunnelSpec};
+use super::peer::{ChildSa, IkeSa, Peer, PeerKind, RekeyKind, StartAction, TunnelSpec};
 use super::{Netns, Result, netns, tail, wait_until};
 
 /// charon's location in Debian's `strongswan-charon`; `OXISEC_CHARON`
@@ -244,6 +244,14 @@ impl Peer for StrongSwan {
 
     fn log_tail(&self, lines: usize) -> String {
         tail(&self.log_path(), lines)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn kind(&self) -> PeerKind {
+        PeerKind::StrongSwan
     }
 
     fn dir(&self) -> &Path {
