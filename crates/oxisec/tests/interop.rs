@@ -6,7 +6,10 @@
 
 mod common;
 
-use common::scenario::{self, Scenario};
+use std::time::Duration;
+
+use common::peer::RekeyKind;
+use common::scenario::{self, Rekey, Scenario};
 use common::{PeerKind, Side, Tool};
 
 /// IKE AES-GCM-128 / X25519, ESP AES-GCM-128: the modern default.
@@ -148,6 +151,119 @@ mod oxisec_oxisec {
                 CBC_CHACHA,
             )
         });
+    }
+}
+
+/// Rekeys under load (issue "IKEv2 lifecycle"): a 10 s iperf3 run with a
+/// rekey started 3 s into it. iperf3 must not fail, and afterwards both
+/// sides list exactly one IKE SA and one CHILD_SA, with new ESP SPIs (CHILD
+/// rekey) or new IKE SPIs and the CHILD_SA unchanged (IKE rekey), and the
+/// new SAs carry pings both ways. Each side starts each kind of rekey once;
+/// the rekeying side is the original initiator for the CHILD_SA rekeys and
+/// the original responder for the IKE rekeys (so the IKE roles swap).
+mod rekey {
+    use super::*;
+
+    /// ESP with PFS (X25519 in the CHILD_SA rekey).
+    const GCM_PFS: (&str, &str) = ("aes128gcm16-prfsha256-x25519", "aes128gcm16-x25519");
+
+    fn under_load(
+        test: &'static str,
+        left: PeerKind,
+        right: PeerKind,
+        proposals: (&'static str, &'static str),
+        initiator: Side,
+        by: Side,
+        kind: RekeyKind,
+    ) -> Scenario {
+        Scenario {
+            initiator,
+            iperf_seconds: 10,
+            rekey: Some(Rekey {
+                by,
+                kind,
+                after: Duration::from_secs(3),
+            }),
+            ..Scenario::new(test, left, right, proposals)
+        }
+    }
+
+    #[test]
+    fn child_by_oxisec_initiator() {
+        run(under_load(
+            "rekey_child_by_oxisec",
+            PeerKind::Oxisec,
+            PeerKind::StrongSwan,
+            GCM,
+            Side::Left,
+            Side::Left,
+            RekeyKind::Child,
+        ));
+    }
+
+    #[test]
+    fn child_by_strongswan_initiator_with_pfs() {
+        run(under_load(
+            "rekey_child_by_strongswan",
+            PeerKind::StrongSwan,
+            PeerKind::Oxisec,
+            GCM_PFS,
+            Side::Left,
+            Side::Left,
+            RekeyKind::Child,
+        ));
+    }
+
+    #[test]
+    fn ike_by_oxisec_responder() {
+        run(under_load(
+            "rekey_ike_by_oxisec",
+            PeerKind::StrongSwan,
+            PeerKind::Oxisec,
+            GCM,
+            Side::Left,
+            Side::Right,
+            RekeyKind::Ike,
+        ));
+    }
+
+    #[test]
+    fn ike_by_strongswan_responder() {
+        run(under_load(
+            "rekey_ike_by_strongswan",
+            PeerKind::Oxisec,
+            PeerKind::StrongSwan,
+            GCM,
+            Side::Left,
+            Side::Right,
+            RekeyKind::Ike,
+        ));
+    }
+
+    #[test]
+    fn oxisec_oxisec_child_by_responder_with_pfs() {
+        run(under_load(
+            "rekey_oxisec_oxisec_child",
+            PeerKind::Oxisec,
+            PeerKind::Oxisec,
+            GCM_PFS,
+            Side::Left,
+            Side::Right,
+            RekeyKind::Child,
+        ));
+    }
+
+    #[test]
+    fn oxisec_oxisec_ike_by_initiator() {
+        run(under_load(
+            "rekey_oxisec_oxisec_ike",
+            PeerKind::Oxisec,
+            PeerKind::Oxisec,
+            GCM,
+            Side::Left,
+            Side::Left,
+            RekeyKind::Ike,
+        ));
     }
 }
 

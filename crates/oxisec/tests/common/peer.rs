@@ -94,6 +94,15 @@ pub enum RekeyKind {
     Ike,
 }
 
+impl RekeyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RekeyKind::Child => "CHILD_SA",
+            RekeyKind::Ike => "IKE_SA",
+        }
+    }
+}
+
 /// Whether `sas` hold an ESTABLISHED IKE SA `name` with an INSTALLED child
 /// of the same name.
 pub fn tunnel_up(sas: &[IkeSa], name: &str) -> bool {

@@ -203,9 +203,9 @@ fn steps(s: &Scenario, topo: &Topology, left: &dyn Peer, right: &dyn Peer) -> Re
                     )
                 })?;
                 eprintln!(
-                    "{}: {:?} rekey by {}: IKE SPIs {}/{} -> {}/{}, ESP SPIs {}/{} -> {}/{}",
+                    "{}: {} rekey by {}: IKE SPIs {}/{} -> {}/{}, ESP SPIs {}/{} -> {}/{}",
                     s.test,
-                    rk.kind,
+                    rk.kind.as_str(),
                     rk.by.as_str(),
                     before.0[0].spi_i,
                     before.0[0].spi_r,
@@ -229,7 +229,7 @@ fn steps(s: &Scenario, topo: &Topology, left: &dyn Peer, right: &dyn Peer) -> Re
             s.ike_proposal,
             s.esp_proposal,
             s.rekey
-                .map(|rk| format!(" ({:?} rekey by {})", rk.kind, rk.by.as_str()))
+                .map(|rk| format!(" ({} rekey by {})", rk.kind.as_str(), rk.by.as_str()))
                 .unwrap_or_default(),
             r.received_bps / 1e6,
             r.retransmits
@@ -305,14 +305,14 @@ fn iperf_with_rekey(
             .join()
             .map_err(|_| -> Error { "the iperf3 thread panicked".into() })?;
         eprintln!(
-            "{:?} rekey by {}: requested at {:.1} s, the command returned at {:.1} s",
-            rk.kind,
+            "{} rekey by {}: requested at {:.1} s, the command returned at {:.1} s",
+            rk.kind.as_str(),
             rekeyer.label(),
             rekey_at.as_secs_f64(),
             rekey_done.as_secs_f64()
         );
         rekey.map_err(|e| format!("rekey by {}: {e}", rekeyer.label()))?;
-        Ok(iperf.map_err(|e| format!("iperf3 across a {:?} rekey: {e}", rk.kind))?)
+        Ok(iperf.map_err(|e| format!("iperf3 across a {} rekey: {e}", rk.kind.as_str()))?)
     })
 }
 
@@ -366,8 +366,16 @@ fn rekeyed(kind: RekeyKind, before: &[IkeSa], now: &[IkeSa]) -> Result<()> {
         RekeyKind::Child if same_ike && new_child => Ok(()),
         RekeyKind::Ike if new_ike && same_child => Ok(()),
         _ => Err(format!(
-            "after a {kind:?} rekey: IKE SPIs {}/{} -> {}/{}, ESP SPIs in {} out {} -> in {} out {}",
-            b.spi_i, b.spi_r, n.spi_i, n.spi_r, bc.spi_in, bc.spi_out, nc.spi_in, nc.spi_out
+            "after a {} rekey: IKE SPIs {}/{} -> {}/{}, ESP SPIs in {} out {} -> in {} out {}",
+            kind.as_str(),
+            b.spi_i,
+            b.spi_r,
+            n.spi_i,
+            n.spi_r,
+            bc.spi_in,
+            bc.spi_out,
+            nc.spi_in,
+            nc.spi_out
         )
         .into()),
     }
