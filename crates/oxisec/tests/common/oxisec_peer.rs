@@ -47,6 +47,8 @@ impl OxisecPeer {
     ) -> Result<OxisecPeer> {
         let config = dir.join("oxisec.toml");
         std::fs::write(&config, oxisec_toml(spec))?;
+        // It holds the PSK inline: the daemon warns about a readable file.
+        std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
         let socket = dir.join("oxisec.sock");
         let log = dir.join("oxisec.log");
         let bin = oxisec_bin();
