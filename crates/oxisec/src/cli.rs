@@ -1,5 +1,5 @@
 //! The command line: one binary that is both the daemon (`oxisec run`) and
-//! its control client (`status`, `initiate`, `terminate`).
+//! its control client (`status`, `initiate`, `terminate`, `rekey`).
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -61,6 +61,25 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
     },
+    /// Rekey a connection's IKE SA, or one CHILD_SA, now; wait until the new SA has taken over.
+    ///
+    /// `oxisec rekey site-b` rekeys the IKE SA (its CHILD_SAs move over unchanged);
+    /// `oxisec rekey site-b --child lan` the CHILD_SA `lan` (new keys and SPIs);
+    /// `oxisec rekey lan --child` treats NAME as the child. An IKE rekey is done
+    /// when the new IKE SA is in place, a CHILD_SA rekey when the old CHILD_SA
+    /// is deleted.
+    Rekey {
+        /// Connection name (or child name with a bare `--child`).
+        name: String,
+        /// Rekey only this CHILD_SA (bare `--child`: NAME is the child).
+        #[arg(long, value_name = "CHILD", num_args = 0..=1, default_missing_value = "")]
+        child: Option<String>,
+        /// How long to wait for the rekey to complete.
+        #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = parse_secs)]
+        timeout: Duration,
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+    },
     /// Validate a configuration file and print a summary.
     CheckConfig {
         /// The TOML configuration file.
@@ -86,9 +105,10 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(v))
 }
 
-/// What `terminate` was asked to delete, after resolving the bare `--child`.
+/// What `terminate` (or `rekey`) was asked to act on, after resolving the
+/// bare `--child`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TerminateTarget {
+pub enum SaTarget {
     Ike {
         connection: String,
     },
@@ -98,17 +118,20 @@ pub enum TerminateTarget {
     },
 }
 
-impl TerminateTarget {
-    pub fn from_args(name: &str, child: Option<&str>) -> TerminateTarget {
+/// The name `terminate` has always used for [`SaTarget`].
+pub type TerminateTarget = SaTarget;
+
+impl SaTarget {
+    pub fn from_args(name: &str, child: Option<&str>) -> SaTarget {
         match child {
-            None => TerminateTarget::Ike {
+            None => SaTarget::Ike {
                 connection: name.to_string(),
             },
-            Some("") => TerminateTarget::Child {
+            Some("") => SaTarget::Child {
                 connection: None,
                 child: name.to_string(),
             },
-            Some(c) => TerminateTarget::Child {
+            Some(c) => SaTarget::Child {
                 connection: Some(name.to_string()),
                 child: c.to_string(),
             },
@@ -213,5 +236,57 @@ mod tests {
                 child: "lan".into()
             }
         );
+    }
+
+    #[test]
+    fn rekey_forms() {
+        let t = |args: &[&str]| match parse(args) {
+            Command::Rekey {
+                name,
+                child,
+                timeout,
+                socket,
+            } => (
+                SaTarget::from_args(&name, child.as_deref()),
+                timeout,
+                socket,
+            ),
+            c => panic!("{c:?}"),
+        };
+        assert_eq!(
+            t(&["rekey", "site-b"]),
+            (
+                SaTarget::Ike {
+                    connection: "site-b".into()
+                },
+                Duration::from_secs(30),
+                None
+            )
+        );
+        assert_eq!(
+            t(&["rekey", "site-b", "--child", "lan", "--timeout", "2.5"]).0,
+            SaTarget::Child {
+                connection: Some("site-b".into()),
+                child: "lan".into()
+            }
+        );
+        assert_eq!(
+            t(&["rekey", "site-b", "--child", "lan", "--timeout", "2.5"]).1,
+            Duration::from_millis(2500)
+        );
+        assert_eq!(
+            t(&["rekey", "lan", "--child", "--socket", "/tmp/s"]),
+            (
+                SaTarget::Child {
+                    connection: None,
+                    child: "lan".into()
+                },
+                Duration::from_secs(30),
+                Some("/tmp/s".into())
+            )
+        );
+        assert!(Cli::try_parse_from(["oxisec", "rekey"]).is_err());
+        assert!(Cli::try_parse_from(["oxisec", "rekey", "x", "--timeout", "0"]).is_err());
+        assert!(Cli::try_parse_from(["oxisec", "rekey", "x", "--ike"]).is_err());
     }
 }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::cli::{Cli, Command, TerminateTarget};
+use crate::cli::{Cli, Command, SaTarget};
 use crate::config;
 use crate::control::{self, Request, Response};
 use crate::status;
@@ -36,22 +36,49 @@ pub fn dispatch(cli: Cli) -> ExitCode {
             timeout,
             socket,
         } => {
-            let req = match TerminateTarget::from_args(&name, child.as_deref()) {
-                TerminateTarget::Ike { connection } => Request::Terminate {
+            let timeout_ms = timeout.as_millis() as u64;
+            let req = match SaTarget::from_args(&name, child.as_deref()) {
+                SaTarget::Ike { connection } => Request::Terminate {
                     connection: Some(connection),
                     child: None,
-                    timeout_ms: timeout.as_millis() as u64,
+                    timeout_ms,
                 },
-                TerminateTarget::Child { connection, child } => Request::Terminate {
+                SaTarget::Child { connection, child } => Request::Terminate {
                     connection,
                     child: Some(child),
-                    timeout_ms: timeout.as_millis() as u64,
+                    timeout_ms,
                 },
             };
             wait_cmd(&socket_path(socket), &req, timeout)
         }
+        Command::Rekey {
+            name,
+            child,
+            timeout,
+            socket,
+        } => {
+            let req = rekey_request(SaTarget::from_args(&name, child.as_deref()), timeout);
+            wait_cmd(&socket_path(socket), &req, timeout)
+        }
         Command::CheckConfig { file } => check_config(&file),
         Command::Demo { keep } => crate::demo::run(keep),
+    }
+}
+
+/// The control request for `oxisec rekey`.
+pub fn rekey_request(target: SaTarget, timeout: Duration) -> Request {
+    let timeout_ms = timeout.as_millis() as u64;
+    match target {
+        SaTarget::Ike { connection } => Request::Rekey {
+            connection: Some(connection),
+            child: None,
+            timeout_ms,
+        },
+        SaTarget::Child { connection, child } => Request::Rekey {
+            connection,
+            child: Some(child),
+            timeout_ms,
+        },
     }
 }
 

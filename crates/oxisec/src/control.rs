@@ -47,6 +47,16 @@ pub enum Request {
         child: Option<String>,
         timeout_ms: u64,
     },
+    /// Rekey the connection's IKE SAs, or only the named CHILD_SAs (with
+    /// only `child` set, looked up in every connection), and report when
+    /// the new SAs have taken over.
+    Rekey {
+        #[serde(default)]
+        connection: Option<String>,
+        #[serde(default)]
+        child: Option<String>,
+        timeout_ms: u64,
+    },
 }
 
 /// One line of the daemon's answer.
@@ -235,6 +245,51 @@ mod tests {
                 timeout_ms: 5
             }
         );
+    }
+
+    #[test]
+    fn rekey_wire_format() {
+        use crate::cli::SaTarget;
+        use crate::commands::rekey_request;
+        let ike = rekey_request(
+            SaTarget::Ike {
+                connection: "site-b".into(),
+            },
+            Duration::from_secs(30),
+        );
+        let line = encode(&ike);
+        assert_eq!(
+            line,
+            "{\"cmd\":\"rekey\",\"connection\":\"site-b\",\"child\":null,\"timeout_ms\":30000}\n"
+        );
+        assert_eq!(decode_request(&line).unwrap(), ike);
+        let child = rekey_request(
+            SaTarget::Child {
+                connection: None,
+                child: "lan".into(),
+            },
+            Duration::from_millis(1500),
+        );
+        assert_eq!(
+            child,
+            Request::Rekey {
+                connection: None,
+                child: Some("lan".into()),
+                timeout_ms: 1500
+            }
+        );
+        assert_eq!(decode_request(&encode(&child)).unwrap(), child);
+        // Optional fields may be left out by other clients.
+        assert_eq!(
+            decode_request("{\"cmd\":\"rekey\",\"child\":\"lan\",\"timeout_ms\":5}").unwrap(),
+            Request::Rekey {
+                connection: None,
+                child: Some("lan".into()),
+                timeout_ms: 5
+            }
+        );
+        assert!(decode_request("{\"cmd\":\"rekey\",\"connection\":\"x\"}").is_err());
+        assert!(decode_request("{\"cmd\":\"rekey\",\"ike\":\"x\",\"timeout_ms\":5}").is_err());
     }
 
     #[test]

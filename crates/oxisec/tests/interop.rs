@@ -6,7 +6,10 @@
 
 mod common;
 
-use common::scenario::{self, Scenario};
+use std::time::Duration;
+
+use common::peer::RekeyKind;
+use common::scenario::{self, Rekey, Scenario};
 use common::{PeerKind, Side, Tool};
 
 /// IKE AES-GCM-128 / X25519, ESP AES-GCM-128: the modern default.
@@ -16,10 +19,20 @@ const GCM: (&str, &str) = ("aes128gcm16-prfsha256-x25519", "aes128gcm16");
 const CBC_CHACHA: (&str, &str) = ("aes256-sha256-modp2048", "chacha20poly1305");
 
 const STRONGSWAN_TOOLS: &[Tool] = &[Tool::Charon, Tool::Swanctl, Tool::Iperf3, Tool::Ping];
+/// oxisec on both sides: no strongSwan needed.
+const OXISEC_TOOLS: &[Tool] = &[Tool::Iperf3, Tool::Ping];
+
+fn tools(left: PeerKind, right: PeerKind) -> &'static [Tool] {
+    if left == PeerKind::StrongSwan || right == PeerKind::StrongSwan {
+        STRONGSWAN_TOOLS
+    } else {
+        OXISEC_TOOLS
+    }
+}
 
 fn run(s: Scenario) {
     let _serial = common::serial();
-    if common::skip(s.test, STRONGSWAN_TOOLS) {
+    if common::skip(s.test, tools(s.left, s.right)) {
         return;
     }
     if let Err(e) = scenario::run(&s) {
@@ -34,61 +47,39 @@ mod strongswan_baseline {
 
     #[test]
     fn aes128gcm_x25519() {
-        run(Scenario {
-            test: "strongswan_baseline_gcm",
-            left: PeerKind::StrongSwan,
-            right: PeerKind::StrongSwan,
-            ike_proposal: GCM.0,
-            esp_proposal: GCM.1,
-            initiator: Side::Left,
-            terminator: Side::Left,
-            iperf_seconds: 5,
-        });
+        run(Scenario::new(
+            "strongswan_baseline_gcm",
+            PeerKind::StrongSwan,
+            PeerKind::StrongSwan,
+            GCM,
+        ));
     }
 
     #[test]
     fn aes256sha256_modp2048_chacha20poly1305() {
         run(Scenario {
-            test: "strongswan_baseline_chacha",
-            left: PeerKind::StrongSwan,
-            right: PeerKind::StrongSwan,
-            ike_proposal: CBC_CHACHA.0,
-            esp_proposal: CBC_CHACHA.1,
-            initiator: Side::Left,
             // The responder deletes: covers the other DELETE direction.
             terminator: Side::Right,
-            iperf_seconds: 5,
+            ..Scenario::new(
+                "strongswan_baseline_chacha",
+                PeerKind::StrongSwan,
+                PeerKind::StrongSwan,
+                CBC_CHACHA,
+            )
         });
     }
 }
 
-/// oxisec ↔ strongSwan in both roles. Ignored until the daemon exists; run
-/// them with `cargo test -p oxisec --test interop -- --ignored oxisec_`.
+/// oxisec ↔ strongSwan 5.9.8, oxisec as initiator and as responder, for
+/// both suites. The DELETE comes from the initiator in the GCM tests and
+/// from the responder in the ChaCha20 ones, so that each implementation
+/// sends and receives an IKE delete in each role.
 mod oxisec_strongswan {
     use super::*;
 
-    fn oxisec_scenario(
-        test: &'static str,
-        left: PeerKind,
-        right: PeerKind,
-        p: (&'static str, &'static str),
-    ) -> Scenario {
-        Scenario {
-            test,
-            left,
-            right,
-            ike_proposal: p.0,
-            esp_proposal: p.1,
-            initiator: Side::Left,
-            terminator: Side::Left,
-            iperf_seconds: 5,
-        }
-    }
-
     #[test]
-    #[ignore = "oxisec daemon not implemented yet"]
     fn oxisec_initiator_gcm() {
-        run(oxisec_scenario(
+        run(Scenario::new(
             "oxisec_init_gcm",
             PeerKind::Oxisec,
             PeerKind::StrongSwan,
@@ -97,9 +88,8 @@ mod oxisec_strongswan {
     }
 
     #[test]
-    #[ignore = "oxisec daemon not implemented yet"]
     fn oxisec_responder_gcm() {
-        run(oxisec_scenario(
+        run(Scenario::new(
             "oxisec_resp_gcm",
             PeerKind::StrongSwan,
             PeerKind::Oxisec,
@@ -108,25 +98,219 @@ mod oxisec_strongswan {
     }
 
     #[test]
-    #[ignore = "oxisec daemon not implemented yet"]
     fn oxisec_initiator_cbc_chacha() {
-        run(oxisec_scenario(
-            "oxisec_init_chacha",
+        run(Scenario {
+            // strongSwan (responder) deletes.
+            terminator: Side::Right,
+            ..Scenario::new(
+                "oxisec_init_chacha",
+                PeerKind::Oxisec,
+                PeerKind::StrongSwan,
+                CBC_CHACHA,
+            )
+        });
+    }
+
+    #[test]
+    fn oxisec_responder_cbc_chacha() {
+        run(Scenario {
+            // oxisec (responder) deletes.
+            terminator: Side::Right,
+            ..Scenario::new(
+                "oxisec_resp_chacha",
+                PeerKind::StrongSwan,
+                PeerKind::Oxisec,
+                CBC_CHACHA,
+            )
+        });
+    }
+}
+
+/// oxisec ↔ oxisec, both suites; the ChaCha20 run deletes from the responder.
+mod oxisec_oxisec {
+    use super::*;
+
+    #[test]
+    fn aes128gcm_x25519() {
+        run(Scenario::new(
+            "oxisec_oxisec_gcm",
             PeerKind::Oxisec,
-            PeerKind::StrongSwan,
-            CBC_CHACHA,
+            PeerKind::Oxisec,
+            GCM,
         ));
     }
 
     #[test]
-    #[ignore = "oxisec daemon not implemented yet"]
-    fn oxisec_responder_cbc_chacha() {
-        run(oxisec_scenario(
-            "oxisec_resp_chacha",
+    fn aes256sha256_modp2048_chacha20poly1305() {
+        run(Scenario {
+            terminator: Side::Right,
+            ..Scenario::new(
+                "oxisec_oxisec_chacha",
+                PeerKind::Oxisec,
+                PeerKind::Oxisec,
+                CBC_CHACHA,
+            )
+        });
+    }
+}
+
+/// Rekeys under load (issue "IKEv2 lifecycle"): a 10 s iperf3 run with a
+/// rekey started 3 s into it. iperf3 must not fail, and afterwards both
+/// sides list exactly one IKE SA and one CHILD_SA, with new ESP SPIs (CHILD
+/// rekey) or new IKE SPIs and the CHILD_SA unchanged (IKE rekey), and the
+/// new SAs carry pings both ways. Each side starts each kind of rekey once;
+/// the rekeying side is the original initiator for the CHILD_SA rekeys and
+/// the original responder for the IKE rekeys (so the IKE roles swap).
+mod rekey {
+    use super::*;
+
+    /// ESP with PFS (X25519 in the CHILD_SA rekey).
+    const GCM_PFS: (&str, &str) = ("aes128gcm16-prfsha256-x25519", "aes128gcm16-x25519");
+
+    fn under_load(
+        test: &'static str,
+        left: PeerKind,
+        right: PeerKind,
+        proposals: (&'static str, &'static str),
+        initiator: Side,
+        by: Side,
+        kind: RekeyKind,
+    ) -> Scenario {
+        Scenario {
+            initiator,
+            iperf_seconds: 10,
+            rekey: Some(Rekey {
+                by,
+                kind,
+                after: Duration::from_secs(3),
+            }),
+            ..Scenario::new(test, left, right, proposals)
+        }
+    }
+
+    #[test]
+    fn child_by_oxisec_initiator() {
+        run(under_load(
+            "rekey_child_by_oxisec",
+            PeerKind::Oxisec,
+            PeerKind::StrongSwan,
+            GCM,
+            Side::Left,
+            Side::Left,
+            RekeyKind::Child,
+        ));
+    }
+
+    #[test]
+    fn child_by_strongswan_initiator_with_pfs() {
+        run(under_load(
+            "rekey_child_by_strongswan",
             PeerKind::StrongSwan,
             PeerKind::Oxisec,
-            CBC_CHACHA,
+            GCM_PFS,
+            Side::Left,
+            Side::Left,
+            RekeyKind::Child,
         ));
+    }
+
+    #[test]
+    fn ike_by_oxisec_responder() {
+        run(under_load(
+            "rekey_ike_by_oxisec",
+            PeerKind::StrongSwan,
+            PeerKind::Oxisec,
+            GCM,
+            Side::Left,
+            Side::Right,
+            RekeyKind::Ike,
+        ));
+    }
+
+    #[test]
+    fn ike_by_strongswan_responder() {
+        run(under_load(
+            "rekey_ike_by_strongswan",
+            PeerKind::Oxisec,
+            PeerKind::StrongSwan,
+            GCM,
+            Side::Left,
+            Side::Right,
+            RekeyKind::Ike,
+        ));
+    }
+
+    #[test]
+    fn oxisec_oxisec_child_by_responder_with_pfs() {
+        run(under_load(
+            "rekey_oxisec_oxisec_child",
+            PeerKind::Oxisec,
+            PeerKind::Oxisec,
+            GCM_PFS,
+            Side::Left,
+            Side::Right,
+            RekeyKind::Child,
+        ));
+    }
+
+    #[test]
+    fn oxisec_oxisec_ike_by_initiator() {
+        run(under_load(
+            "rekey_oxisec_oxisec_ike",
+            PeerKind::Oxisec,
+            PeerKind::Oxisec,
+            GCM,
+            Side::Left,
+            Side::Left,
+            RekeyKind::Ike,
+        ));
+    }
+}
+
+/// A PSK mismatch: the responder rejects the initiator with
+/// AUTHENTICATION_FAILED; nothing is left behind and oxisec says so once.
+mod wrong_psk {
+    use super::*;
+    use common::scenario::WrongPsk;
+
+    fn run_wrong(w: WrongPsk) {
+        let _serial = common::serial();
+        if common::skip(w.test, tools(w.left, w.right)) {
+            return;
+        }
+        if let Err(e) = scenario::run_wrong_psk(&w) {
+            panic!("{e}");
+        }
+    }
+
+    #[test]
+    fn oxisec_initiator_strongswan_responder() {
+        run_wrong(WrongPsk {
+            test: "wrong_psk_oxisec_init",
+            left: PeerKind::Oxisec,
+            right: PeerKind::StrongSwan,
+            initiator: Side::Left,
+        });
+    }
+
+    #[test]
+    fn strongswan_initiator_oxisec_responder() {
+        run_wrong(WrongPsk {
+            test: "wrong_psk_oxisec_resp",
+            left: PeerKind::StrongSwan,
+            right: PeerKind::Oxisec,
+            initiator: Side::Left,
+        });
+    }
+
+    #[test]
+    fn oxisec_oxisec() {
+        run_wrong(WrongPsk {
+            test: "wrong_psk_oxisec_oxisec",
+            left: PeerKind::Oxisec,
+            right: PeerKind::Oxisec,
+            initiator: Side::Left,
+        });
     }
 }
 
@@ -204,14 +388,20 @@ other: #2, CONNECTING, IKEv2, 1111111111111111_i* 0000000000000000_r
                 IkeSa {
                     name: "net".into(),
                     state: "ESTABLISHED".into(),
+                    spi_i: "2de67268015f69ed".into(),
+                    spi_r: "324c011e8c80a81a".into(),
                     children: vec![ChildSa {
                         name: "net".into(),
-                        state: "INSTALLED".into()
+                        state: "INSTALLED".into(),
+                        spi_in: "643e514e".into(),
+                        spi_out: "176a6ef9".into(),
                     }],
                 },
                 IkeSa {
                     name: "other".into(),
                     state: "CONNECTING".into(),
+                    spi_i: "1111111111111111".into(),
+                    spi_r: "0000000000000000".into(),
                     children: vec![],
                 },
             ]
@@ -259,19 +449,72 @@ other: #2, CONNECTING, IKEv2, 1111111111111111_i* 0000000000000000_r
         assert!(parse_iperf3_json("not json").is_err());
     }
 
+    /// The daemon's real report type, serialized as the daemon does.
     #[test]
-    fn oxisec_status_json_shapes() {
-        let a = r#"{"ike_sas":[{"connection":"net","state":"established",
-                    "children":[{"name":"net","state":"installed"}]}]}"#;
-        let b = r#"[{"name":"net","state":"ESTABLISHED","child_sas":[{"name":"net","state":"INSTALLED"}]}]"#;
-        for text in [a, b] {
-            assert!(
-                tunnel_up(&parse_status_json(text).unwrap(), "net"),
-                "{text}"
-            );
-        }
-        assert!(parse_status_json(r#"{"ike_sas":[]}"#).unwrap().is_empty());
+    fn oxisec_status_json() {
+        use oxisec::status::{ChildSaInfo, IkeSaInfo, StatusReport};
+        let child = ChildSaInfo {
+            id: 2,
+            name: "net".into(),
+            state: "INSTALLED".into(),
+            spi_in: "c0ffee01".into(),
+            spi_out: "00001234".into(),
+            algorithms: "AES_GCM_16_128".into(),
+            local_ts: vec!["198.51.100.0/24".into()],
+            remote_ts: vec!["203.0.113.0/24".into()],
+            installed_secs: 1,
+            traffic_in: None,
+            traffic_out: None,
+        };
+        let ike = IkeSaInfo {
+            id: 1,
+            connection: "net".into(),
+            state: "ESTABLISHED".into(),
+            initiator: true,
+            local: "192.0.2.1:4500".parse().unwrap(),
+            remote: "192.0.2.2:4500".parse().unwrap(),
+            local_id: "left.example.org".into(),
+            remote_id: "right.example.org".into(),
+            spi_i: "00000000000000AA".into(),
+            spi_r: "00000000000000bb".into(),
+            algorithms: "AES_GCM_16_128/PRF_HMAC_SHA2_256/CURVE_25519".into(),
+            established_secs: Some(1),
+            children: vec![child],
+        };
+        let mut report = StatusReport {
+            version: "0".into(),
+            pid: 1,
+            uptime_secs: 1,
+            dataplane: "userspace".into(),
+            drops: Default::default(),
+            connections: vec![],
+            ike_sas: vec![ike],
+        };
+        let sas = parse_status_json(&serde_json::to_string_pretty(&report).unwrap()).unwrap();
+        assert!(tunnel_up(&sas, "net"));
+        assert_eq!(sas[0].spi_i, "00000000000000aa");
+        assert_eq!(sas[0].spi_r, "00000000000000bb");
+        assert_eq!(sas[0].children[0].spi_in, "c0ffee01");
+        assert_eq!(sas[0].children[0].spi_out, "00001234");
+        report.ike_sas.clear();
+        let empty = serde_json::to_string(&report).unwrap();
+        assert!(parse_status_json(&empty).unwrap().is_empty());
         assert!(parse_status_json("{}").is_err());
+        assert!(parse_status_json(r#"{"ike_sas":[]}"#).is_err());
+    }
+
+    #[test]
+    fn oxisec_auth_failure_lines() {
+        use super::common::scenario::auth_failure_lines;
+        let log = "\
+2026-11-26T07:00:30.846438Z  WARN oxisec_ike::exchange::ike_auth: authentication failed: peer 192.0.2.2:4500 rejected our authentication (AUTHENTICATION_FAILED) peer=192.0.2.2:4500
+2026-11-26T07:00:30.846466Z  WARN oxisec_ike::exchange: IKE SA down connection=net peer=192.0.2.2:4500 reason=AuthFailed
+2026-11-26T07:00:30.846490Z DEBUG oxisec::daemon: event: authentication failed on net with 192.0.2.2
+2026-11-26T07:00:30.846511Z  INFO oxisec::daemon: something else
+";
+        let lines = auth_failure_lines(log);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains("rejected our authentication"));
     }
 
     #[test]

@@ -13,7 +13,7 @@ mod common;
 
 use common::scenario::{self, Scenario};
 use common::traffic;
-use common::{LEFT_OUTER, PeerKind, RIGHT_OUTER, Side, Tool, Topology};
+use common::{LEFT_OUTER, PeerKind, RIGHT_OUTER, Tool, Topology};
 
 fn env_u32(name: &str, default: u32) -> u32 {
     std::env::var(name)
@@ -56,13 +56,13 @@ fn tunnel(
 ) -> common::Result<(f64, u64)> {
     let outcome = scenario::run(&Scenario {
         test: "bench_tunnel",
-        left,
-        right,
-        ike_proposal: "aes128gcm16-prfsha256-x25519",
-        esp_proposal: esp,
-        initiator: Side::Left,
-        terminator: Side::Left,
         iperf_seconds: secs,
+        ..Scenario::new(
+            "bench_tunnel",
+            left,
+            right,
+            ("aes128gcm16-prfsha256-x25519", esp),
+        )
     })?;
     let r = outcome.iperf.ok_or("no iperf3 result")?;
     Ok((r.received_bps / 1e6, r.retransmits))

@@ -416,7 +416,12 @@ impl Daemon {
                     .map(|s| s.connection)
             })
         };
-        info!("{}", waiters::describe(&ev, &conn_of));
+        // The engine has already logged this at info/warn with more detail
+        // (identities, algorithms, selectors) when it emitted the event;
+        // repeating it at info gave the operator every outcome twice (an
+        // authentication failure four times). The daemon's line stays for
+        // debugging the event flow to control clients.
+        debug!("event: {}", waiters::describe(&ev, &conn_of));
         self.waiters.on_event(&ev, &conn_of);
         if let Event::IkeDown { ike, .. } = &ev {
             self.ike_conn.remove(ike);
@@ -455,6 +460,11 @@ impl Daemon {
                 child,
                 timeout_ms,
             } => self.terminate(now, connection, child, timeout_ms, reply),
+            Request::Rekey {
+                connection,
+                child,
+                timeout_ms,
+            } => self.rekey(now, connection, child, timeout_ms, reply),
         }
     }
 
@@ -647,6 +657,102 @@ impl Daemon {
                 );
                 self.engine
                     .handle_command(now, Command::TerminateChild { child });
+            }
+        }
+    }
+}
+
+impl Daemon {
+    /// `oxisec rekey`: queues the rekey in the engine and answers once the
+    /// new SAs have taken over (see [`Goal::RekeyIke`], [`Goal::RekeyChild`]).
+    /// Only established IKE SAs and installed CHILD_SAs are rekeyed; one that
+    /// is being rekeyed or deleted already is left alone.
+    fn rekey(
+        &mut self,
+        now: Instant,
+        connection: Option<String>,
+        child: Option<String>,
+        timeout_ms: u64,
+        reply: mpsc::UnboundedSender<Response>,
+    ) {
+        let timeout = Duration::from_millis(timeout_ms).min(MAX_WAIT);
+        if let Some(c) = &connection
+            && !self.config.connections.iter().any(|x| &x.name == c)
+        {
+            let _ = reply.send(Response::error(format!(
+                "no connection named {c:?} ({})",
+                self.known_connections()
+            )));
+            return;
+        }
+        let sas: Vec<_> = self
+            .engine
+            .status()
+            .into_iter()
+            .filter(|s| s.state == "ESTABLISHED")
+            .collect();
+        match (connection, child) {
+            (None, None) => {
+                let _ = reply.send(Response::error("name a connection or a child"));
+            }
+            (Some(connection), None) => {
+                let ids: HashSet<IkeId> = sas
+                    .iter()
+                    .filter(|s| s.connection == connection)
+                    .map(|s| s.ike)
+                    .collect();
+                if ids.is_empty() {
+                    let _ = reply.send(Response::error(format!(
+                        "no established IKE SA for {connection}"
+                    )));
+                    return;
+                }
+                let _ = reply.send(Response::progress(format!(
+                    "rekeying {} IKE SA(s) of {connection}",
+                    ids.len()
+                )));
+                self.waiters.add(
+                    Goal::RekeyIke {
+                        connection: connection.clone(),
+                        remaining: ids,
+                    },
+                    reply,
+                    now,
+                    timeout,
+                );
+                self.engine
+                    .handle_command(now, Command::RekeyIke { connection });
+            }
+            (connection, Some(child)) => {
+                let old: HashMap<_, _> = sas
+                    .iter()
+                    .filter(|s| connection.as_ref().is_none_or(|c| &s.connection == c))
+                    .flat_map(|s| s.children.iter().map(move |c| (s.ike, c)))
+                    .filter(|(_, c)| c.name == child && c.state == "INSTALLED")
+                    .map(|(ike, c)| (c.child, ike))
+                    .collect();
+                if old.is_empty() {
+                    let _ = reply.send(Response::error(format!(
+                        "no installed CHILD_SA named {child}"
+                    )));
+                    return;
+                }
+                let _ = reply.send(Response::progress(format!(
+                    "rekeying {} CHILD_SA(s) named {child}",
+                    old.len()
+                )));
+                self.waiters.add(
+                    Goal::RekeyChild {
+                        child: child.clone(),
+                        remaining: old,
+                        new_spis: None,
+                    },
+                    reply,
+                    now,
+                    timeout,
+                );
+                self.engine
+                    .handle_command(now, Command::RekeyChild { child });
             }
         }
     }

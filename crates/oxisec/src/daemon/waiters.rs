@@ -1,11 +1,12 @@
-//! Control clients waiting for the outcome of `initiate` / `terminate`.
+//! Control clients waiting for the outcome of `initiate` / `terminate` /
+//! `rekey`.
 //!
 //! The engine reports outcomes only as [`Event`]s, so a waiting client is a
 //! small state machine fed with every event and with the clock. Kept free of
 //! I/O (replies go to a [`Reply`] sink) so that the matching rules are unit
 //! tested: which event ends which wait, and that events of SAs that existed
 //! before the request (an old SA being deleted) do not count.
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use oxisec_ike::{ChildId, DownReason, Event, IkeId};
@@ -45,6 +46,23 @@ pub enum Goal {
     TerminateChild {
         child: String,
         remaining: HashSet<ChildId>,
+    },
+    /// These IKE SAs of `connection` replaced by a rekey (whoever started
+    /// it: a crossing rekey by the peer that wins counts too). Done when the
+    /// engine reports the new SA in place; the old one's DELETE may still be
+    /// under way (the engine reports no event for it).
+    RekeyIke {
+        connection: String,
+        remaining: HashSet<IkeId>,
+    },
+    /// These CHILD_SAs named `child` (with the IKE SA each lives on)
+    /// replaced by a rekey. Done when every old one went down as rekeyed,
+    /// i.e. its successor carries the traffic and the old one is deleted.
+    RekeyChild {
+        child: String,
+        remaining: HashMap<ChildId, IkeId>,
+        /// SPIs (in, out) of the last successor seen, for the answer.
+        new_spis: Option<(u32, u32)>,
     },
 }
 
@@ -138,6 +156,12 @@ impl<R: Reply> Waiters<R> {
                 ),
                 Goal::TerminateChild { child, .. } => format!(
                     "the peer did not confirm the delete of CHILD_SA {child} within {secs:.0} s"
+                ),
+                Goal::RekeyIke { connection, .. } => format!(
+                    "IKE SA {connection} not rekeyed within {secs:.0} s (the peer may have refused; see the log)"
+                ),
+                Goal::RekeyChild { child, .. } => format!(
+                    "CHILD_SA {child} not rekeyed within {secs:.0} s (the peer may have refused; see the log)"
                 ),
             };
             w.reply.send(Response::error(msg));
@@ -257,10 +281,76 @@ fn step<R: Reply>(
             // The IKE SA carrying it went away: so did the child.
             _ => Outcome::Continue,
         },
+        Goal::RekeyIke {
+            connection,
+            remaining,
+        } => match ev {
+            Event::IkeRekeyed { old, new, .. } if remaining.remove(old) => {
+                let _ = w.reply.send(Response::progress(format!(
+                    "IKE SA {connection} #{} replaced by #{}",
+                    old.0, new.0
+                )));
+                if remaining.is_empty() {
+                    Outcome::Done(Response::ok(format!("IKE SA {connection} rekeyed")))
+                } else {
+                    Outcome::Continue
+                }
+            }
+            Event::IkeDown { ike, reason, .. } if remaining.contains(ike) => {
+                Outcome::Done(Response::error(format!(
+                    "IKE SA {connection} went down before the rekey completed: {}",
+                    reason_text(reason)
+                )))
+            }
+            _ => Outcome::Continue,
+        },
+        Goal::RekeyChild {
+            child,
+            remaining,
+            new_spis,
+        } => match ev {
+            Event::ChildUp {
+                ike,
+                name,
+                spi_in,
+                spi_out,
+                ..
+            } if name == child && remaining.values().any(|i| i == ike) => {
+                *new_spis = Some((*spi_in, *spi_out));
+                let _ = w.reply.send(Response::progress(format!(
+                    "new CHILD_SA {child}, SPIs {spi_in:08x} (in) {spi_out:08x} (out)"
+                )));
+                Outcome::Continue
+            }
+            Event::ChildDown {
+                child: id, reason, ..
+            } if remaining.contains_key(id) => {
+                remaining.remove(id);
+                if *reason != DownReason::Rekeyed {
+                    return Outcome::Done(Response::error(format!(
+                        "CHILD_SA {child} went down before the rekey completed: {}",
+                        reason_text(reason)
+                    )));
+                }
+                if !remaining.is_empty() {
+                    return Outcome::Continue;
+                }
+                Outcome::Done(Response::ok(match new_spis {
+                    Some((i, o)) => {
+                        format!("CHILD_SA {child} rekeyed, SPIs {i:08x} (in) {o:08x} (out)")
+                    }
+                    None => format!("CHILD_SA {child} rekeyed"),
+                }))
+            }
+            // The IKE SA carrying the old CHILD_SA went down: it took the
+            // children with it (their ChildDown comes first, see above).
+            _ => Outcome::Continue,
+        },
     }
 }
 
-/// One line per event for the log.
+/// One line per event, for the debug log (the engine logs the operator-facing
+/// line itself when it emits the event).
 pub fn describe(ev: &Event, conn_of: &dyn Fn(IkeId) -> Option<String>) -> String {
     let cname = |ike: &IkeId| conn_of(*ike).unwrap_or_else(|| format!("#{}", ike.0));
     match ev {
@@ -527,6 +617,165 @@ mod tests {
             &conn_of,
         );
         assert_eq!(sink.take(), vec![Response::ok("CHILD_SA lan terminated")]);
+    }
+
+    #[test]
+    fn rekey_ike_done_when_replaced() {
+        let mut w = Waiters::default();
+        let sink = Sink::default();
+        w.add(
+            Goal::RekeyIke {
+                connection: "site-b".into(),
+                remaining: [IkeId(1)].into(),
+            },
+            sink.clone(),
+            Instant::now(),
+            Duration::from_secs(5),
+        );
+        // Another connection's rekey does not count.
+        w.on_event(
+            &Event::IkeRekeyed {
+                old: IkeId(3),
+                new: IkeId(4),
+                connection: "other".into(),
+            },
+            &conn_of,
+        );
+        assert_eq!(w.len(), 1);
+        w.on_event(
+            &Event::IkeRekeyed {
+                old: IkeId(1),
+                new: IkeId(2),
+                connection: "site-b".into(),
+            },
+            &conn_of,
+        );
+        assert!(w.is_empty());
+        assert_eq!(
+            sink.take(),
+            vec![
+                Response::progress("IKE SA site-b #1 replaced by #2"),
+                Response::ok("IKE SA site-b rekeyed")
+            ]
+        );
+    }
+
+    #[test]
+    fn rekey_ike_fails_when_the_sa_dies() {
+        let mut w = Waiters::default();
+        let sink = Sink::default();
+        let now = Instant::now();
+        w.add(
+            Goal::RekeyIke {
+                connection: "site-b".into(),
+                remaining: [IkeId(1)].into(),
+            },
+            sink.clone(),
+            now,
+            Duration::from_secs(5),
+        );
+        w.on_event(
+            &Event::IkeDown {
+                ike: IkeId(1),
+                connection: "site-b".into(),
+                reason: DownReason::PeerDead,
+            },
+            &conn_of,
+        );
+        assert_eq!(
+            sink.take(),
+            vec![Response::error(
+                "IKE SA site-b went down before the rekey completed: the peer did not answer"
+            )]
+        );
+        // A refused rekey has no event: the deadline answers.
+        w.add(
+            Goal::RekeyIke {
+                connection: "site-b".into(),
+                remaining: [IkeId(1)].into(),
+            },
+            sink.clone(),
+            now,
+            Duration::from_secs(5),
+        );
+        w.on_tick(now + Duration::from_secs(5));
+        match &sink.take()[..] {
+            [Response::Error { message }] => {
+                assert!(
+                    message.starts_with("IKE SA site-b not rekeyed"),
+                    "{message}"
+                )
+            }
+            r => panic!("{r:?}"),
+        }
+    }
+
+    #[test]
+    fn rekey_child_done_when_the_old_one_is_deleted() {
+        let mut w = Waiters::default();
+        let sink = Sink::default();
+        w.add(
+            Goal::RekeyChild {
+                child: "lan".into(),
+                remaining: [(ChildId(9), IkeId(1))].into(),
+                new_spis: None,
+            },
+            sink.clone(),
+            Instant::now(),
+            Duration::from_secs(5),
+        );
+        // Same name on another IKE SA: not ours.
+        w.on_event(&child_up(3, "lan"), &conn_of);
+        w.on_event(&child_up(1, "lan"), &conn_of);
+        assert_eq!(w.len(), 1);
+        w.on_event(
+            &Event::ChildDown {
+                ike: IkeId(1),
+                child: ChildId(9),
+                name: "lan".into(),
+                reason: DownReason::Rekeyed,
+            },
+            &conn_of,
+        );
+        assert!(w.is_empty());
+        assert_eq!(
+            sink.take(),
+            vec![
+                Response::progress("new CHILD_SA lan, SPIs c0ffee01 (in) 00001234 (out)"),
+                Response::ok("CHILD_SA lan rekeyed, SPIs c0ffee01 (in) 00001234 (out)")
+            ]
+        );
+    }
+
+    #[test]
+    fn rekey_child_fails_when_the_old_one_is_deleted_otherwise() {
+        let mut w = Waiters::default();
+        let sink = Sink::default();
+        w.add(
+            Goal::RekeyChild {
+                child: "lan".into(),
+                remaining: [(ChildId(9), IkeId(1))].into(),
+                new_spis: None,
+            },
+            sink.clone(),
+            Instant::now(),
+            Duration::from_secs(5),
+        );
+        w.on_event(
+            &Event::ChildDown {
+                ike: IkeId(1),
+                child: ChildId(9),
+                name: "lan".into(),
+                reason: DownReason::Deleted,
+            },
+            &conn_of,
+        );
+        assert_eq!(
+            sink.take(),
+            vec![Response::error(
+                "CHILD_SA lan went down before the rekey completed: deleted"
+            )]
+        );
     }
 
     #[test]

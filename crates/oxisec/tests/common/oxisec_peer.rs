@@ -1,27 +1,22 @@
-//! oxisec's own daemon as a test peer.
-//!
-//! NOT YET EXERCISED. The daemon is being written in parallel; this is
-//! written against the interface it is going to have:
+//! oxisec's own daemon as a test peer, driven through its CLI:
 //!
 //! * `oxisec run --config FILE --socket PATH` — foreground daemon, TOML
-//!   configuration, a TUN device for the userspace data plane, ESP in UDP 4500;
-//! * `oxisec status --json --socket PATH` — SAs as JSON;
-//! * `oxisec initiate NAME --socket PATH`, `oxisec terminate NAME --socket PATH`.
+//!   configuration, a TUN device for the userspace data plane, ESP in UDP
+//!   4500; it installs the route to the remote subnet via its TUN itself;
+//! * `oxisec status --json --socket PATH` — SAs as JSON
+//!   ([`oxisec::status::StatusReport`], parsed by [`parse_status_json`]);
+//! * `oxisec initiate NAME`, `oxisec terminate NAME`, `oxisec rekey NAME
+//!   [--child]`, each with `--socket PATH`; each waits for the outcome.
 //!
-//! When the daemon lands, check (and adjust here, nowhere else):
-//! 1. the TOML schema in [`oxisec_toml`] (written to mirror `swanctl.conf`
-//!    and `oxisec_ike::config::Connection`);
-//! 2. the JSON shape parsed by [`parse_status_json`];
-//! 3. whether the daemon installs the route to the remote subnet via its TUN
-//!    itself (strongSwan does, table 220) — if not, add it in [`OxisecPeer::start`];
-//! 4. then remove the `#[ignore]` from the oxisec tests in `tests/interop.rs`.
+//! The daemon runs with `RUST_LOG=debug` (the engine's debug lines are what
+//! explains a failed interop run); its log is `<dir>/oxisec.log`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::peer::{ChildSa, IkeSa, Peer, StartAction, TunnelSpec};
+use super::peer::{ChildSa, IkeSa, Peer, PeerKind, RekeyKind, StartAction, TunnelSpec};
 use super::{Netns, Result, netns, tail, wait_until};
 
 /// The binary under test: the one cargo built for this test run
@@ -52,6 +47,8 @@ impl OxisecPeer {
     ) -> Result<OxisecPeer> {
         let config = dir.join("oxisec.toml");
         std::fs::write(&config, oxisec_toml(spec))?;
+        // It holds the PSK inline: the daemon warns about a readable file.
+        std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
         let socket = dir.join("oxisec.sock");
         let log = dir.join("oxisec.log");
         let bin = oxisec_bin();
@@ -162,12 +159,28 @@ impl Peer for OxisecPeer {
             .map_err(|e| self.with_log(e))
     }
 
+    fn rekey(&self, name: &str, kind: RekeyKind) -> Result<()> {
+        let mut args = vec!["rekey", name];
+        if kind == RekeyKind::Child {
+            args.push("--child");
+        }
+        self.cli(&args).map(drop).map_err(|e| self.with_log(e))
+    }
+
     fn list_sas(&self) -> Result<Vec<IkeSa>> {
         parse_status_json(&self.cli(&["status", "--json"])?)
     }
 
     fn log_tail(&self, lines: usize) -> String {
         tail(&self.log_path(), lines)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn kind(&self) -> PeerKind {
+        PeerKind::Oxisec
     }
 
     fn dir(&self) -> &Path {
@@ -204,9 +217,9 @@ fn toml_str(s: &str) -> String {
     out
 }
 
-/// The daemon configuration for one tunnel. ASSUMED SCHEMA (see the module
-/// documentation): one `[connections.<name>]` table per connection with
-/// swanctl's key names, children under `[connections.<name>.children.<name>]`.
+/// The daemon configuration for one tunnel: one `[connections.<name>]`
+/// table with swanctl's key names, the child under
+/// `[connections.<name>.children.<name>]` (see `oxisec.example.toml`).
 pub fn oxisec_toml(spec: &TunnelSpec) -> String {
     let start_action = match spec.start_action {
         StartAction::None => "none",
@@ -242,46 +255,31 @@ pub fn oxisec_toml(spec: &TunnelSpec) -> String {
     )
 }
 
-/// Parses `oxisec status --json`. ASSUMED SHAPE, tolerant on purpose: either
-/// a top-level array of IKE SAs or an object with an `ike_sas` array; each
-/// IKE SA has `connection` (or `name`), `state` and `children` (or
-/// `child_sas`), each child `name` and `state`. States are compared
-/// upper-case, as strongSwan prints them.
+/// Parses `oxisec status --json` into the daemon's own
+/// [`StatusReport`](oxisec::status::StatusReport) type, so that a change of
+/// its shape breaks this at compile time or loudly here, never silently.
+/// States are upper-case already (the engine prints strongSwan's words).
 pub fn parse_status_json(text: &str) -> Result<Vec<IkeSa>> {
-    use serde_json::Value;
-    let v: Value = serde_json::from_str(text)
-        .map_err(|e| format!("oxisec status --json: not JSON ({e}): {text}"))?;
-    let list = match &v {
-        Value::Array(a) => a,
-        Value::Object(o) => match o.get("ike_sas") {
-            Some(Value::Array(a)) => a,
-            _ => return Err(format!("oxisec status --json: no `ike_sas` array: {text}").into()),
-        },
-        _ => return Err(format!("oxisec status --json: unexpected JSON: {text}").into()),
-    };
-    let field = |o: &Value, keys: &[&str]| -> String {
-        keys.iter()
-            .find_map(|k| o.get(*k).and_then(Value::as_str))
-            .unwrap_or("")
-            .to_owned()
-    };
-    Ok(list
-        .iter()
+    let report: oxisec::status::StatusReport = serde_json::from_str(text)
+        .map_err(|e| format!("oxisec status --json: unexpected JSON ({e}): {text}"))?;
+    Ok(report
+        .ike_sas
+        .into_iter()
         .map(|ike| IkeSa {
-            name: field(ike, &["connection", "name"]),
-            state: field(ike, &["state"]).to_ascii_uppercase(),
-            children: ["children", "child_sas"]
-                .iter()
-                .find_map(|k| ike.get(*k).and_then(Value::as_array))
-                .map(|cs| {
-                    cs.iter()
-                        .map(|c| ChildSa {
-                            name: field(c, &["name"]),
-                            state: field(c, &["state"]).to_ascii_uppercase(),
-                        })
-                        .collect()
+            name: ike.connection,
+            state: ike.state.to_ascii_uppercase(),
+            spi_i: ike.spi_i.to_ascii_lowercase(),
+            spi_r: ike.spi_r.to_ascii_lowercase(),
+            children: ike
+                .children
+                .into_iter()
+                .map(|c| ChildSa {
+                    name: c.name,
+                    state: c.state.to_ascii_uppercase(),
+                    spi_in: c.spi_in.to_ascii_lowercase(),
+                    spi_out: c.spi_out.to_ascii_lowercase(),
                 })
-                .unwrap_or_default(),
+                .collect(),
         })
         .collect())
 }

@@ -64,10 +64,15 @@ impl TunnelSpec {
 /// An IKE SA as a peer reports it, reduced to what the tests check.
 /// States are upper-case strongSwan words: `ESTABLISHED`, `CONNECTING`,
 /// `DELETING`, …; child states `INSTALLED`, `REKEYING`, ….
+/// SPIs are lower-case hex as both implementations print them (16 digits
+/// for IKE, 8 for ESP), so that the two sides' listings can be compared.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IkeSa {
     pub name: String,
     pub state: String,
+    /// The IKE SA initiator's SPI (whichever side that is).
+    pub spi_i: String,
+    pub spi_r: String,
     pub children: Vec<ChildSa>,
 }
 
@@ -75,6 +80,27 @@ pub struct IkeSa {
 pub struct ChildSa {
     pub name: String,
     pub state: String,
+    /// The SPI this side receives on (the peer's outbound SPI).
+    pub spi_in: String,
+    pub spi_out: String,
+}
+
+/// Which kind of SA a rekey replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RekeyKind {
+    /// The CHILD_SA (CREATE_CHILD_SA with a REKEY_SA notify).
+    Child,
+    /// The IKE SA itself; its CHILD_SAs move to the new one unchanged.
+    Ike,
+}
+
+impl RekeyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RekeyKind::Child => "CHILD_SA",
+            RekeyKind::Ike => "IKE_SA",
+        }
+    }
 }
 
 /// Whether `sas` hold an ESTABLISHED IKE SA `name` with an INSTALLED child
@@ -101,10 +127,19 @@ pub trait Peer {
     /// Deletes every IKE SA of connection `name` (with its children),
     /// sending the DELETE to the other side.
     fn terminate(&self, name: &str) -> Result<()>;
+    /// Starts a rekey of the IKE SA of connection `name`, or of the CHILD_SA
+    /// `name`, and returns once the peer's tool returns (strongSwan's
+    /// `swanctl --rekey` returns when the request is queued, `oxisec rekey`
+    /// when the rekey is done).
+    fn rekey(&self, name: &str, kind: RekeyKind) -> Result<()>;
     /// The SAs the peer currently has.
     fn list_sas(&self) -> Result<Vec<IkeSa>>;
     /// The last `lines` lines of the daemon's log, for failure reports.
     fn log_tail(&self, lines: usize) -> String;
+    /// The daemon's whole log so far.
+    fn log(&self) -> String;
+    /// Which implementation this is.
+    fn kind(&self) -> PeerKind;
     /// Where the daemon's files live.
     fn dir(&self) -> &Path;
 }
@@ -114,9 +149,7 @@ pub trait Peer {
 pub enum PeerKind {
     /// strongSwan's charon with the kernel-libipsec userspace data plane.
     StrongSwan,
-    /// oxisec's daemon (`oxisec run`). NOT YET EXERCISED: written against the
-    /// CLI the daemon is going to have; the tests using it are `#[ignore]`d
-    /// until it lands.
+    /// oxisec's daemon (`oxisec run`) with its userspace data plane on TUN.
     Oxisec,
 }
 

@@ -41,7 +41,7 @@ use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::peer::{ChildSa, IkeSa, Peer, StartAction, TunnelSpec};
+use super::peer::{ChildSa, IkeSa, Peer, PeerKind, RekeyKind, StartAction, TunnelSpec};
 use super::{Netns, Result, netns, tail, wait_until};
 
 /// charon's location in Debian's `strongswan-charon`; `OXISEC_CHARON`
@@ -228,12 +228,30 @@ impl Peer for StrongSwan {
             .map_err(|e| self.with_log(e))
     }
 
+    fn rekey(&self, name: &str, kind: RekeyKind) -> Result<()> {
+        let what = match kind {
+            RekeyKind::Child => "--child",
+            RekeyKind::Ike => "--ike",
+        };
+        self.swanctl(&["--rekey", what, name])
+            .map(drop)
+            .map_err(|e| self.with_log(e))
+    }
+
     fn list_sas(&self) -> Result<Vec<IkeSa>> {
         Ok(parse_list_sas(&self.swanctl(&["--list-sas"])?))
     }
 
     fn log_tail(&self, lines: usize) -> String {
         tail(&self.log_path(), lines)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn kind(&self) -> PeerKind {
+        PeerKind::StrongSwan
     }
 
     fn dir(&self) -> &Path {
@@ -360,38 +378,77 @@ secrets {{
 ///   ...
 ///   net: #1, reqid 1, INSTALLED, TUNNEL-in-UDP, ESP:AES_GCM_16-128
 ///     installed 0s ago, rekeying in 3379s, expires in 3960s
+///     in  643e514e,      0 bytes,     0 packets
+///     out 176a6ef9,      0 bytes,     0 packets
 /// ```
 ///
 /// An IKE SA starts in column 0, a child SA is indented by two spaces; both
 /// are `<name>: #<unique id>, …` and the state is the first all-caps field
-/// after the id (`reqid N` comes first for children). Other lines are ignored.
+/// after the id (`reqid N` comes first for children). The IKE SPIs are the
+/// `…_i` and `…_r` fields (a `*` marks our own), the child's SPIs the
+/// `in`/`out` lines below it. Other lines are ignored.
 pub fn parse_list_sas(text: &str) -> Vec<IkeSa> {
     let mut sas: Vec<IkeSa> = Vec::new();
     for line in text.lines() {
         let indent = line.len() - line.trim_start().len();
-        let Some((name, rest)) = line.trim_start().split_once(": #") else {
+        let trimmed = line.trim_start();
+        if indent == 4 {
+            let mut words = trimmed.split_whitespace();
+            let dir = words.next();
+            let spi = words
+                .next()
+                .unwrap_or("")
+                .trim_end_matches(',')
+                .to_ascii_lowercase();
+            if let Some(child) = sas.last_mut().and_then(|ike| ike.children.last_mut()) {
+                match dir {
+                    Some("in") => child.spi_in = spi,
+                    Some("out") => child.spi_out = spi,
+                    _ => {}
+                }
+            }
+            continue;
+        }
+        let Some((name, rest)) = trimmed.split_once(": #") else {
             continue;
         };
         if name.is_empty() || name.contains(' ') {
             continue;
         }
-        let state = rest
-            .split(", ")
+        let fields: Vec<&str> = rest.split(", ").collect();
+        let state = fields
+            .iter()
             .skip(1)
             .find(|f| !f.is_empty() && f.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+            .copied()
             .unwrap_or("UNKNOWN")
             .to_owned();
         match indent {
-            0 => sas.push(IkeSa {
-                name: name.to_owned(),
-                state,
-                children: Vec::new(),
-            }),
+            0 => {
+                // "2de67268015f69ed_i* 324c011e8c80a81a_r"
+                let spi = |suffix: &str| {
+                    fields
+                        .iter()
+                        .flat_map(|f| f.split_whitespace())
+                        .find_map(|w| w.trim_end_matches('*').strip_suffix(suffix))
+                        .unwrap_or("")
+                        .to_ascii_lowercase()
+                };
+                sas.push(IkeSa {
+                    name: name.to_owned(),
+                    state,
+                    spi_i: spi("_i"),
+                    spi_r: spi("_r"),
+                    children: Vec::new(),
+                })
+            }
             2 => {
                 if let Some(ike) = sas.last_mut() {
                     ike.children.push(ChildSa {
                         name: name.to_owned(),
                         state,
+                        spi_in: String::new(),
+                        spi_out: String::new(),
                     });
                 }
             }
