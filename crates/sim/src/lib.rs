@@ -29,7 +29,7 @@ pub mod setup;
 mod sim;
 
 pub use dataplane::DataPlane;
-pub use link::{Kind, Link, LinkConfig, LinkCounters, PacketInfo};
+pub use link::{IkeInfo, Kind, Link, LinkConfig, LinkCounters, PacketInfo, Verdict};
 pub use rng::SimRng;
 pub use setup::{CHILD, CONNECTION, Gateway};
 pub use sim::{Consistent, FlowConfig, FlowCounters, Node, Sim, Summary};

@@ -143,9 +143,21 @@ impl PacketInfo<'_> {
     }
 }
 
-/// A test hook: returns true to drop the packet. Hooks run before the
-/// random model and see every packet, including those the model would lose.
-pub type Hook = Box<dyn FnMut(&PacketInfo) -> bool>;
+/// What a hook does with a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Leave it to the random model.
+    Pass,
+    Drop,
+    /// Deliver it exactly once, this long after it was sent, regardless of
+    /// the random model (e.g. a response that arrives after a retransmission).
+    Delay(Duration),
+}
+
+/// A test hook. Hooks run before the random model and see every packet; the
+/// first verdict other than [`Verdict::Pass`] decides, but every hook sees
+/// every packet so that counting hooks stay exact.
+pub type Hook = Box<dyn FnMut(&PacketInfo) -> Verdict>;
 
 /// Why the link did not deliver a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,7 +184,10 @@ pub struct LinkCounters {
     pub reordered: u64,
     pub too_big: u64,
     pub down: u64,
+    /// Dropped by a hook.
     pub hooked: u64,
+    /// Delayed by a hook.
+    pub held: u64,
 }
 
 impl LinkCounters {
@@ -199,6 +214,7 @@ impl LinkCounters {
         self.too_big += o.too_big;
         self.down += o.down;
         self.hooked += o.hooked;
+        self.held += o.held;
     }
 }
 
@@ -289,11 +305,33 @@ impl Link {
     }
 
     /// Drops the first `n` packets leaving `from` that `pred` selects, and
-    /// nothing else. Returns nothing; the drops show in [`LinkCounters::hooked`].
+    /// nothing else; the drops show in [`LinkCounters::hooked`].
     pub fn drop_matching(
         &mut self,
         from: NodeId,
+        n: usize,
+        pred: impl FnMut(&PacketInfo) -> bool + 'static,
+    ) {
+        self.verdict_matching(from, n, Verdict::Drop, pred);
+    }
+
+    /// Delivers the first `n` packets leaving `from` that `pred` selects
+    /// after exactly `delay` (and never loses them); the rest as usual.
+    pub fn delay_matching(
+        &mut self,
+        from: NodeId,
+        n: usize,
+        delay: Duration,
+        pred: impl FnMut(&PacketInfo) -> bool + 'static,
+    ) {
+        self.verdict_matching(from, n, Verdict::Delay(delay), pred);
+    }
+
+    fn verdict_matching(
+        &mut self,
+        from: NodeId,
         mut n: usize,
+        verdict: Verdict,
         mut pred: impl FnMut(&PacketInfo) -> bool + 'static,
     ) {
         self.add_hook(
@@ -301,9 +339,9 @@ impl Link {
             Box::new(move |p| {
                 if n > 0 && pred(p) {
                     n -= 1;
-                    return true;
+                    return verdict;
                 }
-                false
+                Verdict::Pass
             }),
         );
     }
@@ -328,12 +366,20 @@ impl Link {
     pub fn send(&mut self, p: &PacketInfo) -> Result<Vec<Duration>, Dropped> {
         let d = self.dir(p.from);
         d.counters(p.kind).offered += 1;
-        let mut hooked = false;
+        let mut verdict = Verdict::Pass;
         for h in &mut d.hooks {
-            // Every hook sees every packet, so counting hooks stay exact.
-            hooked |= h(p);
+            let v = h(p);
+            if verdict == Verdict::Pass {
+                verdict = v;
+            }
         }
-        let verdict = if hooked {
+        if let Verdict::Delay(delay) = verdict {
+            let c = d.counters(p.kind);
+            c.delivered += 1;
+            c.held += 1;
+            return Ok(vec![delay]);
+        }
+        let verdict = if verdict == Verdict::Drop {
             Err(Dropped::Hook)
         } else if !d.cfg.up {
             Err(Dropped::Down)
@@ -446,8 +492,11 @@ mod tests {
         assert!(l.send(&info(from, &d, w)).is_ok());
         l.set_up(false);
         assert_eq!(l.send(&info(from, &d, w)), Err(Dropped::Down));
+        l.delay_matching(NodeId::A, 1, Duration::from_secs(5), |_| true);
+        assert_eq!(l.send(&info(from, &d, w)), Ok(vec![Duration::from_secs(5)]));
+        assert_eq!(l.send(&info(from, &d, w)), Err(Dropped::Down));
         let c = l.counters(NodeId::A, Kind::Esp);
-        assert_eq!((c.hooked, c.down, c.delivered), (2, 1, 1));
+        assert_eq!((c.hooked, c.down, c.delivered, c.held), (2, 2, 2, 1));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use oxisec_esp::DropReason;
 use oxisec_ike::{Command, Config, Datagram, Engine, Event, IkeSaStatus, SaCommand, Transmit};
+use oxisec_wire::ExchangeType;
 
 use crate::NodeId;
 use crate::dataplane::{DataPlane, TxError, flow_packet};
@@ -46,6 +47,10 @@ pub struct FlowCounters {
     pub due: u64,
     /// Due before the sender ever had an outbound SA: not a loss.
     pub before_up: u64,
+    /// Sent before the tunnel was up on both sides (the IKE_AUTH responder
+    /// sends as soon as it answers) and not decapsulated because the
+    /// receiver had no SA yet: not a loss to a missing SA either.
+    pub early_undecryptable: u64,
     /// Encapsulated and handed to the link.
     pub sent: u64,
     /// Dropped by the link (random loss, MTU, link down, hooks).
@@ -76,6 +81,7 @@ impl FlowCounters {
     pub fn add(&mut self, o: &FlowCounters) {
         self.due += o.due;
         self.before_up += o.before_up;
+        self.early_undecryptable += o.early_undecryptable;
         self.sent += o.sent;
         self.lost_on_link += o.lost_on_link;
         self.delivered += o.delivered;
@@ -110,6 +116,8 @@ pub struct Node {
     /// and retransmissions).
     pub ike_sent: u64,
     pub ike_requests_sent: u64,
+    /// Requests sent (first sends and retransmissions) per exchange type.
+    requests: BTreeMap<ExchangeType, u64>,
     flow: Option<FlowState>,
     flow_generation: u64,
 }
@@ -142,6 +150,11 @@ impl Node {
     pub fn count_events(&self, f: impl Fn(&Event) -> bool) -> usize {
         self.events.iter().filter(|(_, e)| f(e)).count()
     }
+
+    /// Requests of one exchange type this node sent, retransmissions included.
+    pub fn requests_sent(&self, exchange: ExchangeType) -> u64 {
+        self.requests.get(&exchange).copied().unwrap_or(0)
+    }
 }
 
 /// What the event queue holds.
@@ -154,7 +167,14 @@ enum Ev {
         to: NodeId,
         from: NodeId,
         seq: u64,
+        /// Sent before both sides ever had an outbound SA.
+        early: bool,
         data: Vec<u8>,
+    },
+    /// An inbound SA removal held back by the driver grace.
+    DeferredSa {
+        node: NodeId,
+        cmd: SaCommand,
     },
     FlowTick {
         node: NodeId,
@@ -225,7 +245,8 @@ impl fmt::Display for Summary {
             "virtual {}d{:02}h{:02}m: {} exchanges ({} retransmits, {} answered from cache), \
              {} IKE rekeys, {} CHILD rekeys; IKE datagrams {} sent / {} lost on link; \
              packets {} due, {} delivered, {} lost on link, {} lost to missing SA \
-             ({} no SA at sender, {} unknown SPI, {} other), {} duplicates rejected",
+             ({} no SA at sender, {} unknown SPI, {} other), {} duplicates rejected, \
+             {} undecryptable before the tunnel was up",
             secs / 86_400,
             secs % 86_400 / 3600,
             secs % 3600 / 60,
@@ -244,6 +265,7 @@ impl fmt::Display for Summary {
             self.flow.unknown_spi,
             self.flow.failed,
             self.flow.duplicates_rejected,
+            self.flow.early_undecryptable,
         )
     }
 }
@@ -268,6 +290,9 @@ pub struct Sim {
     /// IKE datagrams addressed to nobody.
     pub unroutable: u64,
     sched_rng: SimRng,
+    /// How long the data plane keeps an inbound SA after the engine said
+    /// to delete it (zero: at once, as the daemon's adapter does).
+    inbound_grace: Duration,
     trace: bool,
     digest: u64,
     steps_here: u64,
@@ -323,6 +348,7 @@ impl Sim {
             sa_log: Vec::new(),
             ike_sent: 0,
             ike_requests_sent: 0,
+            requests: BTreeMap::new(),
             flow: None,
             flow_generation: 0,
         };
@@ -339,6 +365,7 @@ impl Sim {
             failures: Vec::new(),
             unroutable: 0,
             sched_rng: SimRng::fork(seed, "schedule"),
+            inbound_grace: Duration::ZERO,
             trace: std::env::var_os("OXISEC_SIM_TRACE").is_some_and(|v| v != "0"),
             digest: 0xcbf2_9ce4_8422_2325,
             steps_here: 0,
@@ -371,6 +398,14 @@ impl Sim {
         &mut self.nodes[id.index()]
     }
 
+    /// Makes the data plane keep inbound SAs for `grace` after the engine
+    /// deletes them, so that ESP packets still in flight on a rekeyed SA
+    /// decrypt. This models a driver-side grace period, the esp crate's
+    /// advice for rekeys; zero (the default) applies deletes at once.
+    pub fn set_inbound_grace(&mut self, grace: Duration) {
+        self.inbound_grace = grace;
+    }
+
     /// A random stream for the test's own schedule, derived from the seed.
     pub fn schedule_rng(&mut self) -> &mut SimRng {
         &mut self.sched_rng
@@ -390,7 +425,10 @@ impl Sim {
     }
 
     fn schedule(&mut self, at: Instant, ev: Ev) {
-        if matches!(ev, Ev::Ike { .. } | Ev::Command { .. }) {
+        if matches!(
+            ev,
+            Ev::Ike { .. } | Ev::Command { .. } | Ev::DeferredSa { .. }
+        ) {
             self.pending_control += 1;
         }
         self.order += 1;
@@ -653,8 +691,13 @@ impl Sim {
                 to,
                 from,
                 seq,
+                early,
                 data,
-            } => self.esp_arrives(to, from, seq, &data),
+            } => self.esp_arrives(to, from, seq, early, &data),
+            Ev::DeferredSa { node, cmd } => {
+                self.pending_control -= 1;
+                self.apply_sa(node, &cmd);
+            }
         }
     }
 
@@ -663,27 +706,18 @@ impl Sim {
     /// use it leaves), then events, then datagrams onto the link.
     fn drain(&mut self, id: NodeId) {
         let at = self.elapsed();
-        loop {
-            let n = &mut self.nodes[id.index()];
-            let Some(cmd) = n.engine.poll_sa_command() else {
-                break;
-            };
-            let (what, spi) = match &cmd {
-                SaCommand::InstallInbound { sa, .. } => ("in+", sa.spi),
-                SaCommand::InstallOutbound { sa, .. } => ("out+", sa.spi),
-                SaCommand::Delete {
-                    spi, inbound: true, ..
-                } => ("in-", *spi),
-                SaCommand::Delete {
-                    spi,
-                    inbound: false,
-                    ..
-                } => ("out-", *spi),
-            };
-            n.sa_log.push((at, what, spi));
-            let r = n.dp.apply(&cmd);
-            self.digest = fnv(fnv(self.digest, what.as_bytes()), &spi.to_be_bytes());
-            self.log(|| format!("{id}: data plane {what} {spi:08x} {r:?}"));
+        while let Some(cmd) = self.nodes[id.index()].engine.poll_sa_command() {
+            let deferred = matches!(cmd, SaCommand::Delete { inbound: true, .. })
+                && !self.inbound_grace.is_zero();
+            if deferred {
+                self.log(|| format!("{id}: data plane holds back {cmd:?}"));
+                self.schedule(
+                    self.now + self.inbound_grace,
+                    Ev::DeferredSa { node: id, cmd },
+                );
+            } else {
+                self.apply_sa(id, &cmd);
+            }
         }
         loop {
             let n = &mut self.nodes[id.index()];
@@ -699,6 +733,29 @@ impl Sim {
         }
     }
 
+    fn apply_sa(&mut self, id: NodeId, cmd: &SaCommand) {
+        let at = self.elapsed();
+        let n = &mut self.nodes[id.index()];
+        {
+            let (what, spi) = match cmd {
+                SaCommand::InstallInbound { sa, .. } => ("in+", sa.spi),
+                SaCommand::InstallOutbound { sa, .. } => ("out+", sa.spi),
+                SaCommand::Delete {
+                    spi, inbound: true, ..
+                } => ("in-", *spi),
+                SaCommand::Delete {
+                    spi,
+                    inbound: false,
+                    ..
+                } => ("out-", *spi),
+            };
+            n.sa_log.push((at, what, spi));
+            let r = n.dp.apply(cmd);
+            self.digest = fnv(fnv(self.digest, what.as_bytes()), &spi.to_be_bytes());
+            self.log(|| format!("{id}: data plane {what} {spi:08x} {r:?}"));
+        }
+    }
+
     fn node_at(&self, addr: IpAddr) -> Option<NodeId> {
         NodeId::BOTH
             .into_iter()
@@ -709,8 +766,9 @@ impl Sim {
         let info = IkeInfo::parse(&t.data);
         let n = &mut self.nodes[from.index()];
         n.ike_sent += 1;
-        if info.is_some_and(|i| !i.response) {
+        if let Some(i) = info.filter(|i| !i.response) {
             n.ike_requests_sent += 1;
+            *n.requests.entry(i.exchange).or_default() += 1;
         }
         let Some(to) = self.node_at(t.remote.ip()) else {
             self.unroutable += 1;
@@ -799,6 +857,7 @@ impl Sim {
             return;
         };
         self.flows[id.index()].sent += 1;
+        let early = !self.nodes.iter().all(|n| n.dp.ever_up);
         let p = PacketInfo {
             from: id,
             kind: Kind::Esp,
@@ -819,6 +878,7 @@ impl Sim {
                         to,
                         from: id,
                         seq,
+                        early,
                         data: esp.clone(),
                     };
                     self.schedule(self.now + d, ev);
@@ -828,7 +888,7 @@ impl Sim {
         }
     }
 
-    fn esp_arrives(&mut self, to: NodeId, from: NodeId, seq: u64, data: &[u8]) {
+    fn esp_arrives(&mut self, to: NodeId, from: NodeId, seq: u64, early: bool, data: &[u8]) {
         let spi = data
             .get(..4)
             .and_then(|b| <[u8; 4]>::try_from(b).ok())
@@ -864,6 +924,7 @@ impl Sim {
                 }
             }
             Err(DropReason::ReplayDuplicate) if seen => c.duplicates_rejected += 1,
+            Err(DropReason::UnknownSpi) if early => c.early_undecryptable += 1,
             Err(DropReason::UnknownSpi) => {
                 c.unknown_spi += 1;
                 self.fail(format!(
