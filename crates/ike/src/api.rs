@@ -17,13 +17,38 @@ pub struct Datagram {
     pub data: Vec<u8>,
 }
 
-/// A datagram to send. When `local`'s port is not 500 (i.e. 4500), the driver
-/// prepends the non-ESP marker.
+/// A datagram to send.
 #[derive(Debug, Clone)]
 pub struct Transmit {
     pub local: SocketAddr,
     pub remote: SocketAddr,
     pub data: Vec<u8>,
+    /// Whether the driver must prepend the four-zero-byte non-ESP marker
+    /// (IKE on a port other than 500, RFC 3948 §2.2). False for NAT
+    /// keepalives, which are the single byte 0xFF.
+    pub non_esp_marker: bool,
+}
+
+impl Transmit {
+    /// An IKE message; the marker follows from the local port.
+    pub fn ike(local: SocketAddr, remote: SocketAddr, data: Vec<u8>) -> Transmit {
+        Transmit {
+            local,
+            remote,
+            data,
+            non_esp_marker: local.port() != 500,
+        }
+    }
+
+    /// A NAT-keepalive packet (RFC 3948 §2.3).
+    pub fn nat_keepalive(local: SocketAddr, remote: SocketAddr) -> Transmit {
+        Transmit {
+            local,
+            remote,
+            data: vec![0xff],
+            non_esp_marker: false,
+        }
+    }
 }
 
 /// Commands from the administrator (CLI) or the daemon.
@@ -63,6 +88,39 @@ pub struct EspSaParams {
     pub suite: EspSuite,
     /// This direction's KEYMAT slice.
     pub keys: Secret,
+    /// Volume limits the data plane watches, reporting crossings with
+    /// [`DataplaneEvent::SoftExpired`] / [`DataplaneEvent::HardExpired`].
+    pub limits: SaLimits,
+}
+
+/// Byte and packet limits of one ESP SA; 0 = none. The packet limits also
+/// keep the sequence number from wrapping (RFC 4303 §3.3.3): without ESN the
+/// engine sets them below 2^32 so that the SA is rekeyed first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SaLimits {
+    pub soft_bytes: u64,
+    pub hard_bytes: u64,
+    pub soft_packets: u64,
+    pub hard_packets: u64,
+}
+
+/// What the data plane tells the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataplaneEvent {
+    /// A soft byte/packet limit was crossed: time to rekey.
+    SoftExpired { spi: u32, inbound: bool },
+    /// A hard limit was crossed: the SA must not be used any more.
+    HardExpired { spi: u32, inbound: bool },
+    /// Inbound traffic arrived on this SA since the last report (for the
+    /// liveness check: a peer that sends ESP is alive). Report at most about
+    /// once a second per SA.
+    InboundActivity { spi: u32 },
+    /// ESP arrived for an SPI we do not have (answered with INVALID_SPI).
+    UnknownSpi {
+        spi: u32,
+        local: SocketAddr,
+        remote: SocketAddr,
+    },
 }
 
 /// What the data plane must do. Emitted in the order they must be applied:
@@ -95,6 +153,14 @@ pub enum SaCommand {
         child: ChildId,
         spi: u32,
         inbound: bool,
+    },
+    /// The peer moved (NAT rebinding): send this outbound SA's packets
+    /// between these UDP endpoints from now on.
+    UpdateEndpoints {
+        child: ChildId,
+        spi: u32,
+        local: SocketAddr,
+        remote: SocketAddr,
     },
 }
 

@@ -3,7 +3,11 @@ use oxisec_crypto::Secret;
 use oxisec_crypto::esp_cipher::EspSuite;
 use oxisec_crypto::kdf;
 
-use crate::api::{ChildId, EspSaParams, SaCommand};
+use std::time::{Duration, Instant};
+
+use crate::api::{ChildId, EspSaParams, SaCommand, SaLimits};
+use crate::config::ChildLifetime;
+use crate::exchange::Cx;
 use crate::proposal::Selected;
 use crate::sa::{ChildSa, ChildState, IkeSa, SaKeys};
 use crate::ts::TsRange;
@@ -60,12 +64,18 @@ fn split_keymat(
 
 /// Installs a CHILD_SA: inbound first, then outbound (the caller sends any
 /// response after these commands are queued), and records it on the IKE SA.
-pub(crate) fn install(
-    sa: &mut IkeSa,
-    out: &mut std::collections::VecDeque<SaCommand>,
-    now: std::time::Instant,
-    n: Negotiated,
-) -> Result<(), String> {
+pub(crate) fn install(sa: &mut IkeSa, cx: &mut Cx, n: Negotiated) -> Result<(), String> {
+    let now = cx.now;
+    let lifetime = sa
+        .conn
+        .children
+        .iter()
+        .find(|c| c.name == n.name)
+        .map(|c| c.lifetime)
+        .unwrap_or_default();
+    let limits = limits(&lifetime, n.selected.esn);
+    let (rekey_at, expire_at) = timers(&lifetime, now, cx.rng);
+    let out = &mut cx.out.commands;
     let suite = esp_suite(&n.selected);
     suite
         .validate()
@@ -79,6 +89,7 @@ pub(crate) fn install(
             spi: n.spi_in,
             suite,
             keys: k_in,
+            limits,
         },
         local_ts: n.local_ts.clone(),
         remote_ts: n.remote_ts.clone(),
@@ -89,6 +100,7 @@ pub(crate) fn install(
             spi: n.spi_out,
             suite,
             keys: k_out,
+            limits,
         },
         local_ts: n.local_ts.clone(),
         remote_ts: n.remote_ts.clone(),
@@ -116,8 +128,62 @@ pub(crate) fn install(
         deferred_outbound,
         successor: None,
         collision: None,
+        rekey_at,
+        expire_at,
     });
     Ok(())
+}
+
+/// Without ESN the 32-bit sequence number must never wrap (RFC 4303
+/// §3.3.3): the SA is rekeyed well before (2^24 packets of margin) and dies
+/// at the last number.
+const SEQ_SOFT_LIMIT: u64 = (1 << 32) - (1 << 24);
+const SEQ_HARD_LIMIT: u64 = (1 << 32) - 1;
+
+fn min_nonzero(configured: u64, cap: u64) -> u64 {
+    match (configured, cap) {
+        (0, c) => c,
+        (v, 0) => v,
+        (v, c) => v.min(c),
+    }
+}
+
+/// The data plane's volume limits for a CHILD_SA.
+pub(crate) fn limits(l: &ChildLifetime, esn: bool) -> SaLimits {
+    let (seq_soft, seq_hard) = if esn {
+        (0, 0)
+    } else {
+        (SEQ_SOFT_LIMIT, SEQ_HARD_LIMIT)
+    };
+    SaLimits {
+        soft_bytes: l.rekey_bytes,
+        hard_bytes: l.life_bytes,
+        soft_packets: min_nonzero(l.rekey_packets, seq_soft),
+        hard_packets: min_nonzero(l.life_packets, seq_hard),
+    }
+}
+
+/// A random duration in [0, max).
+pub(crate) fn jitter(rng: &mut dyn oxisec_crypto::Rng, max: Duration) -> Duration {
+    if max.is_zero() {
+        return Duration::ZERO;
+    }
+    let mut b = [0u8; 8];
+    rng.fill(&mut b);
+    let nanos = max.as_nanos().min(u64::MAX as u128) as u64;
+    Duration::from_nanos(u64::from_be_bytes(b) % nanos)
+}
+
+/// When a new CHILD_SA is rekeyed and when it expires (zero times disable).
+fn timers(
+    l: &ChildLifetime,
+    now: Instant,
+    rng: &mut dyn oxisec_crypto::Rng,
+) -> (Option<Instant>, Option<Instant>) {
+    let rekey = (!l.rekey_time.is_zero())
+        .then(|| now + l.rekey_time.saturating_sub(jitter(rng, l.rand_time)));
+    let expire = (!l.life_time.is_zero()).then(|| now + l.life_time);
+    (rekey, expire)
 }
 
 /// Puts a deferred outbound half into the data plane.

@@ -12,10 +12,106 @@ pub use crate::proposal::{EspProposal, IkeProposal};
 pub use crate::ts::TsRange;
 
 /// Engine-wide settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Config {
     pub connections: Vec<Arc<Connection>>,
     pub retransmit: RetransmitConfig,
+    /// How often the side behind a NAT sends a NAT-keepalive (RFC 3948 §2.3).
+    pub nat_keepalive: NatKeepalive,
+}
+
+/// NAT keepalive interval; strongSwan's default is 20 s. `Duration::ZERO` disables them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NatKeepalive(pub Duration);
+
+impl Default for NatKeepalive {
+    fn default() -> Self {
+        NatKeepalive(Duration::from_secs(20))
+    }
+}
+
+/// CHILD_SA lifetimes with strongSwan's (swanctl) meaning. A zero value
+/// disables that limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChildLifetime {
+    /// Rekey this long after installation, minus a random part of `rand_time`.
+    pub rekey_time: Duration,
+    /// Hard expiry: delete the SA this long after installation if still there.
+    pub life_time: Duration,
+    /// Upper bound of the random jitter subtracted from `rekey_time`, so
+    /// that the two peers do not rekey at the same moment.
+    pub rand_time: Duration,
+    pub rekey_bytes: u64,
+    pub life_bytes: u64,
+    pub rekey_packets: u64,
+    pub life_packets: u64,
+}
+
+impl ChildLifetime {
+    /// strongSwan's derived defaults for a given rekey time: life_time =
+    /// rekey_time + 10 %, rand_time = life_time − rekey_time.
+    pub fn from_rekey_time(rekey_time: Duration) -> ChildLifetime {
+        let life_time = rekey_time.mul_f64(1.1);
+        ChildLifetime {
+            rekey_time,
+            life_time,
+            rand_time: life_time - rekey_time,
+            rekey_bytes: 0,
+            life_bytes: 0,
+            rekey_packets: 0,
+            life_packets: 0,
+        }
+    }
+}
+
+impl Default for ChildLifetime {
+    /// 1 h rekey, 66 min life, 6 min jitter (strongSwan's defaults).
+    fn default() -> Self {
+        ChildLifetime::from_rekey_time(Duration::from_secs(3600))
+    }
+}
+
+/// IKE SA lifetimes with strongSwan's meaning. A zero value disables it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IkeLifetime {
+    /// Rekey the IKE SA (CREATE_CHILD_SA) after this, minus jitter.
+    pub rekey_time: Duration,
+    /// Hard limit beyond the rekey (or reauth) time: the SA is deleted if it
+    /// could not be replaced by then.
+    pub over_time: Duration,
+    /// Upper bound of the jitter subtracted from `rekey_time`.
+    pub rand_time: Duration,
+}
+
+impl IkeLifetime {
+    pub fn from_rekey_time(rekey_time: Duration) -> IkeLifetime {
+        let over_time = rekey_time / 10;
+        IkeLifetime {
+            rekey_time,
+            over_time,
+            rand_time: over_time,
+        }
+    }
+}
+
+impl Default for IkeLifetime {
+    /// 4 h rekey, 10 % over time and jitter (strongSwan's defaults).
+    fn default() -> Self {
+        IkeLifetime::from_rekey_time(Duration::from_secs(4 * 3600))
+    }
+}
+
+/// What happens when the peer is found dead (or, for a CHILD_SA, when the
+/// peer closes it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DpdAction {
+    /// Remove the SAs; traffic for the tunnel falls back to the policies.
+    #[default]
+    Clear,
+    /// Remove the SAs and let the next packet for the tunnel start it again.
+    Trap,
+    /// Remove the SAs and initiate the connection again at once.
+    Restart,
 }
 
 /// RFC 7296 §2.1 retransmission; defaults are strongSwan's (4 s, base 1.8, 5 tries).
@@ -62,6 +158,7 @@ pub struct ChildConfig {
     pub remote_ts: Vec<TsRange>,
     pub esp_proposals: Vec<EspProposal>,
     pub start_action: StartAction,
+    pub lifetime: ChildLifetime,
 }
 
 /// One IKE connection: a peer, identities, credentials, proposals, children.
@@ -86,6 +183,12 @@ pub struct Connection {
     /// Always use ESP in UDP (RFC 3948), also without a NAT, by announcing a
     /// NAT_DETECTION_SOURCE_IP that cannot match (as strongSwan's `encap=yes`).
     pub force_encap: bool,
+    pub ike_lifetime: IkeLifetime,
+    /// Send an empty INFORMATIONAL after this long without hearing from the
+    /// peer (liveness check, RFC 7296 §2.4); zero disables it.
+    pub dpd_delay: Duration,
+    /// What to do when the peer does not answer through the retransmission schedule.
+    pub dpd_action: DpdAction,
 }
 
 /// Where datagrams come from and go to.

@@ -11,8 +11,8 @@ use oxisec_wire::{ExchangeType, Header, HeaderRepr, Message, NotifyType};
 use tracing::{debug, info, warn};
 
 use crate::api::*;
-use crate::config::StartAction;
 use crate::config::{Config, Connection};
+use crate::config::{DpdAction, StartAction};
 use crate::exchange::{self, Cx};
 use crate::sa::{ChildState, IkeSa, IkeState, Task};
 use crate::window::{RequestVerdict, TimerAction};
@@ -34,6 +34,8 @@ pub struct Stats {
     pub integrity_failed: u64,
     pub retransmits_answered: u64,
     pub retransmits_sent: u64,
+    /// INVALID_SPI notifies not sent because of the rate limit.
+    pub invalid_spi_suppressed: u64,
 }
 
 /// Allocation of identifiers and SPIs, unique within the engine.
@@ -237,16 +239,14 @@ impl Engine {
             .filter(|(_, sa)| sa.next_deadline().is_some_and(|d| d <= now))
             .map(|(id, _)| *id)
             .collect();
+        let mut restart = Vec::new();
         let (mut cx, sas) = self.cx(now);
         for id in ids {
             let Some(sa) = sas.get_mut(&id) else { continue };
             if sa.half_open_deadline.is_some_and(|d| d <= now) {
                 debug!(ike = id.0, peer = %sa.remote, "half-open IKE SA timed out");
-                exchange::close(
-                    sa,
-                    &mut cx,
-                    DownReason::Failed("half-open SA timed out".into()),
-                );
+                let why = DownReason::Failed("half-open SA timed out".into());
+                exchange::close(sa, &mut cx, why);
                 continue;
             }
             let retransmit = cx.config.retransmit;
@@ -254,17 +254,64 @@ impl Engine {
                 TimerAction::Idle => {}
                 TimerAction::Retransmit => exchange::retransmit(sa, &mut cx),
                 TimerAction::GiveUp => {
-                    warn!(connection = %sa.conn.name, peer = %sa.remote, "peer did not answer: giving up on the IKE SA");
-                    let reason = if sa.state == IkeState::Deleting {
-                        DownReason::Deleted
-                    } else {
-                        DownReason::PeerDead
-                    };
-                    exchange::close(sa, &mut cx, reason);
+                    if let Some(r) = peer_dead(sa, &mut cx) {
+                        restart.push(r);
+                    }
+                    continue;
                 }
             }
-            // Delayed tasks (TEMPORARY_FAILURE retries) that are due.
+            exchange::lifecycle::on_timeout(sa, &mut cx);
+            // Tasks queued by the timers, and delayed retries that are due.
             exchange::run_tasks(sa, &mut cx);
+        }
+        self.sweep();
+        for (conn, children) in restart {
+            info!(connection = %conn, "peer was dead: initiating the connection again (dpd_action = restart)");
+            for child in children {
+                self.initiate(now, &conn, Some(&child));
+            }
+        }
+    }
+
+    /// Feeds an event from the data plane: volume limits, inbound activity
+    /// (the peer is alive) and ESP for unknown SPIs.
+    pub fn handle_dataplane(&mut self, now: Instant, ev: DataplaneEvent) {
+        let (mut cx, sas) = self.cx(now);
+        match ev {
+            DataplaneEvent::SoftExpired { spi, inbound }
+            | DataplaneEvent::HardExpired { spi, inbound } => {
+                let hard = matches!(ev, DataplaneEvent::HardExpired { .. });
+                for sa in sas
+                    .values_mut()
+                    .filter(|sa| sa.state == IkeState::Established)
+                {
+                    if exchange::lifecycle::child_expired(sa, spi, inbound, hard) {
+                        exchange::run_tasks(sa, &mut cx);
+                        break;
+                    }
+                }
+            }
+            DataplaneEvent::InboundActivity { spi } => {
+                if let Some(sa) = sas
+                    .values_mut()
+                    .find(|sa| sa.children.iter().any(|c| c.spi_in == spi))
+                {
+                    sa.last_heard = sa.last_heard.max(now);
+                }
+            }
+            DataplaneEvent::UnknownSpi { spi, remote, .. } => {
+                let sa = sas.values_mut().find(|sa| {
+                    sa.state == IkeState::Established
+                        && sa.rekeyed_to.is_none()
+                        && sa.remote.ip() == remote.ip()
+                });
+                match sa {
+                    Some(sa) => exchange::informational::send_invalid_spi(sa, &mut cx, spi),
+                    None => {
+                        debug!(spi = format_args!("{spi:08x}"), peer = %remote, "ESP for an unknown SPI from a peer without IKE SA")
+                    }
+                }
+            }
         }
         self.sweep();
     }
@@ -324,6 +371,26 @@ impl Engine {
         }
     }
 
+    /// The peer with this identity sent INITIAL_CONTACT on IKE SA `keep`:
+    /// it has no other SAs with us any more, so ours go without a word.
+    fn initial_contact(&mut self, now: Instant, keep: IkeId, peer: &crate::identity::Identity) {
+        let Some(conn) = self.sas.get(&keep).map(|sa| sa.conn.name.clone()) else {
+            return;
+        };
+        let (mut cx, sas) = self.cx(now);
+        let stale = |sa: &&mut IkeSa| {
+            sa.id != keep
+                && sa.conn.name == conn
+                && sa.state != IkeState::Closed
+                && sa.peer_id.as_ref().is_some_and(|p| p.matches(peer))
+        };
+        for sa in sas.values_mut().filter(stale) {
+            info!(connection = %conn, peer = %peer, "peer sent INITIAL_CONTACT: removing its old IKE SA");
+            let why = DownReason::Failed("replaced: the peer sent INITIAL_CONTACT".into());
+            exchange::close(sa, &mut cx, why);
+        }
+    }
+
     /// Applies what a handler could not do with its own SA: inserting a
     /// rekeyed IKE SA and moving CHILD_SAs (with their queued tasks).
     fn apply(&mut self, now: Instant, spawn: exchange::Spawn) {
@@ -331,6 +398,9 @@ impl Engine {
             let (id, spi) = (new.id, new.own_spi());
             self.sas.insert(id, new);
             self.by_spi.insert(spi, id);
+        }
+        if let Some((keep, peer)) = spawn.initial_contact {
+            self.initial_contact(now, keep, &peer);
         }
         for (from, to) in spawn.moves {
             let Some(src) = self.sas.get_mut(&from) else {
@@ -414,6 +484,11 @@ impl Engine {
         let Some(mut sa) = exchange::ike_sa_init::initiate(&mut cx, conn, first.as_deref()) else {
             return;
         };
+        // No IKE SA of this connection exists here (we checked above): the
+        // peer may hold stale ones from before a restart of ours.
+        if let Some(hs) = sa.hs.as_mut() {
+            hs.initial_contact = true;
+        }
         for w in wanted.into_iter().skip(1) {
             sa.tasks.push_back(Task::CreateChild(w));
         }
@@ -476,6 +551,27 @@ impl Engine {
     pub fn ike_sa_count(&self) -> usize {
         self.sas.len()
     }
+}
+
+/// The peer did not answer through the whole retransmission schedule: the
+/// SA goes, and with `dpd_action = restart` the caller initiates the
+/// connection again (returned: connection and the children that were up).
+fn peer_dead(sa: &mut IkeSa, cx: &mut Cx) -> Option<(String, Vec<String>)> {
+    let deleting = sa.state == IkeState::Deleting;
+    if sa.rekeyed_to.is_none() {
+        warn!(connection = %sa.conn.name, peer = %sa.remote, "peer did not answer: giving up on the IKE SA");
+    }
+    let established = sa.state == IkeState::Established;
+    let children: Vec<String> = sa.children.iter().map(|c| c.name.clone()).collect();
+    let reason = if deleting {
+        DownReason::Deleted
+    } else {
+        DownReason::PeerDead
+    };
+    exchange::close(sa, cx, reason);
+    let restart =
+        established && sa.rekeyed_to.is_none() && sa.conn.dpd_action == DpdAction::Restart;
+    restart.then(|| (sa.conn.name.clone(), children))
 }
 
 /// Queues a task once and starts it if the SA is free.

@@ -22,7 +22,10 @@ pub mod ts;
 mod window;
 
 pub use api::*;
-pub use config::{Auth, ChildConfig, Config, Connection, RetransmitConfig, StartAction};
+pub use config::{
+    Auth, ChildConfig, ChildLifetime, Config, Connection, DpdAction, IkeLifetime, NatKeepalive,
+    RetransmitConfig, StartAction,
+};
 pub use engine::{Engine, Stats};
 pub use identity::Identity;
 pub use proposal::{EspProposal, IkeProposal};

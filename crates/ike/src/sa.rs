@@ -83,6 +83,8 @@ pub(crate) struct Handshake {
     pub cookie_retries: u32,
     /// Initiator: the child that rides on IKE_AUTH.
     pub child: Option<PendingChild>,
+    /// Initiator: tell the peer we hold no other SA with it (INITIAL_CONTACT).
+    pub initial_contact: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,6 +146,9 @@ pub(crate) struct ChildSa {
     pub successor: Option<ChildId>,
     /// A crossing rekey by the peer (we answered it while ours was outstanding).
     pub collision: Option<Collision<ChildId>>,
+    /// When to rekey (soft lifetime) and when to delete (hard lifetime).
+    pub rekey_at: Option<Instant>,
+    pub expire_at: Option<Instant>,
 }
 
 /// Our half of a CREATE_CHILD_SA for a new or rekeyed CHILD_SA.
@@ -225,6 +230,16 @@ pub(crate) struct IkeSa {
     pub ike_collision: Option<Collision<IkeId>>,
     /// Tasks to retry later (after TEMPORARY_FAILURE, §2.25).
     pub delayed: Vec<(Instant, Task)>,
+    /// IKE SA lifetime: when to rekey and when to give up on it.
+    pub rekey_at: Option<Instant>,
+    pub expire_at: Option<Instant>,
+    /// Last time the peer proved to be alive (an authenticated message or
+    /// inbound ESP); the liveness check counts from here.
+    pub last_heard: Instant,
+    /// Next NAT keepalive, while we are behind a NAT.
+    pub keepalive_at: Option<Instant>,
+    /// Rate limit for INVALID_SPI notifies to this peer.
+    pub last_invalid_spi: Option<Instant>,
 }
 
 impl IkeSa {
@@ -238,6 +253,7 @@ impl IkeSa {
         spi_r: u64,
         local: SocketAddr,
         remote: SocketAddr,
+        now: Instant,
     ) -> IkeSa {
         IkeSa {
             id,
@@ -265,6 +281,11 @@ impl IkeSa {
             rekeyed_to: None,
             ike_collision: None,
             delayed: Vec::new(),
+            rekey_at: None,
+            expire_at: None,
+            last_heard: now,
+            keepalive_at: None,
+            last_invalid_spi: None,
         }
     }
 
@@ -289,12 +310,43 @@ impl IkeSa {
         self.children.iter_mut().find(|c| c.id == id)
     }
 
-    /// The earliest instant this SA needs `handle_timeout`.
+    /// The earliest instant this SA needs `handle_timeout`. Only deadlines
+    /// that `handle_timeout` acts on (and clears or moves) are returned, so a
+    /// driver never spins on a past deadline.
     pub fn next_deadline(&self) -> Option<Instant> {
-        [self.requests.deadline(), self.half_open_deadline]
-            .into_iter()
-            .flatten()
-            .min()
+        let delayed = self.delayed.iter().map(|(t, _)| *t).min();
+        let mut d = [
+            self.requests.deadline(),
+            self.half_open_deadline,
+            delayed,
+            self.keepalive_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                d = Some(d.map_or(t, |x| x.min(t)));
+            }
+        };
+        if self.state == IkeState::Established && self.rekeyed_to.is_none() {
+            consider(self.rekey_at);
+            consider(self.expire_at);
+            for c in &self.children {
+                consider(c.rekey_at);
+                consider(c.expire_at);
+            }
+            if self.requests.is_free() && self.tasks.is_empty() {
+                consider(self.dpd_due());
+            }
+        }
+        d
+    }
+
+    /// When the liveness check is due, if enabled.
+    pub fn dpd_due(&self) -> Option<Instant> {
+        let delay = self.conn.dpd_delay;
+        (!delay.is_zero()).then(|| self.last_heard + delay)
     }
 
     pub fn describe_peer(&self) -> String {

@@ -144,6 +144,7 @@ fn rekey_child_from(initiator_rekeys: bool, esp: &'static str) {
             SaCommand::InstallOutbound { .. } => "out+".to_string(),
             SaCommand::Delete { inbound: true, .. } => "in-".to_string(),
             SaCommand::Delete { inbound: false, .. } => "out-".to_string(),
+            SaCommand::UpdateEndpoints { .. } => "move".to_string(),
         })
         .collect();
     assert_eq!(order, ["in+", "out+", "out-", "in-"]);

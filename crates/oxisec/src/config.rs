@@ -32,8 +32,8 @@ use std::time::Duration;
 
 use oxisec_crypto::Secret;
 use oxisec_ike::{
-    Auth, ChildConfig, Config, Connection, EspProposal, Identity, IkeProposal, RetransmitConfig,
-    StartAction, TsRange,
+    Auth, ChildConfig, ChildLifetime, Config, Connection, DpdAction, EspProposal, Identity,
+    IkeLifetime, IkeProposal, RetransmitConfig, StartAction, TsRange,
 };
 use serde::Deserialize;
 use toml::Spanned;
@@ -150,8 +150,51 @@ struct RawConnection {
     #[serde(alias = "proposals")]
     ike_proposals: Option<Spanned<Vec<Spanned<String>>>>,
     encap: Option<Spanned<bool>>,
+    /// IKE SA lifetime (strongSwan's `rekey_time`, `over_time`, `rand_time`).
+    rekey_time: Option<Spanned<RawDuration>>,
+    over_time: Option<Spanned<RawDuration>>,
+    rand_time: Option<Spanned<RawDuration>>,
+    dpd_delay: Option<Spanned<RawDuration>>,
+    dpd_action: Option<Spanned<String>>,
     #[serde(default)]
     children: BTreeMap<String, Spanned<RawChild>>,
+}
+
+/// A duration as `"90s"`, `"30m"`, `"4h"`, `"1d"` or a number of seconds.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+enum RawDuration {
+    Seconds(u64),
+    Text(String),
+}
+
+/// Parses `RawDuration`; `None` with the reason on error.
+fn parse_duration(d: &RawDuration) -> Result<Duration, String> {
+    match d {
+        RawDuration::Seconds(s) => Ok(Duration::from_secs(*s)),
+        RawDuration::Text(t) => {
+            let t = t.trim();
+            let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+            let (num, unit) = t.split_at(split);
+            let n: u64 = num.parse().map_err(|_| {
+                format!("invalid duration {t:?}: expected e.g. \"90s\", \"30m\", \"4h\", \"1d\"")
+            })?;
+            let mult = match unit.trim() {
+                "" | "s" => 1,
+                "m" => 60,
+                "h" => 3600,
+                "d" => 86400,
+                u => {
+                    return Err(format!(
+                        "invalid duration unit {u:?} in {t:?}: use s, m, h or d"
+                    ));
+                }
+            };
+            n.checked_mul(mult)
+                .map(Duration::from_secs)
+                .ok_or_else(|| format!("duration {t:?} is too large"))
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -161,6 +204,14 @@ struct RawChild {
     remote_ts: Spanned<Vec<Spanned<String>>>,
     esp_proposals: Option<Spanned<Vec<Spanned<String>>>>,
     start_action: Option<Spanned<String>>,
+    /// CHILD_SA lifetime (strongSwan's names).
+    rekey_time: Option<Spanned<RawDuration>>,
+    life_time: Option<Spanned<RawDuration>>,
+    rand_time: Option<Spanned<RawDuration>>,
+    rekey_bytes: Option<Spanned<u64>>,
+    life_bytes: Option<Spanned<u64>>,
+    rekey_packets: Option<Spanned<u64>>,
+    life_packets: Option<Spanned<u64>>,
 }
 
 // ---------------------------------------------------------------------------
@@ -292,6 +343,7 @@ pub fn parse(text: &str, origin: &Path, resolver: &dyn Resolver) -> Result<Loade
         ike: Config {
             connections,
             retransmit,
+            nat_keepalive: Default::default(),
         },
         warnings,
     })
@@ -615,7 +667,119 @@ impl Cx<'_> {
             ike_proposals,
             children,
             force_encap: true,
+            ike_lifetime: self.ike_lifetime(&base, raw)?,
+            dpd_delay: self
+                .duration(&base, "dpd_delay", raw.dpd_delay.as_ref())?
+                .unwrap_or_default(),
+            dpd_action: self.dpd_action(&base, raw.dpd_action.as_ref())?,
         })
+    }
+
+    fn duration(
+        &self,
+        base: &str,
+        key: &str,
+        v: Option<&Spanned<RawDuration>>,
+    ) -> Result<Option<Duration>, ConfigError> {
+        let Some(v) = v else { return Ok(None) };
+        parse_duration(v.get_ref())
+            .map(Some)
+            .map_err(|m| self.err(Some(v.span()), format!("{base}.{key}"), m))
+    }
+
+    /// IKE SA lifetime: strongSwan's defaults derive over_time and rand_time
+    /// from rekey_time (10 %); `rekey_time = 0` disables rekeying.
+    fn ike_lifetime(&self, base: &str, raw: &RawConnection) -> Result<IkeLifetime, ConfigError> {
+        let mut l = match self.duration(base, "rekey_time", raw.rekey_time.as_ref())? {
+            Some(t) => IkeLifetime::from_rekey_time(t),
+            None => IkeLifetime::default(),
+        };
+        if let Some(t) = self.duration(base, "over_time", raw.over_time.as_ref())? {
+            l.over_time = t;
+            if raw.rand_time.is_none() {
+                l.rand_time = t;
+            }
+        }
+        if let Some(t) = self.duration(base, "rand_time", raw.rand_time.as_ref())? {
+            l.rand_time = t;
+        }
+        if l.rand_time > l.rekey_time && !l.rekey_time.is_zero() {
+            let span = raw.rand_time.as_ref().map(|s| s.span());
+            return Err(self.err(
+                span,
+                format!("{base}.rand_time"),
+                "rand_time must not exceed rekey_time",
+            ));
+        }
+        Ok(l)
+    }
+
+    fn dpd_action(
+        &self,
+        base: &str,
+        v: Option<&Spanned<String>>,
+    ) -> Result<DpdAction, ConfigError> {
+        let Some(v) = v else {
+            return Ok(DpdAction::Clear);
+        };
+        match v.get_ref().as_str() {
+            "clear" => Ok(DpdAction::Clear),
+            "trap" => Ok(DpdAction::Trap),
+            "restart" => Ok(DpdAction::Restart),
+            other => Err(self.err(
+                Some(v.span()),
+                format!("{base}.dpd_action"),
+                format!(
+                    "unknown dpd_action {other:?}: expected \"clear\", \"trap\" or \"restart\""
+                ),
+            )),
+        }
+    }
+
+    /// CHILD_SA lifetime with strongSwan's derivations: life_time defaults to
+    /// rekey_time + 10 %, rand_time to life_time − rekey_time.
+    fn child_lifetime(&self, base: &str, raw: &RawChild) -> Result<ChildLifetime, ConfigError> {
+        let rekey = self.duration(base, "rekey_time", raw.rekey_time.as_ref())?;
+        let mut l = rekey
+            .map(ChildLifetime::from_rekey_time)
+            .unwrap_or_default();
+        if let Some(t) = self.duration(base, "life_time", raw.life_time.as_ref())? {
+            l.life_time = t;
+            l.rand_time = t.saturating_sub(l.rekey_time);
+        }
+        if let Some(t) = self.duration(base, "rand_time", raw.rand_time.as_ref())? {
+            l.rand_time = t;
+        }
+        if !l.life_time.is_zero() && !l.rekey_time.is_zero() && l.life_time <= l.rekey_time {
+            let span = raw.life_time.as_ref().map(|s| s.span());
+            return Err(self.err(
+                span,
+                format!("{base}.life_time"),
+                "life_time must be longer than rekey_time",
+            ));
+        }
+        let get = |v: &Option<Spanned<u64>>| v.as_ref().map(|s| *s.get_ref()).unwrap_or(0);
+        l.rekey_bytes = get(&raw.rekey_bytes);
+        l.life_bytes = get(&raw.life_bytes);
+        l.rekey_packets = get(&raw.rekey_packets);
+        l.life_packets = get(&raw.life_packets);
+        if l.life_bytes != 0 && l.rekey_bytes >= l.life_bytes {
+            let span = raw.rekey_bytes.as_ref().map(|s| s.span());
+            return Err(self.err(
+                span,
+                format!("{base}.rekey_bytes"),
+                "rekey_bytes must be below life_bytes",
+            ));
+        }
+        if l.life_packets != 0 && l.rekey_packets >= l.life_packets {
+            let span = raw.rekey_packets.as_ref().map(|s| s.span());
+            return Err(self.err(
+                span,
+                format!("{base}.rekey_packets"),
+                "rekey_packets must be below life_packets",
+            ));
+        }
+        Ok(l)
     }
 
     fn psk(
@@ -768,6 +932,7 @@ impl Cx<'_> {
             remote_ts,
             esp_proposals,
             start_action,
+            lifetime: self.child_lifetime(&base, raw)?,
         })
     }
 

@@ -320,7 +320,7 @@ pub(crate) fn child_response(sa: &mut IkeSa, cx: &mut Cx, ex: ChildExchange, pay
         local_ts: local_ts.clone(),
         remote_ts: remote_ts.clone(),
     };
-    if let Err(e) = child::install(sa, &mut cx.out.commands, cx.now, n) {
+    if let Err(e) = child::install(sa, cx, n) {
         return child_failed(sa, cx, pending, rekeys, e);
     }
     child::log_up(
@@ -626,7 +626,7 @@ fn respond_child(
         local_ts: choice.local_ts.clone(),
         remote_ts: choice.remote_ts.clone(),
     };
-    if let Err(e) = child::install(sa, &mut cx.out.commands, cx.now, n) {
+    if let Err(e) = child::install(sa, cx, n) {
         warn!(child = %choice.name, error = %e, "cannot install CHILD_SA");
         cx.alloc.child_spis.remove(&spi_in);
         return Err(vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)]);
@@ -702,6 +702,7 @@ fn successor(
         spi_r,
         sa.local,
         sa.remote,
+        cx.now,
     );
     n.state = IkeState::Established;
     n.keys = Some(keys);
@@ -710,6 +711,7 @@ fn successor(
     n.nat_local = sa.nat_local;
     n.nat_remote = sa.nat_remote;
     n.established = Some(cx.now);
+    super::lifecycle::on_established(&mut n, cx);
     n
 }
 

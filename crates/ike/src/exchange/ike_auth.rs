@@ -102,6 +102,9 @@ pub(crate) fn start(sa: &mut IkeSa, cx: &mut Cx) {
         method: AuthMethod::SHARED_KEY_MIC,
         data: auth.as_bytes().to_vec(),
     }));
+    if hs.initial_contact {
+        payloads.push(notify(NotifyType::INITIAL_CONTACT));
+    }
     if let Some(pending) = &hs.child
         && let Some(cfg) = conn.children.iter().find(|c| c.name == pending.name)
     {
@@ -145,6 +148,27 @@ fn auth_failed(sa: &mut IkeSa, cx: &mut Cx, connection: Option<String>, reason: 
 /// Responder: authenticates the initiator, picks the connection and child,
 /// installs the CHILD_SA and answers.
 pub(crate) fn respond(
+    sa: &mut IkeSa,
+    cx: &mut Cx,
+    dgram: &Datagram,
+    hdr: &oxisec_wire::HeaderRepr,
+    payloads: Vec<Payload>,
+) -> Option<super::Spawn> {
+    let initial_contact = payloads
+        .iter()
+        .any(|p| matches!(p, Payload::Notify(n) if n.ty == NotifyType::INITIAL_CONTACT));
+    authenticate_and_answer(sa, cx, dgram, hdr, payloads);
+    let peer = sa
+        .peer_id
+        .clone()
+        .filter(|_| initial_contact && sa.state == IkeState::Established)?;
+    Some(super::Spawn {
+        initial_contact: Some((sa.id, peer)),
+        ..super::Spawn::default()
+    })
+}
+
+fn authenticate_and_answer(
     sa: &mut IkeSa,
     cx: &mut Cx,
     dgram: &Datagram,
@@ -257,6 +281,7 @@ pub(crate) fn respond(
             data: auth.as_bytes().to_vec(),
         }),
     ];
+    super::lifecycle::on_established(sa, cx);
     info!(connection = %conn.name, peer = %sa.describe_peer(), algorithms = %sa.selected.as_ref().map(|s| s.describe()).unwrap_or_default(), "IKE SA established");
     cx.event(Event::IkeUp {
         ike: sa.id,
@@ -317,7 +342,7 @@ fn respond_child(
         local_ts: c.local_ts.clone(),
         remote_ts: c.remote_ts.clone(),
     };
-    if let Err(e) = child::install(sa, &mut cx.out.commands, cx.now, n) {
+    if let Err(e) = child::install(sa, cx, n) {
         warn!(child = %c.name, error = %e, "cannot install CHILD_SA");
         cx.alloc.child_spis.remove(&spi_in);
         return vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)];
@@ -436,6 +461,7 @@ pub(crate) fn handle_response(sa: &mut IkeSa, cx: &mut Cx, payloads: Vec<Payload
     sa.peer_id = Some(idr);
     sa.state = IkeState::Established;
     sa.established = Some(cx.now);
+    super::lifecycle::on_established(sa, cx);
     info!(connection = %conn.name, peer = %sa.describe_peer(), algorithms = %sa.selected.as_ref().map(|s| s.describe()).unwrap_or_default(), "IKE SA established");
     cx.event(Event::IkeUp {
         ike: sa.id,
@@ -512,7 +538,7 @@ fn finish_child(
         remote_ts: remote_ts.clone(),
     };
     let id = n.id;
-    if let Err(e) = child::install(sa, &mut cx.out.commands, cx.now, n) {
+    if let Err(e) = child::install(sa, cx, n) {
         fail(sa, cx, e);
         sa.tasks.push_back(crate::sa::Task::DeleteIke);
         return;

@@ -101,6 +101,7 @@ pub(crate) fn initiate(cx: &mut Cx, conn: Arc<Connection>, child: Option<&str>) 
         0,
         SocketAddr::new(local_ip, 500),
         remote,
+        cx.now,
     );
     sa.hs = Some(Handshake {
         ni: cx.random(NONCE_LEN),
@@ -199,11 +200,9 @@ pub(crate) fn send_error(
         },
         payloads: vec![notify(ty, data)],
     };
-    cx.out.transmits.push_back(Transmit {
-        local: dgram.local,
-        remote: dgram.remote,
-        data: msg.emit(),
-    });
+    cx.out
+        .transmits
+        .push_back(Transmit::ike(dgram.local, dgram.remote, msg.emit()));
 }
 
 fn ke_payload(payloads: &[Payload]) -> Option<&KePayload> {
@@ -337,6 +336,7 @@ pub(crate) fn respond(
         spi_r,
         dgram.local,
         dgram.remote,
+        cx.now,
     );
     sa.candidates = candidates;
     sa.keys = Some(keys);
@@ -381,11 +381,9 @@ pub(crate) fn respond(
         payloads: out,
     }
     .emit();
-    cx.out.transmits.push_back(Transmit {
-        local: dgram.local,
-        remote: dgram.remote,
-        data: response.clone(),
-    });
+    cx.out
+        .transmits
+        .push_back(Transmit::ike(dgram.local, dgram.remote, response.clone()));
     sa.responses
         .answered(0, dgram.data.clone(), vec![response.clone()]);
     sa.hs = Some(Handshake {

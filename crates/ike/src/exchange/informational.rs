@@ -148,6 +148,12 @@ pub(crate) fn respond(
                 });
                 delete_ike = true;
             }
+            Payload::Notify(n) if n.ty == NotifyType::INVALID_SPI => {
+                let spi = <[u8; 4]>::try_from(n.data.as_slice())
+                    .map(u32::from_be_bytes)
+                    .unwrap_or(0);
+                info!(peer = %sa.remote, spi = format_args!("{spi:08x}"), "peer reports ESP on an SPI it does not know (INVALID_SPI)");
+            }
             Payload::Notify(n) => debug!(notify = %n.ty, "notify in INFORMATIONAL request"),
             _ => {}
         }
@@ -206,4 +212,36 @@ fn delete_child_by_peer(sa: &mut IkeSa, cx: &mut Cx, spi_out: u32) -> Option<u32
         reason,
     });
     (!ours_too).then_some(c.spi_in)
+}
+
+/// How often at most we tell one peer about ESP for SPIs we do not have.
+const INVALID_SPI_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Tells the peer it sends ESP on an SA we do not have (RFC 7296 §1.5,
+/// INVALID_SPI), at most once a second per IKE SA and only when no other
+/// request is outstanding: a flood of bogus ESP must not turn into a flood of
+/// IKE messages.
+pub(crate) fn send_invalid_spi(sa: &mut IkeSa, cx: &mut Cx, spi: u32) {
+    let recent = sa
+        .last_invalid_spi
+        .is_some_and(|t| cx.now < t + INVALID_SPI_INTERVAL);
+    if recent || !sa.requests.is_free() {
+        cx.stats.invalid_spi_suppressed += 1;
+        return;
+    }
+    sa.last_invalid_spi = Some(cx.now);
+    debug!(peer = %sa.remote, spi = format_args!("{spi:08x}"), "ESP for an unknown SPI: sending INVALID_SPI");
+    let n = oxisec_wire::NotifyPayload {
+        protocol: ProtocolId::ESP,
+        spi: Vec::new(),
+        ty: NotifyType::INVALID_SPI,
+        data: spi.to_be_bytes().to_vec(),
+    };
+    send_request(
+        sa,
+        cx,
+        ExchangeType::INFORMATIONAL,
+        vec![Payload::Notify(n)],
+        Active::Inform,
+    );
 }

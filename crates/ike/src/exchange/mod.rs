@@ -7,7 +7,7 @@ use oxisec_crypto::Rng;
 use oxisec_wire::{
     ExchangeType, Flags, HeaderRepr, Message, NotifyPayload, NotifyType, Payload, rules,
 };
-use tracing::debug;
+use tracing::{debug, info};
 
 use crate::api::*;
 use crate::config::Config;
@@ -18,6 +18,7 @@ pub(crate) mod create_child_sa;
 pub(crate) mod ike_auth;
 pub(crate) mod ike_sa_init;
 pub(crate) mod informational;
+pub(crate) mod lifecycle;
 mod protect;
 
 /// Work for the engine's SA table that a handler cannot do with one SA: a
@@ -27,20 +28,24 @@ mod protect;
 pub(crate) struct Spawn {
     pub new: Option<IkeSa>,
     pub moves: Vec<(IkeId, IkeId)>,
+    /// INITIAL_CONTACT (RFC 7296 §2.4): the peer forgot everything, so every
+    /// other IKE SA of this connection with this peer identity goes, without
+    /// a delete exchange.
+    pub initial_contact: Option<(IkeId, crate::identity::Identity)>,
 }
 
 impl Spawn {
     pub fn ike(new: IkeSa) -> Spawn {
         Spawn {
             new: Some(new),
-            moves: Vec::new(),
+            ..Spawn::default()
         }
     }
 
     pub fn moving(from: IkeId, to: IkeId) -> Spawn {
         Spawn {
-            new: None,
             moves: vec![(from, to)],
+            ..Spawn::default()
         }
     }
 
@@ -127,11 +132,9 @@ fn build(sa: &IkeSa, cx: &mut Cx, hdr: HeaderRepr, payloads: Vec<Payload>) -> Op
 }
 
 fn transmit(sa: &IkeSa, cx: &mut Cx, data: Vec<u8>) {
-    cx.out.transmits.push_back(Transmit {
-        local: sa.local,
-        remote: sa.remote,
-        data,
-    });
+    cx.out
+        .transmits
+        .push_back(Transmit::ike(sa.local, sa.remote, data));
 }
 
 /// Sends a request and remembers it for retransmission. The caller has
@@ -189,11 +192,9 @@ pub(crate) fn resend_cached_response(sa: &mut IkeSa, cx: &mut Cx, dgram: &Datagr
     cx.stats.retransmits_answered += 1;
     debug!(peer = %dgram.remote, msg_id = cached.msg_id, "answering a retransmitted request from the cache");
     for p in &cached.packets {
-        cx.out.transmits.push_back(Transmit {
-            local: dgram.local,
-            remote: dgram.remote,
-            data: p.clone(),
-        });
+        cx.out
+            .transmits
+            .push_back(Transmit::ike(dgram.local, dgram.remote, p.clone()));
     }
 }
 
@@ -205,11 +206,9 @@ pub(crate) fn retransmit(sa: &mut IkeSa, cx: &mut Cx) {
     cx.stats.retransmits_sent += 1;
     debug!(peer = %o.sent_to, msg_id = o.msg_id, exchange = %o.exchange, retry = o.retries, "retransmitting request");
     for p in &o.packets {
-        cx.out.transmits.push_back(Transmit {
-            local: o.sent_from,
-            remote: o.sent_to,
-            data: p.clone(),
-        });
+        cx.out
+            .transmits
+            .push_back(Transmit::ike(o.sent_from, o.sent_to, p.clone()));
     }
 }
 
@@ -269,12 +268,44 @@ fn open(
 
 /// Follows the peer to a new address or port once a message from there
 /// authenticated (the float to port 4500, §2.23).
-fn update_endpoints(sa: &mut IkeSa, dgram: &Datagram) {
-    if sa.remote != dgram.remote || sa.local != dgram.local {
-        debug!(from = %sa.remote, to = %dgram.remote, "peer endpoint changed");
-        sa.remote = dgram.remote;
-        sa.local = dgram.local;
+/// An authenticated message arrived: the peer is alive, and if it now
+/// comes from another address or port (the float to 4500 during setup, or a
+/// NAT that rebound its mapping) we follow it, and so do the CHILD_SAs'
+/// outbound halves in the data plane, without a new handshake (RFC 7296
+/// §2.23). Only with UDP encapsulation: without a NAT, address changes
+/// need MOBIKE.
+fn heard_from(sa: &mut IkeSa, cx: &mut Cx, dgram: &Datagram) {
+    sa.last_heard = cx.now;
+    if sa.remote == dgram.remote && sa.local == dgram.local {
+        return;
     }
+    if sa.state == IkeState::Established && !sa.udp_encap() {
+        debug!(from = %sa.remote, to = %dgram.remote, "ignoring an address change without NAT");
+        return;
+    }
+    info!(connection = %sa.conn.name, from = %sa.remote, to = %dgram.remote, "peer endpoint changed");
+    sa.remote = dgram.remote;
+    sa.local = dgram.local;
+    for c in sa
+        .children
+        .iter()
+        .filter(|c| c.outbound_installed && c.state != ChildState::Deleting)
+    {
+        cx.out.commands.push_back(SaCommand::UpdateEndpoints {
+            child: c.id,
+            spi: c.spi_out,
+            local: sa.local,
+            remote: sa.remote,
+        });
+    }
+    // Deferred outbound halves go out with the new endpoints too.
+    for c in sa.children.iter_mut() {
+        if let Some(SaCommand::InstallOutbound { local, remote, .. }) = &mut c.deferred_outbound {
+            *local = dgram.local;
+            *remote = dgram.remote;
+        }
+    }
+    lifecycle::arm_keepalive(sa, cx);
 }
 
 pub(crate) fn dispatch_request(
@@ -297,7 +328,7 @@ pub(crate) fn dispatch_request(
         }
     }
     let opened = open(sa, cx, dgram, hdr)?;
-    update_endpoints(sa, dgram);
+    heard_from(sa, cx, dgram);
     let payloads = match opened {
         Ok(p) => p,
         Err((notify, data)) => {
@@ -313,8 +344,7 @@ pub(crate) fn dispatch_request(
     let connecting = sa.state == IkeState::Connecting;
     match hdr.exchange {
         ExchangeType::IKE_AUTH if sa.role == Role::Responder && connecting => {
-            ike_auth::respond(sa, cx, dgram, hdr, payloads);
-            None
+            ike_auth::respond(sa, cx, dgram, hdr, payloads)
         }
         ExchangeType::INFORMATIONAL if !connecting => {
             informational::respond(sa, cx, dgram, hdr, payloads);
@@ -368,7 +398,7 @@ pub(crate) fn dispatch_response(
     let opened = open(sa, cx, dgram, hdr)?;
     sa.requests.complete();
     let active = sa.active.take();
-    update_endpoints(sa, dgram);
+    heard_from(sa, cx, dgram);
     let payloads = match opened {
         Ok(p) => p,
         Err((notify, _)) => {

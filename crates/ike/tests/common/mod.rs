@@ -43,6 +43,22 @@ pub struct Side {
     pub remote_ts: Vec<&'static str>,
     /// More children: (name, local_ts, remote_ts), all with `esp` proposals.
     pub extra_children: Vec<(&'static str, &'static str, &'static str)>,
+    /// Lifetimes and liveness; all off unless a test sets them, so that a
+    /// test's clock can run to the end of every timer.
+    pub child_lifetime: ChildLifetime,
+    pub ike_lifetime: IkeLifetime,
+    pub dpd_delay: Duration,
+    pub dpd_action: DpdAction,
+}
+
+/// Lifetimes that never fire.
+pub fn no_child_lifetime() -> ChildLifetime {
+    ChildLifetime {
+        rekey_time: Duration::ZERO,
+        life_time: Duration::ZERO,
+        rand_time: Duration::ZERO,
+        ..ChildLifetime::default()
+    }
 }
 
 impl Side {
@@ -59,6 +75,10 @@ impl Side {
             local_ts: vec!["198.51.100.0/24"],
             remote_ts: vec!["203.0.113.0/24"],
             extra_children: Vec::new(),
+            child_lifetime: no_child_lifetime(),
+            ike_lifetime: IkeLifetime::from_rekey_time(Duration::ZERO),
+            dpd_delay: Duration::ZERO,
+            dpd_action: DpdAction::Clear,
         }
     }
 
@@ -105,9 +125,13 @@ impl Side {
                         .map(|s| EspProposal::parse(s).unwrap())
                         .collect(),
                     start_action: StartAction::Start,
+                    lifetime: self.child_lifetime,
                 })
                 .collect(),
             force_encap: true,
+            ike_lifetime: self.ike_lifetime,
+            dpd_delay: self.dpd_delay,
+            dpd_action: self.dpd_action,
         }
     }
 
@@ -115,6 +139,7 @@ impl Side {
         let config = Config {
             connections: vec![Arc::new(self.connection())],
             retransmit: RetransmitConfig::default(),
+            nat_keepalive: NatKeepalive::default(),
         };
         Peer {
             engine: Engine::new(config, Box::new(TestRng(seed))),
@@ -156,6 +181,12 @@ impl DataPlane {
                 assert!(
                     self.inbound.remove(spi).is_some(),
                     "deleting unknown inbound {spi:08x}"
+                );
+            }
+            SaCommand::UpdateEndpoints { spi, .. } => {
+                assert!(
+                    self.outbound.contains_key(spi),
+                    "moving unknown outbound {spi:08x}"
                 );
             }
             SaCommand::Delete {

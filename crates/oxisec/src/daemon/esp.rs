@@ -165,6 +165,27 @@ impl Tables {
                     }
                 });
             }
+            SaCommand::UpdateEndpoints {
+                child,
+                spi,
+                local,
+                remote,
+            } => {
+                // Same keys, sequence counter and statistics; new UDP endpoints.
+                let encap = Some(UdpEncap {
+                    local: *local,
+                    remote: *remote,
+                });
+                self.sad.update(|s| {
+                    let moved = s
+                        .outbound(child.0)
+                        .filter(|o| o.spi() == *spi)
+                        .map(|o| Arc::new(o.with_udp_encap(encap)));
+                    if let Some(o) = moved {
+                        s.insert_outbound(child.0, o);
+                    }
+                });
+            }
         }
         Ok(())
     }
@@ -254,6 +275,7 @@ mod tests {
                 esn: false,
             },
             keys: Secret::new((0u8..20).collect()),
+            limits: Default::default(),
         }
     }
 

@@ -338,6 +338,11 @@ impl Daemon {
                     "delete SA"
                 )
             }
+            SaCommand::UpdateEndpoints {
+                child, spi, remote, ..
+            } => {
+                debug!(child = child.0, spi = format_args!("{spi:08x}"), peer = %remote, "outbound SA follows the peer")
+            }
         }
         if let Err(e) = self.dp.apply(&cmd) {
             // The SA stays up on the IKE side; without it in the data plane
@@ -375,12 +380,15 @@ impl Daemon {
     fn transmit(&self, t: &Transmit) {
         let res = if t.local.port() == 500 {
             self.ike500.send(t)
-        } else {
+        } else if t.non_esp_marker {
             // RFC 3948 §2.2: IKE on the NAT-T port carries the non-ESP marker.
             let mut data = Vec::with_capacity(NON_ESP_MARKER.len() + t.data.len());
             data.extend_from_slice(&NON_ESP_MARKER);
             data.extend_from_slice(&t.data);
             self.dp.sock4500().send(&data, t.local.ip(), t.remote)
+        } else {
+            // A NAT keepalive (RFC 3948 §2.3) goes out as it is.
+            self.dp.sock4500().send(&t.data, t.local.ip(), t.remote)
         };
         if let Err(e) = res {
             warn!(
