@@ -6,15 +6,17 @@
 //! keys, so that a consistency check can tell that an outbound SA of one
 //! node and the inbound SA of the other with the same SPI also share keys.
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use oxisec_crypto::esp_cipher::EspCipher;
+use oxisec_esp::SaStats;
 use oxisec_esp::{
     DropReason, EncapError, InboundSa, OutboundSa, PacketBuf, PolicyAction, Sad, Selector, Spd,
     SpdEntry, UdpEncap, decapsulate, encapsulate,
 };
-use oxisec_ike::{SaCommand, TsRange};
+use oxisec_ike::{DataplaneEvent, SaCommand, SaLimits, TsRange};
 
 /// Anti-replay window of every inbound SA (the daemon's value).
 pub const REPLAY_WINDOW: u32 = 1024;
@@ -54,11 +56,59 @@ pub enum TxError {
     Encap(String),
 }
 
+/// How often at most inbound traffic on one SA is reported to the engine
+/// (the engine's contract for `DataplaneEvent::InboundActivity`).
+pub const ACTIVITY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// An SA's volume limits and which crossings were already reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Watch {
+    limits: SaLimits,
+    soft_reported: bool,
+    hard_reported: bool,
+}
+
+impl Watch {
+    fn new(limits: SaLimits) -> Watch {
+        Watch {
+            limits,
+            soft_reported: false,
+            hard_reported: false,
+        }
+    }
+
+    /// The crossings `stats` newly reached, once each.
+    fn check(&mut self, spi: u32, inbound: bool, stats: SaStats, out: &mut Vec<DataplaneEvent>) {
+        let over = |bytes: u64, packets: u64| {
+            (bytes != 0 && stats.bytes >= bytes) || (packets != 0 && stats.packets >= packets)
+        };
+        let l = self.limits;
+        if !self.soft_reported && over(l.soft_bytes, l.soft_packets) {
+            self.soft_reported = true;
+            out.push(DataplaneEvent::SoftExpired { spi, inbound });
+        }
+        if !self.hard_reported && over(l.hard_bytes, l.hard_packets) {
+            self.hard_reported = true;
+            out.push(DataplaneEvent::HardExpired { spi, inbound });
+        }
+    }
+}
+
 /// An installed outbound SA as the checker sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct OutboundRecord {
     spi: u32,
     keys: u64,
+    watch: Watch,
+}
+
+/// An installed inbound SA as the checker sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct InboundRecord {
+    keys: u64,
+    watch: Watch,
+    /// When inbound activity was last reported to the engine.
+    reported: Option<Instant>,
 }
 
 /// The SAD, the SPD and what the checker needs to know about them.
@@ -66,8 +116,8 @@ struct OutboundRecord {
 pub struct DataPlane {
     sad: Sad,
     spd: Spd,
-    /// Inbound SPI → key fingerprint.
-    inbound: BTreeMap<u32, u64>,
+    /// Inbound SPI → key fingerprint and volume watch.
+    inbound: BTreeMap<u32, InboundRecord>,
     /// CHILD_SA id → outbound SA.
     outbound: BTreeMap<u64, OutboundRecord>,
     /// Commands that did not fit the tables (double install, delete of
@@ -76,6 +126,9 @@ pub struct DataPlane {
     /// Whether an outbound SA was ever installed: from then on a packet
     /// without an SA counts as lost to a missing SA.
     pub ever_up: bool,
+    /// What the data plane has to tell the engine (volume limits crossed,
+    /// inbound activity, ESP on unknown SPIs), in order.
+    pub events: Vec<DataplaneEvent>,
 }
 
 impl std::fmt::Debug for DataPlane {
@@ -136,7 +189,14 @@ impl DataPlane {
                 )
                 .map_err(|e| format!("inbound SA {:08x}: {e}", sa.spi))?;
                 self.sad.insert_inbound(Arc::new(inbound));
-                self.inbound.insert(sa.spi, fingerprint(sa.keys.as_bytes()));
+                self.inbound.insert(
+                    sa.spi,
+                    InboundRecord {
+                        keys: fingerprint(sa.keys.as_bytes()),
+                        watch: Watch::new(sa.limits),
+                        reported: None,
+                    },
+                );
             }
             SaCommand::InstallOutbound {
                 child,
@@ -183,6 +243,7 @@ impl DataPlane {
                     OutboundRecord {
                         spi: sa.spi,
                         keys: fingerprint(sa.keys.as_bytes()),
+                        watch: Watch::new(sa.limits),
                     },
                 );
                 self.ever_up = true;
@@ -221,13 +282,32 @@ impl DataPlane {
                 self.spd.remove_child(child.0);
                 self.sad.remove_outbound(child.0);
             }
+            SaCommand::UpdateEndpoints {
+                child,
+                spi,
+                local,
+                remote,
+            } => {
+                let sa = self
+                    .sad
+                    .outbound(child.0)
+                    .filter(|o| o.spi() == *spi)
+                    .ok_or_else(|| {
+                        format!("endpoint update of outbound SA {spi:08x} of child {} which is not installed", child.0)
+                    })?;
+                let moved = sa.with_udp_encap(Some(UdpEncap {
+                    local: *local,
+                    remote: *remote,
+                }));
+                self.sad.insert_outbound(child.0, Arc::new(moved));
+            }
         }
         Ok(())
     }
 
     /// Inbound SPIs with their key fingerprints.
     pub fn inbound(&self) -> BTreeMap<u32, u64> {
-        self.inbound.clone()
+        self.inbound.iter().map(|(s, r)| (*s, r.keys)).collect()
     }
 
     /// Outbound SPIs with their key fingerprints.
@@ -241,7 +321,7 @@ impl DataPlane {
 
     /// SPD lookup and encapsulation of an inner packet; returns the ESP
     /// packet and the UDP endpoints to send it between.
-    pub fn encapsulate(&self, inner: &[u8]) -> Result<(Vec<u8>, UdpEncap), TxError> {
+    pub fn encapsulate(&mut self, inner: &[u8]) -> Result<(Vec<u8>, UdpEncap), TxError> {
         let child = match self.spd.lookup_packet(inner) {
             Ok(Some(e)) => match e.action {
                 PolicyAction::Protect(c) => c,
@@ -256,14 +336,47 @@ impl DataPlane {
         buf.set_data(inner)
             .map_err(|e| TxError::Encap(e.to_string()))?;
         encapsulate(sa, &mut buf).map_err(|e: EncapError| TxError::Encap(e.to_string()))?;
+        let (spi, stats) = (sa.spi(), sa.stats());
+        if let Some(r) = self.outbound.get_mut(&child) {
+            r.watch.check(spi, false, stats, &mut self.events);
+        }
         Ok((buf.as_slice().to_vec(), udp))
     }
 
-    /// Decapsulates an ESP packet; returns the inner packet.
-    pub fn decapsulate(&self, esp: &[u8]) -> Result<Vec<u8>, DropReason> {
+    /// Decapsulates an ESP packet that came from `remote` to `local`;
+    /// returns the inner packet. Inbound activity (at most once per
+    /// [`ACTIVITY_INTERVAL`] per SA), crossed limits and unknown SPIs are
+    /// queued in [`events`](Self::events) as a driver reports them.
+    pub fn decapsulate(
+        &mut self,
+        now: Instant,
+        esp: &[u8],
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<Vec<u8>, DropReason> {
         let mut buf = PacketBuf::new(0, esp.len(), 0);
         buf.set_data(esp).map_err(|_| DropReason::NoRoom)?;
-        decapsulate(&self.sad, &mut buf)?;
+        let d = match decapsulate(&self.sad, &mut buf) {
+            Ok(d) => d,
+            Err(DropReason::UnknownSpi) => {
+                let spi = esp
+                    .get(..4)
+                    .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                    .map_or(0, u32::from_be_bytes);
+                self.events
+                    .push(DataplaneEvent::UnknownSpi { spi, local, remote });
+                return Err(DropReason::UnknownSpi);
+            }
+            Err(e) => return Err(e),
+        };
+        if let (Some(r), Some(sa)) = (self.inbound.get_mut(&d.spi), self.sad.inbound(d.spi)) {
+            r.watch.check(d.spi, true, sa.stats(), &mut self.events);
+            if r.reported.is_none_or(|t| now >= t + ACTIVITY_INTERVAL) {
+                r.reported = Some(now);
+                self.events
+                    .push(DataplaneEvent::InboundActivity { spi: d.spi });
+            }
+        }
         Ok(buf.as_slice().to_vec())
     }
 }
@@ -356,6 +469,7 @@ mod tests {
                 esn: false,
             },
             keys: Secret::new(vec![key; 20]),
+            limits: SaLimits::default(),
         }
     }
 
@@ -428,17 +542,101 @@ mod tests {
         assert_eq!(a.outbound(), b.inbound());
         let (esp, udp) = a.encapsulate(&packet(1)).unwrap();
         assert_eq!(udp.remote, "192.0.2.2:4500".parse().unwrap());
-        assert_eq!(b.decapsulate(&esp), Ok(packet(1)));
-        assert_eq!(b.decapsulate(&esp), Err(DropReason::ReplayDuplicate));
+        let t = Instant::now();
+        let (l, r) = (udp.remote, udp.local);
+        assert_eq!(b.decapsulate(t, &esp, l, r), Ok(packet(1)));
+        assert_eq!(
+            b.decapsulate(t, &esp, l, r),
+            Err(DropReason::ReplayDuplicate)
+        );
         // Different keys under the same SPI do not decrypt.
         let mut c = DataPlane::new();
         c.apply(&inb(5, 0x1000, 8)).unwrap();
         assert_ne!(a.outbound(), c.inbound());
-        assert_eq!(c.decapsulate(&esp), Err(DropReason::IntegrityFailed));
         assert_eq!(
-            DataPlane::new().decapsulate(&esp),
-            Err(DropReason::UnknownSpi)
+            c.decapsulate(t, &esp, l, r),
+            Err(DropReason::IntegrityFailed)
         );
+        let mut d = DataPlane::new();
+        assert_eq!(d.decapsulate(t, &esp, l, r), Err(DropReason::UnknownSpi));
+        assert_eq!(
+            d.events,
+            [DataplaneEvent::UnknownSpi {
+                spi: 0x1000,
+                local: l,
+                remote: r
+            }]
+        );
+        assert_eq!(b.events, [DataplaneEvent::InboundActivity { spi: 0x1000 }]);
+    }
+
+    #[test]
+    fn limits_and_activity_are_reported_once() {
+        let (mut a, mut b) = (DataPlane::new(), DataPlane::new());
+        let limits = SaLimits {
+            soft_packets: 2,
+            hard_packets: 3,
+            ..SaLimits::default()
+        };
+        for (p, cmd) in [(&mut a, out(1, 0x1000, 7)), (&mut b, inb(5, 0x1000, 7))] {
+            let cmd = match cmd {
+                SaCommand::InstallOutbound {
+                    child,
+                    mut sa,
+                    local_ts,
+                    remote_ts,
+                    local,
+                    remote,
+                    udp_encap,
+                } => {
+                    sa.limits = limits;
+                    SaCommand::InstallOutbound {
+                        child,
+                        sa,
+                        local_ts,
+                        remote_ts,
+                        local,
+                        remote,
+                        udp_encap,
+                    }
+                }
+                SaCommand::InstallInbound {
+                    child,
+                    mut sa,
+                    local_ts,
+                    remote_ts,
+                } => {
+                    sa.limits = limits;
+                    SaCommand::InstallInbound {
+                        child,
+                        sa,
+                        local_ts,
+                        remote_ts,
+                    }
+                }
+                other => other,
+            };
+            p.apply(&cmd).unwrap();
+        }
+        let t = Instant::now();
+        for i in 0..4u64 {
+            let (esp, udp) = a.encapsulate(&packet(i)).unwrap();
+            let at = t + Duration::from_millis(600 * i);
+            b.decapsulate(at, &esp, udp.remote, udp.local).unwrap();
+        }
+        let soft = |inbound| DataplaneEvent::SoftExpired {
+            spi: 0x1000,
+            inbound,
+        };
+        let hard = |inbound| DataplaneEvent::HardExpired {
+            spi: 0x1000,
+            inbound,
+        };
+        assert_eq!(a.events, [soft(false), hard(false)]);
+        let act = DataplaneEvent::InboundActivity { spi: 0x1000 };
+        // Activity at 0 s and 1.2 s (not at 0.6 s or 1.8 s), after the
+        // limits the same packet crossed.
+        assert_eq!(b.events, [act.clone(), soft(true), hard(true), act]);
     }
 
     #[test]

@@ -3,11 +3,12 @@
 //! 203.0.113.0/24 (behind B), PSK authentication, ESP in UDP.
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use oxisec_crypto::Secret;
 use oxisec_ike::{
-    Auth, ChildConfig, Config, Connection, EspProposal, IkeProposal, RetransmitConfig, StartAction,
-    TsRange,
+    Auth, ChildConfig, ChildLifetime, Config, Connection, DpdAction, EspProposal, IkeLifetime,
+    IkeProposal, NatKeepalive, RetransmitConfig, StartAction, TsRange,
 };
 
 /// The connection name every gateway uses.
@@ -32,6 +33,29 @@ pub struct Gateway {
     /// The host behind this gateway that sends the test flow.
     pub host: Ipv4Addr,
     pub retransmit: RetransmitConfig,
+    /// Lifetimes; [`Gateway::a`] and [`Gateway::b`] disable every timer
+    /// (zero) so that scripted tests start each exchange themselves and the
+    /// engines fall idle in between. See [`Gateway::with_lifetimes`].
+    pub child_lifetime: ChildLifetime,
+    pub ike_lifetime: IkeLifetime,
+    /// Liveness check interval; zero disables it.
+    pub dpd_delay: Duration,
+    pub dpd_action: DpdAction,
+    /// NAT keepalive interval; zero disables them.
+    pub nat_keepalive: Duration,
+}
+
+/// A lifetime with every timer and limit off.
+fn no_child_lifetime() -> ChildLifetime {
+    ChildLifetime {
+        rekey_time: Duration::ZERO,
+        life_time: Duration::ZERO,
+        rand_time: Duration::ZERO,
+        rekey_bytes: 0,
+        life_bytes: 0,
+        rekey_packets: 0,
+        life_packets: 0,
+    }
 }
 
 impl Gateway {
@@ -48,6 +72,15 @@ impl Gateway {
             remote_net: "203.0.113.0/24".into(),
             host: Ipv4Addr::new(198, 51, 100, 1),
             retransmit: RetransmitConfig::default(),
+            child_lifetime: no_child_lifetime(),
+            ike_lifetime: IkeLifetime {
+                rekey_time: Duration::ZERO,
+                over_time: Duration::ZERO,
+                rand_time: Duration::ZERO,
+            },
+            dpd_delay: Duration::ZERO,
+            dpd_action: DpdAction::Clear,
+            nat_keepalive: Duration::ZERO,
         }
     }
 
@@ -76,6 +109,15 @@ impl Gateway {
 
     pub fn with_retransmit(mut self, r: RetransmitConfig) -> Gateway {
         self.retransmit = r;
+        self
+    }
+
+    /// Turns on the engine's own rekeying: CHILD_SAs after `child_rekey`
+    /// and IKE SAs after `ike_rekey`, each with strongSwan's derived hard
+    /// limits and jitter (life = rekey + 10 %, jitter up to the difference).
+    pub fn with_lifetimes(mut self, child_rekey: Duration, ike_rekey: Duration) -> Gateway {
+        self.child_lifetime = ChildLifetime::from_rekey_time(child_rekey);
+        self.ike_lifetime = IkeLifetime::from_rekey_time(ike_rekey);
         self
     }
 
@@ -114,12 +156,17 @@ impl Gateway {
                     .map(|s| EspProposal::parse(s).unwrap_or_else(|e| panic!("{s:?}: {e:?}")))
                     .collect(),
                 start_action: StartAction::Start,
+                lifetime: self.child_lifetime,
             }],
             force_encap: true,
+            ike_lifetime: self.ike_lifetime,
+            dpd_delay: self.dpd_delay,
+            dpd_action: self.dpd_action,
         };
         Config {
             connections: vec![Arc::new(conn)],
             retransmit: self.retransmit,
+            nat_keepalive: NatKeepalive(self.nat_keepalive),
         }
     }
 }

@@ -5,7 +5,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use oxisec_esp::DropReason;
+use oxisec_esp::{DropReason, UdpEncap};
 use oxisec_ike::{Command, Config, Datagram, Engine, Event, IkeSaStatus, SaCommand, Transmit};
 use oxisec_wire::ExchangeType;
 
@@ -116,6 +116,8 @@ pub struct Node {
     /// and retransmissions).
     pub ike_sent: u64,
     pub ike_requests_sent: u64,
+    /// NAT keepalives sent.
+    pub keepalives_sent: u64,
     /// Requests sent (first sends and retransmissions) per exchange type.
     requests: BTreeMap<ExchangeType, u64>,
     flow: Option<FlowState>,
@@ -169,6 +171,8 @@ enum Ev {
         seq: u64,
         /// Sent before both sides ever had an outbound SA.
         early: bool,
+        /// The sender's UDP endpoints.
+        udp: UdpEncap,
         data: Vec<u8>,
     },
     /// An inbound SA removal held back by the driver grace.
@@ -348,6 +352,7 @@ impl Sim {
             sa_log: Vec::new(),
             ike_sent: 0,
             ike_requests_sent: 0,
+            keepalives_sent: 0,
             requests: BTreeMap::new(),
             flow: None,
             flow_generation: 0,
@@ -692,8 +697,12 @@ impl Sim {
                 from,
                 seq,
                 early,
+                udp,
                 data,
-            } => self.esp_arrives(to, from, seq, early, &data),
+            } => {
+                self.esp_arrives(to, from, seq, early, udp, &data);
+                self.feed_dataplane_events(to);
+            }
             Ev::DeferredSa { node, cmd } => {
                 self.pending_control -= 1;
                 self.apply_sa(node, &cmd);
@@ -748,11 +757,27 @@ impl Sim {
                     inbound: false,
                     ..
                 } => ("out-", *spi),
+                SaCommand::UpdateEndpoints { spi, .. } => ("out~", *spi),
             };
             n.sa_log.push((at, what, spi));
             let r = n.dp.apply(cmd);
             self.digest = fnv(fnv(self.digest, what.as_bytes()), &spi.to_be_bytes());
             self.log(|| format!("{id}: data plane {what} {spi:08x} {r:?}"));
+        }
+    }
+
+    /// Hands what the data plane noticed (inbound activity, volume limits,
+    /// ESP on unknown SPIs) to the engine, as a driver does.
+    fn feed_dataplane_events(&mut self, id: NodeId) {
+        let events = std::mem::take(&mut self.nodes[id.index()].dp.events);
+        if events.is_empty() {
+            return;
+        }
+        let now = self.now;
+        for ev in events {
+            self.log(|| format!("{id}: data plane reports {ev:?}"));
+            self.nodes[id.index()].engine.handle_dataplane(now, ev);
+            self.drain(id);
         }
     }
 
@@ -763,9 +788,16 @@ impl Sim {
     }
 
     fn send_ike(&mut self, from: NodeId, t: Transmit) {
-        let info = IkeInfo::parse(&t.data);
+        // A NAT keepalive (RFC 3948 §2.3) crosses the link but no driver
+        // hands it to its engine.
+        let keepalive = !t.non_esp_marker && t.data == [0xff];
+        let info = IkeInfo::parse(&t.data).filter(|_| !keepalive);
         let n = &mut self.nodes[from.index()];
-        n.ike_sent += 1;
+        if keepalive {
+            n.keepalives_sent += 1;
+        } else {
+            n.ike_sent += 1;
+        }
         if let Some(i) = info.filter(|i| !i.response) {
             n.ike_requests_sent += 1;
             *n.requests.entry(i.exchange).or_default() += 1;
@@ -774,11 +806,7 @@ impl Sim {
             self.unroutable += 1;
             return;
         };
-        let marker = if t.local.port() == 500 && t.remote.port() == 500 {
-            0
-        } else {
-            NON_ESP_MARKER
-        };
+        let marker = if t.non_esp_marker { NON_ESP_MARKER } else { 0 };
         let p = PacketInfo {
             from,
             kind: Kind::Ike,
@@ -793,6 +821,9 @@ impl Sim {
             &t.data,
         );
         self.log(|| format!("{from}: sends {info:?} ({} bytes): {fate:?}", t.data.len()));
+        if keepalive {
+            return;
+        }
         for d in fate.unwrap_or_default() {
             let dgram = Datagram {
                 local: t.remote,
@@ -830,10 +861,13 @@ impl Sim {
         let c = &mut self.flows[id.index()];
         c.due += 1;
         let inner = flow_packet::build(host, peer_host, id.index() as u8, seq, cfg.payload_len);
-        let n = &self.nodes[id.index()];
-        let (esp, udp) = match n.dp.encapsulate(&inner) {
+        let n = &mut self.nodes[id.index()];
+        let encapsulated = n.dp.encapsulate(&inner);
+        let ever_up = n.dp.ever_up;
+        self.feed_dataplane_events(id);
+        let (esp, udp) = match encapsulated {
             Ok(x) => x,
-            Err(TxError::NoPolicy | TxError::NoSa(_)) if !n.dp.ever_up => {
+            Err(TxError::NoPolicy | TxError::NoSa(_)) if !ever_up => {
                 self.flows[id.index()].before_up += 1;
                 return;
             }
@@ -879,6 +913,7 @@ impl Sim {
                         from: id,
                         seq,
                         early,
+                        udp,
                         data: esp.clone(),
                     };
                     self.schedule(self.now + d, ev);
@@ -888,7 +923,15 @@ impl Sim {
         }
     }
 
-    fn esp_arrives(&mut self, to: NodeId, from: NodeId, seq: u64, early: bool, data: &[u8]) {
+    fn esp_arrives(
+        &mut self,
+        to: NodeId,
+        from: NodeId,
+        seq: u64,
+        early: bool,
+        udp: UdpEncap,
+        data: &[u8],
+    ) {
         let spi = data
             .get(..4)
             .and_then(|b| <[u8; 4]>::try_from(b).ok())
@@ -902,7 +945,10 @@ impl Sim {
             IpAddr::V4(self.nodes[from.index()].host),
             IpAddr::V4(self.nodes[to.index()].host),
         );
-        let r = self.nodes[to.index()].dp.decapsulate(data);
+        let now = self.now;
+        let r = self.nodes[to.index()]
+            .dp
+            .decapsulate(now, data, udp.remote, udp.local);
         let c = &mut self.flows[from.index()];
         match r {
             Ok(inner) => {

@@ -129,14 +129,15 @@ fn crossing_ike_rekeys_with_a_lost_request_keep_the_children() {
     sim.assert_no_packet_lost_to_missing_sa();
 }
 
-/// Bug 5: a task put off after TEMPORARY_FAILURE (§2.25) sits in
-/// `IkeSa::delayed`, but `IkeSa::next_deadline` (hence
-/// `Engine::poll_timeout`) ignores it: a driver that calls `handle_timeout`
-/// when `poll_timeout` says never retries. Here B rekeys the CHILD_SA while
-/// A rekeys the IKE SA; each answers the other TEMPORARY_FAILURE and each
-/// puts its rekey off by 5–15 s, and then nothing happens, ever.
+/// Bug 5: a task put off after TEMPORARY_FAILURE (§2.25) is lost when the
+/// IKE SA is rekeyed before it is due. B rekeys the CHILD_SA while A rekeys
+/// the IKE SA; each answers the other TEMPORARY_FAILURE and puts its own
+/// rekey off by 5–15 s. A's IKE rekey comes first, and B moves `children`
+/// and `tasks` to the new IKE SA but not `delayed` (neither does
+/// `Engine::apply` for the initiator's side): B's CHILD_SA rekey dies with
+/// the old IKE SA and never happens.
 #[test]
-#[ignore = "engine bug 5: poll_timeout ignores tasks delayed after TEMPORARY_FAILURE"]
+#[ignore = "engine bug 5: a delayed retry is lost when the IKE SA is rekeyed"]
 fn rekeys_put_off_by_temporary_failure_are_retried() {
     let mut sim = up_fixed(INBOUND_GRACE);
     let before = sim.assert_consistent();
