@@ -411,6 +411,12 @@ impl Sim {
         self.inbound_grace = grace;
     }
 
+    /// Prints every step to stderr from now on (or stops); the
+    /// `OXISEC_SIM_TRACE` environment variable turns it on from the start.
+    pub fn set_trace(&mut self, on: bool) {
+        self.trace = on;
+    }
+
     /// A random stream for the test's own schedule, derived from the seed.
     pub fn schedule_rng(&mut self) -> &mut SimRng {
         &mut self.sched_rng
@@ -609,8 +615,15 @@ impl Sim {
         self.run_until(self.now + d);
     }
 
-    /// Whether no IKE datagram or command is in flight and no engine waits
-    /// for a deadline.
+    /// Whether no IKE datagram, command or held-back SA removal is in
+    /// flight. Engines with timers (lifetimes, liveness) are never idle;
+    /// combined with a successful [`check_consistent`](Self::check_consistent)
+    /// this marks a moment between exchanges.
+    pub fn control_quiet(&self) -> bool {
+        self.pending_control == 0
+    }
+
+    /// [`control_quiet`](Self::control_quiet), and no engine waits for a deadline.
     pub fn control_idle(&self) -> bool {
         self.pending_control == 0 && self.next_timer().is_none()
     }
@@ -633,7 +646,11 @@ impl Sim {
         true
     }
 
-    /// [`run_until_idle`](Self::run_until_idle) with a 15-minute limit; panics if not reached.
+    /// [`run_until_idle`](Self::run_until_idle) with a 15-minute limit;
+    /// panics if not reached. Engines with timers (lifetimes, liveness
+    /// checks, NAT keepalives) are never idle: use
+    /// [`run_until_cond`](Self::run_until_cond) with
+    /// [`control_quiet`](Self::control_quiet) for them.
     pub fn settle(&mut self) {
         assert!(
             self.run_until_idle(Duration::from_secs(900)),

@@ -458,3 +458,57 @@ fn same_seed_same_run_other_seed_other_run() {
     assert_eq!(run(21), run(21));
     assert_ne!(run(21).0, run(22).0);
 }
+
+#[test]
+fn peer_dead_found_by_the_liveness_check() {
+    // A checks liveness after 30 s without hearing from B (IKE or ESP).
+    let a = Gateway {
+        dpd_delay: Duration::from_secs(30),
+        ..Gateway::a()
+    };
+    // (Not `up_with`: with a liveness timer the engine is never idle.)
+    let mut sim = sim_with(13, &a, &Gateway::b(), path());
+    sim.start_flows(FlowConfig::every(FLOW));
+    sim.connect();
+    sim.run_for(Duration::from_secs(120));
+    sim.assert_consistent();
+    // The flow kept B alive in A's eyes: no liveness check so far.
+    assert_eq!(
+        sim.node(NodeId::A)
+            .requests_sent(ExchangeType::INFORMATIONAL),
+        0
+    );
+    // Cut the cable and note when A's first check goes out.
+    sim.link.set_up(false);
+    let cut = sim.elapsed();
+    let first_check = std::rc::Rc::new(std::cell::Cell::new(None));
+    let seen = first_check.clone();
+    sim.link.add_hook(
+        NodeId::A,
+        Box::new(move |p| {
+            if seen.get().is_none() && is_ike(p, ExchangeType::INFORMATIONAL, false) {
+                seen.set(Some(p.at));
+            }
+            Verdict::Pass
+        }),
+    );
+    sim.run_for(Duration::from_secs(600));
+    let check = first_check.get().expect("A checked liveness");
+    assert!(
+        check > cut && check <= cut + Duration::from_secs(31),
+        "{check:?}"
+    );
+    let a = sim.node(NodeId::A);
+    let down = a.events_where(|e| matches!(e, Event::IkeDown { .. }));
+    assert_eq!(down.len(), 1, "{:?}", a.events);
+    let (at, Event::IkeDown { reason, .. }) = &down[0] else {
+        unreachable!()
+    };
+    assert_eq!(*reason, DownReason::PeerDead);
+    let took = (*at - check).as_secs_f64();
+    assert!(
+        (took - 165.06).abs() < 0.01,
+        "dead {took} s after the first check"
+    );
+    assert!(a.dp.is_empty());
+}
