@@ -18,14 +18,14 @@ fuzz_target!(|data: &[u8]| {
         }
         let _ = rules::check(m.header.exchange, m.header.flags.response(), &m.payloads);
     }
-    if let Some((&first, rest)) = data.split_first() {
-        if let Ok(ps) = parse_payloads(PayloadType(first), rest) {
-            let mut out = Vec::new();
-            let ty = emit_payloads(&ps, &mut out);
-            assert_eq!(
-                parse_payloads(ty, &out).expect("emitted chain must parse"),
-                ps
-            );
-        }
+    if let Some((&first, rest)) = data.split_first()
+        && let Ok(ps) = parse_payloads(PayloadType(first), rest)
+    {
+        let mut out = Vec::new();
+        let ty = emit_payloads(&ps, &mut out);
+        assert_eq!(
+            parse_payloads(ty, &out).expect("emitted chain must parse"),
+            ps
+        );
     }
 });

@@ -13,6 +13,17 @@ pub fn sha1(parts: &[&[u8]]) -> [u8; 20] {
     out
 }
 
+/// SHA-256, for fingerprints of messages (no key involved).
+pub fn sha256(parts: &[&[u8]]) -> [u8; 32] {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    for p in parts {
+        ctx.update(p);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -18,6 +18,31 @@ pub struct Config {
     pub retransmit: RetransmitConfig,
     /// How often the side behind a NAT sends a NAT-keepalive (RFC 3948 §2.3).
     pub nat_keepalive: NatKeepalive,
+    /// Protection against floods of IKE_SA_INIT requests.
+    pub dos: DosConfig,
+}
+
+/// Limits on half-open IKE SAs (RFC 7296 §2.6); strongSwan's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DosConfig {
+    /// From this many half-open SAs on, new requests must return a COOKIE
+    /// first; no state is kept for a request without a valid one.
+    pub cookie_threshold: usize,
+    /// Requests from an address that already has this many half-open SAs
+    /// are dropped (0 = no limit).
+    pub block_threshold: usize,
+    /// No more half-open SAs than this in total (0 = no limit).
+    pub half_open_limit: usize,
+}
+
+impl Default for DosConfig {
+    fn default() -> Self {
+        DosConfig {
+            cookie_threshold: 30,
+            block_threshold: 5,
+            half_open_limit: 10_000,
+        }
+    }
 }
 
 /// NAT keepalive interval; strongSwan's default is 20 s. `Duration::ZERO` disables them.

@@ -2,12 +2,12 @@
 //! Protocol logic lives in the `exchange` modules; this file only decides
 //! which SA and which handler a message belongs to.
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
 use oxisec_crypto::Rng;
-use oxisec_wire::{ExchangeType, Header, HeaderRepr, Message, NotifyType};
+use oxisec_wire::{ExchangeType, Header, HeaderRepr, Message, NotifyType, Payload};
 use tracing::{debug, info, warn};
 
 use crate::api::*;
@@ -36,6 +36,12 @@ pub struct Stats {
     pub retransmits_sent: u64,
     /// INVALID_SPI notifies not sent because of the rate limit.
     pub invalid_spi_suppressed: u64,
+    /// IKE_SA_INIT requests answered with a COOKIE instead of state.
+    pub cookies_sent: u64,
+    /// IKE_SA_INIT requests dropped by the half-open limits.
+    pub half_open_refused: u64,
+    /// Unprotected error answers not sent because of the rate limit.
+    pub errors_suppressed: u64,
 }
 
 /// Allocation of identifiers and SPIs, unique within the engine.
@@ -74,12 +80,21 @@ impl Allocator {
 pub struct Engine {
     config: Config,
     rng: Box<dyn Rng>,
-    sas: HashMap<IkeId, IkeSa>,
+    /// Boxed: an IkeSa is about 1 KiB, and a table that grew under a flood
+    /// keeps its capacity; boxes keep that to 8 bytes per slot.
+    sas: HashMap<IkeId, Box<IkeSa>>,
     /// Our SPI → SA.
     by_spi: HashMap<u64, IkeId>,
     /// (peer, SPIi) of responder SAs whose IKE_SA_INIT we answered, to
     /// recognise a retransmitted IKE_SA_INIT request.
     half_open: HashMap<(SocketAddr, u64), IkeId>,
+    /// Half-open SAs per peer address, for `DosConfig::block_threshold`.
+    half_open_by_ip: HashMap<IpAddr, usize>,
+    cookies: crate::cookie::Cookies,
+    timers: crate::timers::Timers,
+    /// Budget for unprotected error answers (they can be spoofed into a
+    /// reflection flood).
+    error_budget: crate::ratelimit::RateLimit,
     alloc: Allocator,
     out: Outputs,
     stats: Stats,
@@ -93,6 +108,12 @@ impl Engine {
             sas: HashMap::new(),
             by_spi: HashMap::new(),
             half_open: HashMap::new(),
+            half_open_by_ip: HashMap::new(),
+            cookies: crate::cookie::Cookies::default(),
+            timers: crate::timers::Timers::default(),
+            error_budget: crate::ratelimit::RateLimit::new(
+                crate::ratelimit::ERROR_ANSWERS_PER_SECOND,
+            ),
             alloc: Allocator::default(),
             out: Outputs::default(),
             stats: Stats::default(),
@@ -112,7 +133,7 @@ impl Engine {
         self.stats
     }
 
-    fn cx(&mut self, now: Instant) -> (Cx<'_>, &mut HashMap<IkeId, IkeSa>) {
+    fn cx(&mut self, now: Instant) -> (Cx<'_>, &mut HashMap<IkeId, Box<IkeSa>>) {
         (
             Cx {
                 now,
@@ -121,6 +142,7 @@ impl Engine {
                 alloc: &mut self.alloc,
                 config: &self.config,
                 stats: &mut self.stats,
+                error_budget: &mut self.error_budget,
             },
             &mut self.sas,
         )
@@ -152,6 +174,14 @@ impl Engine {
         };
         let Some(&id) = self.by_spi.get(&own_spi) else {
             self.stats.unknown_spi += 1;
+            // A request for an SA we do not have: tell the sender (§2.21.4),
+            // within the budget for unprotected answers. Never answer a
+            // response.
+            if !hdr.flags.response() {
+                let (mut cx, _) = self.cx(now);
+                let ty = NotifyType::INVALID_IKE_SPI;
+                exchange::ike_sa_init::send_error(&mut cx, &dgram, &hdr, ty, Vec::new());
+            }
             debug!(from = %dgram.remote, spi_i = format_args!("{:016x}", hdr.spi_i), spi_r = format_args!("{:016x}", hdr.spi_r),
                 exchange = %hdr.exchange, "dropping IKE message for an unknown SA");
             return;
@@ -169,10 +199,13 @@ impl Engine {
             exchange::dispatch_request(sa, &mut cx, &dgram, &hdr)
         };
         exchange::run_tasks(sa, &mut cx);
-        if let Some(spawn) = spawn {
-            self.apply(now, spawn);
+        match spawn {
+            Some(spawn) => {
+                self.apply(now, spawn);
+                self.settle_all();
+            }
+            None => self.settle([id]),
         }
-        self.sweep();
     }
 
     /// An IKE_SA_INIT request: a retransmission of one we answered, or a new SA.
@@ -210,15 +243,74 @@ impl Engine {
                 return;
             }
         };
+        if !self.admit_half_open(now, &dgram, &hdr, &msg) {
+            return;
+        }
         let candidates = self.candidates(&dgram);
         let (mut cx, sas) = self.cx(now);
         let Some(sa) = exchange::ike_sa_init::respond(&mut cx, &dgram, &msg, candidates) else {
             return;
         };
         let (id, spi_r, key) = (sa.id, sa.spi_r, (dgram.remote, hdr.spi_i));
+        let mut sa = Box::new(sa);
+        sa.half_open_key = Some(key);
         sas.insert(id, sa);
         self.by_spi.insert(spi_r, id);
         self.half_open.insert(key, id);
+        *self.half_open_by_ip.entry(key.0.ip()).or_default() += 1;
+        self.settle([id]);
+    }
+
+    /// RFC 7296 §2.6: decides whether a new IKE_SA_INIT request may create
+    /// state. Above the cookie threshold, a request must return a valid
+    /// COOKIE (as its first payload); otherwise it gets one back and we keep
+    /// nothing. Per-address and total limits drop requests silently.
+    fn admit_half_open(
+        &mut self,
+        now: Instant,
+        dgram: &Datagram,
+        hdr: &HeaderRepr,
+        msg: &Message,
+    ) -> bool {
+        let dos = self.config.dos;
+        let ip = dgram.remote.ip();
+        let total = self.half_open.len();
+        if dos.half_open_limit > 0 && total >= dos.half_open_limit {
+            self.stats.half_open_refused += 1;
+            debug!(from = %dgram.remote, total, "half-open IKE SA limit reached: dropping IKE_SA_INIT");
+            return false;
+        }
+        let from_ip = self.half_open_by_ip.get(&ip).copied().unwrap_or(0);
+        if dos.block_threshold > 0 && from_ip >= dos.block_threshold {
+            self.stats.half_open_refused += 1;
+            debug!(from = %dgram.remote, from_ip, "too many half-open IKE SAs from this address: dropping IKE_SA_INIT");
+            return false;
+        }
+        if total < dos.cookie_threshold {
+            return true;
+        }
+        let Some(ni) = msg.payloads.iter().find_map(|p| {
+            if let Payload::Nonce(n) = p {
+                Some(n)
+            } else {
+                None
+            }
+        }) else {
+            // No nonce: the exchange code answers INVALID_SYNTAX (rate-limited there).
+            return true;
+        };
+        let returned = match msg.payloads.first() {
+            Some(Payload::Notify(n)) if n.ty == NotifyType::COOKIE => Some(n.data.as_slice()),
+            _ => None,
+        };
+        if returned.is_some_and(|c| self.cookies.verify(c, ni, ip, hdr.spi_i)) {
+            return true;
+        }
+        self.stats.cookies_sent += 1;
+        let cookie = self.cookies.make(now, &mut *self.rng, ni, ip, hdr.spi_i);
+        let (mut cx, _) = self.cx(now);
+        exchange::ike_sa_init::send_error(&mut cx, dgram, hdr, NotifyType::COOKIE, cookie);
+        false
     }
 
     /// Connections whose addresses admit this datagram, in configuration order.
@@ -233,15 +325,10 @@ impl Engine {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        let ids: Vec<IkeId> = self
-            .sas
-            .iter()
-            .filter(|(_, sa)| sa.next_deadline().is_some_and(|d| d <= now))
-            .map(|(id, _)| *id)
-            .collect();
+        let due = self.timers.due(now);
         let mut restart = Vec::new();
         let (mut cx, sas) = self.cx(now);
-        for id in ids {
+        for &id in &due {
             let Some(sa) = sas.get_mut(&id) else { continue };
             if sa.half_open_deadline.is_some_and(|d| d <= now) {
                 debug!(ike = id.0, peer = %sa.remote, "half-open IKE SA timed out");
@@ -264,7 +351,7 @@ impl Engine {
             // Tasks queued by the timers, and delayed retries that are due.
             exchange::run_tasks(sa, &mut cx);
         }
-        self.sweep();
+        self.settle(due);
         for (conn, children) in restart {
             info!(connection = %conn, "peer was dead: initiating the connection again (dpd_action = restart)");
             for child in children {
@@ -277,27 +364,29 @@ impl Engine {
     /// (the peer is alive) and ESP for unknown SPIs.
     pub fn handle_dataplane(&mut self, now: Instant, ev: DataplaneEvent) {
         let (mut cx, sas) = self.cx(now);
-        match ev {
+        let touched = match ev {
             DataplaneEvent::SoftExpired { spi, inbound }
             | DataplaneEvent::HardExpired { spi, inbound } => {
                 let hard = matches!(ev, DataplaneEvent::HardExpired { .. });
-                for sa in sas
-                    .values_mut()
+                sas.values_mut()
                     .filter(|sa| sa.state == IkeState::Established)
-                {
-                    if exchange::lifecycle::child_expired(sa, spi, inbound, hard) {
-                        exchange::run_tasks(sa, &mut cx);
-                        break;
-                    }
-                }
+                    .find_map(|sa| {
+                        let hit =
+                            exchange::lifecycle::child_expired(sa, &mut cx, spi, inbound, hard);
+                        hit.then(|| {
+                            exchange::run_tasks(sa, &mut cx);
+                            sa.id
+                        })
+                    })
             }
             DataplaneEvent::InboundActivity { spi } => {
-                if let Some(sa) = sas
+                let sa = sas
                     .values_mut()
-                    .find(|sa| sa.children.iter().any(|c| c.spi_in == spi))
-                {
+                    .find(|sa| sa.children.iter().any(|c| c.spi_in == spi));
+                sa.map(|sa| {
                     sa.last_heard = sa.last_heard.max(now);
-                }
+                    sa.id
+                })
             }
             DataplaneEvent::UnknownSpi { spi, remote, .. } => {
                 let sa = sas.values_mut().find(|sa| {
@@ -306,14 +395,18 @@ impl Engine {
                         && sa.remote.ip() == remote.ip()
                 });
                 match sa {
-                    Some(sa) => exchange::informational::send_invalid_spi(sa, &mut cx, spi),
+                    Some(sa) => {
+                        exchange::informational::send_invalid_spi(sa, &mut cx, spi);
+                        Some(sa.id)
+                    }
                     None => {
-                        debug!(spi = format_args!("{spi:08x}"), peer = %remote, "ESP for an unknown SPI from a peer without IKE SA")
+                        debug!(spi = format_args!("{spi:08x}"), peer = %remote, "ESP for an unknown SPI from a peer without IKE SA");
+                        None
                     }
                 }
             }
-        }
-        self.sweep();
+        };
+        self.settle(touched);
     }
 
     pub fn handle_command(&mut self, now: Instant, cmd: Command) {
@@ -339,7 +432,7 @@ impl Engine {
             }
             Command::RekeyIke { connection } => {
                 let (mut cx, sas) = self.cx(now);
-                let live = |sa: &&mut IkeSa| {
+                let live = |sa: &&mut Box<IkeSa>| {
                     sa.conn.name == connection
                         && sa.state == IkeState::Established
                         && sa.rekeyed_to.is_none()
@@ -349,7 +442,7 @@ impl Engine {
                 }
             }
         }
-        self.sweep();
+        self.settle_all();
     }
 
     /// Queues `task` for every installed CHILD_SA made from child config `name`.
@@ -378,7 +471,7 @@ impl Engine {
             return;
         };
         let (mut cx, sas) = self.cx(now);
-        let stale = |sa: &&mut IkeSa| {
+        let stale = |sa: &&mut Box<IkeSa>| {
             sa.id != keep
                 && sa.conn.name == conn
                 && sa.state != IkeState::Closed
@@ -396,7 +489,7 @@ impl Engine {
     fn apply(&mut self, now: Instant, spawn: exchange::Spawn) {
         if let Some(new) = spawn.new {
             let (id, spi) = (new.id, new.own_spi());
-            self.sas.insert(id, new);
+            self.sas.insert(id, Box::new(new));
             self.by_spi.insert(spi, id);
         }
         if let Some((keep, peer)) = spawn.initial_contact {
@@ -493,32 +586,58 @@ impl Engine {
             sa.tasks.push_back(Task::CreateChild(w));
         }
         let (id, spi) = (sa.id, sa.spi_i);
-        sas.insert(id, sa);
+        sas.insert(id, Box::new(sa));
         self.by_spi.insert(spi, id);
+        self.settle([id]);
     }
 
-    /// Removes closed SAs and the index entries that point to them; moves
-    /// responder SAs that completed IKE_AUTH out of the half-open index.
-    fn sweep(&mut self) {
-        let closed: Vec<IkeId> = self
-            .sas
-            .iter()
-            .filter(|(_, sa)| sa.state == IkeState::Closed)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in closed {
-            if let Some(sa) = self.sas.remove(&id) {
+    /// Bookkeeping after SAs were worked on: closed ones leave every table,
+    /// SAs past IKE_SA_INIT leave the half-open index, and the deadline
+    /// index learns each SA's next deadline. Only the given SAs are looked
+    /// at, so one datagram costs O(log n), not O(n).
+    fn settle(&mut self, ids: impl IntoIterator<Item = IkeId>) {
+        for id in ids {
+            let Some(sa) = self.sas.get_mut(&id) else {
+                self.timers.set(id, None);
+                continue;
+            };
+            if sa.state != IkeState::Connecting
+                && let Some(key) = sa.half_open_key.take()
+            {
+                self.half_open.remove(&key);
+                if let Some(n) = self.half_open_by_ip.get_mut(&key.0.ip()) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.half_open_by_ip.remove(&key.0.ip());
+                    }
+                }
+            }
+            if sa.state == IkeState::Closed {
+                let sa = self.sas.remove(&id).expect("present");
                 self.by_spi.remove(&sa.own_spi());
                 for c in &sa.children {
                     self.alloc.child_spis.remove(&c.spi_in);
                 }
+                self.timers.set(id, None);
+            } else {
+                self.timers.set(id, sa.next_deadline());
             }
         }
-        let sas = &self.sas;
-        self.half_open.retain(|_, id| {
-            sas.get(id)
-                .is_some_and(|sa| sa.state == IkeState::Connecting)
-        });
+        // A table that grew under a flood gives its memory back.
+        if self.sas.capacity() > 4096 && self.sas.len() * 4 < self.sas.capacity() {
+            self.sas.shrink_to_fit();
+            self.by_spi.shrink_to_fit();
+            self.half_open.shrink_to_fit();
+            self.half_open_by_ip.shrink_to_fit();
+            self.timers.shrink();
+        }
+    }
+
+    /// [`Engine::settle`] for every SA: after commands and rare events that
+    /// may touch many SAs.
+    fn settle_all(&mut self) {
+        let ids: Vec<IkeId> = self.sas.keys().copied().collect();
+        self.settle(ids);
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -537,12 +656,16 @@ impl Engine {
 
     /// The earliest instant at which [`Engine::handle_timeout`] must be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.sas.values().filter_map(|sa| sa.next_deadline()).min()
+        self.timers.first()
     }
 
     /// Snapshot of every IKE SA and its children.
     pub fn status(&self) -> Vec<IkeSaStatus> {
-        let mut v: Vec<IkeSaStatus> = self.sas.values().map(exchange::status_of).collect();
+        let mut v: Vec<IkeSaStatus> = self
+            .sas
+            .values()
+            .map(|sa| exchange::status_of(sa))
+            .collect();
         v.sort_by_key(|s| s.ike);
         v
     }

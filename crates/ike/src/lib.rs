@@ -11,20 +11,23 @@ pub mod api;
 mod auth;
 mod child;
 pub mod config;
+mod cookie;
 mod engine;
 mod exchange;
 pub mod identity;
 mod keys;
 mod nat;
 pub mod proposal;
+mod ratelimit;
 mod sa;
+mod timers;
 pub mod ts;
 mod window;
 
 pub use api::*;
 pub use config::{
-    Auth, ChildConfig, ChildLifetime, Config, Connection, DpdAction, IkeLifetime, NatKeepalive,
-    RetransmitConfig, StartAction,
+    Auth, ChildConfig, ChildLifetime, Config, Connection, DosConfig, DpdAction, IkeLifetime,
+    NatKeepalive, RetransmitConfig, StartAction,
 };
 pub use engine::{Engine, Stats};
 pub use identity::Identity;

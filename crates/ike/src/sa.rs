@@ -141,6 +141,7 @@ pub(crate) struct ChildSa {
     /// for a rekeyed SA until the initiator deletes the old one, so that it
     /// never sends on an SA the initiator has not installed yet.
     pub outbound_installed: bool,
+    pub inbound_installed: bool,
     pub deferred_outbound: Option<crate::api::SaCommand>,
     /// The child that replaces this one after a rekey.
     pub successor: Option<ChildId>,
@@ -240,6 +241,33 @@ pub(crate) struct IkeSa {
     pub keepalive_at: Option<Instant>,
     /// Rate limit for INVALID_SPI notifies to this peer.
     pub last_invalid_spi: Option<Instant>,
+    /// Responder: the engine's key for recognising a retransmitted
+    /// IKE_SA_INIT while the SA is half-open.
+    pub half_open_key: Option<(SocketAddr, u64)>,
+}
+
+impl ChildSa {
+    /// Takes the outbound half out of the data plane (once).
+    pub fn drop_outbound(&mut self, out: &mut std::collections::VecDeque<crate::api::SaCommand>) {
+        if std::mem::take(&mut self.outbound_installed) {
+            out.push_back(crate::api::SaCommand::Delete {
+                child: self.id,
+                spi: self.spi_out,
+                inbound: false,
+            });
+        }
+    }
+
+    /// Takes the inbound half out of the data plane (once).
+    pub fn drop_inbound(&mut self, out: &mut std::collections::VecDeque<crate::api::SaCommand>) {
+        if std::mem::take(&mut self.inbound_installed) {
+            out.push_back(crate::api::SaCommand::Delete {
+                child: self.id,
+                spi: self.spi_in,
+                inbound: true,
+            });
+        }
+    }
 }
 
 impl IkeSa {
@@ -286,6 +314,7 @@ impl IkeSa {
             last_heard: now,
             keepalive_at: None,
             last_invalid_spi: None,
+            half_open_key: None,
         }
     }
 

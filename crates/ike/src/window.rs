@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use oxisec_crypto::hash::sha256;
 use oxisec_wire::ExchangeType;
 
 use crate::config::RetransmitConfig;
@@ -134,14 +135,16 @@ pub(crate) enum RequestVerdict {
 pub(crate) struct ResponseWindow {
     /// The message ID the peer's next request must carry.
     pub expected: u32,
-    /// The last request's bytes and our response to it.
+    /// A fingerprint of the last request and our response to it.
     pub last: Option<CachedResponse>,
 }
 
 #[derive(Debug)]
 pub(crate) struct CachedResponse {
     pub msg_id: u32,
-    pub request: Vec<u8>,
+    /// SHA-256 of the request: a retransmission is byte-identical, and a
+    /// fingerprint costs 32 bytes where the request may cost kilobytes.
+    pub request: [u8; 32],
     pub packets: Vec<Vec<u8>>,
 }
 
@@ -154,16 +157,18 @@ impl ResponseWindow {
             return RequestVerdict::New;
         }
         match &self.last {
-            Some(c) if c.msg_id == msg_id && c.request == bytes => RequestVerdict::Retransmitted,
+            Some(c) if c.msg_id == msg_id && c.request == sha256(&[bytes]) => {
+                RequestVerdict::Retransmitted
+            }
             _ => RequestVerdict::Drop,
         }
     }
 
     /// Records our response to request `msg_id` and opens the window for the next one.
-    pub fn answered(&mut self, msg_id: u32, request: Vec<u8>, packets: Vec<Vec<u8>>) {
+    pub fn answered(&mut self, msg_id: u32, request: &[u8], packets: Vec<Vec<u8>>) {
         self.last = Some(CachedResponse {
             msg_id,
-            request,
+            request: sha256(&[request]),
             packets,
         });
         self.expected = msg_id.wrapping_add(1);
@@ -224,7 +229,7 @@ mod tests {
         let mut w = ResponseWindow::default();
         assert_eq!(w.classify(0, b"req0"), RequestVerdict::New);
         assert_eq!(w.classify(1, b"req1"), RequestVerdict::Drop);
-        w.answered(0, b"req0".to_vec(), vec![b"resp0".to_vec()]);
+        w.answered(0, b"req0", vec![b"resp0".to_vec()]);
         assert_eq!(w.classify(0, b"req0"), RequestVerdict::Retransmitted);
         assert_eq!(w.classify(0, b"forged"), RequestVerdict::Drop);
         assert_eq!(w.classify(1, b"req1"), RequestVerdict::New);

@@ -343,7 +343,7 @@ pub fn parse(text: &str, origin: &Path, resolver: &dyn Resolver) -> Result<Loade
         ike: Config {
             connections,
             retransmit,
-            nat_keepalive: Default::default(),
+            ..Default::default()
         },
         warnings,
     })

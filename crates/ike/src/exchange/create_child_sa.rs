@@ -478,9 +478,9 @@ fn child_error(
             // §2.25: the peer lost the SA; drop ours silently and start over.
             cx.alloc.child_spis.remove(&pending.spi_in);
             if let Some(pos) = rekeys.and_then(|id| sa.children.iter().position(|c| c.id == id)) {
-                let c = sa.children.remove(pos);
+                let mut c = sa.children.remove(pos);
                 warn!(child = %c.name, "peer does not know the CHILD_SA we rekey; creating it anew");
-                super::remove_child_from_dataplane(cx, &c);
+                super::remove_child_from_dataplane(cx, &mut c);
                 cx.alloc.child_spis.remove(&c.spi_in);
                 cx.event(Event::ChildDown {
                     ike: sa.id,

@@ -180,6 +180,8 @@ fn send_init_request(sa: &mut IkeSa, cx: &mut Cx, group: TransformId) {
 
 /// Sends an unprotected error notify in response to an IKE_SA_INIT request
 /// without creating any state.
+/// Answers an unauthenticated request with an unprotected error notify
+/// (IKE_SA_INIT refusals, INVALID_IKE_SPI for unknown SAs), keeping no state.
 pub(crate) fn send_error(
     cx: &mut Cx,
     dgram: &Datagram,
@@ -187,15 +189,29 @@ pub(crate) fn send_error(
     ty: NotifyType,
     data: Vec<u8>,
 ) {
+    // Answers to unauthenticated requests can be aimed at a third party by
+    // spoofing: bounded, except the COOKIE answer that §2.6 relies on.
+    if ty != NotifyType::COOKIE && !cx.error_budget.take(cx.now) {
+        cx.stats.errors_suppressed += 1;
+        return;
+    }
+    // The answer mirrors the request: same SPIs (SPIr is 0 in IKE_SA_INIT),
+    // exchange and message ID, Response flag set, Initiator flag cleared
+    // because the request came from the original initiator (§2.21.1, §2.21.4).
+    let initiator = if req.flags.initiator() {
+        0
+    } else {
+        Flags::INITIATOR
+    };
     let msg = Message {
         header: HeaderRepr {
             spi_i: req.spi_i,
-            spi_r: 0,
+            spi_r: req.spi_r,
             next_payload: PayloadType::NONE,
             version: 0x20,
-            exchange: ExchangeType::IKE_SA_INIT,
-            flags: Flags(Flags::RESPONSE),
-            message_id: 0,
+            exchange: req.exchange,
+            flags: Flags(Flags::RESPONSE | initiator),
+            message_id: req.message_id,
             length: 0,
         },
         payloads: vec![notify(ty, data)],
@@ -385,7 +401,7 @@ pub(crate) fn respond(
         .transmits
         .push_back(Transmit::ike(dgram.local, dgram.remote, response.clone()));
     sa.responses
-        .answered(0, dgram.data.clone(), vec![response.clone()]);
+        .answered(0, &dgram.data, vec![response.clone()]);
     sa.hs = Some(Handshake {
         ni: ni.to_vec(),
         nr,

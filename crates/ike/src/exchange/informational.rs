@@ -4,7 +4,7 @@ use oxisec_wire::{DeletePayload, ExchangeType, HeaderRepr, NotifyType, Payload, 
 use tracing::{debug, info, warn};
 
 use super::{Cx, close, remove_child_from_dataplane, send_request, send_response};
-use crate::api::{ChildId, Datagram, DownReason, Event, SaCommand};
+use crate::api::{ChildId, Datagram, DownReason, Event};
 use crate::sa::{Active, ChildState, IkeSa, IkeState};
 
 /// Sends Delete(IKE); the SA closes when the answer arrives or the peer
@@ -15,18 +15,8 @@ pub(crate) fn start_delete_ike(sa: &mut IkeSa, cx: &mut Cx) {
     }
     sa.state = IkeState::Deleting;
     // Stop sending on every CHILD_SA right away; inbound stays until the peer confirms.
-    for c in sa
-        .children
-        .iter_mut()
-        .filter(|c| c.state != ChildState::Deleting)
-    {
-        if c.outbound_installed {
-            cx.out.commands.push_back(SaCommand::Delete {
-                child: c.id,
-                spi: c.spi_out,
-                inbound: false,
-            });
-        }
+    for c in sa.children.iter_mut() {
+        c.drop_outbound(&mut cx.out.commands);
         c.state = ChildState::Deleting;
     }
     let d = DeletePayload {
@@ -55,13 +45,7 @@ pub(crate) fn start_delete_child(sa: &mut IkeSa, cx: &mut Cx, id: ChildId) {
     }
     c.state = ChildState::Deleting;
     let spi_in = c.spi_in;
-    if c.outbound_installed {
-        cx.out.commands.push_back(SaCommand::Delete {
-            child: id,
-            spi: c.spi_out,
-            inbound: false,
-        });
-    }
+    c.drop_outbound(&mut cx.out.commands);
     let d = DeletePayload {
         protocol: ProtocolId::ESP,
         spi_size: 4,
@@ -81,12 +65,8 @@ pub(crate) fn child_deleted(sa: &mut IkeSa, cx: &mut Cx, id: ChildId, _answer: &
     // Whatever the answer says, the SA is gone on our side (§1.4.1: the
     // peer's Delete in the response names its half of the pair).
     if let Some(pos) = sa.children.iter().position(|c| c.id == id) {
-        let c = sa.children.remove(pos);
-        cx.out.commands.push_back(SaCommand::Delete {
-            child: c.id,
-            spi: c.spi_in,
-            inbound: true,
-        });
+        let mut c = sa.children.remove(pos);
+        c.drop_inbound(&mut cx.out.commands);
         cx.alloc.child_spis.remove(&c.spi_in);
         let reason = if c.successor.is_some() {
             DownReason::Rekeyed
@@ -188,7 +168,7 @@ pub(crate) fn respond(
 /// the data plane first: from now on we send on the new SA.
 fn delete_child_by_peer(sa: &mut IkeSa, cx: &mut Cx, spi_out: u32) -> Option<u32> {
     let pos = sa.children.iter().position(|c| c.spi_out == spi_out)?;
-    let c = sa.children.remove(pos);
+    let mut c = sa.children.remove(pos);
     if let Some(next) = c.successor.and_then(|id| sa.child_mut(id)) {
         crate::child::install_deferred_outbound(next, &mut cx.out.commands);
     }
@@ -198,7 +178,7 @@ fn delete_child_by_peer(sa: &mut IkeSa, cx: &mut Cx, spi_out: u32) -> Option<u32
     } else {
         info!(child = %c.name, spi_out = format_args!("{spi_out:08x}"), "peer deleted CHILD_SA");
     }
-    remove_child_from_dataplane(cx, &c);
+    remove_child_from_dataplane(cx, &mut c);
     cx.alloc.child_spis.remove(&c.spi_in);
     let reason = if c.state == ChildState::Rekeyed {
         DownReason::Rekeyed

@@ -74,6 +74,10 @@ pub(crate) fn on_timeout(sa: &mut IkeSa, cx: &mut Cx) {
             warn!(child = %c.name, spi_in = format_args!("{:08x}", c.spi_in), "CHILD_SA hard lifetime reached; deleting it");
             c.expire_at = None;
             c.rekey_at = None;
+            // Its keys must not be used any more, whatever the peer says and
+            // whenever the delete exchange gets its turn.
+            c.drop_outbound(&mut cx.out.commands);
+            c.drop_inbound(&mut cx.out.commands);
             tasks.push((true, Task::DeleteChild(c.id)));
         } else if c.rekey_at.is_some_and(|t| t <= now) {
             c.rekey_at = None;
@@ -106,7 +110,13 @@ pub(crate) fn on_timeout(sa: &mut IkeSa, cx: &mut Cx) {
 }
 
 /// A data-plane volume limit was crossed for the CHILD_SA with this SPI.
-pub(crate) fn child_expired(sa: &mut IkeSa, spi: u32, inbound: bool, hard: bool) -> bool {
+pub(crate) fn child_expired(
+    sa: &mut IkeSa,
+    cx: &mut Cx,
+    spi: u32,
+    inbound: bool,
+    hard: bool,
+) -> bool {
     let Some(c) = sa.children.iter_mut().find(|c| {
         if inbound {
             c.spi_in == spi
@@ -119,6 +129,8 @@ pub(crate) fn child_expired(sa: &mut IkeSa, spi: u32, inbound: bool, hard: bool)
     if hard {
         if c.state != ChildState::Deleting {
             warn!(child = %c.name, spi = format_args!("{spi:08x}"), "CHILD_SA hard volume limit reached; deleting it");
+            c.drop_outbound(&mut cx.out.commands);
+            c.drop_inbound(&mut cx.out.commands);
             let id = c.id;
             queue_front(sa, Task::DeleteChild(id));
         }

@@ -12,7 +12,7 @@ use tracing::{debug, info};
 use crate::api::*;
 use crate::config::Config;
 use crate::engine::{Allocator, Outputs, Stats};
-use crate::sa::{Active, ChildSa, ChildState, IkeSa, IkeState, Role, Task};
+use crate::sa::{Active, ChildSa, IkeSa, IkeState, Role, Task};
 
 pub(crate) mod create_child_sa;
 pub(crate) mod ike_auth;
@@ -63,6 +63,7 @@ pub(crate) struct Cx<'a> {
     pub alloc: &'a mut Allocator,
     pub config: &'a Config,
     pub stats: &'a mut Stats,
+    pub error_budget: &'a mut crate::ratelimit::RateLimit,
 }
 
 impl Cx<'_> {
@@ -181,7 +182,7 @@ pub(crate) fn send_response(
         return;
     };
     transmit(sa, cx, bytes.clone());
-    sa.responses.answered(msg_id, request.to_vec(), vec![bytes]);
+    sa.responses.answered(msg_id, request, vec![bytes]);
 }
 
 /// Answers a retransmitted request from the cache.
@@ -286,11 +287,7 @@ fn heard_from(sa: &mut IkeSa, cx: &mut Cx, dgram: &Datagram) {
     info!(connection = %sa.conn.name, from = %sa.remote, to = %dgram.remote, "peer endpoint changed");
     sa.remote = dgram.remote;
     sa.local = dgram.local;
-    for c in sa
-        .children
-        .iter()
-        .filter(|c| c.outbound_installed && c.state != ChildState::Deleting)
-    {
+    for c in sa.children.iter().filter(|c| c.outbound_installed) {
         cx.out.commands.push_back(SaCommand::UpdateEndpoints {
             child: c.id,
             spi: c.spi_out,
@@ -454,8 +451,8 @@ pub(crate) fn close(sa: &mut IkeSa, cx: &mut Cx, reason: DownReason) {
     if sa.state == IkeState::Closed {
         return;
     }
-    for c in std::mem::take(&mut sa.children) {
-        remove_child_from_dataplane(cx, &c);
+    for mut c in std::mem::take(&mut sa.children) {
+        remove_child_from_dataplane(cx, &mut c);
         cx.alloc.child_spis.remove(&c.spi_in);
         let (ike, child, name) = (sa.id, c.id, c.name.clone());
         cx.event(Event::ChildDown {
@@ -500,19 +497,9 @@ pub(crate) fn close(sa: &mut IkeSa, cx: &mut Cx, reason: DownReason) {
 }
 
 /// Outbound first, so no packet is sent on an SA whose inbound half is gone.
-pub(crate) fn remove_child_from_dataplane(cx: &mut Cx, c: &ChildSa) {
-    if c.outbound_installed && c.state != ChildState::Deleting {
-        cx.out.commands.push_back(SaCommand::Delete {
-            child: c.id,
-            spi: c.spi_out,
-            inbound: false,
-        });
-    }
-    cx.out.commands.push_back(SaCommand::Delete {
-        child: c.id,
-        spi: c.spi_in,
-        inbound: true,
-    });
+pub(crate) fn remove_child_from_dataplane(cx: &mut Cx, c: &mut ChildSa) {
+    c.drop_outbound(&mut cx.out.commands);
+    c.drop_inbound(&mut cx.out.commands);
 }
 
 pub(crate) fn status_of(sa: &IkeSa) -> IkeSaStatus {

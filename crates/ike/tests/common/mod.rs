@@ -139,7 +139,7 @@ impl Side {
         let config = Config {
             connections: vec![Arc::new(self.connection())],
             retransmit: RetransmitConfig::default(),
-            nat_keepalive: NatKeepalive::default(),
+            ..Config::default()
         };
         Peer {
             engine: Engine::new(config, Box::new(TestRng(seed))),
