@@ -499,15 +499,35 @@ impl Engine {
             let Some(src) = self.sas.get_mut(&from) else {
                 continue;
             };
-            let children = std::mem::take(&mut src.children);
-            let tasks: Vec<Task> = src
-                .tasks
-                .drain(..)
-                .filter(|t| *t != Task::DeleteIke)
-                .collect();
+            let carry = crate::sa::Carry::take_from(src);
             if let Some(dst) = self.sas.get_mut(&to) {
-                dst.children.extend(children);
-                dst.tasks.extend(tasks);
+                carry.put_into(dst);
+            }
+        }
+        if let Some((dup, winner)) = spawn.redundant
+            && let Some(sa) = self.sas.get_mut(&dup)
+        {
+            sa.rekeyed_to = Some(winner);
+        }
+        if let Some((to, carry)) = spawn.adopt {
+            match self.sas.get_mut(&to) {
+                Some(dst) => carry.put_into(dst),
+                None => {
+                    warn!("the IKE SA that should take over the CHILD_SAs is gone; removing them");
+                    for mut c in carry.children {
+                        c.drop_outbound(&mut self.out.commands);
+                        c.drop_inbound(&mut self.out.commands);
+                        self.alloc.child_spis.remove(&c.spi_in);
+                    }
+                    for (_, child, spi) in carry.lingering {
+                        self.out.commands.push_back(SaCommand::Delete {
+                            child,
+                            spi,
+                            inbound: true,
+                        });
+                        self.alloc.child_spis.remove(&spi);
+                    }
+                }
             }
         }
         let (mut cx, sas) = self.cx(now);

@@ -145,6 +145,8 @@ pub(crate) struct ChildSa {
     pub deferred_outbound: Option<crate::api::SaCommand>,
     /// The child that replaces this one after a rekey.
     pub successor: Option<ChildId>,
+    /// A duplicate left over from crossing rekeys (§2.8.1), deleted as such.
+    pub redundant: bool,
     /// A crossing rekey by the peer (we answered it while ours was outstanding).
     pub collision: Option<Collision<ChildId>>,
     /// When to rekey (soft lifetime) and when to delete (hard lifetime).
@@ -162,6 +164,9 @@ pub(crate) struct ChildExchange {
     pub rekeys: Option<ChildId>,
     /// Groups already tried after INVALID_KE_PAYLOAD.
     pub tried_groups: Vec<TransformId>,
+    /// The peer's crossing rekey of the same SA completed first (it deleted
+    /// the old SA): whatever this exchange creates is redundant.
+    pub superseded: bool,
 }
 
 /// Our half of a CREATE_CHILD_SA rekeying the IKE SA.
@@ -244,9 +249,62 @@ pub(crate) struct IkeSa {
     /// Responder: the engine's key for recognising a retransmitted
     /// IKE_SA_INIT while the SA is half-open.
     pub half_open_key: Option<(SocketAddr, u64)>,
+    /// Inbound halves of rekeyed CHILD_SAs kept a little longer for ESP still
+    /// in flight: (when to remove, child, SPI). The SPI stays reserved.
+    pub lingering: Vec<(Instant, ChildId, u32)>,
+}
+
+/// How long the inbound half of a rekeyed CHILD_SA outlives its delete
+/// exchange, for packets the peer sent just before switching (strongSwan's
+/// `delete_rekeyed_delay` is the same 5 s).
+pub(crate) const INBOUND_LINGER: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What moves from an IKE SA to its successor after a rekey: the CHILD_SAs
+/// and the work queued for them.
+#[derive(Debug, Default)]
+pub(crate) struct Carry {
+    pub children: Vec<ChildSa>,
+    pub tasks: std::collections::VecDeque<Task>,
+    pub delayed: Vec<(Instant, Task)>,
+    pub lingering: Vec<(Instant, ChildId, u32)>,
+}
+
+impl Carry {
+    /// Takes everything that belongs to the CHILD_SAs; tasks about the IKE
+    /// SA itself (its rekey, its delete) stay behind.
+    pub fn take_from(sa: &mut IkeSa) -> Carry {
+        let about_children = |t: &Task| !matches!(t, Task::RekeyIke | Task::DeleteIke);
+        let (tasks, keep): (Vec<Task>, Vec<Task>) = sa.tasks.drain(..).partition(about_children);
+        sa.tasks = keep.into();
+        let (delayed, keep): (Vec<_>, Vec<_>) =
+            sa.delayed.drain(..).partition(|(_, t)| about_children(t));
+        sa.delayed = keep;
+        Carry {
+            children: std::mem::take(&mut sa.children),
+            tasks: tasks.into(),
+            delayed,
+            lingering: std::mem::take(&mut sa.lingering),
+        }
+    }
+
+    pub fn put_into(self, sa: &mut IkeSa) {
+        sa.children.extend(self.children);
+        sa.tasks.extend(self.tasks);
+        sa.delayed.extend(self.delayed);
+        sa.lingering.extend(self.lingering);
+    }
 }
 
 impl ChildSa {
+    /// Why this SA goes when its delete completes.
+    pub fn down_reason(&self) -> crate::api::DownReason {
+        if self.successor.is_some() || self.redundant || self.collision.is_some() {
+            crate::api::DownReason::Rekeyed
+        } else {
+            crate::api::DownReason::Deleted
+        }
+    }
+
     /// Takes the outbound half out of the data plane (once).
     pub fn drop_outbound(&mut self, out: &mut std::collections::VecDeque<crate::api::SaCommand>) {
         if std::mem::take(&mut self.outbound_installed) {
@@ -255,6 +313,23 @@ impl ChildSa {
                 spi: self.spi_out,
                 inbound: false,
             });
+        }
+    }
+
+    /// Takes the inbound half out of the data plane after [`INBOUND_LINGER`]
+    /// when the SA was replaced by a rekey (packets sent on it may still be on
+    /// the way), at once otherwise.
+    pub fn retire_inbound(
+        &mut self,
+        now: Instant,
+        lingering: &mut Vec<(Instant, ChildId, u32)>,
+        out: &mut std::collections::VecDeque<crate::api::SaCommand>,
+    ) {
+        if self.successor.is_some() && self.inbound_installed {
+            self.inbound_installed = false;
+            lingering.push((now + INBOUND_LINGER, self.id, self.spi_in));
+        } else {
+            self.drop_inbound(out);
         }
     }
 
@@ -315,6 +390,7 @@ impl IkeSa {
             keepalive_at: None,
             last_invalid_spi: None,
             half_open_key: None,
+            lingering: Vec::new(),
         }
     }
 
@@ -344,10 +420,12 @@ impl IkeSa {
     /// driver never spins on a past deadline.
     pub fn next_deadline(&self) -> Option<Instant> {
         let delayed = self.delayed.iter().map(|(t, _)| *t).min();
+        let lingering = self.lingering.iter().map(|(t, _, _)| *t).min();
         let mut d = [
             self.requests.deadline(),
             self.half_open_deadline,
             delayed,
+            lingering,
             self.keepalive_at,
         ]
         .into_iter()
@@ -361,7 +439,12 @@ impl IkeSa {
         if self.state == IkeState::Established && self.rekeyed_to.is_none() {
             consider(self.rekey_at);
             consider(self.expire_at);
-            for c in &self.children {
+            // A child being deleted has no lifetime left to act on.
+            for c in self
+                .children
+                .iter()
+                .filter(|c| c.state != ChildState::Deleting)
+            {
                 consider(c.rekey_at);
                 consider(c.expire_at);
             }

@@ -1,9 +1,6 @@
 //! Engine bugs the simulator found, each as the smallest scenario that
-//! shows it. Every test asserts the correct behaviour and fails on the
-//! engine as it is; they are `#[ignore]`d so that the suite stays green
-//! until the fix lands. Run them with
-//! `cargo test -p oxisec-sim --test engine_bugs -- --ignored`
-//! and drop the `#[ignore]` together with the fix.
+//! shows it. Every test asserts the correct behaviour and failed on the
+//! engine before its fix; they stay as regression tests.
 mod common;
 
 use std::time::Duration;
@@ -44,7 +41,6 @@ fn up_fixed(grace: Duration) -> Sim {
 /// or have the daemon's data-plane adapter defer it (then the engine must
 /// not reuse the SPI meanwhile).
 #[test]
-#[ignore = "engine bug 1: rekeyed inbound SA removed while packets are in flight"]
 fn rekeyed_child_keeps_its_inbound_sa_for_packets_in_flight() {
     let mut sim = up_fixed(Duration::ZERO);
     sim.link
@@ -66,7 +62,6 @@ fn rekeyed_child_keeps_its_inbound_sa_for_packets_in_flight() {
 /// start over when the SA still exists locally (the peer lost it), as
 /// `finish_child_rekey` already does for the success path.
 #[test]
-#[ignore = "engine bug 2: CHILD_SA_NOT_FOUND after the peer's delete resurrects the child"]
 fn lost_rekey_request_does_not_resurrect_a_child_the_peer_deleted() {
     let mut sim = up_fixed(INBOUND_GRACE);
     sim.stop_flows();
@@ -88,7 +83,6 @@ fn lost_rekey_request_does_not_resurrect_a_child_the_peer_deleted() {
 /// rekey is outstanding (the peer's SA is in `collision.created`): A's data
 /// plane never gets an outbound SA again and every packet A sends is lost.
 #[test]
-#[ignore = "engine bug 3: crossing CHILD_SA rekey with a lost request leaves no outbound SA"]
 fn crossing_child_rekeys_with_a_lost_request_keep_an_outbound_sa() {
     let mut sim = up_fixed(INBOUND_GRACE);
     sim.link.drop_matching(NodeId::A, 1, |p| {
@@ -110,7 +104,6 @@ fn crossing_child_rekeys_with_a_lost_request_keep_an_outbound_sa() {
 /// instead of moving them to B's new IKE SA (`ike_collision.created`),
 /// which B keeps using: the tunnel is half gone.
 #[test]
-#[ignore = "engine bug 4: crossing IKE rekey with a lost request drops the CHILD_SAs"]
 fn crossing_ike_rekeys_with_a_lost_request_keep_the_children() {
     let mut sim = up_fixed(INBOUND_GRACE);
     sim.link.drop_matching(NodeId::A, 1, |p| {
@@ -137,7 +130,6 @@ fn crossing_ike_rekeys_with_a_lost_request_keep_the_children() {
 /// `Engine::apply` for the initiator's side): B's CHILD_SA rekey dies with
 /// the old IKE SA and never happens.
 #[test]
-#[ignore = "engine bug 5: a delayed retry is lost when the IKE SA is rekeyed"]
 fn rekeys_put_off_by_temporary_failure_are_retried() {
     let mut sim = up_fixed(INBOUND_GRACE);
     let before = sim.assert_consistent();
@@ -175,7 +167,6 @@ fn rekeys_put_off_by_temporary_failure_are_retried() {
 /// answers TEMPORARY_FAILURE while any CHILD_SA is half created, rekeyed or
 /// deleted. (Found by the week-long run, where it led to bug 7.)
 #[test]
-#[ignore = "engine bug 6: IKE rekey during a CHILD_SA delete leaves the child DELETING forever"]
 fn ike_rekey_during_a_child_delete_leaves_no_half_deleted_child() {
     let mut sim = up_fixed(INBOUND_GRACE);
     sim.stop_flows();
@@ -201,7 +192,6 @@ fn ike_rekey_during_a_child_delete_leaves_no_half_deleted_child() {
 /// when the child's rekey time (45–50 s) comes. The simulator stops at
 /// 100 000 steps at one instant with "livelock".
 #[test]
-#[ignore = "engine bug 7: poll_timeout stuck in the past (expired DELETING child)"]
 fn expired_child_with_an_outstanding_delete_does_not_spin_the_timer() {
     let g = |g: Gateway| Gateway {
         child_lifetime: oxisec_ike::ChildLifetime::from_rekey_time(Duration::from_secs(50)),

@@ -221,6 +221,7 @@ fn send_child_request(
         ke: share,
         rekeys,
         tried_groups,
+        superseded: false,
     };
     send_request(
         sa,
@@ -248,6 +249,7 @@ pub(crate) fn child_response(sa: &mut IkeSa, cx: &mut Cx, ex: ChildExchange, pay
         ke: share,
         rekeys,
         mut tried_groups,
+        superseded,
     } = ex;
     if let Some(err) = crate::engine::error_notify(payloads) {
         child_error(sa, cx, pending, rekeys, share, tried_groups, err, payloads);
@@ -340,16 +342,26 @@ pub(crate) fn child_response(sa: &mut IkeSa, cx: &mut Cx, ex: ChildExchange, pay
         spi_out,
     });
     if let Some(old_id) = rekeys {
-        finish_child_rekey(sa, old_id, id, [ni, nr.to_vec()]);
+        finish_child_rekey(sa, old_id, id, [ni, nr.to_vec()], superseded);
     }
 }
 
 /// Decides what happens to the old and the new SA after our rekey completed.
-fn finish_child_rekey(sa: &mut IkeSa, old_id: ChildId, new_id: ChildId, ours: [Vec<u8>; 2]) {
+fn finish_child_rekey(
+    sa: &mut IkeSa,
+    old_id: ChildId,
+    new_id: ChildId,
+    ours: [Vec<u8>; 2],
+    superseded: bool,
+) {
     let Some(old) = sa.child_mut(old_id) else {
-        // The peer deleted the old SA while we were rekeying it (§2.25.1):
-        // the new one has no reason to exist.
+        // The peer deleted the old SA while we were rekeying it (§2.25.1),
+        // on purpose or because its crossing rekey won: the new one has no
+        // reason to exist.
         debug!("rekeyed CHILD_SA was deleted meanwhile; deleting its successor");
+        if let Some(dup) = sa.child_mut(new_id) {
+            dup.redundant = superseded;
+        }
         sa.tasks.push_front(Task::DeleteChild(new_id));
         return;
     };
@@ -361,14 +373,19 @@ fn finish_child_rekey(sa: &mut IkeSa, old_id: ChildId, new_id: ChildId, ours: [V
             info!(child = %old.name, "simultaneous rekey lost: deleting our redundant CHILD_SA");
             old.state = ChildState::Rekeyed;
             old.successor = Some(col.created);
+            if let Some(dup) = sa.child_mut(new_id) {
+                dup.redundant = true;
+            }
             sa.tasks.push_front(Task::DeleteChild(new_id));
         }
         Some(col) => {
             info!(child = %old.name, "simultaneous rekey won: the peer deletes its redundant CHILD_SA");
-            let _ = col;
             old.state = ChildState::Rekeyed;
             old.successor = Some(new_id);
             sa.tasks.push_front(Task::DeleteChild(old_id));
+            if let Some(dup) = sa.child_mut(col.created) {
+                dup.redundant = true;
+            }
         }
         None => {
             old.state = ChildState::Rekeyed;
@@ -488,8 +505,9 @@ fn child_error(
                     name: c.name.clone(),
                     reason: DownReason::Failed("peer lost the SA".into()),
                 });
+                sa.tasks.push_back(Task::CreateChild(pending.name));
             }
-            sa.tasks.push_back(Task::CreateChild(pending.name));
+            // Otherwise the peer deleted it on purpose meanwhile: it stays gone.
         }
         other => child_failed(sa, cx, pending, rekeys, format!("peer answered {other}")),
     }
@@ -788,8 +806,15 @@ fn respond_ike_rekey(
         );
     };
     // Half-done CHILD_SA work first (§2.25.2).
-    let child_busy = matches!(sa.active, Some(Active::CreateChild(_)))
-        || sa.children.iter().any(|c| c.state == ChildState::Rekeying);
+    // A CHILD_SA half created, rekeyed or deleted would be stranded between
+    // the two IKE SAs: finish that first (strongSwan does the same).
+    let child_busy = matches!(
+        sa.active,
+        Some(Active::CreateChild(_) | Active::DeleteChild(_))
+    ) || sa
+        .children
+        .iter()
+        .any(|c| matches!(c.state, ChildState::Rekeying | ChildState::Deleting));
     if child_busy {
         reply(sa, cx, vec![notify(NotifyType::TEMPORARY_FAILURE)]);
         return None;
@@ -880,8 +905,7 @@ fn respond_ike_rekey(
         });
     } else {
         info!(connection = %sa.conn.name, peer = %sa.describe_peer(), "IKE SA rekeyed by the peer");
-        new.children = std::mem::take(&mut sa.children);
-        new.tasks = std::mem::take(&mut sa.tasks);
+        crate::sa::Carry::take_from(sa).put_into(&mut new);
         sa.rekeyed_to = Some(new.id);
         cx.event(Event::IkeRekeyed {
             old: sa.id,
@@ -1003,8 +1027,7 @@ pub(crate) fn ike_rekey_response(
             } else {
                 info!(connection = %sa.conn.name, peer = %sa.describe_peer(), "IKE SA rekeyed");
             }
-            new.children = std::mem::take(&mut sa.children);
-            new.tasks = std::mem::take(&mut sa.tasks);
+            crate::sa::Carry::take_from(sa).put_into(&mut new);
             sa.rekeyed_to = Some(new.id);
             sa.tasks.push_back(Task::DeleteIke);
             cx.event(Event::IkeRekeyed {
@@ -1012,7 +1035,13 @@ pub(crate) fn ike_rekey_response(
                 new: new.id,
                 connection: sa.conn.name.clone(),
             });
-            Some(Spawn::ike(new))
+            // The peer's redundant SA (ours as responder) goes quietly when
+            // the peer deletes it.
+            let redundant = collision.map(|c| (c.created, new.id));
+            Some(Spawn {
+                redundant,
+                ..Spawn::ike(new)
+            })
         }
     }
 }

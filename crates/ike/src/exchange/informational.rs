@@ -3,7 +3,7 @@
 use oxisec_wire::{DeletePayload, ExchangeType, HeaderRepr, NotifyType, Payload, ProtocolId};
 use tracing::{debug, info, warn};
 
-use super::{Cx, close, remove_child_from_dataplane, send_request, send_response};
+use super::{Cx, close, send_request, send_response};
 use crate::api::{ChildId, Datagram, DownReason, Event};
 use crate::sa::{Active, ChildState, IkeSa, IkeState};
 
@@ -66,13 +66,8 @@ pub(crate) fn child_deleted(sa: &mut IkeSa, cx: &mut Cx, id: ChildId, _answer: &
     // peer's Delete in the response names its half of the pair).
     if let Some(pos) = sa.children.iter().position(|c| c.id == id) {
         let mut c = sa.children.remove(pos);
-        c.drop_inbound(&mut cx.out.commands);
-        cx.alloc.child_spis.remove(&c.spi_in);
-        let reason = if c.successor.is_some() {
-            DownReason::Rekeyed
-        } else {
-            DownReason::Deleted
-        };
+        super::retire_child(sa, cx, &mut c);
+        let reason = c.down_reason();
         cx.event(Event::ChildDown {
             ike: sa.id,
             child: c.id,
@@ -89,7 +84,7 @@ pub(crate) fn respond(
     dgram: &Datagram,
     hdr: &HeaderRepr,
     payloads: Vec<Payload>,
-) {
+) -> Option<super::Spawn> {
     let mut answer = Vec::new();
     let mut delete_ike = false;
     for p in &payloads {
@@ -139,17 +134,38 @@ pub(crate) fn respond(
         }
     }
     if delete_ike {
-        info!(connection = %sa.conn.name, peer = %sa.describe_peer(), "peer deleted the IKE SA");
+        let reply = Vec::new();
         send_response(
             sa,
             cx,
             ExchangeType::INFORMATIONAL,
             hdr.message_id,
             &dgram.data,
-            Vec::new(),
+            reply,
         );
+        // Crossing IKE rekeys where the peer never saw ours (§2.8.2): the
+        // peer's rekey won, and it deletes this SA; the CHILD_SAs go on under
+        // the SA the peer created.
+        if let Some(col) = sa.ike_collision.take() {
+            info!(connection = %sa.conn.name, "the peer's IKE rekey won; moving the CHILD_SAs to its IKE SA");
+            let carry = crate::sa::Carry::take_from(sa);
+            sa.rekeyed_to = Some(col.created);
+            cx.event(Event::IkeRekeyed {
+                old: sa.id,
+                new: col.created,
+                connection: sa.conn.name.clone(),
+            });
+            close(sa, cx, DownReason::Rekeyed);
+            return Some(super::Spawn {
+                adopt: Some((col.created, carry)),
+                ..Default::default()
+            });
+        }
+        if sa.rekeyed_to.is_none() {
+            info!(connection = %sa.conn.name, peer = %sa.describe_peer(), "peer deleted the IKE SA");
+        }
         close(sa, cx, DownReason::Deleted);
-        return;
+        return None;
     }
     send_response(
         sa,
@@ -159,6 +175,7 @@ pub(crate) fn respond(
         &dgram.data,
         answer,
     );
+    None
 }
 
 /// Removes the CHILD_SA whose outbound SPI the peer deletes; returns our
@@ -169,7 +186,26 @@ pub(crate) fn respond(
 fn delete_child_by_peer(sa: &mut IkeSa, cx: &mut Cx, spi_out: u32) -> Option<u32> {
     let pos = sa.children.iter().position(|c| c.spi_out == spi_out)?;
     let mut c = sa.children.remove(pos);
-    if let Some(next) = c.successor.and_then(|id| sa.child_mut(id)) {
+    // The SA that replaces it, from a rekey the peer started (successor), or
+    // from the peer's side of crossing rekeys whose outcome we do not know
+    // yet (collision): it is the one the peer uses from now on.
+    // The peer deletes the SA it made from crossing rekeys because its
+    // exchange lost (it saw both nonce pairs first): ours stands, and the
+    // collision is over before our own answer arrives.
+    for o in sa.children.iter_mut() {
+        if o.collision.as_ref().is_some_and(|col| col.created == c.id) {
+            o.collision = None;
+            c.redundant = true;
+        }
+    }
+    let next = c.successor.or(c.collision.as_ref().map(|col| col.created));
+    if c.collision.is_some()
+        && let Some(crate::sa::Active::CreateChild(ex)) = sa.active.as_mut()
+        && ex.rekeys == Some(c.id)
+    {
+        ex.superseded = true;
+    }
+    if let Some(next) = next.and_then(|id| sa.child_mut(id)) {
         crate::child::install_deferred_outbound(next, &mut cx.out.commands);
     }
     let ours_too = c.state == ChildState::Deleting;
@@ -178,13 +214,8 @@ fn delete_child_by_peer(sa: &mut IkeSa, cx: &mut Cx, spi_out: u32) -> Option<u32
     } else {
         info!(child = %c.name, spi_out = format_args!("{spi_out:08x}"), "peer deleted CHILD_SA");
     }
-    remove_child_from_dataplane(cx, &mut c);
-    cx.alloc.child_spis.remove(&c.spi_in);
-    let reason = if c.state == ChildState::Rekeyed {
-        DownReason::Rekeyed
-    } else {
-        DownReason::Deleted
-    };
+    super::retire_child(sa, cx, &mut c);
+    let reason = c.down_reason();
     cx.event(Event::ChildDown {
         ike: sa.id,
         child: c.id,

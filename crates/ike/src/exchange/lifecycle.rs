@@ -45,6 +45,7 @@ fn queue_back(sa: &mut IkeSa, task: Task) {
 /// Acts on every timer of an established SA that is due at `cx.now`.
 pub(crate) fn on_timeout(sa: &mut IkeSa, cx: &mut Cx) {
     let now = cx.now;
+    super::expire_lingering(sa, cx, false);
     if sa.keepalive_at.is_some_and(|t| t <= now) {
         cx.out
             .transmits

@@ -32,6 +32,12 @@ pub(crate) struct Spawn {
     /// other IKE SA of this connection with this peer identity goes, without
     /// a delete exchange.
     pub initial_contact: Option<(IkeId, crate::identity::Identity)>,
+    /// CHILD_SAs (and their queued work) taken from a closing IKE SA, for
+    /// the IKE SA that replaced it.
+    pub adopt: Option<(IkeId, crate::sa::Carry)>,
+    /// An IKE SA left redundant by crossing rekeys (§2.8.2), replaced by the
+    /// second one: it closes without an IkeDown event.
+    pub redundant: Option<(IkeId, IkeId)>,
 }
 
 impl Spawn {
@@ -344,8 +350,7 @@ pub(crate) fn dispatch_request(
             ike_auth::respond(sa, cx, dgram, hdr, payloads)
         }
         ExchangeType::INFORMATIONAL if !connecting => {
-            informational::respond(sa, cx, dgram, hdr, payloads);
-            None
+            informational::respond(sa, cx, dgram, hdr, payloads)
         }
         ExchangeType::CREATE_CHILD_SA if !connecting => {
             create_child_sa::respond(sa, cx, dgram, hdr, payloads)
@@ -462,6 +467,7 @@ pub(crate) fn close(sa: &mut IkeSa, cx: &mut Cx, reason: DownReason) {
             reason: reason.clone(),
         });
     }
+    expire_lingering(sa, cx, true);
     if let Some(pending) = sa.hs.as_ref().and_then(|h| h.child.as_ref()) {
         cx.alloc.child_spis.remove(&pending.spi_in);
     }
@@ -500,6 +506,34 @@ pub(crate) fn close(sa: &mut IkeSa, cx: &mut Cx, reason: DownReason) {
 pub(crate) fn remove_child_from_dataplane(cx: &mut Cx, c: &mut ChildSa) {
     c.drop_outbound(&mut cx.out.commands);
     c.drop_inbound(&mut cx.out.commands);
+}
+
+/// A CHILD_SA removed from `sa` after its delete exchange: the outbound half
+/// goes now, the inbound half now or — if a rekey replaced it — after a
+/// grace period for ESP still in flight; its SPI stays reserved until then.
+pub(crate) fn retire_child(sa: &mut IkeSa, cx: &mut Cx, c: &mut ChildSa) {
+    c.drop_outbound(&mut cx.out.commands);
+    c.retire_inbound(cx.now, &mut sa.lingering, &mut cx.out.commands);
+    if !sa.lingering.iter().any(|(_, id, _)| *id == c.id) {
+        cx.alloc.child_spis.remove(&c.spi_in);
+    }
+}
+
+/// Removes the lingering inbound SAs that are due (all of them with `all`).
+pub(crate) fn expire_lingering(sa: &mut IkeSa, cx: &mut Cx, all: bool) {
+    let now = cx.now;
+    sa.lingering.retain(|&(t, child, spi)| {
+        let due = all || t <= now;
+        if due {
+            cx.out.commands.push_back(SaCommand::Delete {
+                child,
+                spi,
+                inbound: true,
+            });
+            cx.alloc.child_spis.remove(&spi);
+        }
+        !due
+    });
 }
 
 pub(crate) fn status_of(sa: &IkeSa) -> IkeSaStatus {

@@ -18,11 +18,9 @@ pub fn path() -> LinkConfig {
 }
 
 /// How long the simulated data plane keeps an inbound SA after the engine
-/// deleted it. Without it, ESP packets in flight on a rekeyed CHILD_SA when
-/// the old SA's delete exchange runs are lost to an unknown SPI (engine bug
-/// 1 in `engine_bugs.rs`). Set this to zero once the engine (or the
-/// daemon's data-plane adapter) holds back the old inbound SA itself.
-pub const INBOUND_GRACE: Duration = Duration::from_secs(5);
+/// deleted it: zero, because the engine itself keeps the inbound half of a
+/// rekeyed CHILD_SA for packets in flight (engine bug 1 in `engine_bugs.rs`).
+pub const INBOUND_GRACE: Duration = Duration::ZERO;
 
 /// A simulation with the data plane grace of [`INBOUND_GRACE`].
 pub fn sim_with(seed: u64, a: &Gateway, b: &Gateway, link: LinkConfig) -> Sim {
