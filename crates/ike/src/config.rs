@@ -20,6 +20,27 @@ pub struct Config {
     pub nat_keepalive: NatKeepalive,
     /// Protection against floods of IKE_SA_INIT requests.
     pub dos: DosConfig,
+    /// IKE fragmentation (RFC 7383).
+    pub fragmentation: FragmentationConfig,
+}
+
+/// IKE fragmentation: offered in IKE_SA_INIT when enabled, used when both
+/// sides offer it and a message would not fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FragmentationConfig {
+    pub enabled: bool,
+    /// Largest IP datagram a fragment may make, headers included
+    /// (strongSwan's `fragment_size`; 1280 is the IPv6 minimum MTU).
+    pub size: usize,
+}
+
+impl Default for FragmentationConfig {
+    fn default() -> Self {
+        FragmentationConfig {
+            enabled: true,
+            size: 1280,
+        }
+    }
 }
 
 /// Limits on half-open IKE SAs (RFC 7296 §2.6); strongSwan's defaults.

@@ -42,6 +42,8 @@ pub struct Stats {
     pub half_open_refused: u64,
     /// Unprotected error answers not sent because of the rate limit.
     pub errors_suppressed: u64,
+    /// Authenticated fragments kept for reassembly.
+    pub fragments_held: u64,
 }
 
 /// Allocation of identifiers and SPIs, unique within the engine.
@@ -220,11 +222,15 @@ impl Engine {
             if let Some(sa) = sas.get_mut(&id) {
                 if sa.responses.classify(0, &dgram.data) == RequestVerdict::Retransmitted {
                     exchange::resend_cached_response(sa, &mut cx, &dgram);
+                    // The initiator is still trying (our answer got lost):
+                    // give it the full time again to reach IKE_AUTH.
+                    sa.half_open_deadline = Some(now + exchange::ike_sa_init::HALF_OPEN_TIMEOUT);
                 } else {
                     cx.stats.out_of_window += 1;
                     debug!(from = %dgram.remote, "dropping a different IKE_SA_INIT for an SA in progress");
                 }
             }
+            self.settle([id]);
             return;
         }
         let msg = match Message::parse(&dgram.data) {

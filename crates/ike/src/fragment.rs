@@ -48,7 +48,12 @@ pub(crate) struct Complete {
 }
 
 impl Reassembly {
-    pub fn new(msg_id: u32, response: bool, total: u16, now: Instant) -> Result<Reassembly, Refused> {
+    pub fn new(
+        msg_id: u32,
+        response: bool,
+        total: u16,
+        now: Instant,
+    ) -> Result<Reassembly, Refused> {
         if total == 0 || total > MAX_FRAGMENTS {
             return Err(Refused::Count);
         }
@@ -85,7 +90,9 @@ impl Reassembly {
         if total != self.total || number == 0 || number > total {
             return Err(Refused::Count);
         }
-        if (number == 1) == (first_inner == PayloadType::NONE) && !(number == 1 && plaintext.is_empty()) {
+        if (number == 1) == (first_inner == PayloadType::NONE)
+            && !(number == 1 && plaintext.is_empty())
+        {
             return Err(Refused::FirstInner);
         }
         let slot = &mut self.parts[usize::from(number - 1)];
@@ -104,7 +111,11 @@ impl Reassembly {
         if self.parts.iter().any(Option::is_none) {
             return Ok(None);
         }
-        let plaintext = self.parts.iter_mut().flat_map(|p| p.take().unwrap_or_default()).collect();
+        let plaintext = self
+            .parts
+            .iter_mut()
+            .flat_map(|p| p.take().unwrap_or_default())
+            .collect();
         Ok(Some(Complete {
             first_inner: self.first_inner,
             plaintext,
@@ -121,10 +132,25 @@ mod tests {
     fn reassembles_in_any_order_and_ignores_duplicates() {
         let now = Instant::now();
         let mut r = Reassembly::new(1, false, 3, now).unwrap();
-        assert!(r.add(3, 3, PayloadType::NONE, b"ghi".to_vec(), b"d3").unwrap().is_none());
-        assert!(r.add(3, 3, PayloadType::NONE, b"xxx".to_vec(), b"d3").unwrap().is_none());
-        assert!(r.add(1, 3, PayloadType::IDI, b"abc".to_vec(), b"d1").unwrap().is_none());
-        let done = r.add(2, 3, PayloadType::NONE, b"def".to_vec(), b"d2").unwrap().unwrap();
+        assert!(
+            r.add(3, 3, PayloadType::NONE, b"ghi".to_vec(), b"d3")
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            r.add(3, 3, PayloadType::NONE, b"xxx".to_vec(), b"d3")
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            r.add(1, 3, PayloadType::IDI, b"abc".to_vec(), b"d1")
+                .unwrap()
+                .is_none()
+        );
+        let done = r
+            .add(2, 3, PayloadType::NONE, b"def".to_vec(), b"d2")
+            .unwrap()
+            .unwrap();
         assert_eq!(done.plaintext, b"abcdefghi");
         assert_eq!(done.first_inner, PayloadType::IDI);
         assert_eq!(done.first_datagram, b"d1");
@@ -133,17 +159,43 @@ mod tests {
     #[test]
     fn refuses_what_does_not_add_up() {
         let now = Instant::now();
-        assert_eq!(Reassembly::new(1, false, 0, now).unwrap_err(), Refused::Count);
-        assert_eq!(Reassembly::new(1, false, MAX_FRAGMENTS + 1, now).unwrap_err(), Refused::Count);
+        assert_eq!(
+            Reassembly::new(1, false, 0, now).unwrap_err(),
+            Refused::Count
+        );
+        assert_eq!(
+            Reassembly::new(1, false, MAX_FRAGMENTS + 1, now).unwrap_err(),
+            Refused::Count
+        );
         let mut r = Reassembly::new(1, false, 2, now).unwrap();
-        assert_eq!(r.add(1, 3, PayloadType::IDI, vec![1], b"").unwrap_err(), Refused::Count);
-        assert_eq!(r.add(0, 2, PayloadType::NONE, vec![1], b"").unwrap_err(), Refused::Count);
-        assert_eq!(r.add(3, 2, PayloadType::NONE, vec![1], b"").unwrap_err(), Refused::Count);
-        assert_eq!(r.add(2, 2, PayloadType::IDI, vec![1], b"").unwrap_err(), Refused::FirstInner);
-        assert_eq!(r.add(1, 2, PayloadType::NONE, vec![1], b"").unwrap_err(), Refused::FirstInner);
+        assert_eq!(
+            r.add(1, 3, PayloadType::IDI, vec![1], b"").unwrap_err(),
+            Refused::Count
+        );
+        assert_eq!(
+            r.add(0, 2, PayloadType::NONE, vec![1], b"").unwrap_err(),
+            Refused::Count
+        );
+        assert_eq!(
+            r.add(3, 2, PayloadType::NONE, vec![1], b"").unwrap_err(),
+            Refused::Count
+        );
+        assert_eq!(
+            r.add(2, 2, PayloadType::IDI, vec![1], b"").unwrap_err(),
+            Refused::FirstInner
+        );
+        assert_eq!(
+            r.add(1, 2, PayloadType::NONE, vec![1], b"").unwrap_err(),
+            Refused::FirstInner
+        );
         let mut big = Reassembly::new(1, false, 2, now).unwrap();
-        big.add(1, 2, PayloadType::IDI, vec![0; MAX_BYTES - 10], b"").unwrap();
-        assert_eq!(big.add(2, 2, PayloadType::NONE, vec![0; 11], b"").unwrap_err(), Refused::TooLarge);
+        big.add(1, 2, PayloadType::IDI, vec![0; MAX_BYTES - 10], b"")
+            .unwrap();
+        assert_eq!(
+            big.add(2, 2, PayloadType::NONE, vec![0; 11], b"")
+                .unwrap_err(),
+            Refused::TooLarge
+        );
         assert!(!big.expired(now + TIMEOUT - Duration::from_millis(1)));
         assert!(big.expired(now + TIMEOUT));
     }

@@ -14,6 +14,7 @@ pub mod config;
 mod cookie;
 mod engine;
 mod exchange;
+mod fragment;
 pub mod identity;
 mod keys;
 mod nat;
@@ -26,8 +27,8 @@ mod window;
 
 pub use api::*;
 pub use config::{
-    Auth, ChildConfig, ChildLifetime, Config, Connection, DosConfig, DpdAction, IkeLifetime,
-    NatKeepalive, RetransmitConfig, StartAction,
+    Auth, ChildConfig, ChildLifetime, Config, Connection, DosConfig, DpdAction,
+    FragmentationConfig, IkeLifetime, NatKeepalive, RetransmitConfig, StartAction,
 };
 pub use engine::{Engine, Stats};
 pub use identity::Identity;

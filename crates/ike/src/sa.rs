@@ -252,6 +252,10 @@ pub(crate) struct IkeSa {
     /// Inbound halves of rekeyed CHILD_SAs kept a little longer for ESP still
     /// in flight: (when to remove, child, SPI). The SPI stays reserved.
     pub lingering: Vec<(Instant, ChildId, u32)>,
+    /// Both sides announced IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383).
+    pub fragmentation: bool,
+    /// A fragmented message being reassembled.
+    pub reassembly: Option<crate::fragment::Reassembly>,
 }
 
 /// How long the inbound half of a rekeyed CHILD_SA outlives its delete
@@ -391,6 +395,8 @@ impl IkeSa {
             last_invalid_spi: None,
             half_open_key: None,
             lingering: Vec::new(),
+            fragmentation: false,
+            reassembly: None,
         }
     }
 

@@ -728,6 +728,7 @@ fn successor(
     n.peer_id = sa.peer_id.clone();
     n.nat_local = sa.nat_local;
     n.nat_remote = sa.nat_remote;
+    n.fragmentation = sa.fragmentation;
     n.established = Some(cx.now);
     super::lifecycle::on_established(&mut n, cx);
     n

@@ -151,6 +151,12 @@ fn send_init_request(sa: &mut IkeSa, cx: &mut Cx, group: TransformId) {
         sa.remote,
         sa.conn.force_encap,
     ));
+    if cx.config.fragmentation.enabled {
+        payloads.push(notify(
+            NotifyType::IKEV2_FRAGMENTATION_SUPPORTED,
+            Vec::new(),
+        ));
+    }
     hs.ke = Some(share);
     // A new IKE_SA_INIT starts over at message ID 0 (§2.6, §1.2).
     sa.requests = RequestWindow::default();
@@ -382,6 +388,16 @@ pub(crate) fn respond(
             fake,
         ));
     }
+    // RFC 7383 §2.3: offered by the initiator, confirmed in the response.
+    if cx.config.fragmentation.enabled
+        && find_notify(payloads, NotifyType::IKEV2_FRAGMENTATION_SUPPORTED).is_some()
+    {
+        out.push(notify(
+            NotifyType::IKEV2_FRAGMENTATION_SUPPORTED,
+            Vec::new(),
+        ));
+        sa.fragmentation = true;
+    }
     let header = HeaderRepr {
         spi_i: sa.spi_i,
         spi_r,
@@ -558,6 +574,8 @@ pub(crate) fn handle_response(
     sa.local = dgram.local;
     let nat_result = nat::evaluate(payloads, sa.spi_i, sa.spi_r, dgram.local, dgram.remote);
     sa.nat_remote = nat_result.remote_behind;
+    sa.fragmentation = cx.config.fragmentation.enabled
+        && find_notify(payloads, NotifyType::IKEV2_FRAGMENTATION_SUPPORTED).is_some();
     sa.nat_local = nat_result.local_behind;
     debug!(connection = %sa.conn.name, algorithms = %selected.describe(), nat_remote = sa.nat_remote, nat_local = sa.nat_local, "IKE_SA_INIT done");
     sa.selected = Some(selected);

@@ -5,7 +5,8 @@ use std::time::Instant;
 
 use oxisec_crypto::Rng;
 use oxisec_wire::{
-    ExchangeType, Flags, HeaderRepr, Message, NotifyPayload, NotifyType, Payload, rules,
+    ExchangeType, Flags, HeaderRepr, Message, NotifyPayload, NotifyType, Payload, parse_payloads,
+    rules,
 };
 use tracing::{debug, info};
 
@@ -118,18 +119,27 @@ fn header(sa: &IkeSa, exchange: ExchangeType, msg_id: u32, response: bool) -> He
 }
 
 /// Serialises (and, past IKE_SA_INIT, protects) a message of ours.
-fn build(sa: &IkeSa, cx: &mut Cx, hdr: HeaderRepr, payloads: Vec<Payload>) -> Option<Vec<u8>> {
+/// Serialises (and, past IKE_SA_INIT, protects) a message of ours: one
+/// datagram, or several SKF fragments when fragmentation was negotiated and
+/// the message would not fit (RFC 7383).
+fn build(sa: &IkeSa, cx: &mut Cx, hdr: HeaderRepr, payloads: Vec<Payload>) -> Option<Vec<Vec<u8>>> {
     if hdr.exchange == ExchangeType::IKE_SA_INIT {
-        return Some(
+        return Some(vec![
             Message {
                 header: hdr,
                 payloads,
             }
             .emit(),
-        );
+        ]);
     }
     let keys = sa.keys.as_ref()?;
-    match protect::seal(keys, cx.rng, hdr, &payloads) {
+    let sealed = if sa.fragmentation {
+        let max = max_fragment(sa, cx);
+        protect::seal_fragmented(keys, cx.rng, hdr, &payloads, max)
+    } else {
+        protect::seal(keys, cx.rng, hdr, &payloads).map(|b| vec![b])
+    };
+    match sealed {
         Ok(b) => Some(b),
         Err(e) => {
             tracing::error!(error = %e, "cannot protect an outgoing IKE message");
@@ -138,10 +148,24 @@ fn build(sa: &IkeSa, cx: &mut Cx, hdr: HeaderRepr, payloads: Vec<Payload>) -> Op
     }
 }
 
-fn transmit(sa: &IkeSa, cx: &mut Cx, data: Vec<u8>) {
-    cx.out
-        .transmits
-        .push_back(Transmit::ike(sa.local, sa.remote, data));
+/// The largest IKE message one fragment may be: the configured IP datagram
+/// size minus IP and UDP headers and the non-ESP marker.
+fn max_fragment(sa: &IkeSa, cx: &Cx) -> usize {
+    let ip = if sa.remote.is_ipv4() { 20 } else { 40 };
+    let marker = if sa.local.port() == 500 { 0 } else { 4 };
+    cx.config
+        .fragmentation
+        .size
+        .saturating_sub(ip + 8 + marker)
+        .max(128)
+}
+
+fn transmit_all(sa: &IkeSa, cx: &mut Cx, packets: &[Vec<u8>]) {
+    for p in packets {
+        cx.out
+            .transmits
+            .push_back(Transmit::ike(sa.local, sa.remote, p.clone()));
+    }
 }
 
 /// Sends a request and remembers it for retransmission. The caller has
@@ -156,21 +180,15 @@ pub(crate) fn send_request(
     debug_assert!(sa.requests.is_free());
     let msg_id = sa.requests.allocate();
     let hdr = header(sa, exchange, msg_id, false);
-    let Some(bytes) = build(sa, cx, hdr, payloads) else {
+    let Some(packets) = build(sa, cx, hdr, payloads) else {
         close(sa, cx, DownReason::Failed("could not build request".into()));
         return;
     };
-    transmit(sa, cx, bytes.clone());
+    transmit_all(sa, cx, &packets);
     let cfg = cx.config.retransmit;
-    sa.requests.sent(
-        cx.now,
-        &cfg,
-        msg_id,
-        exchange,
-        vec![bytes],
-        sa.local,
-        sa.remote,
-    );
+    let (local, remote) = (sa.local, sa.remote);
+    sa.requests
+        .sent(cx.now, &cfg, msg_id, exchange, packets, local, remote);
     sa.active = Some(active);
 }
 
@@ -184,11 +202,11 @@ pub(crate) fn send_response(
     payloads: Vec<Payload>,
 ) {
     let hdr = header(sa, exchange, msg_id, true);
-    let Some(bytes) = build(sa, cx, hdr, payloads) else {
+    let Some(packets) = build(sa, cx, hdr, payloads) else {
         return;
     };
-    transmit(sa, cx, bytes.clone());
-    sa.responses.answered(msg_id, request, vec![bytes]);
+    transmit_all(sa, cx, &packets);
+    sa.responses.answered(msg_id, request, packets);
 }
 
 /// Answers a retransmitted request from the cache.
@@ -225,12 +243,22 @@ type ErrorAnswer = (NotifyType, Vec<u8>);
 /// Decrypts a protected message and checks its payload rules. `None` when
 /// the message must be dropped silently (RFC 7296 §2.21: messages that fail
 /// integrity protection are discarded).
-fn open(
-    sa: &IkeSa,
-    cx: &mut Cx,
-    dgram: &Datagram,
-    hdr: &HeaderRepr,
-) -> Option<Result<Vec<Payload>, ErrorAnswer>> {
+/// What opening a protected message gave.
+enum Opened {
+    /// The message's payloads, and the datagram that identifies the request
+    /// for retransmission detection (fragment 1 of a fragmented one).
+    Message(Vec<Payload>, Vec<u8>),
+    /// A fragment was kept; the message is not complete yet.
+    Partial,
+    /// Authentic but invalid: answer a request with this notify.
+    Invalid(ErrorAnswer),
+}
+
+/// Decrypts a protected message (reassembling fragments, RFC 7383) and
+/// checks its payload rules. `None` when the message must be dropped
+/// silently (RFC 7296 §2.21: messages that fail integrity protection are
+/// discarded; so are fragments that do not add up).
+fn open(sa: &mut IkeSa, cx: &mut Cx, dgram: &Datagram, hdr: &HeaderRepr) -> Option<Opened> {
     let keys = sa.keys.as_ref()?;
     let msg = match Message::parse(&dgram.data) {
         Ok(m) => m,
@@ -240,41 +268,106 @@ fn open(
             return None;
         }
     };
-    let payloads = match protect::open(keys, &dgram.data, &msg) {
-        Ok(inner) => inner,
-        Err(protect::OpenError::Integrity) => {
-            cx.stats.integrity_failed += 1;
-            debug!(peer = %dgram.remote, "dropping message that fails integrity protection");
-            return None;
-        }
-        Err(protect::OpenError::NotProtected) => {
-            cx.stats.malformed += 1;
-            debug!(peer = %dgram.remote, "dropping unprotected message on an SA with keys");
-            return None;
-        }
-        Err(protect::OpenError::Syntax(e)) => {
-            cx.stats.malformed += 1;
-            debug!(peer = %dgram.remote, error = %e, "authenticated message with invalid inner syntax");
-            let data = match e {
-                oxisec_wire::Error::UnsupportedCriticalPayload(t) => vec![t.0],
-                _ => Vec::new(),
+    let (payloads, first) = match protect::open_fragment(keys, &dgram.data, &msg) {
+        Some(fragment) => {
+            let Ok(f) = fragment else {
+                cx.stats.integrity_failed += 1;
+                debug!(peer = %dgram.remote, "dropping fragment that fails integrity protection");
+                return None;
             };
-            return Some(Err((
-                e.notify().unwrap_or(NotifyType::INVALID_SYNTAX),
-                data,
-            )));
+            // Authentic either way; until the message is complete there is
+            // nothing to act on.
+            let Some((first_inner, plaintext, first)) = reassemble(sa, cx, dgram, hdr, f) else {
+                return Some(Opened::Partial);
+            };
+            match parse_payloads(first_inner, &plaintext) {
+                Ok(p) => (p, first),
+                Err(e) => return Some(invalid_syntax(cx, dgram, e)),
+            }
         }
+        None => match protect::open(keys, &dgram.data, &msg) {
+            Ok(inner) => (inner, dgram.data.clone()),
+            Err(protect::OpenError::Integrity) => {
+                cx.stats.integrity_failed += 1;
+                debug!(peer = %dgram.remote, "dropping message that fails integrity protection");
+                return None;
+            }
+            Err(protect::OpenError::NotProtected) => {
+                cx.stats.malformed += 1;
+                debug!(peer = %dgram.remote, "dropping unprotected message on an SA with keys");
+                return None;
+            }
+            Err(protect::OpenError::Syntax(e)) => return Some(invalid_syntax(cx, dgram, e)),
+        },
     };
     if let Err(v) = rules::check(hdr.exchange, hdr.flags.response(), &payloads) {
         cx.stats.malformed += 1;
         debug!(peer = %dgram.remote, violation = ?v, "authenticated message breaks the payload rules");
-        return Some(Err((NotifyType::INVALID_SYNTAX, Vec::new())));
+        return Some(Opened::Invalid((NotifyType::INVALID_SYNTAX, Vec::new())));
     }
-    Some(Ok(payloads))
+    Some(Opened::Message(payloads, first))
 }
 
-/// Follows the peer to a new address or port once a message from there
-/// authenticated (the float to port 4500, §2.23).
+fn invalid_syntax(cx: &mut Cx, dgram: &Datagram, e: oxisec_wire::Error) -> Opened {
+    cx.stats.malformed += 1;
+    debug!(peer = %dgram.remote, error = %e, "authenticated message with invalid inner syntax");
+    let data = match e {
+        oxisec_wire::Error::UnsupportedCriticalPayload(t) => vec![t.0],
+        _ => Vec::new(),
+    };
+    Opened::Invalid((e.notify().unwrap_or(NotifyType::INVALID_SYNTAX), data))
+}
+
+/// Adds an authenticated fragment to the SA's reassembly; the whole
+/// message's first inner type, plaintext and fragment-1 datagram once
+/// complete. A fragment of another message replaces an unfinished one;
+/// fragments that do not add up drop the reassembly and its memory.
+fn reassemble(
+    sa: &mut IkeSa,
+    cx: &mut Cx,
+    dgram: &Datagram,
+    hdr: &HeaderRepr,
+    f: protect::Fragment,
+) -> Option<(oxisec_wire::PayloadType, Vec<u8>, Vec<u8>)> {
+    use crate::fragment::Reassembly;
+    let response = hdr.flags.response();
+    let stale = sa
+        .reassembly
+        .as_ref()
+        .is_some_and(|r| !r.matches(hdr.message_id, response) || r.expired(cx.now));
+    if stale {
+        debug!(peer = %dgram.remote, "dropping an unfinished fragmented message");
+        sa.reassembly = None;
+    }
+    if sa.reassembly.is_none() {
+        match Reassembly::new(hdr.message_id, response, f.total, cx.now) {
+            Ok(r) => sa.reassembly = Some(r),
+            Err(why) => {
+                cx.stats.malformed += 1;
+                debug!(peer = %dgram.remote, ?why, total = f.total, "refusing a fragmented message");
+                return None;
+            }
+        }
+    }
+    let r = sa.reassembly.as_mut()?;
+    match r.add(f.number, f.total, f.first_inner, f.plaintext, &dgram.data) {
+        Ok(Some(done)) => {
+            sa.reassembly = None;
+            Some((done.first_inner, done.plaintext, done.first_datagram))
+        }
+        Ok(None) => {
+            cx.stats.fragments_held += 1;
+            None
+        }
+        Err(why) => {
+            cx.stats.malformed += 1;
+            debug!(peer = %dgram.remote, ?why, "fragments do not add up: dropping the message");
+            sa.reassembly = None;
+            None
+        }
+    }
+}
+
 /// An authenticated message arrived: the peer is alive, and if it now
 /// comes from another address or port (the float to 4500 during setup, or a
 /// NAT that rebound its mapping) we follow it, and so do the CHILD_SAs'
@@ -332,9 +425,10 @@ pub(crate) fn dispatch_request(
     }
     let opened = open(sa, cx, dgram, hdr)?;
     heard_from(sa, cx, dgram);
-    let payloads = match opened {
-        Ok(p) => p,
-        Err((notify, data)) => {
+    let (payloads, first) = match opened {
+        Opened::Message(p, first) => (p, first),
+        Opened::Partial => return None,
+        Opened::Invalid((notify, data)) => {
             let n = Payload::Notify(NotifyPayload::new(notify, data));
             send_response(sa, cx, hdr.exchange, hdr.message_id, &dgram.data, vec![n]);
             if hdr.exchange == ExchangeType::IKE_AUTH {
@@ -344,6 +438,14 @@ pub(crate) fn dispatch_request(
             return None;
         }
     };
+    // Handlers see the datagram that identifies the request: for a
+    // fragmented one, fragment 1 (a retransmission is recognised by it).
+    let whole = Datagram {
+        local: dgram.local,
+        remote: dgram.remote,
+        data: first,
+    };
+    let dgram = &whole;
     let connecting = sa.state == IkeState::Connecting;
     match hdr.exchange {
         ExchangeType::IKE_AUTH if sa.role == Role::Responder && connecting => {
@@ -398,12 +500,16 @@ pub(crate) fn dispatch_response(
         return None;
     }
     let opened = open(sa, cx, dgram, hdr)?;
+    heard_from(sa, cx, dgram);
+    if matches!(opened, Opened::Partial) {
+        return None;
+    }
     sa.requests.complete();
     let active = sa.active.take();
-    heard_from(sa, cx, dgram);
     let payloads = match opened {
-        Ok(p) => p,
-        Err((notify, _)) => {
+        Opened::Message(p, _) => p,
+        Opened::Partial => return None,
+        Opened::Invalid((notify, _)) => {
             let why = format!("peer sent an invalid {} response ({notify})", hdr.exchange);
             close(sa, cx, DownReason::Failed(why));
             return None;
