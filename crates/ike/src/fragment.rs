@@ -47,6 +47,18 @@ pub(crate) struct Complete {
     pub first_datagram: Vec<u8>,
 }
 
+/// Decrypted IKE payloads are not printed.
+impl std::fmt::Debug for Complete {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Complete {{ first_inner: {:?}, {} bytes }}",
+            self.first_inner,
+            self.plaintext.len()
+        )
+    }
+}
+
 impl Reassembly {
     pub fn new(
         msg_id: u32,
