@@ -167,7 +167,7 @@ impl Gateway {
             connections: vec![Arc::new(conn)],
             retransmit: self.retransmit,
             nat_keepalive: NatKeepalive(self.nat_keepalive),
-            dos: Default::default(),
+            ..Config::default()
         }
     }
 }
