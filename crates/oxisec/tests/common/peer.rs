@@ -40,10 +40,84 @@ pub struct TunnelSpec {
     /// e.g. `aes128gcm16`.
     pub esp_proposal: String,
     pub start_action: StartAction,
+    /// Accept the peer from any address: the configuration names no remote
+    /// address (oxisec `remote_addrs = []`, strongSwan `%any`), so this
+    /// side can only respond. `remote_addr` is then not written.
+    pub remote_any: bool,
+    /// Liveness check of the connection; `None` leaves it off (both
+    /// implementations' default).
+    pub dpd: Option<Dpd>,
+    /// Daemon-wide timers of the peer that runs this tunnel.
+    pub timing: Timing,
+}
+
+/// What a peer does when its liveness check finds the other side dead
+/// (the same three words in swanctl.conf and oxisec's TOML).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DpdAction {
+    /// Remove the SAs (and the routes into the tunnel).
+    Clear,
+    /// Remove the SAs; the next packet for the tunnel brings it up again.
+    Trap,
+    /// Remove the SAs and initiate the connection again at once.
+    Restart,
+}
+
+impl DpdAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DpdAction::Clear => "clear",
+            DpdAction::Trap => "trap",
+            DpdAction::Restart => "restart",
+        }
+    }
+}
+
+/// Liveness check (RFC 7296 §2.4) of one connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dpd {
+    /// Quiet time after which an empty INFORMATIONAL checks the peer.
+    pub delay_secs: u32,
+    pub action: DpdAction,
+}
+
+/// IKE request retransmission: `timeout × base^n` seconds before the n-th
+/// retransmission, `tries` of them, then the peer counts as dead.
+/// Both implementations use strongSwan's names and defaults (4 s, 1.8, 5).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Retransmit {
+    pub timeout_secs: f64,
+    pub base: f64,
+    pub tries: u32,
+}
+
+impl Retransmit {
+    /// How long after the first send of a request the peer is declared
+    /// dead when nothing comes back: the first timeout plus every
+    /// retransmission's wait.
+    pub fn give_up_after(&self) -> std::time::Duration {
+        let total: f64 = (0..=self.tries)
+            .map(|n| self.timeout_secs * self.base.powi(n as i32))
+            .sum();
+        std::time::Duration::from_secs_f64(total)
+    }
+}
+
+/// Daemon-wide timers; `None` keeps the implementation's default. The
+/// lifecycle tests shorten them so that a dead peer is found in seconds,
+/// not minutes.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Timing {
+    pub retransmit: Option<Retransmit>,
+    /// NAT keepalive interval. strongSwan only (`charon.keep_alive`):
+    /// oxisec's is fixed at 20 s and not configurable.
+    pub keepalive_secs: Option<u32>,
 }
 
 impl TunnelSpec {
-    /// The same tunnel seen from the other end.
+    /// The same tunnel seen from the other end. The daemon timers are
+    /// copied (a test wants both daemons equally fast); the liveness check
+    /// and `remote_any` are one side's choice and are not.
     pub fn mirrored(&self) -> TunnelSpec {
         TunnelSpec {
             name: self.name.clone(),
@@ -57,6 +131,9 @@ impl TunnelSpec {
             ike_proposal: self.ike_proposal.clone(),
             esp_proposal: self.esp_proposal.clone(),
             start_action: StartAction::None,
+            remote_any: false,
+            dpd: None,
+            timing: self.timing,
         }
     }
 }
