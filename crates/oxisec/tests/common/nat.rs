@@ -22,9 +22,9 @@
 //! 500/4500), so that the port float and the peer's view of the mapping
 //! are visible, and [`NatTopology::rebind`] can force a new mapping: a new
 //! port range plus a flushed connection tracking table, as when a NAT
-//! reboots or drops an idle mapping. A named counter on the NAT box counts
-//! the NAT keepalives (RFC 3948 §2.3: a one-byte 0xFF UDP payload to port
-//! 4500) that the inside gateway sends through it.
+//! reboots or drops an idle mapping. Named counters on the NAT box count
+//! the NAT keepalives (RFC 3948 §2.3: a one-byte 0xFF UDP payload on port
+//! 4500) forwarded in each direction.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -120,11 +120,21 @@ impl NatTopology {
 
     /// NAT keepalives forwarded from the inside gateway so far.
     pub fn keepalives(&self) -> Result<u64> {
+        self.counter("keepalives")
+    }
+
+    /// NAT keepalives forwarded from the outside gateway to the inside one
+    /// (the side that is not behind a NAT has no reason to send any).
+    pub fn keepalives_from_outside(&self) -> Result<u64> {
+        self.counter("keepalives_in")
+    }
+
+    fn counter(&self, name: &str) -> Result<u64> {
         let out = self
             .nat
-            .exec("nft", &["list", "counter", "ip", NFT_TABLE, "keepalives"])?;
+            .exec("nft", &["list", "counter", "ip", NFT_TABLE, name])?;
         parse_nft_packets(&String::from_utf8_lossy(&out.stdout))
-            .ok_or_else(|| "no packet count in `nft list counter`".into())
+            .ok_or_else(|| format!("no packet count in `nft list counter ... {name}`").into())
     }
 
     /// The NAT's connection tracking table (`/proc/net/nf_conntrack` of its
@@ -160,10 +170,12 @@ fn ruleset((lo, hi): (u16, u16), fresh: bool) -> String {
         format!(
             "table ip {NFT_TABLE} {{\n\
              \x20   counter keepalives {{ }}\n\
+             \x20   counter keepalives_in {{ }}\n\
              {nat_chain}\
              \x20   chain forward {{\n\
              \x20       type filter hook forward priority filter; policy accept;\n\
              \x20       iifname \"nat-in\" udp dport 4500 udp length 9 @th,64,8 0xff counter name \"keepalives\"\n\
+             \x20       iifname \"nat-out\" udp sport 4500 udp length 9 @th,64,8 0xff counter name \"keepalives_in\"\n\
              \x20   }}\n\
              }}\n"
         )
