@@ -399,6 +399,13 @@ impl IkeProposal {
         self.0.to_wire(number, ProtocolId::IKE, spi, true)
     }
 
+    /// The same proposal without additional key exchanges.
+    pub fn without_addke(&self) -> IkeProposal {
+        let mut p = self.clone();
+        p.0.addke = Default::default();
+        p
+    }
+
     /// The preferred key exchange method: the first one configured.
     pub fn first_ke(&self) -> TransformId {
         self.0.ke[0].id
@@ -411,6 +418,11 @@ impl EspProposal {
         if !spec.prf.is_empty() {
             return Err(ProposalError::Incomplete(format!(
                 "ESP proposal {s:?} cannot contain a PRF"
+            )));
+        }
+        if spec.has_addke() {
+            return Err(ProposalError::Incomplete(format!(
+                "ESP proposal {s:?}: additional key exchanges for CHILD_SAs (IKE_FOLLOWUP_KE) are not supported yet"
             )));
         }
         Ok(EspProposal(spec))

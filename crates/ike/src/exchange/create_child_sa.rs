@@ -24,7 +24,7 @@ use super::{Cx, Spawn, send_request, send_response};
 use crate::api::{ChildId, Datagram, DownReason, Event, IkeId};
 use crate::child::{self, Negotiated};
 use crate::keys::{self, Inputs, Seed};
-use crate::proposal::{self, ProposalSpec, Selected};
+use crate::proposal::{self, IkeProposal, ProposalSpec, Selected};
 use crate::sa::{
     Active, ChildExchange, ChildState, Collision, IkeRekeyExchange, IkeSa, IkeState, PendingChild,
     Role, SaKeys, Task, loses,
@@ -731,9 +731,19 @@ fn successor(
     n
 }
 
-fn ike_proposals_with_spi(sa: &IkeSa, spi: u64) -> Vec<oxisec_wire::Proposal> {
+/// Our IKE proposals for a rekey. Additional key exchanges in
+/// CREATE_CHILD_SA need IKE_FOLLOWUP_KE (RFC 9370 §2.2.4), which is not
+/// implemented yet: rekeys use the classic key exchange only.
+fn rekey_proposals(sa: &IkeSa) -> Vec<IkeProposal> {
     sa.conn
         .ike_proposals
+        .iter()
+        .map(|p| p.without_addke())
+        .collect()
+}
+
+fn ike_proposals_with_spi(sa: &IkeSa, spi: u64) -> Vec<oxisec_wire::Proposal> {
+    rekey_proposals(sa)
         .iter()
         .enumerate()
         .map(|(i, p)| p.to_wire(i as u8 + 1, spi.to_be_bytes().to_vec()))
@@ -821,7 +831,7 @@ fn respond_ike_rekey(
         reply(sa, cx, vec![notify(NotifyType::INVALID_SYNTAX)]);
         return None;
     };
-    let Some(selected) = proposal::select_ike(&sa.conn.ike_proposals, &sa_p.proposals, ke_p.group)
+    let Some(selected) = proposal::select_ike(&rekey_proposals(sa), &sa_p.proposals, ke_p.group)
     else {
         reply(sa, cx, vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)]);
         return None;
@@ -962,7 +972,7 @@ pub(crate) fn ike_rekey_response(
         return None;
     }
     let p = parts(payloads);
-    let ours: Vec<ProposalSpec> = sa.conn.ike_proposals.iter().map(|p| p.0.clone()).collect();
+    let ours: Vec<ProposalSpec> = rekey_proposals(sa).into_iter().map(|p| p.0).collect();
     let selected =
         p.sa.and_then(|s| proposal::accept_response(&ours, &s.proposals, ProtocolId::IKE, false));
     let peer_spi = selected
