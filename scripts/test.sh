@@ -25,47 +25,25 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-# Root's PATH from some runners lacks the sbin directories (ip, swanctl, nft).
-export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+# shellcheck source=scripts/setup.sh
+. scripts/setup.sh
 
 # libstrongswan-standard-plugins (openssl: X25519, ChaCha20-Poly1305, AES-GCM)
 # is only a Recommends of libstrongswan, so it is named explicitly.
 PACKAGES=(strongswan-charon strongswan-swanctl libcharon-extra-plugins strongswan-pki
           libstrongswan-standard-plugins
-          iperf3 nftables iproute2 iputils-ping procps)
+          iperf3 nftables iproute2 iputils-ping procps tcpdump)
 
 step() { printf '\n==> %s\n' "$*"; }
 
-is_root=0
-[ "$(id -u)" -eq 0 ] && is_root=1
+as_root=0
+is_root && as_root=1
 
-step "checking packages"
-missing=()
-for p in "${PACKAGES[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
-        missing+=("$p")
-    fi
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-    if [ "$is_root" -eq 1 ]; then
-        echo "installing: ${missing[*]}"
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update
-        apt-get install -y "${PACKAGES[@]}"
-    else
-        echo "missing packages (need root to install): ${missing[*]}" >&2
-        echo "the interop tests will skip" >&2
-    fi
-else
-    echo "all present"
-fi
+step "checking packages and toolchain"
+ensure_packages "${PACKAGES[@]}" || echo "the interop tests will skip" >&2
+ensure_rust || { echo "no Rust toolchain and it cannot be installed" >&2; exit 1; }
 
-if ! command -v cargo >/dev/null; then
-    echo "cargo not found: install the stable Rust toolchain (rustup, or Debian's cargo >= 1.85)" >&2
-    exit 1
-fi
-
-if [ "$is_root" -eq 1 ]; then
+if [ "$as_root" -eq 1 ]; then
     export OXISEC_INTEROP_REQUIRED=1
 else
     echo "WARNING: not root: the network-namespace tests will be skipped" >&2
@@ -88,6 +66,11 @@ run_step() {
 run_step cargo fmt --all -- --check
 run_step cargo clippy --workspace --all-targets -- -D warnings
 run_step cargo test --workspace --no-fail-fast
+# Every fuzz target for a short, bounded time (OXISEC_FUZZ_SECONDS, default
+# 30 s each); OXISEC_SKIP_FUZZ=1 skips it (e.g. offline, without cargo-fuzz).
+if [ "${OXISEC_SKIP_FUZZ:-0}" != 1 ]; then
+    run_step scripts/fuzz.sh "${OXISEC_FUZZ_SECONDS:-30}"
+fi
 
 if [ "${#failed[@]}" -gt 0 ]; then
     step "FAILED after ${SECONDS}s:"
