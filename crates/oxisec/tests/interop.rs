@@ -596,7 +596,7 @@ other: #2, CONNECTING, IKEv2, 1111111111111111_i* 0000000000000000_r
             start_action: super::common::StartAction::None,
             remote_any: false,
             dpd: None,
-            timing: Default::default(),
+            tuning: Default::default(),
         };
         let swan = swanctl_conf(&topo_less);
         assert!(swan.contains("encap = yes"));
@@ -750,12 +750,14 @@ other: #2, CONNECTING, IKEv2, 1111111111111111_i* 0000000000000000_r
                 delay_secs: 2,
                 action: DpdAction::Restart,
             }),
-            timing: FAST,
+            tuning: FAST,
         };
         let v: toml::Table = oxisec_toml(&spec).parse().unwrap();
         assert_eq!(v["daemon"]["retransmit_timeout"].as_float(), Some(1.0));
         assert_eq!(v["daemon"]["retransmit_base"].as_float(), Some(1.8));
         assert_eq!(v["daemon"]["retransmit_tries"].as_integer(), Some(3));
+        assert_eq!(v["daemon"]["nat_keepalive"].as_str(), Some("1s"));
+        assert!(v["daemon"].get("cookie_threshold").is_none());
         let conn = &v["connections"]["net"];
         assert_eq!(conn["remote_addrs"].as_array().map(Vec::len), Some(0));
         assert_eq!(conn["dpd_delay"].as_str(), Some("2s"));
@@ -770,19 +772,27 @@ other: #2, CONNECTING, IKEv2, 1111111111111111_i* 0000000000000000_r
             "retransmit_timeout = 1\n",
             "retransmit_base = 1.8\n",
             "retransmit_tries = 3\n",
-            "keep_alive = 2s\n",
+            "keep_alive = 1s\n",
         ] {
             assert!(conf.contains(want), "{want:?} missing in\n{conf}");
         }
+        spec.tuning.dos = Some(super::common::lifecycle::COOKIE_TEST_LIMITS);
+        let v: toml::Table = oxisec_toml(&spec).parse().unwrap();
+        assert_eq!(v["daemon"]["cookie_threshold"].as_integer(), Some(20));
+        assert_eq!(v["daemon"]["block_threshold"].as_integer(), Some(5));
+        assert_eq!(v["daemon"]["half_open_limit"].as_integer(), Some(1000));
+        let conf = strongswan_conf(std::path::Path::new("/x"), &spec.tuning);
+        assert!(conf.contains("cookie_threshold = 20\n"), "{conf}");
+        assert!(conf.contains("init_limit_half_open = 1000\n"), "{conf}");
         // Without settings nothing is written: the defaults stay.
-        spec.timing = Default::default();
+        spec.tuning = Default::default();
         spec.dpd = None;
         spec.remote_any = false;
         let v: toml::Table = oxisec_toml(&spec).parse().unwrap();
         assert!(v.get("daemon").is_none());
         assert!(v["connections"]["net"].get("dpd_delay").is_none());
         assert!(!swanctl_conf(&spec).contains("dpd"));
-        assert!(!strongswan_conf(std::path::Path::new("/x"), &spec.timing).contains("retransmit"));
+        assert!(!strongswan_conf(std::path::Path::new("/x"), &spec.tuning).contains("retransmit"));
         // 1 + 1.8 + 3.24 + 5.832 s
         let t = FAST_RETRANSMIT.give_up_after().as_secs_f64();
         assert!((t - 11.872).abs() < 1e-9, "{t}");

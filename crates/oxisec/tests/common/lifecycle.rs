@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use super::flood::{FloodReport, ike_sa_init_flood};
 use super::nat::{self, NatTopology};
 use super::oxisec_peer::OxisecPeer;
-use super::peer::{Dpd, DpdAction, IkeSa, Peer, PeerKind, Retransmit, Timing, tunnel_up};
+use super::peer::{
+    DosLimits, Dpd, DpdAction, IkeSa, Peer, PeerKind, Retransmit, Tuning, tunnel_up,
+};
 use super::scenario::single_pair;
 use super::strongswan::StrongSwan;
 use super::traffic::{self, IperfResult};
@@ -33,15 +35,22 @@ pub const FAST_RETRANSMIT: Retransmit = Retransmit {
     tries: 3,
 };
 
-/// Daemon timers of these tests: the fast retransmissions, and strongSwan's
-/// NAT keepalive every 2 s instead of 20 (oxisec's is fixed at 20 s).
-pub const FAST: Timing = Timing {
+/// Daemon settings of these tests: the fast retransmissions, and NAT
+/// keepalives every second instead of every 20. (strongSwan sends one only
+/// after that long without any outbound packet, so the interval must be
+/// shorter than the liveness checks' period or it never gets a turn.)
+pub const FAST: Tuning = Tuning {
     retransmit: Some(FAST_RETRANSMIT),
-    keepalive_secs: Some(2),
+    keepalive_secs: Some(1),
+    dos: None,
 };
 
 /// Quiet time before a liveness check.
 pub const DPD_DELAY_SECS: u32 = 2;
+
+/// The liveness check of the NAT tests' inside peer: longer than the NAT
+/// keepalive interval (see [`FAST`]).
+pub const NAT_DPD_DELAY_SECS: u32 = 3;
 
 const UP_TIMEOUT: Duration = Duration::from_secs(20);
 const DOWN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -140,8 +149,8 @@ pub struct LivenessOutcome {
 pub fn run_liveness(test: &str, action: DpdAction) -> Result<LivenessOutcome> {
     let topo = Topology::new(test)?;
     let (mut lspec, mut rspec) = topo.tunnel_specs(GCM.0, GCM.1);
-    lspec.timing = FAST;
-    rspec.timing = FAST;
+    lspec.tuning = FAST;
+    rspec.tuning = FAST;
     lspec.dpd = Some(Dpd {
         delay_secs: DPD_DELAY_SECS,
         action,
@@ -356,18 +365,18 @@ fn in_range(port: u16, (lo, hi): (u16, u16)) -> bool {
 ///   SPIs), with the outside side following the new port (the inside's
 ///   liveness check carries it there). oxisec outside keeps the CHILD_SA as
 ///   it is; strongSwan outside rekeys it (libipsec cannot move an SA);
-/// * NAT keepalives from the inside cross the NAT (strongSwan every 2 s
-///   here, oxisec every 20 s: that is the test's longest wait).
+/// * NAT keepalives (every 2 s here) from the inside cross the NAT; oxisec
+///   in front of the NAT sends none.
 pub fn run_nat(test: &str, inside_kind: PeerKind, outside_kind: PeerKind) -> Result<NatOutcome> {
     let topo = NatTopology::new(test)?;
     let (mut ispec, mut ospec) = topo.tunnel_specs(GCM.0, GCM.1);
-    ispec.timing = FAST;
-    ospec.timing = FAST;
+    ispec.tuning = FAST;
+    ospec.tuning = FAST;
     // The inside's liveness check is what tells the outside about a new
     // mapping when the NAT rebinds (the outside cannot reach the inside
     // until then).
     ispec.dpd = Some(Dpd {
-        delay_secs: DPD_DELAY_SECS,
+        delay_secs: NAT_DPD_DELAY_SECS,
         action: DpdAction::Clear,
     });
     let inside = start_peer(
@@ -486,19 +495,16 @@ pub fn run_nat(test: &str, inside_kind: PeerKind, outside_kind: PeerKind) -> Res
         );
 
         // Keepalives from the side behind the NAT.
-        let interval = match inside_kind {
-            PeerKind::Oxisec => Duration::from_secs(20),
-            PeerKind::StrongSwan => {
-                Duration::from_secs(u64::from(FAST.keepalive_secs.unwrap_or(20)))
-            }
-        };
-        let deadline = (established + interval + Duration::from_secs(5))
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_secs(1));
-        let keepalives = wait_until("a NAT keepalive from the inside", deadline, || {
-            let n = topo.keepalives()?;
-            Ok((n > 0).then_some(n))
-        })?;
+        // oxisec sends them on a fixed period, strongSwan only in a quiet
+        // second (the liveness checks every 3 s leave some).
+        let keepalives = wait_until(
+            "a NAT keepalive from the inside",
+            Duration::from_secs(10),
+            || {
+                let n = topo.keepalives()?;
+                Ok((n > 0).then_some(n))
+            },
+        )?;
         let from_outside = topo.keepalives_from_outside()?;
         eprintln!(
             "{test}: {keepalives} NAT keepalive(s) from {} crossed the NAT within {:.1} s of the IKE SA, {from_outside} from {}",
@@ -570,13 +576,27 @@ fn check_nat_detected(peer: &AnyPeer, inside: bool) -> Result<()> {
 }
 
 /// Spoofed sources of the cookie flood: 192.0.2.129–254, the upper half of
-/// the gateways' link prefix. The responder routes it back to the left
-/// namespace, which blackholes it: the flood's answers go nowhere.
+/// the gateways' link prefix. The responder routes that half back to the
+/// left namespace, which blackholes it: the flood's answers go nowhere.
 pub fn flood_sources() -> Vec<Ipv4Addr> {
     (129..=254).map(|n| Ipv4Addr::new(192, 0, 2, n)).collect()
 }
 
+/// The one spoofed source of the per-address phase (in the same routed
+/// half, but not among [`flood_sources`]).
+pub const SINGLE_SOURCE: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 128);
+
 const FLOOD_PREFIX: &str = "192.0.2.128/25";
+
+/// The responder's half-open limits in the cookie test, written into its
+/// configuration so that the expected counts below do not hang on
+/// defaults: strongSwan's per-address limit, a cookie threshold below the
+/// default 30 (fewer key exchanges for the flood), a total limit far above.
+pub const COOKIE_TEST_LIMITS: DosLimits = DosLimits {
+    cookie_threshold: 20,
+    block_threshold: 5,
+    half_open_limit: 1000,
+};
 
 /// What the cookie scenario measured.
 #[derive(Debug, Clone, Copy)]
@@ -588,22 +608,26 @@ pub struct CookieOutcome {
     pub cookies_sent: u64,
     /// IKE_SA_INIT requests that reached oxisec.
     pub requests_received: u64,
+    /// IKE_SA_INIT answers with an SA payload, i.e. half-open SAs created
+    /// (plus the real initiator's).
+    pub sa_answers: u64,
     /// From `swanctl --initiate` until it returned with the tunnel up.
     pub legit_setup: Duration,
     /// IKE SAs oxisec listed right after the flood.
     pub ike_sas_after: usize,
 }
 
-/// nftables counters on the responder: IKE_SA_INIT requests in, COOKIE
-/// answers out (first payload Notify, type COOKIE = 16390) and requests
-/// from the real initiator that return a cookie. Offsets are in bits from
-/// the UDP header: the IKE header starts at 64, its next-payload byte at
-/// 64 + 16·8 = 192, its exchange type at 208; a first Notify payload's type
-/// sits at 64 + (28 + 6)·8 = 336.
+/// nftables counters on the responder: IKE_SA_INIT requests in, answers out
+/// that accept (first payload SA) and that challenge (first payload Notify,
+/// type COOKIE = 16390), and requests from the real initiator that return a
+/// cookie. Offsets are in bits from the UDP header: the IKE header starts
+/// at 64, its next-payload byte at 64 + 16·8 = 192, its exchange type at
+/// 208; a first Notify payload's type sits at 64 + (28 + 6)·8 = 336.
 fn cookie_counters_script(initiator: IpAddr) -> String {
     format!(
         "table ip oxcookie {{\n\
          \x20   counter init_requests {{ }}\n\
+         \x20   counter sa_answers {{ }}\n\
          \x20   counter cookies_sent {{ }}\n\
          \x20   counter cookies_returned {{ }}\n\
          \x20   chain input {{\n\
@@ -613,6 +637,7 @@ fn cookie_counters_script(initiator: IpAddr) -> String {
          \x20   }}\n\
          \x20   chain output {{\n\
          \x20       type filter hook output priority filter; policy accept;\n\
+         \x20       udp sport 500 @th,208,8 34 @th,192,8 33 counter name \"sa_answers\"\n\
          \x20       udp sport 500 @th,208,8 34 @th,192,8 41 @th,336,16 16390 counter name \"cookies_sent\"\n\
          \x20   }}\n\
          }}\n"
@@ -625,30 +650,41 @@ fn nft_counter(ns: &Netns, table: &str, name: &str) -> Result<u64> {
         .ok_or_else(|| format!("no packet count for counter {name}").into())
 }
 
-/// Cookie flood: oxisec (right) responds to anyone; from the left
-/// namespace `count` IKE_SA_INIT requests with spoofed sources
-/// ([`flood_sources`]) arrive over `duration`. Half a second in, strongSwan
-/// (left) initiates: it gets a COOKIE, returns it and must get its tunnel
-/// up while the flood runs. oxisec's memory must stay bounded.
+/// Cookie flood against oxisec (right), which responds to anyone, with the
+/// half-open limits of [`COOKIE_TEST_LIMITS`]. From the left namespace:
+///
+/// 1. per-address limit: 20 requests from one spoofed address
+///    ([`SINGLE_SOURCE`]); exactly `block_threshold` of them may create a
+///    half-open SA, the rest are dropped, none is challenged yet;
+/// 2. the flood: `count` requests over `duration` from 126 spoofed
+///    addresses ([`flood_sources`]). Half-open SAs grow to
+///    `cookie_threshold`, everything after that gets a COOKIE and leaves no
+///    state. Half a second in, strongSwan (left) initiates: it gets a
+///    COOKIE, returns it and must get its tunnel up while the flood runs.
+///
+/// Afterwards the tunnel carries pings, oxisec lists exactly the half-open
+/// SAs the threshold allows plus the real one, and its memory (VmRSS) grew
+/// by less than [`RSS_GROWTH_LIMIT_KIB`].
 pub fn run_cookie_flood(test: &str, count: u64, duration: Duration) -> Result<CookieOutcome> {
+    let limits = COOKIE_TEST_LIMITS;
     let topo = Topology::new(test)?;
     let (mut lspec, mut rspec) = topo.tunnel_specs(GCM.0, GCM.1);
-    lspec.timing = FAST;
-    rspec.timing = FAST;
+    lspec.tuning = FAST;
+    rspec.tuning = Tuning {
+        dos: Some(limits),
+        ..FAST
+    };
     // Half-open SAs only come from requests some connection accepts.
     rspec.remote_any = true;
     // The flood's answers: routed back to the left namespace, dropped there.
-    topo.right.ip(&[
-        "route",
-        "add",
-        FLOOD_PREFIX,
-        "via",
-        &super::LEFT_OUTER.to_string(),
-    ])?;
+    let via = super::LEFT_OUTER.to_string();
+    topo.right
+        .ip(&["route", "add", FLOOD_PREFIX, "via", &via])?;
     topo.left.ip(&["route", "add", "blackhole", FLOOD_PREFIX])?;
     let script = topo.dir.path().join("cookie.nft");
     std::fs::write(&script, cookie_counters_script(super::LEFT_OUTER))?;
     topo.right.exec("nft", &["-f", &script.to_string_lossy()])?;
+    let counter = |name: &str| nft_counter(&topo.right, "oxcookie", name);
 
     let swan = StrongSwan::start(
         topo.left.clone(),
@@ -668,6 +704,37 @@ pub fn run_cookie_flood(test: &str, count: u64, duration: Duration) -> Result<Co
             IpAddr::V4(a) => a,
             IpAddr::V6(_) => return Err("IPv4 topology expected".into()),
         };
+
+        // 1. One address, many requests: the per-address limit.
+        let single = ike_sa_init_flood(
+            &topo.left,
+            &[SINGLE_SOURCE],
+            right_v4,
+            20,
+            Duration::from_millis(200),
+        )?;
+        let want = u64::from(limits.block_threshold);
+        wait_until(
+            "the single address's requests to reach oxisec",
+            Duration::from_secs(5),
+            || Ok((counter("init_requests")? >= single.sent).then_some(())),
+        )?;
+        // Time to answer what arrived (the engine answers at once).
+        std::thread::sleep(Duration::from_millis(300));
+        let (answers, cookies) = (counter("sa_answers")?, counter("cookies_sent")?);
+        if answers != want || cookies != 0 {
+            return Err(format!(
+                "{} requests from {SINGLE_SOURCE}: {answers} half-open SAs and {cookies} COOKIEs, expected {want} and 0 (block_threshold)",
+                single.sent
+            )
+            .into());
+        }
+        eprintln!(
+            "{test}: {} requests from one spoofed address: {answers} half-open SAs, the rest dropped (block_threshold {want})",
+            single.sent
+        );
+
+        // 2. Many addresses while the real initiator connects.
         let sources = flood_sources();
         let (flood, legit_setup, flood_left) = std::thread::scope(|scope| -> Result<_> {
             let flooder = scope.spawn(|| {
@@ -710,33 +777,46 @@ pub fn run_cookie_flood(test: &str, count: u64, duration: Duration) -> Result<Co
         traffic::ping_all(&topo.left, LEFT_HOST, RIGHT_HOST, 3)?;
         traffic::ping_all(&topo.right, RIGHT_HOST, LEFT_HOST, 3)?;
 
-        let requests_received = nft_counter(&topo.right, "oxcookie", "init_requests")?;
-        let cookies_sent = nft_counter(&topo.right, "oxcookie", "cookies_sent")?;
-        let cookies_returned = nft_counter(&topo.right, "oxcookie", "cookies_returned")?;
+        let requests_received = counter("init_requests")?;
+        let sa_answers = counter("sa_answers")?;
+        let cookies_sent = counter("cookies_sent")?;
+        let cookies_returned = counter("cookies_returned")?;
         eprintln!(
-            "{test}: oxisec received {requests_received} IKE_SA_INIT requests, sent {cookies_sent} COOKIEs; strongSwan returned a cookie {cookies_returned} time(s); {ike_sas_after} IKE SAs listed after the flood"
+            "{test}: oxisec received {requests_received} IKE_SA_INIT requests, accepted {sa_answers} (half-open SAs + strongSwan's), sent {cookies_sent} COOKIEs; strongSwan returned a cookie {cookies_returned} time(s); {ike_sas_after} IKE SAs listed after the flood"
         );
         eprintln!(
             "{test}: oxisec VmRSS {rss_before_kib} KiB before the flood, {rss_after_kib} KiB after ({:+} KiB)",
             rss_after_kib as i64 - rss_before_kib as i64
         );
-        if requests_received < flood.sent {
+        let threshold = u64::from(limits.cookie_threshold);
+        // Both phases and strongSwan's two requests (without, with cookie).
+        if requests_received < single.sent + flood.sent + 2 {
             return Err(format!(
-                "only {requests_received} of {} flood requests reached oxisec",
-                flood.sent
+                "only {requests_received} of {} requests reached oxisec",
+                single.sent + flood.sent + 2
             )
             .into());
         }
-        // Everything above the threshold (30 half-open SAs) is challenged.
-        if cookies_sent < flood.sent / 2 {
+        // Half-open SAs up to the threshold, then strongSwan's, then none.
+        if sa_answers != threshold + 1 || ike_sas_after as u64 != threshold + 1 {
             return Err(format!(
-                "oxisec sent only {cookies_sent} COOKIEs for {} flood requests",
-                flood.sent
+                "{sa_answers} IKE_SA_INIT requests accepted and {ike_sas_after} IKE SAs listed, expected {} of each (cookie_threshold {threshold} + strongSwan)",
+                threshold + 1
             )
             .into());
         }
-        if cookies_returned == 0 {
-            return Err("strongSwan never came back with a cookie".into());
+        // Every flood request past the threshold, and strongSwan's first.
+        let challenged = flood.sent - (threshold - want) + 1;
+        if cookies_sent != challenged {
+            return Err(
+                format!("oxisec sent {cookies_sent} COOKIEs, expected {challenged}").into(),
+            );
+        }
+        if cookies_returned != 1 {
+            return Err(format!(
+                "strongSwan returned a cookie {cookies_returned} times, expected once"
+            )
+            .into());
         }
         let swan_log = swan.log();
         if !swan_log
@@ -744,11 +824,6 @@ pub fn run_cookie_flood(test: &str, count: u64, duration: Duration) -> Result<Co
             .any(|l| l.contains("parsed IKE_SA_INIT response 0 [ N(COOKIE) ]"))
         {
             return Err("strongSwan's log shows no IKE_SA_INIT response with a COOKIE".into());
-        }
-        // Half-open SAs are bounded by the cookie threshold (30) plus the
-        // real one: the flood must not leave thousands behind.
-        if ike_sas_after > 40 {
-            return Err(format!("{ike_sas_after} IKE SAs after the flood").into());
         }
         if rss_after_kib > rss_before_kib + RSS_GROWTH_LIMIT_KIB {
             return Err(format!(
@@ -763,6 +838,7 @@ pub fn run_cookie_flood(test: &str, count: u64, duration: Duration) -> Result<Co
             rss_after_kib,
             cookies_sent,
             requests_received,
+            sa_answers,
             legit_setup,
             ike_sas_after,
         })
@@ -771,5 +847,6 @@ pub fn run_cookie_flood(test: &str, count: u64, duration: Duration) -> Result<Co
 }
 
 /// How much oxisec's resident memory may grow during the flood: state for
-/// the (at most ~30) half-open SAs and allocator slack, not per request.
+/// the (at most `cookie_threshold`) half-open SAs and allocator slack, not
+/// per request.
 const RSS_GROWTH_LIMIT_KIB: u64 = 16 * 1024;

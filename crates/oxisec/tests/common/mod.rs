@@ -53,7 +53,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 pub use ::oxisec::netns::{self, Netns};
-pub use peer::{PeerKind, StartAction, Timing, TunnelSpec};
+pub use peer::{PeerKind, StartAction, Tuning, TunnelSpec};
 
 /// Errors of the harness: anything printable, with context added as text.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -302,7 +302,7 @@ impl Topology {
             start_action: StartAction::None,
             remote_any: false,
             dpd: None,
-            timing: Timing::default(),
+            tuning: Tuning::default(),
         };
         let right = left.mirrored();
         (left, right)

@@ -29,7 +29,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use super::peer::{StartAction, Timing, TunnelSpec};
+use super::peer::{StartAction, Tuning, TunnelSpec};
 use super::{CONN, Netns, Result, TEST_PSK, TestDir, netns, netsys};
 
 pub const INSIDE_OUTER: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
@@ -101,7 +101,7 @@ impl NatTopology {
             start_action: StartAction::None,
             remote_any: false,
             dpd: None,
-            timing: Timing::default(),
+            tuning: Tuning::default(),
         };
         let mut outside = inside.mirrored();
         outside.remote_addr = NAT_PUBLIC;

@@ -248,14 +248,28 @@ pub fn oxisec_toml(spec: &TunnelSpec) -> String {
     };
     let name = toml_str(&spec.name);
     let mut daemon = String::new();
-    if let Some(r) = spec.timing.retransmit {
-        daemon = format!(
-            "[daemon]\n\
-             retransmit_timeout = {:?}\n\
+    let t = &spec.tuning;
+    if let Some(r) = t.retransmit {
+        daemon += &format!(
+            "retransmit_timeout = {:?}\n\
              retransmit_base = {:?}\n\
-             retransmit_tries = {}\n\n",
+             retransmit_tries = {}\n",
             r.timeout_secs, r.base, r.tries
         );
+    }
+    if let Some(k) = t.keepalive_secs {
+        daemon += &format!("nat_keepalive = \"{k}s\"\n");
+    }
+    if let Some(d) = t.dos {
+        daemon += &format!(
+            "cookie_threshold = {}\n\
+             block_threshold = {}\n\
+             half_open_limit = {}\n",
+            d.cookie_threshold, d.block_threshold, d.half_open_limit
+        );
+    }
+    if !daemon.is_empty() {
+        daemon = format!("[daemon]\n{daemon}\n");
     }
     let remote_addrs = if spec.remote_any {
         String::new()

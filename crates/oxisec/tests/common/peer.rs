@@ -47,8 +47,8 @@ pub struct TunnelSpec {
     /// Liveness check of the connection; `None` leaves it off (both
     /// implementations' default).
     pub dpd: Option<Dpd>,
-    /// Daemon-wide timers of the peer that runs this tunnel.
-    pub timing: Timing,
+    /// Daemon-wide settings of the peer that runs this tunnel.
+    pub tuning: Tuning,
 }
 
 /// What a peer does when its liveness check finds the other side dead
@@ -103,19 +103,37 @@ impl Retransmit {
     }
 }
 
-/// Daemon-wide timers; `None` keeps the implementation's default. The
-/// lifecycle tests shorten them so that a dead peer is found in seconds,
-/// not minutes.
+/// Limits on half-open IKE SAs (RFC 7296 §2.6), with strongSwan's meaning
+/// in both implementations (strongSwan: `cookie_threshold`,
+/// `block_threshold`, `init_limit_half_open`; oxisec: `[daemon]`
+/// `cookie_threshold`, `block_threshold`, `half_open_limit`). Both default
+/// to 30, 5 and no limit (oxisec: 10000).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DosLimits {
+    /// From this many half-open IKE SAs on, a new initiator must return a
+    /// COOKIE first.
+    pub cookie_threshold: u32,
+    /// Requests from an address with this many half-open SAs are dropped.
+    pub block_threshold: u32,
+    /// Half-open SAs in total (0 = no limit).
+    pub half_open_limit: u32,
+}
+
+/// Daemon-wide settings of the peer that runs a tunnel; `None` keeps the
+/// implementation's default. The lifecycle tests shorten the timers so that
+/// a dead peer is found in seconds, not minutes, and a keepalive comes in
+/// seconds, not 20.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct Timing {
+pub struct Tuning {
     pub retransmit: Option<Retransmit>,
-    /// NAT keepalive interval. strongSwan only (`charon.keep_alive`):
-    /// oxisec's is fixed at 20 s and not configurable.
+    /// NAT keepalive interval (strongSwan `charon.keep_alive`, oxisec
+    /// `[daemon] nat_keepalive`).
     pub keepalive_secs: Option<u32>,
+    pub dos: Option<DosLimits>,
 }
 
 impl TunnelSpec {
-    /// The same tunnel seen from the other end. The daemon timers are
+    /// The same tunnel seen from the other end. The daemon settings are
     /// copied (a test wants both daemons equally fast); the liveness check
     /// and `remote_any` are one side's choice and are not.
     pub fn mirrored(&self) -> TunnelSpec {
@@ -133,7 +151,7 @@ impl TunnelSpec {
             start_action: StartAction::None,
             remote_any: false,
             dpd: None,
-            timing: self.timing,
+            tuning: self.tuning,
         }
     }
 }
