@@ -528,6 +528,133 @@ mod tests {
         assert_ne!(tags[1][..], tags[2][..12]);
     }
 
+    use crate::esp_cipher::tests::parse_vectors;
+
+    fn unhex(s: &str) -> Vec<u8> {
+        hex::decode(s).unwrap()
+    }
+
+    /// Seals `pt` and checks ciphertext and ICV, then opens it back and
+    /// checks that a flipped ICV bit is refused.
+    fn known_answer(
+        k: &AeadKey,
+        iv: &[u8],
+        aad: &[u8],
+        pt: &[u8],
+        ct: &[u8],
+        tag: &[u8],
+        what: &str,
+    ) {
+        let mut data = pt.to_vec();
+        let mut icv = vec![0u8; tag.len()];
+        k.seal(iv, aad, &mut data, &mut icv).unwrap();
+        assert_eq!(data, ct, "ciphertext {what}");
+        assert_eq!(icv, tag, "tag {what}");
+        k.open(iv, aad, &mut data, &icv).unwrap();
+        assert_eq!(data, pt, "{what}");
+        let mut data = ct.to_vec();
+        icv[0] ^= 0x80;
+        assert_eq!(
+            k.open(iv, aad, &mut data, &icv),
+            Err(CryptoError::IntegrityCheckFailed),
+            "{what}"
+        );
+    }
+
+    /// NIST CAVP GCM vectors with 64-, 96- and 128-bit tags, through the
+    /// IPsec keying: KEYMAT = key ‖ IV[0..4] (the salt), explicit IV =
+    /// IV[4..12].
+    #[test]
+    fn gcm_cavp_short_tags() {
+        let vectors = parse_vectors(include_str!("../tests/vectors/aes_gcm_cavp_short_tags.txt"));
+        assert_eq!(vectors.len(), 9);
+        let mut tag_lens = std::collections::BTreeSet::new();
+        for v in vectors {
+            let (key, iv) = (unhex(&v["key"]), unhex(&v["iv"]));
+            let icv_len = v["taglen"].parse::<usize>().unwrap() / 8;
+            tag_lens.insert((key.len(), icv_len));
+            let alg = AeadAlg::AesGcm {
+                key_len: key.len(),
+                icv_len,
+            };
+            let k = AeadKey::new(alg, &[&key[..], &iv[..4]].concat()).unwrap();
+            let what = format!("{} {}", v["file"], v["taglen"]);
+            known_answer(
+                &k,
+                &iv[4..],
+                &unhex(&v["aad"]),
+                &unhex(&v["pt"]),
+                &unhex(&v["ct"]),
+                &unhex(&v["tag"]),
+                &what,
+            );
+        }
+        // Every key size with both short tags.
+        for key_len in [16, 24, 32] {
+            assert!(tag_lens.contains(&(key_len, 8)) && tag_lens.contains(&(key_len, 12)));
+        }
+    }
+
+    /// Wycheproof AES-CCM with an 11-octet nonce (RFC 4309's salt(3) ‖ IV(8))
+    /// and a 16-octet tag: ENCR_AES_CCM_16 at all three key sizes.
+    #[test]
+    fn ccm_wycheproof_eleven_octet_nonce() {
+        let vectors = parse_vectors(include_str!("../tests/vectors/aes_ccm_wycheproof.txt"));
+        let mut n = 0;
+        for v in vectors.iter().filter(|v| v["section"] == "nonce 11") {
+            let (key, iv) = (unhex(&v["key"]), unhex(&v["iv"]));
+            assert_eq!(iv.len(), 11);
+            let alg = AeadAlg::AesCcm {
+                key_len: key.len(),
+                icv_len: 16,
+            };
+            let k = AeadKey::new(alg, &[&key[..], &iv[..3]].concat()).unwrap();
+            known_answer(
+                &k,
+                &iv[3..],
+                &unhex(&v["aad"]),
+                &unhex(&v["msg"]),
+                &unhex(&v["ct"]),
+                &unhex(&v["tag"]),
+                &format!("tcId {}", v["tcId"]),
+            );
+            n += 1;
+        }
+        assert_eq!(n, 16);
+    }
+
+    /// Wycheproof AES-CCM with 8- and 12-octet tags (12-octet nonce): the
+    /// `ccm` instances with the tag sizes of ENCR_AES_CCM_8 / _12. Our keys
+    /// fix the nonce at 11 octets, so these run on `ccm` directly.
+    #[test]
+    fn ccm_wycheproof_short_tags() {
+        use ccm::consts::U12 as N12;
+        let vectors = parse_vectors(include_str!("../tests/vectors/aes_ccm_wycheproof.txt"));
+        let mut n = 0;
+        for v in vectors.iter().filter(|v| v["section"] == "tag 8 and 12") {
+            let (key, iv, aad) = (unhex(&v["key"]), unhex(&v["iv"]), unhex(&v["aad"]));
+            let (msg, ct, tag) = (unhex(&v["msg"]), unhex(&v["ct"]), unhex(&v["tag"]));
+            let nonce: &ccm::Nonce<N12> = iv.as_slice().try_into().unwrap();
+            let mut data = msg.clone();
+            let got = match tag.len() {
+                8 => Ccm::<Aes128, U8, N12>::new_from_slice(&key)
+                    .unwrap()
+                    .encrypt_inout_detached(nonce, &aad, data.as_mut_slice().into())
+                    .unwrap()
+                    .to_vec(),
+                12 => Ccm::<Aes128, U12, N12>::new_from_slice(&key)
+                    .unwrap()
+                    .encrypt_inout_detached(nonce, &aad, data.as_mut_slice().into())
+                    .unwrap()
+                    .to_vec(),
+                other => panic!("tag length {other}"),
+            };
+            assert_eq!((data, got), (ct, tag), "tcId {}", v["tcId"]);
+            n += 1;
+        }
+        assert_eq!(n, 8);
+    }
+
     #[test]
     fn wrong_lengths() {
         for alg in algs() {

@@ -337,7 +337,7 @@ impl EspCipher {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use oxisec_wire::{encr, integ};
 
