@@ -24,6 +24,8 @@
 //! (both RFCs prefer 256-bit AES keys where they note a size, and accept 128).
 use oxisec_wire::{TransformId, TransformType, encr, integ, ke, prf};
 
+use Status::{Allowed, Legacy, Prohibited, Recommended};
+
 /// Which protocol a transform protects: the same ID can rank differently
 /// (AES-XCBC is SHOULD for IKEv2, SHOULD NOT+ for ESP).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -88,8 +90,6 @@ const fn c(
         note,
     }
 }
-
-use Status::{Allowed, Legacy, Prohibited, Recommended};
 
 const IOT: &str = "SHOULD only for IoT interoperability";
 const UNLISTED: &str = "standardized but not listed";
