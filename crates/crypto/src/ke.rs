@@ -1,16 +1,39 @@
-//! Key exchange methods (transform type 4): Curve25519, ECP-256/384/521 (RFC
-//! 5903 encoding: x ‖ y without the 0x04 prefix, shared secret = x), MODP
-//! 1024–8192 (RFC 2409 / RFC 3526, public values and secret left-padded to the
-//! prime length).
+//! Key exchange methods (transform type 4).
+//!
+//! | IDs | method | public value | shared secret | provider |
+//! |---|---|---|---|---|
+//! | 2, 5, 14–18 | MODP (RFC 2409, RFC 3526) | g^x, left-padded to the prime length | g^xy, same length | crypto-bigint |
+//! | 19–21 | ECP-256/384/521 (RFC 5903) | x ‖ y, no 0x04 octet | x | aws-lc-rs |
+//! | 28, 29 | brainpoolP256r1/P384r1 (RFC 6954) | x ‖ y | x | RustCrypto `bp256`/`bp384` |
+//! | 31 | Curve25519 (RFC 8031) | 32-byte u | 32-byte u, all-zero rejected | aws-lc-rs |
+//! | 32 | Curve448 (RFC 8031) | 56-byte u | 56-byte u, all-zero rejected | RustCrypto `x448` |
+//! | 35–37 | ML-KEM-512/768/1024 (FIPS 203, draft-ietf-ipsecme-ikev2-mlkem) | initiator: ek; responder: ciphertext | K (32 bytes) | aws-lc-rs `kem` |
+//!
+//! Not implemented: group 30 (brainpoolP512r1: no maintained crate has its
+//! arithmetic) and the deprecated groups 1, 22–24, 25–27.
+//!
+//! ## Initiator and responder
+//! For a Diffie-Hellman group both sides do the same: [`generate`] a share,
+//! send [`KeyExchange::public_key`], and feed the peer's value to
+//! [`KeyExchange::shared_secret`]. A KEM ([`is_kem`]) is asymmetric: the
+//! initiator calls [`generate`] (its public value is the encapsulation key)
+//! and later `shared_secret(ciphertext)`, which decapsulates; the responder
+//! must call [`respond`], which encapsulates to the initiator's key.
+//! [`respond`] also works for every Diffie-Hellman group, so a responder can
+//! use it whatever was negotiated.
 //!
 //! Private keys are drawn from the injected [`Rng`], so a seeded RNG gives the
-//! same key shares every run. Peer values are hostile input: every length and
-//! range is checked before any arithmetic.
+//! same key shares every run — except for ML-KEM, whose provider draws its
+//! own randomness (see the `mlkem` module notes). Peer values are hostile
+//! input: every length and range is checked before any arithmetic.
 use aws_lc_rs::agreement;
 use oxisec_wire::{TransformId, ke};
 
 use crate::{CryptoError, Rng, Secret};
 
+mod brainpool;
+mod curve448;
+mod mlkem;
 mod modp;
 
 /// One side's ephemeral key share. The private part is zeroized on drop.
@@ -19,7 +42,11 @@ pub trait KeyExchange: Send + core::fmt::Debug {
     /// The public value as carried in the KE payload.
     fn public_key(&self) -> &[u8];
     /// The shared secret g^ir. Rejects malformed or degenerate peer values
-    /// (wrong length, point not on curve, 0/1/p-1 for MODP, all-zero X25519 output).
+    /// (wrong length, point not on curve, 0/1/p-1 for MODP, all-zero
+    /// X25519/X448 output) with [`CryptoError::InvalidPublicKey`].
+    ///
+    /// For ML-KEM this is the initiator's decapsulation of the responder's
+    /// ciphertext; a responder must use [`respond`] instead.
     fn shared_secret(&self, peer_public: &[u8]) -> Result<Secret, CryptoError>;
 }
 
@@ -29,7 +56,24 @@ pub trait KeyExchange: Send + core::fmt::Debug {
 /// better (the Windows built-in client proposes MODP-1024 by default) but are
 /// below today's security floor: see [`is_legacy`].
 pub fn is_supported(group: TransformId) -> bool {
-    group == ke::CURVE25519 || EcCurve::for_group(group).is_some() || modp::is_supported(group)
+    group == ke::CURVE25519
+        || group == ke::CURVE448
+        || EcCurve::for_group(group).is_some()
+        || brainpool::is_supported(group)
+        || modp::is_supported(group)
+        || is_kem(group)
+}
+
+/// Whether `group` is a key encapsulation mechanism (ML-KEM), where the
+/// responder must answer with [`respond`] rather than [`generate`] +
+/// [`KeyExchange::shared_secret`].
+///
+/// A KEM responder that used `generate` + `shared_secret` would feed the
+/// initiator's encapsulation key to decapsulation: for ML-KEM-512/768 the
+/// length check catches that, but for ML-KEM-1024 the key and ciphertext are
+/// both 1568 bytes and the result would be a silently wrong secret.
+pub fn is_kem(group: TransformId) -> bool {
+    mlkem::params(group).is_some()
 }
 
 /// Whether `group` is implemented but deprecated for new deployments (RFC 8247
@@ -56,14 +100,52 @@ pub fn generate(
     if let Some(curve) = EcCurve::for_group(group) {
         return Ok(Box::new(EcpShare::generate(curve, rng)?));
     }
+    if group == ke::CURVE448 {
+        return Ok(Box::new(curve448::X448Share::generate(rng)?));
+    }
+    if let Some(share) = brainpool::generate(group, rng)? {
+        return Ok(share);
+    }
     if let Some(share) = modp::generate(group, rng)? {
         return Ok(Box::new(share));
+    }
+    if let Some(params) = mlkem::params(group) {
+        return Ok(Box::new(mlkem::MlKemShare::generate(params)?));
     }
     Err(CryptoError::Unsupported("key exchange method"))
 }
 
+/// The responder's half of a key exchange: given the initiator's KE payload
+/// data, returns the responder's KE payload data and the shared secret.
+///
+/// For a Diffie-Hellman group this generates a share from `rng` and combines
+/// it with the peer's public value (exactly [`generate`] followed by
+/// [`KeyExchange::shared_secret`]). For ML-KEM it checks the initiator's
+/// encapsulation key (length and the FIPS 203 §7.2 modulus check) and
+/// encapsulates to it: the returned data is the ciphertext. `rng` is unused
+/// for ML-KEM (the provider draws its own randomness).
+///
+/// # Errors
+/// `Unsupported` if the group is not implemented (or the RNG is broken, as
+/// for [`generate`]); `InvalidPublicKey` if the peer's value is malformed or
+/// degenerate.
+pub fn respond(
+    group: TransformId,
+    peer_payload: &[u8],
+    rng: &mut dyn Rng,
+) -> Result<(Vec<u8>, Secret), CryptoError> {
+    if let Some(params) = mlkem::params(group) {
+        return mlkem::encapsulate(params, peer_payload);
+    }
+    let share = generate(group, rng)?;
+    let shared = share.shared_secret(peer_payload)?;
+    Ok((share.public_key().to_vec(), shared))
+}
+
 /// Attempts at drawing a private key before giving up on the RNG. Each attempt
-/// fails with probability below 2^-32 for a working RNG.
+/// fails with probability below 2^-32 for a working RNG on the NIST curves and
+/// below 0.46 on the Brainpool curves (orders just above 2^(bits-1)), so a
+/// working RNG exhausts them with probability below 2^-70.
 const KEYGEN_ATTEMPTS: usize = 64;
 
 const BAD_RNG: CryptoError = CryptoError::Unsupported("random source yields no valid private key");
@@ -346,7 +428,15 @@ mod tests {
         }
     }
 
-    const EC_GROUPS: [TransformId; 4] = [ke::CURVE25519, ke::ECP_256, ke::ECP_384, ke::ECP_521];
+    const EC_GROUPS: [TransformId; 7] = [
+        ke::CURVE25519,
+        ke::CURVE448,
+        ke::ECP_256,
+        ke::ECP_384,
+        ke::ECP_521,
+        ke::ECP_256_BP,
+        ke::ECP_384_BP,
+    ];
 
     #[test]
     fn supported_groups() {
@@ -354,13 +444,7 @@ mod tests {
             assert!(is_supported(g), "{g:?}");
             assert!(!is_legacy(g));
         }
-        for g in [
-            ke::MODP_768,
-            ke::CURVE448,
-            ke::ECP_256_BP,
-            ke::ML_KEM_768,
-            ke::NONE,
-        ] {
+        for g in [ke::MODP_768, ke::ECP_512_BP, TransformId(27), ke::NONE] {
             assert!(!is_supported(g), "{g:?}");
             assert!(matches!(
                 generate(g, &mut Counter(1)),
@@ -377,6 +461,9 @@ mod tests {
             (ke::ECP_256, 64, 32),
             (ke::ECP_384, 96, 48),
             (ke::ECP_521, 132, 66),
+            (ke::ECP_256_BP, 64, 32),
+            (ke::ECP_384_BP, 96, 48),
+            (ke::CURVE448, 56, 56),
         ] {
             let a = generate(g, &mut rng).unwrap();
             let b = generate(g, &mut rng).unwrap();
@@ -419,7 +506,13 @@ mod tests {
     #[test]
     fn rejects_points_off_the_curve() {
         let mut rng = Counter(4);
-        for g in [ke::ECP_256, ke::ECP_384, ke::ECP_521] {
+        for g in [
+            ke::ECP_256,
+            ke::ECP_384,
+            ke::ECP_521,
+            ke::ECP_256_BP,
+            ke::ECP_384_BP,
+        ] {
             let a = generate(g, &mut rng).unwrap();
             let mut bad = generate(g, &mut rng).unwrap().public_key().to_vec();
             let last = bad.len() - 1;
@@ -461,6 +554,37 @@ mod tests {
             generate(ke::ECP_521, &mut Fixed(vec![0xff])).err(),
             Some(BAD_RNG)
         );
+    }
+
+    #[test]
+    fn brainpool_scalars_are_rejection_sampled() {
+        // 0xff.. and 0 are never in [1, n); an RNG stuck there is reported.
+        for g in [ke::ECP_256_BP, ke::ECP_384_BP] {
+            for stuck in [0xff, 0] {
+                assert_eq!(
+                    generate(g, &mut Fixed(vec![stuck])).err(),
+                    Some(BAD_RNG),
+                    "{g:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn kem_and_dh_roles() {
+        for g in [ke::ML_KEM_512, ke::ML_KEM_768, ke::ML_KEM_1024] {
+            assert!(is_supported(g) && is_kem(g) && !is_legacy(g));
+        }
+        for g in EC_GROUPS.into_iter().chain([ke::MODP_2048]) {
+            assert!(!is_kem(g), "{g:?}");
+        }
+        for g in [ke::MODP_768, ke::ECP_512_BP, ke::NONE] {
+            assert!(!is_kem(g));
+            assert!(matches!(
+                respond(g, &[0; 64], &mut Counter(1)),
+                Err(CryptoError::Unsupported(_))
+            ));
+        }
     }
 
     #[test]

@@ -337,6 +337,20 @@ mod tests {
         }
     }
 
+    /// Agrees with `ke::is_legacy` on every group the crate implements.
+    #[test]
+    fn key_exchange_matches_ke_module() {
+        for id in 0..=64u16 {
+            let g = TransformId(id);
+            if !crate::ke::is_supported(g) {
+                continue;
+            }
+            let s = st(Usage::Ike, TransformType::KE, g);
+            assert_eq!(s == Legacy, crate::ke::is_legacy(g), "{g:?}");
+            assert_ne!(s, Prohibited, "{g:?}");
+        }
+    }
+
     #[test]
     fn unclassified_is_none() {
         assert_eq!(

@@ -10,8 +10,11 @@
 //! RFC 4303 §3.4): ESP header present, SPI known, sequence number inside the
 //! replay window, ICV (and decryption), replay window commit, padding and next
 //! header, inner packet sane, inner addresses/protocol/ports within the SA's
-//! selectors. Every drop is counted by reason on the SA, or in the SAD's global
-//! counters before an SA is known.
+//! selectors. An SA that reached a hard volume limit
+//! ([`Limits`](crate::limits::Limits)) drops everything before the replay
+//! check (and, outbound, before a sequence number is taken). Every drop is
+//! counted by reason on the SA, or in the SAD's global counters before an SA
+//! is known.
 //!
 //! Neither allocates. On error the buffer's content is unspecified (it may be
 //! partly decrypted); the caller drops the packet and reuses the buffer.
@@ -20,6 +23,7 @@ use oxisec_wire::esp::{ESP_HEADER_LEN, EspHeader};
 
 use crate::buf::{BufError, PacketBuf};
 use crate::inner::{self, FlowKey, proto};
+use crate::limits::Crossed;
 use crate::replay::ReplayError;
 use crate::sa::{InboundSa, OutboundSa};
 use crate::sad::Sad;
@@ -40,6 +44,9 @@ pub enum EncapError {
     SequenceExhausted,
     #[error("encryption failed: {0}")]
     Crypto(CryptoError),
+    /// The SA reached a hard volume limit and sends nothing more.
+    #[error("SA expired (hard volume limit reached)")]
+    Expired,
 }
 
 impl EncapError {
@@ -50,6 +57,7 @@ impl EncapError {
             EncapError::NoRoom(_) => DropReason::NoRoom,
             EncapError::SequenceExhausted => DropReason::SequenceExhausted,
             EncapError::Crypto(_) => DropReason::CryptoFailure,
+            EncapError::Expired => DropReason::Expired,
         }
     }
 }
@@ -63,6 +71,9 @@ pub struct Decapsulated {
     pub seq: u64,
     /// The inner packet's addresses, protocol and ports.
     pub flow: FlowKey,
+    /// The SA's soft or hard limit this packet crossed first (reported
+    /// once per SA): tell the control plane.
+    pub crossed: Crossed,
 }
 
 /// ESP overhead of a suite: bytes in front of the inner packet, and padding +
@@ -86,7 +97,11 @@ fn overhead(sa: &OutboundSa, inner_len: usize) -> (usize, usize, usize) {
 /// payload; no TFC padding. Next header is 4 or 41 from the IP version. The
 /// inner packet is not matched against the SA's selectors here: the SPD
 /// lookup that chose the SA did that.
-pub fn encapsulate(sa: &OutboundSa, buf: &mut PacketBuf) -> Result<(), EncapError> {
+///
+/// Returns the SA limits this packet crossed first (usually none); once a
+/// hard limit is reached, every later packet fails with
+/// [`EncapError::Expired`] without using a sequence number.
+pub fn encapsulate(sa: &OutboundSa, buf: &mut PacketBuf) -> Result<Crossed, EncapError> {
     let result = encapsulate_inner(sa, buf);
     if let Err(e) = &result {
         sa.counters().drop(e.reason());
@@ -94,7 +109,10 @@ pub fn encapsulate(sa: &OutboundSa, buf: &mut PacketBuf) -> Result<(), EncapErro
     result
 }
 
-fn encapsulate_inner(sa: &OutboundSa, buf: &mut PacketBuf) -> Result<(), EncapError> {
+fn encapsulate_inner(sa: &OutboundSa, buf: &mut PacketBuf) -> Result<Crossed, EncapError> {
+    if sa.counters().hard_reached(sa.limits()) {
+        return Err(EncapError::Expired);
+    }
     let inner_len = buf.len();
     let next_header = match inner::version(buf.as_slice()) {
         Some(4) => proto::IPV4,
@@ -132,8 +150,7 @@ fn encapsulate_inner(sa: &OutboundSa, buf: &mut PacketBuf) -> Result<(), EncapEr
     sa.cipher()
         .seal(seq, buf.as_mut_slice())
         .map_err(EncapError::Crypto)?;
-    sa.counters().count_packet(inner_len);
-    Ok(())
+    Ok(sa.counters().count_packet(inner_len, sa.limits()))
 }
 
 fn replay_reason(e: ReplayError) -> DropReason {
@@ -157,8 +174,8 @@ pub fn decapsulate(sad: &Sad, buf: &mut PacketBuf) -> Result<Decapsulated, DropR
         return Err(DropReason::UnknownSpi);
     };
     match decapsulate_sa(sa, buf, seq_low) {
-        Ok(d) => {
-            sa.counters().count_packet(buf.len());
+        Ok(mut d) => {
+            d.crossed = sa.counters().count_packet(buf.len(), sa.limits());
             Ok(d)
         }
         Err(reason) => {
@@ -173,6 +190,10 @@ fn decapsulate_sa(
     buf: &mut PacketBuf,
     seq_low: u32,
 ) -> Result<Decapsulated, DropReason> {
+    // An expired SA costs no decryption.
+    if sa.counters().hard_reached(sa.limits()) {
+        return Err(DropReason::Expired);
+    }
     let suite = sa.suite();
     let head = ESP_HEADER_LEN + suite.iv_len();
     let icv_len = suite.icv_len();
@@ -237,6 +258,7 @@ fn decapsulate_sa(
         spi: sa.spi(),
         seq,
         flow,
+        crossed: Crossed::NONE,
     })
 }
 
@@ -244,6 +266,7 @@ fn decapsulate_sa(
 mod tests {
     use super::*;
     use crate::inner::tests::v4;
+    use crate::limits::Limits;
     use oxisec_crypto::{
         Secret,
         esp_cipher::{EspCipher, EspSuite},
@@ -291,6 +314,116 @@ mod tests {
             buf.as_slice()[8..16],
             0x0000_0005_0000_0002u64.to_be_bytes()
         );
+    }
+
+    fn inbound(limits: Limits) -> Sad {
+        use crate::selector::{IpFamily, Selector};
+        let suite = sa(false).suite();
+        let c = EspCipher::new(suite, &Secret::new(vec![9; 36])).unwrap();
+        let any = vec![Selector::any(IpFamily::V4)];
+        let sa = InboundSa::new(1, c, 64, any.clone(), any)
+            .unwrap()
+            .with_limits(limits);
+        let mut sad = Sad::new();
+        sad.insert_inbound(std::sync::Arc::new(sa));
+        sad
+    }
+
+    const SOFT: Crossed = Crossed {
+        soft: true,
+        hard: false,
+    };
+    const HARD: Crossed = Crossed {
+        soft: false,
+        hard: true,
+    };
+
+    #[test]
+    fn outbound_limits_are_reported_once_and_hard_stops_sending() {
+        let inner = v4([192, 0, 2, 1], [192, 0, 2, 2], 17, &[0; 80]);
+        assert_eq!(inner.len(), 100);
+        let out = sa(false).with_limits(Limits {
+            soft_packets: 2,
+            soft_bytes: 250,
+            hard_packets: 0,
+            hard_bytes: 400,
+        });
+        let mut got = Vec::new();
+        for _ in 0..6 {
+            let mut buf = PacketBuf::from_slice(&inner);
+            got.push(encapsulate(&out, &mut buf));
+        }
+        use EncapError::Expired;
+        assert_eq!(
+            got,
+            [
+                Ok(Crossed::NONE),
+                Ok(SOFT),
+                Ok(Crossed::NONE),
+                // The fourth packet reaches 400 bytes: it still goes out.
+                Ok(HARD),
+                Err(Expired),
+                Err(Expired),
+            ]
+        );
+        let st = out.stats();
+        assert_eq!((st.packets, st.bytes), (4, 400));
+        assert_eq!(st.drops.get(DropReason::Expired), 2);
+        // No sequence number was spent on the refused packets.
+        assert_eq!(out.seq_used(), 4);
+    }
+
+    #[test]
+    fn inbound_limits_are_reported_once_and_hard_stops_accepting() {
+        let out = sa(false);
+        let sad = inbound(Limits {
+            soft_packets: 3,
+            hard_packets: 4,
+            ..Limits::NONE
+        });
+        let inner = v4([192, 0, 2, 1], [192, 0, 2, 2], 17, &[0; 8]);
+        let mut got = Vec::new();
+        for _ in 0..6 {
+            let mut buf = PacketBuf::from_slice(&inner);
+            encapsulate(&out, &mut buf).unwrap();
+            got.push(decapsulate(&sad, &mut buf).map(|d| d.crossed));
+        }
+        assert_eq!(
+            got,
+            [
+                Ok(Crossed::NONE),
+                Ok(Crossed::NONE),
+                Ok(SOFT),
+                Ok(HARD),
+                Err(DropReason::Expired),
+                Err(DropReason::Expired),
+            ]
+        );
+        let st = sad.inbound(1).unwrap().stats();
+        assert_eq!(st.packets, 4);
+        assert_eq!(st.drops.get(DropReason::Expired), 2);
+        // Refused before the replay window: it never saw packets 5 and 6.
+        assert_eq!(sad.inbound(1).unwrap().highest_seq(), 4);
+    }
+
+    #[test]
+    fn soft_and_hard_together_on_one_packet() {
+        let out = sa(false).with_limits(Limits {
+            soft_packets: 1,
+            hard_packets: 1,
+            ..Limits::NONE
+        });
+        let inner = v4([192, 0, 2, 1], [192, 0, 2, 2], 17, &[0; 8]);
+        let mut buf = PacketBuf::from_slice(&inner);
+        assert_eq!(
+            encapsulate(&out, &mut buf),
+            Ok(Crossed {
+                soft: true,
+                hard: true
+            })
+        );
+        let mut buf = PacketBuf::from_slice(&inner);
+        assert_eq!(encapsulate(&out, &mut buf), Err(EncapError::Expired));
     }
 
     #[test]

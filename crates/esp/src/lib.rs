@@ -12,6 +12,8 @@
 //!   parsing they are matched with.
 //! * [`snapshot`]: copy-on-write publication of the SAD and SPD to threads.
 //! * [`stats`]: per-SA and global counters, drops by [`DropReason`].
+//! * [`limits`]: soft and hard byte/packet limits per SA; the packet that
+//!   first crosses one says so ([`Crossed`]), exactly once per SA.
 //!
 //! # Intended use by a driver
 //!
@@ -41,9 +43,11 @@
 //!   IP protocol 50). `Protect` with no SA installed: drop and send the engine
 //!   an acquire. [`EncapError::SequenceExhausted`](encap::EncapError): tell the
 //!   engine to rekey (and watch [`OutboundSa::seq_used`](sa::OutboundSa::seq_used)
-//!   to rekey well before).
+//!   to rekey well before). Better: give the SA [`Limits`] below the sequence
+//!   space and tell the engine when `encapsulate` returns a [`Crossed`].
 //! * **Inbound** (ESP from UDP 4500 after the non-ESP-marker demux, or from a
-//!   raw protocol-50 socket): [`encap::decapsulate`] → write the window to TUN.
+//!   raw protocol-50 socket): [`encap::decapsulate`] → write the window to TUN;
+//!   [`Decapsulated::crossed`](encap::Decapsulated) says when a limit was crossed.
 //!   [`DropReason::is_silent`] tells which drops are not worth a log line.
 //!
 //! The packet path takes no write lock on anything shared. Per-packet mutable
@@ -62,6 +66,7 @@
 pub mod buf;
 pub mod encap;
 pub mod inner;
+pub mod limits;
 pub mod replay;
 pub mod sa;
 pub mod sad;
@@ -72,6 +77,7 @@ pub mod stats;
 
 pub use buf::PacketBuf;
 pub use encap::{Decapsulated, EncapError, decapsulate, encapsulate};
+pub use limits::{Crossed, Limits};
 pub use replay::ReplayWindow;
 pub use sa::{InboundSa, OutboundSa, UdpEncap};
 pub use sad::Sad;

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use oxisec_crypto::esp_cipher::{EspCipher, EspSuite};
 
+use crate::limits::Limits;
 use crate::replay::{ReplayError, ReplayWindow, WindowSizeError};
 use crate::selector::Selector;
 use crate::stats::{SaCounters, SaStats};
@@ -51,6 +52,7 @@ pub struct OutboundSa {
     local_ts: Vec<Selector>,
     remote_ts: Vec<Selector>,
     udp_encap: Option<UdpEncap>,
+    limits: Limits,
 }
 
 impl core::fmt::Debug for OutboundSa {
@@ -61,6 +63,7 @@ impl core::fmt::Debug for OutboundSa {
             .field("local_ts", &self.local_ts)
             .field("remote_ts", &self.remote_ts)
             .field("udp_encap", &self.udp_encap)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
@@ -85,7 +88,20 @@ impl OutboundSa {
             local_ts,
             remote_ts,
             udp_encap,
+            limits: Limits::NONE,
         }
+    }
+
+    /// The same SA with volume limits (none by default). Set them before
+    /// the SA is shared: copies made earlier by
+    /// [`with_udp_encap`](Self::with_udp_encap) keep their own limits.
+    pub fn with_limits(mut self, limits: Limits) -> OutboundSa {
+        self.limits = limits;
+        self
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// The same SA (same keys, same sequence counter, same counters) with new
@@ -100,6 +116,7 @@ impl OutboundSa {
             local_ts: self.local_ts.clone(),
             remote_ts: self.remote_ts.clone(),
             udp_encap,
+            limits: self.limits,
         }
     }
 
@@ -182,7 +199,15 @@ pub struct InboundSa {
     local_ts: Vec<Selector>,
     remote_ts: Vec<Selector>,
     counters: SaCounters,
+    limits: Limits,
+    /// When the driver last reported inbound activity on this SA, in its
+    /// own clock's units ([`claim_report`](Self::claim_report)); `NEVER`
+    /// before the first report.
+    last_report: AtomicU64,
 }
+
+/// `last_report` before any report.
+const NEVER: u64 = u64::MAX;
 
 impl core::fmt::Debug for InboundSa {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -191,6 +216,7 @@ impl core::fmt::Debug for InboundSa {
             .field("suite", &self.cipher.suite())
             .field("local_ts", &self.local_ts)
             .field("remote_ts", &self.remote_ts)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
@@ -214,7 +240,37 @@ impl InboundSa {
             local_ts,
             remote_ts,
             counters: SaCounters::default(),
+            limits: Limits::NONE,
+            last_report: AtomicU64::new(NEVER),
         })
+    }
+
+    /// The same SA with volume limits (none by default).
+    pub fn with_limits(mut self, limits: Limits) -> InboundSa {
+        self.limits = limits;
+        self
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Rate limit for the driver's "traffic arrived on this SA" reports
+    /// (a liveness hint to the control plane): true at most once per
+    /// `interval`, for the caller that gets to report. `now` and `interval`
+    /// are in any monotonic unit the caller picks (e.g. milliseconds since
+    /// it started); this crate reads no clock. One relaxed load per packet
+    /// while a report is not due; a compare-exchange when it is, so
+    /// concurrent threads report once.
+    #[inline]
+    pub fn claim_report(&self, now: u64, interval: u64) -> bool {
+        let last = self.last_report.load(Ordering::Relaxed);
+        if last != NEVER && now.saturating_sub(last) < interval {
+            return false;
+        }
+        self.last_report
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
     }
 
     pub fn spi(&self) -> u32 {
@@ -360,6 +416,36 @@ mod tests {
         let sa = OutboundSa::new(0xabcd, cipher(false), vec![], vec![], None);
         let s = format!("{sa:?}");
         assert!(s.contains("0000abcd") && !s.contains("42"), "{s}");
+    }
+
+    #[test]
+    fn limits_follow_copies_and_default_to_none() {
+        let l = Limits {
+            hard_packets: 7,
+            ..Limits::NONE
+        };
+        let sa = OutboundSa::new(1, cipher(false), vec![], vec![], None);
+        assert_eq!(*sa.limits(), Limits::NONE);
+        let sa = sa.with_limits(l);
+        assert_eq!(*sa.with_udp_encap(None).limits(), l);
+        let sa = InboundSa::new(1, cipher(false), 64, vec![], vec![])
+            .unwrap()
+            .with_limits(l);
+        assert_eq!(*sa.limits(), l);
+    }
+
+    #[test]
+    fn activity_reports_are_rate_limited() {
+        let sa = InboundSa::new(1, cipher(false), 64, vec![], vec![]).unwrap();
+        // The first report is always due, even at time 0.
+        assert!(sa.claim_report(0, 1000));
+        assert!(!sa.claim_report(0, 1000));
+        assert!(!sa.claim_report(999, 1000));
+        assert!(sa.claim_report(1000, 1000));
+        assert!(!sa.claim_report(1500, 1000));
+        // A clock that went backwards reports nothing rather than flooding.
+        assert!(!sa.claim_report(10, 1000));
+        assert!(sa.claim_report(5000, 1000));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Per-SA and global counters: relaxed atomics bumped on the packet path, read
 //! as plain snapshot structs by the control plane (status output, lifetimes).
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+
+use crate::limits::{Crossed, HARD_BIT, Limits, SOFT_BIT};
 
 /// Why a packet was dropped (or, for outbound, not sent). Inbound reasons are
 /// listed in the order decapsulation checks them.
@@ -53,11 +55,16 @@ pub enum DropReason {
     /// Outbound: the cipher failed (should not happen).
     #[error("encryption failed")]
     CryptoFailure,
+    /// The SA reached a hard byte or packet limit
+    /// ([`Limits`](crate::limits::Limits)): it neither protects nor accepts
+    /// packets any more, and waits for the control plane to delete it.
+    #[error("SA expired (hard volume limit reached)")]
+    Expired,
 }
 
 impl DropReason {
     /// Number of reasons (size of the counter arrays).
-    pub const COUNT: usize = 15;
+    pub const COUNT: usize = 16;
 
     /// Every reason, in declaration order.
     pub const ALL: [DropReason; DropReason::COUNT] = [
@@ -76,6 +83,7 @@ impl DropReason {
         DropReason::NoRoom,
         DropReason::SequenceExhausted,
         DropReason::CryptoFailure,
+        DropReason::Expired,
     ];
 
     fn index(self) -> usize {
@@ -100,6 +108,7 @@ impl DropReason {
             DropReason::NoRoom => "no_room",
             DropReason::SequenceExhausted => "sequence_exhausted",
             DropReason::CryptoFailure => "crypto_failure",
+            DropReason::Expired => "expired",
         }
     }
 
@@ -111,7 +120,7 @@ impl DropReason {
 }
 
 // A new reason must be appended last and counted in COUNT and ALL.
-const _: () = assert!(DropReason::CryptoFailure as usize + 1 == DropReason::COUNT);
+const _: () = assert!(DropReason::Expired as usize + 1 == DropReason::COUNT);
 
 /// A snapshot of drop counts by reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -153,6 +162,9 @@ pub struct SaCounters {
     /// Inner (plaintext IP) bytes, the unit of RFC 4301 byte lifetimes.
     bytes: AtomicU64,
     drops: DropCounters,
+    /// Which limit crossings were reported (`SOFT_BIT`, `HARD_BIT`): each at
+    /// most once, even when bytes and packets cross on different threads.
+    reported: AtomicU8,
 }
 
 /// A snapshot of one SA's counters.
@@ -166,9 +178,35 @@ pub struct SaStats {
 }
 
 impl SaCounters {
-    pub(crate) fn count_packet(&self, inner_len: usize) {
-        self.packets.fetch_add(1, Ordering::Relaxed);
-        self.bytes.fetch_add(inner_len as u64, Ordering::Relaxed);
+    /// Counts one packet of `inner_len` bytes and returns the limits it
+    /// crossed first. The `fetch_add`s tell exactly which packet took a
+    /// counter over a limit; only then is the `reported` byte touched.
+    #[inline]
+    pub(crate) fn count_packet(&self, inner_len: usize, limits: &Limits) -> Crossed {
+        let len = inner_len as u64;
+        let old_packets = self.packets.fetch_add(1, Ordering::Relaxed);
+        let old_bytes = self.bytes.fetch_add(len, Ordering::Relaxed);
+        let bits = limits.crossings(old_packets, old_bytes, len);
+        if bits == 0 {
+            return Crossed::NONE;
+        }
+        // Rare: claim the crossings nobody reported yet.
+        let before = self.reported.fetch_or(bits, Ordering::Relaxed);
+        let new = bits & !before;
+        Crossed {
+            soft: new & SOFT_BIT != 0,
+            hard: new & HARD_BIT != 0,
+        }
+    }
+
+    /// Whether the SA has reached a hard limit and must drop packets: two
+    /// relaxed loads of counters this SA writes anyway.
+    #[inline]
+    pub(crate) fn hard_reached(&self, limits: &Limits) -> bool {
+        limits.hard_reached(
+            self.packets.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+        )
     }
     pub(crate) fn drop(&self, reason: DropReason) {
         self.drops.bump(reason);
@@ -199,8 +237,8 @@ mod tests {
     #[test]
     fn counts() {
         let c = SaCounters::default();
-        c.count_packet(100);
-        c.count_packet(20);
+        c.count_packet(100, &Limits::NONE);
+        c.count_packet(20, &Limits::NONE);
         c.drop(DropReason::BadPadding);
         c.drop(DropReason::BadPadding);
         c.drop(DropReason::DummyPacket);
@@ -209,5 +247,69 @@ mod tests {
         assert_eq!(s.drops.get(DropReason::BadPadding), 2);
         assert_eq!(s.drops.total(), 3);
         assert_eq!(s.drops.iter().count(), 2);
+    }
+
+    #[test]
+    fn each_crossing_is_reported_once() {
+        let c = SaCounters::default();
+        let l = Limits {
+            soft_packets: 2,
+            soft_bytes: 250,
+            hard_packets: 4,
+            hard_bytes: 0,
+        };
+        let got: Vec<Crossed> = (0..6).map(|_| c.count_packet(100, &l)).collect();
+        let soft = Crossed {
+            soft: true,
+            hard: false,
+        };
+        let hard = Crossed {
+            soft: false,
+            hard: true,
+        };
+        // Packet 2 reaches the soft packet limit; packet 3 the soft byte
+        // limit (300 > 250), which is not reported again.
+        assert_eq!(
+            got,
+            [
+                Crossed::NONE,
+                soft,
+                Crossed::NONE,
+                hard,
+                Crossed::NONE,
+                Crossed::NONE
+            ]
+        );
+        assert!(c.hard_reached(&l));
+    }
+
+    #[test]
+    fn concurrent_crossings_are_reported_once() {
+        let c = std::sync::Arc::new(SaCounters::default());
+        let l = Limits {
+            soft_packets: 1000,
+            soft_bytes: 30_000,
+            hard_packets: 3000,
+            hard_bytes: 90_000,
+        };
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let c = std::sync::Arc::clone(&c);
+                std::thread::spawn(move || {
+                    let (mut soft, mut hard) = (0, 0);
+                    for _ in 0..2000 {
+                        let x = c.count_packet(40, &l);
+                        soft += usize::from(x.soft);
+                        hard += usize::from(x.hard);
+                    }
+                    (soft, hard)
+                })
+            })
+            .collect();
+        let (soft, hard) = handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        assert_eq!((soft, hard), (1, 1));
     }
 }

@@ -10,8 +10,8 @@ use oxisec_crypto::{
     esp_cipher::{EspCipher, EspSuite},
 };
 use oxisec_esp::{
-    InboundSa, IpFamily, OutboundSa, PacketBuf, PolicyAction, Sad, Selector, Spd, SpdEntry,
-    decapsulate, encapsulate,
+    DropReason, EncapError, InboundSa, IpFamily, Limits, OutboundSa, PacketBuf, PolicyAction, Sad,
+    Selector, Spd, SpdEntry, decapsulate, encapsulate,
 };
 use oxisec_wire::{encr, integ};
 
@@ -73,13 +73,21 @@ fn encap_and_decap_do_not_allocate() {
                 esn,
             };
             let km = || Secret::new(vec![0x11; suite.keymat_len()]);
+            // Limits crossed during the armed cycles, so that the crossing
+            // and the expired drop paths are measured too: inbound expires
+            // after 20 packets, outbound after 30.
             let out = OutboundSa::new(
                 9,
                 EspCipher::new(suite, &km()).unwrap(),
                 any.clone(),
                 any.clone(),
                 None,
-            );
+            )
+            .with_limits(Limits {
+                soft_packets: 10,
+                hard_packets: 30,
+                ..Limits::NONE
+            });
             let inb = InboundSa::new(
                 9,
                 EspCipher::new(suite, &km()).unwrap(),
@@ -87,7 +95,12 @@ fn encap_and_decap_do_not_allocate() {
                 any.clone(),
                 any.clone(),
             )
-            .unwrap();
+            .unwrap()
+            .with_limits(Limits {
+                soft_bytes: 2000,
+                hard_packets: 20,
+                ..Limits::NONE
+            });
             let mut sad = Sad::new();
             sad.insert_inbound(Arc::new(inb));
             let mut tx = PacketBuf::with_default_room();
@@ -95,10 +108,16 @@ fn encap_and_decap_do_not_allocate() {
             let mut cycle = || {
                 tx.set_data(&inner).unwrap();
                 assert!(spd.lookup_packet(tx.as_slice()).unwrap().is_some());
-                encapsulate(&out, &mut tx).unwrap();
-                rx.set_data(tx.as_slice()).unwrap();
-                decapsulate(&sad, &mut rx).unwrap();
-                assert_eq!(rx.as_slice(), &inner[..]);
+                match encapsulate(&out, &mut tx) {
+                    Ok(_) => {
+                        rx.set_data(tx.as_slice()).unwrap();
+                        match decapsulate(&sad, &mut rx) {
+                            Ok(_) => assert_eq!(rx.as_slice(), &inner[..]),
+                            Err(e) => assert_eq!(e, DropReason::Expired),
+                        }
+                    }
+                    Err(e) => assert_eq!(e, EncapError::Expired),
+                }
                 // A drop path too.
                 rx.set_data(&[0xde, 0xad]).unwrap();
                 assert!(decapsulate(&sad, &mut rx).is_err());
@@ -112,6 +131,7 @@ fn encap_and_decap_do_not_allocate() {
             }
             ARMED.store(false, Ordering::Relaxed);
             assert_eq!(ALLOCS.load(Ordering::Relaxed), 0, "{suite:?}");
+            assert_eq!(out.stats().drops.get(DropReason::Expired), 51 - 30);
         }
     }
 }

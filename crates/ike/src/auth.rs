@@ -14,12 +14,14 @@ pub(crate) fn psk_auth(
     peer_nonce: &[u8],
     sk_p: &[u8],
     id_body: &[u8],
+    int_auth: &[u8],
 ) -> Secret {
     let maced_id = prf.compute(sk_p, &[id_body]);
     let key = prf.compute(psk, &[KEY_PAD]);
+    // With IKE_INTERMEDIATE exchanges, IntAuth follows MACedID (RFC 9242 §3.3.2).
     prf.compute(
         key.as_bytes(),
-        &[real_message, peer_nonce, maced_id.as_bytes()],
+        &[real_message, peer_nonce, maced_id.as_bytes(), int_auth],
     )
 }
 

@@ -81,6 +81,10 @@ static KEYWORDS: &[Keyword] = &[
     kw("ecp384", K, ke::ECP_384, None, false),
     kw("ecp521", K, ke::ECP_521, None, false),
     kw("curve25519", K, ke::CURVE25519, None, false),
+    kw("mlkem512", K, ke::ML_KEM_512, None, false),
+    kw("mlkem768", K, ke::ML_KEM_768, None, false),
+    kw("mlkem1024", K, ke::ML_KEM_1024, None, false),
+    kw("none", K, ke::NONE, None, false),
     kw("x25519", K, ke::CURVE25519, None, false),
     kw("esn", N, esn::YES, None, false),
     kw("noesn", N, esn::NO, None, false),
@@ -88,6 +92,30 @@ static KEYWORDS: &[Keyword] = &[
 
 fn lookup(name: &str) -> Option<&'static Keyword> {
     KEYWORDS.iter().find(|k| k.name == name)
+}
+
+/// The number of additional key exchanges (ADDKE1..ADDKE7, RFC 9370).
+pub const ADDKE_TYPES: usize = 7;
+
+/// `ke1_mlkem768` → (0, ML-KEM-768): strongSwan 6's keywords for the
+/// additional key exchanges; `keN_none` makes ADDKE N optional.
+fn lookup_addke(word: &str) -> Option<(usize, Algorithm)> {
+    let rest = word.strip_prefix("ke")?;
+    let (n, name) = rest.split_once('_')?;
+    let n: usize = n.parse().ok()?;
+    if !(1..=ADDKE_TYPES).contains(&n) {
+        return None;
+    }
+    let k = lookup(name).filter(|k| k.alg.ty == TransformType::KE)?;
+    let ty = TransformType(TransformType::ADDKE1.0 + n as u8 - 1);
+    Some((
+        n - 1,
+        Algorithm {
+            ty,
+            id: k.alg.id,
+            key_bits: None,
+        },
+    ))
 }
 
 /// The PRF strongSwan derives from an integrity keyword when an IKE proposal
@@ -121,6 +149,13 @@ pub fn transform_name(ty: TransformType, id: TransformId, key_bits: Option<u16>)
         (TransformType::KE, ke::MODP_2048) => "MODP_2048",
         (TransformType::KE, ke::MODP_3072) => "MODP_3072",
         (TransformType::KE, ke::MODP_4096) => "MODP_4096",
+        (TransformType::KE, ke::ML_KEM_512) => "ML_KEM_512",
+        (TransformType::KE, ke::ML_KEM_768) => "ML_KEM_768",
+        (TransformType::KE, ke::ML_KEM_1024) => "ML_KEM_1024",
+        (t, id) if is_ke_type(t) && t != TransformType::KE => {
+            let n = t.0 - TransformType::ADDKE1.0 + 1;
+            return format!("KE{n}_{}", transform_name(TransformType::KE, id, None));
+        }
         (TransformType::KE, ke::MODP_6144) => "MODP_6144",
         (TransformType::KE, ke::MODP_8192) => "MODP_8192",
         (TransformType::KE, ke::ECP_521) => "ECP_521",
@@ -191,6 +226,9 @@ pub struct ProposalSpec {
     pub prf: Vec<Algorithm>,
     pub ke: Vec<Algorithm>,
     pub esn: Vec<Algorithm>,
+    /// Additional key exchanges ADDKE1..ADDKE7 (RFC 9370); an entry with
+    /// ID 0 (NONE) makes that exchange optional.
+    pub addke: [Vec<Algorithm>; ADDKE_TYPES],
     /// Whether the encryption algorithms are AEAD (all or none may be).
     pub aead: bool,
 }
@@ -201,10 +239,21 @@ impl ProposalSpec {
         let mut aead_seen = None;
         for word in s.trim().split('-') {
             let word = word.trim().to_ascii_lowercase();
+            if let Some((i, alg)) = lookup_addke(&word) {
+                if !spec.addke[i].contains(&alg) {
+                    spec.addke[i].push(alg);
+                }
+                continue;
+            }
             let k = lookup(&word).ok_or_else(|| ProposalError::UnknownKeyword {
                 suggestions: closest(&word),
                 keyword: word.clone(),
             })?;
+            if k.alg.ty == TransformType::KE && k.alg.id == ke::NONE {
+                return Err(ProposalError::Incomplete(format!(
+                    "proposal {s:?}: `none` is only meaningful as keN_none for an additional key exchange"
+                )));
+            }
             let list = match k.alg.ty {
                 TransformType::ENCR => {
                     if aead_seen.is_some_and(|a| a != k.aead) {
@@ -250,6 +299,12 @@ impl ProposalSpec {
             .chain(&self.prf)
             .chain(&self.ke)
             .chain(&self.esn)
+            .chain(self.addke.iter().flatten())
+    }
+
+    /// Whether this proposal asks for any additional key exchange.
+    pub fn has_addke(&self) -> bool {
+        self.addke.iter().any(|a| !a.is_empty())
     }
 
     fn fmt_keywords(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -269,7 +324,7 @@ impl ProposalSpec {
     ) -> wire::Proposal {
         let transforms = self
             .all()
-            .filter(|a| with_ke || a.ty != TransformType::KE)
+            .filter(|a| with_ke || !is_ke_type(a.ty))
             .map(|a| match a.key_bits {
                 Some(b) => Transform::with_key_length(a.ty, a.id, b),
                 None => Transform::new(a.ty, a.id),
@@ -344,6 +399,13 @@ impl IkeProposal {
         self.0.to_wire(number, ProtocolId::IKE, spi, true)
     }
 
+    /// The same proposal without additional key exchanges.
+    pub fn without_addke(&self) -> IkeProposal {
+        let mut p = self.clone();
+        p.0.addke = Default::default();
+        p
+    }
+
     /// The preferred key exchange method: the first one configured.
     pub fn first_ke(&self) -> TransformId {
         self.0.ke[0].id
@@ -356,6 +418,11 @@ impl EspProposal {
         if !spec.prf.is_empty() {
             return Err(ProposalError::Incomplete(format!(
                 "ESP proposal {s:?} cannot contain a PRF"
+            )));
+        }
+        if spec.has_addke() {
+            return Err(ProposalError::Incomplete(format!(
+                "ESP proposal {s:?}: additional key exchanges for CHILD_SAs (IKE_FOLLOWUP_KE) are not supported yet"
             )));
         }
         Ok(EspProposal(spec))
@@ -411,6 +478,8 @@ pub struct Selected {
     pub prf: Option<Algorithm>,
     pub ke: Option<Algorithm>,
     pub esn: bool,
+    /// One choice per ADDKE type the peer offered, NONE included, in type order.
+    pub addke: Vec<Algorithm>,
 }
 
 impl Selected {
@@ -421,6 +490,9 @@ impl Selected {
             None => Transform::new(TransformType::ENCR, self.encr.id),
         }];
         for a in [self.prf, self.integ, self.ke].into_iter().flatten() {
+            transforms.push(Transform::new(a.ty, a.id));
+        }
+        for a in &self.addke {
             transforms.push(Transform::new(a.ty, a.id));
         }
         if protocol != ProtocolId::IKE {
@@ -435,6 +507,15 @@ impl Selected {
         }
     }
 
+    /// The additional key exchanges to perform, in type order (NONE skipped).
+    pub fn pending_addke(&self) -> Vec<TransformId> {
+        self.addke
+            .iter()
+            .filter(|a| a.id != ke::NONE)
+            .map(|a| a.id)
+            .collect()
+    }
+
     /// A "/"-joined description for logs and status.
     pub fn describe(&self) -> String {
         let mut parts = vec![transform_name(
@@ -445,6 +526,9 @@ impl Selected {
         for a in [self.integ, self.prf, self.ke].into_iter().flatten() {
             parts.push(transform_name(a.ty, a.id, a.key_bits));
         }
+        for a in self.addke.iter().filter(|a| a.id != ke::NONE) {
+            parts.push(transform_name(a.ty, a.id, None));
+        }
         if self.esn {
             parts.push("ESN".into());
         }
@@ -452,18 +536,69 @@ impl Selected {
     }
 }
 
+/// KE and the additional key exchange types.
+fn is_ke_type(ty: TransformType) -> bool {
+    ty == TransformType::KE || (TransformType::ADDKE1.0..=TransformType::ADDKE7.0).contains(&ty.0)
+}
+
 /// Transform types a proposal of `protocol` may contain that we understand.
 fn known_type(protocol: ProtocolId, ty: TransformType) -> bool {
     match protocol {
-        ProtocolId::IKE => matches!(
-            ty,
-            TransformType::ENCR | TransformType::PRF | TransformType::INTEG | TransformType::KE
-        ),
-        _ => matches!(
-            ty,
-            TransformType::ENCR | TransformType::INTEG | TransformType::KE | TransformType::ESN
-        ),
+        ProtocolId::IKE => {
+            matches!(
+                ty,
+                TransformType::ENCR | TransformType::PRF | TransformType::INTEG
+            ) || is_ke_type(ty)
+        }
+        _ => {
+            matches!(
+                ty,
+                TransformType::ENCR | TransformType::INTEG | TransformType::ESN
+            ) || is_ke_type(ty)
+        }
     }
+}
+
+/// RFC 9370 §2.2.2: one method per ADDKE type the peer offers, in our
+/// order of preference, never the same method twice (NONE excepted). A
+/// type the peer omits counts as NONE, acceptable only if we allow NONE;
+/// a type the peer offers that we do not want is acceptable only with NONE.
+fn select_addke(
+    ours: &ProposalSpec,
+    theirs: &wire::Proposal,
+    ke: Option<Algorithm>,
+) -> Option<Vec<Algorithm>> {
+    let mut chosen = Vec::new();
+    let mut used: Vec<TransformId> = ke.iter().map(|a| a.id).collect();
+    for (i, wanted) in ours.addke.iter().enumerate() {
+        let ty = TransformType(TransformType::ADDKE1.0 + i as u8);
+        let allows_none = wanted.is_empty() || wanted.iter().any(|a| a.id == ke::NONE);
+        if !offers_type(theirs, ty) {
+            if allows_none {
+                continue;
+            }
+            return None;
+        }
+        let none = Algorithm {
+            ty,
+            id: ke::NONE,
+            key_bits: None,
+        };
+        if wanted.is_empty() {
+            offers(theirs, ty, ke::NONE).then_some(())?;
+            chosen.push(none);
+            continue;
+        }
+        let pick = wanted
+            .iter()
+            .copied()
+            .find(|a| (a.id == ke::NONE || !used.contains(&a.id)) && offers(theirs, ty, a.id))?;
+        if pick.id != ke::NONE {
+            used.push(pick.id);
+        }
+        chosen.push(pick);
+    }
+    Some(chosen)
 }
 
 /// Our first algorithm of `ours` that the peer's proposal also offers.
@@ -547,6 +682,11 @@ fn select_one(
             .find(|id| offers(theirs, TransformType::ESN, *id))?;
         got == esn::YES
     };
+    let addke = if skip_ke {
+        Vec::new()
+    } else {
+        select_addke(ours, theirs, ke)?
+    };
     Some(Selected {
         number: theirs.number,
         spi: theirs.spi.clone(),
@@ -555,6 +695,7 @@ fn select_one(
         prf,
         ke,
         esn,
+        addke,
     })
 }
 
@@ -781,6 +922,82 @@ mod tests {
             .collect();
         assert_eq!(esns.len(), 1);
         assert_eq!(esns[0].id, esn::YES);
+    }
+
+    #[test]
+    fn additional_key_exchanges_parse_and_negotiate() {
+        let p = ike("aes256gcm16-prfsha384-x25519-ke1_mlkem768");
+        assert_eq!(
+            p.0.addke[0],
+            vec![Algorithm {
+                ty: TransformType::ADDKE1,
+                id: ke::ML_KEM_768,
+                key_bits: None
+            }]
+        );
+        assert!(p.0.has_addke());
+        let w = p.to_wire(1, vec![]);
+        assert!(
+            w.transforms
+                .iter()
+                .any(|t| t.ty == TransformType::ADDKE1 && t.id == ke::ML_KEM_768)
+        );
+        // Same on both sides: ADDKE1 selected.
+        let s = select(
+            std::slice::from_ref(&p.0),
+            std::slice::from_ref(&w),
+            ProtocolId::IKE,
+            false,
+        )
+        .unwrap();
+        assert_eq!(s.pending_addke(), vec![ke::ML_KEM_768]);
+        assert!(
+            s.to_wire(ProtocolId::IKE, vec![])
+                .transforms
+                .iter()
+                .any(|t| t.ty == TransformType::ADDKE1)
+        );
+        // A responder without ADDKE rejects a proposal that requires it…
+        let plain = ike("aes256gcm16-prfsha384-x25519");
+        assert_eq!(
+            select(
+                std::slice::from_ref(&plain.0),
+                std::slice::from_ref(&w),
+                ProtocolId::IKE,
+                false
+            ),
+            None
+        );
+        // …but accepts it when the initiator allows NONE, and does no extra exchange.
+        let optional = ike("aes256gcm16-prfsha384-x25519-ke1_mlkem768-ke1_none").to_wire(1, vec![]);
+        let s = select(
+            std::slice::from_ref(&plain.0),
+            &[optional],
+            ProtocolId::IKE,
+            false,
+        )
+        .unwrap();
+        assert!(s.pending_addke().is_empty());
+        // An initiator that requires ADDKE1 refuses a response without it; one that allows NONE takes it.
+        let answer = plain.to_wire(1, vec![]);
+        assert_eq!(
+            accept_response(
+                std::slice::from_ref(&p.0),
+                std::slice::from_ref(&answer),
+                ProtocolId::IKE,
+                false
+            ),
+            None
+        );
+        let lenient = ike("aes256gcm16-prfsha384-x25519-ke1_mlkem768-ke1_none");
+        assert!(accept_response(&[lenient.0], &[answer], ProtocolId::IKE, false).is_some());
+        // Never the same method twice.
+        let twice =
+            ike("aes256gcm16-prfsha384-x25519-ke1_mlkem768-ke2_mlkem768").to_wire(1, vec![]);
+        let ours = ike("aes256gcm16-prfsha384-x25519-ke1_mlkem768-ke2_mlkem768");
+        assert_eq!(select(&[ours.0], &[twice], ProtocolId::IKE, false), None);
+        assert!(IkeProposal::parse("aes256gcm16-prfsha384-x25519-ke8_mlkem768").is_err());
+        assert!(IkeProposal::parse("aes256gcm16-prfsha384-none").is_err());
     }
 
     #[test]

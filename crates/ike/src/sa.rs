@@ -85,6 +85,18 @@ pub(crate) struct Handshake {
     pub child: Option<PendingChild>,
     /// Initiator: tell the peer we hold no other SA with it (INITIAL_CONTACT).
     pub initial_contact: bool,
+    /// Additional key exchanges negotiated (RFC 9370), in order, and how
+    /// many are done.
+    pub addke: Vec<TransformId>,
+    pub addke_done: usize,
+    /// Initiator: our share for the additional key exchange in progress.
+    pub addke_share: Option<Box<dyn KeyExchange>>,
+    /// The IntAuth chains over the IKE_INTERMEDIATE requests and responses
+    /// (RFC 9242 §3.3.2).
+    pub int_auth_i: Option<Secret>,
+    pub int_auth_r: Option<Secret>,
+    /// Message ID of the first IKE_AUTH request (part of IntAuth).
+    pub auth_mid: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,6 +195,7 @@ pub(crate) struct IkeRekeyExchange {
 #[derive(Debug)]
 pub(crate) enum Active {
     IkeSaInit,
+    Intermediate,
     IkeAuth,
     DeleteIke,
     DeleteChild(ChildId),

@@ -32,8 +32,9 @@ use std::time::Duration;
 
 use oxisec_crypto::Secret;
 use oxisec_ike::{
-    Auth, ChildConfig, ChildLifetime, Config, Connection, DpdAction, EspProposal, Identity,
-    IkeLifetime, IkeProposal, RetransmitConfig, StartAction, TsRange,
+    Auth, ChildConfig, ChildLifetime, Config, Connection, DosConfig, DpdAction, EspProposal,
+    FragmentationConfig, Identity, IkeLifetime, IkeProposal, NatKeepalive, RetransmitConfig,
+    StartAction, TsRange,
 };
 use serde::Deserialize;
 use toml::Spanned;
@@ -48,6 +49,16 @@ pub const DEFAULT_MTU: u16 = 1400;
 /// PSKs shorter than this are guessable offline from one captured IKE_AUTH
 /// exchange (RFC 7296 §2.15 asks for keys with as much entropy as a full key).
 pub const PSK_WARN_LEN: usize = 20;
+/// Longest NAT keepalive interval accepted; NAT mappings for UDP typically
+/// time out after 30 s to a few minutes, so more than this is a typo.
+pub const MAX_NAT_KEEPALIVE: Duration = Duration::from_secs(3600);
+/// Upper bound of the half-open thresholds: each half-open IKE SA holds a
+/// key share and a few kilobytes, so a million is already far beyond any
+/// legitimate load.
+pub const MAX_HALF_OPEN: u64 = 1_000_000;
+/// IKE fragment sizes accepted (IP datagram bytes, headers included): the
+/// IPv4 minimum reassembly size up to jumbo frames.
+pub const FRAGMENT_SIZES: std::ops::RangeInclusive<u64> = 576..=9000;
 
 /// Settings of the daemon itself (not the IKE engine).
 #[derive(Debug, Clone, PartialEq)]
@@ -132,6 +143,21 @@ struct RawDaemon {
     retransmit_timeout: Option<Spanned<f64>>,
     retransmit_base: Option<Spanned<f64>>,
     retransmit_tries: Option<Spanned<u32>>,
+    nat_keepalive: Option<Spanned<RawDuration>>,
+    cookie_threshold: Option<Spanned<u64>>,
+    block_threshold: Option<Spanned<u64>>,
+    half_open_limit: Option<Spanned<u64>>,
+    fragmentation: Option<Spanned<bool>>,
+    fragment_size: Option<Spanned<u64>>,
+}
+
+/// The engine-wide settings that live under `[daemon]` in the file.
+#[derive(Debug, Default)]
+struct EngineWide {
+    retransmit: RetransmitConfig,
+    nat_keepalive: NatKeepalive,
+    dos: DosConfig,
+    fragmentation: FragmentationConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -315,7 +341,7 @@ pub fn parse(text: &str, origin: &Path, resolver: &dyn Resolver) -> Result<Loade
         Err(e) => return Err(cx.serde_error(e, String::new())),
     };
     let mut warnings = Vec::new();
-    let (daemon, retransmit) = cx.daemon(raw.daemon.as_ref())?;
+    let (daemon, wide) = cx.daemon(raw.daemon.as_ref(), &mut warnings)?;
 
     let mut conns: Vec<(&String, &Spanned<RawConnection>)> = raw.connections.iter().collect();
     conns.sort_by_key(|(_, c)| c.span().start);
@@ -342,8 +368,10 @@ pub fn parse(text: &str, origin: &Path, resolver: &dyn Resolver) -> Result<Loade
         daemon,
         ike: Config {
             connections,
-            retransmit,
-            ..Default::default()
+            retransmit: wide.retransmit,
+            nat_keepalive: wide.nat_keepalive,
+            dos: wide.dos,
+            fragmentation: wide.fragmentation,
         },
         warnings,
     })
@@ -414,11 +442,12 @@ impl Cx<'_> {
     fn daemon(
         &self,
         raw: Option<&Spanned<RawDaemon>>,
-    ) -> Result<(DaemonConfig, RetransmitConfig), ConfigError> {
+        warnings: &mut Vec<ConfigError>,
+    ) -> Result<(DaemonConfig, EngineWide), ConfigError> {
         let mut d = DaemonConfig::default();
-        let mut r = RetransmitConfig::default();
+        let mut w = EngineWide::default();
         let Some(raw) = raw else {
-            return Ok((d, r));
+            return Ok((d, w));
         };
         let raw = raw.get_ref();
         if let Some(s) = &raw.socket {
@@ -480,7 +509,7 @@ impl Cx<'_> {
                     format!("{v} is not a timeout in seconds between 0 and 600"),
                 ));
             }
-            r.timeout = Duration::from_secs_f64(v);
+            w.retransmit.timeout = Duration::from_secs_f64(v);
         }
         if let Some(b) = &raw.retransmit_base {
             let v = *b.get_ref();
@@ -491,7 +520,7 @@ impl Cx<'_> {
                     format!("{v} is not a backoff base between 1.0 and 10.0"),
                 ));
             }
-            r.base = v;
+            w.retransmit.base = v;
         }
         if let Some(t) = &raw.retransmit_tries {
             let v = *t.get_ref();
@@ -502,9 +531,125 @@ impl Cx<'_> {
                     format!("{v} retransmissions is too many (at most 30)"),
                 ));
             }
-            r.tries = v;
+            w.retransmit.tries = v;
         }
-        Ok((d, r))
+        w.nat_keepalive = self.nat_keepalive(raw)?;
+        w.dos = self.dos(raw)?;
+        w.fragmentation = self.fragmentation(raw, warnings)?;
+        Ok((d, w))
+    }
+
+    /// `nat_keepalive`: 0 turns keepalives off, otherwise 1 s to 1 h.
+    fn nat_keepalive(&self, raw: &RawDaemon) -> Result<NatKeepalive, ConfigError> {
+        let Some(v) = self.duration("daemon", "nat_keepalive", raw.nat_keepalive.as_ref())? else {
+            return Ok(NatKeepalive::default());
+        };
+        if v > MAX_NAT_KEEPALIVE {
+            let span = raw.nat_keepalive.as_ref().map(|s| s.span());
+            return Err(self.err(
+                span,
+                "daemon.nat_keepalive",
+                format!(
+                    "{}s is too long for a NAT keepalive interval (0 turns them off, at most {}s; NATs forget UDP mappings after 30 s to a few minutes)",
+                    v.as_secs(),
+                    MAX_NAT_KEEPALIVE.as_secs()
+                ),
+            ));
+        }
+        Ok(NatKeepalive(v))
+    }
+
+    /// The half-open limits of RFC 7296 §2.6; the cookie threshold must be
+    /// below the total limit, or requests are dropped before any cookie
+    /// is asked for.
+    fn dos(&self, raw: &RawDaemon) -> Result<DosConfig, ConfigError> {
+        let mut dos = DosConfig::default();
+        let get = |v: &Option<Spanned<u64>>,
+                   key: &str,
+                   what: &str|
+         -> Result<Option<usize>, ConfigError> {
+            let Some(v) = v else { return Ok(None) };
+            let n = *v.get_ref();
+            match usize::try_from(n) {
+                Ok(u) if n <= MAX_HALF_OPEN => Ok(Some(u)),
+                _ => Err(self.err(
+                    Some(v.span()),
+                    format!("daemon.{key}"),
+                    format!("{n} is out of range: {what}, at most {MAX_HALF_OPEN}"),
+                )),
+            }
+        };
+        if let Some(n) = get(
+            &raw.cookie_threshold,
+            "cookie_threshold",
+            "half-open IKE SAs from which a COOKIE is required (0 = always)",
+        )? {
+            dos.cookie_threshold = n;
+        }
+        if let Some(n) = get(
+            &raw.block_threshold,
+            "block_threshold",
+            "half-open IKE SAs per peer address (0 = no limit)",
+        )? {
+            dos.block_threshold = n;
+        }
+        if let Some(n) = get(
+            &raw.half_open_limit,
+            "half_open_limit",
+            "half-open IKE SAs in total (0 = no limit)",
+        )? {
+            dos.half_open_limit = n;
+        }
+        if dos.half_open_limit != 0 && dos.cookie_threshold >= dos.half_open_limit {
+            let (span, key) = match (&raw.cookie_threshold, &raw.half_open_limit) {
+                (Some(c), _) => (Some(c.span()), "cookie_threshold"),
+                (None, h) => (h.as_ref().map(|h| h.span()), "half_open_limit"),
+            };
+            return Err(self.err(
+                span,
+                format!("daemon.{key}"),
+                format!(
+                    "cookie_threshold ({}) must be below half_open_limit ({}): otherwise new IKE SAs are refused before cookies are asked for",
+                    dos.cookie_threshold, dos.half_open_limit
+                ),
+            ));
+        }
+        Ok(dos)
+    }
+
+    /// IKE fragmentation (RFC 7383) and the size of the fragments.
+    fn fragmentation(
+        &self,
+        raw: &RawDaemon,
+        warnings: &mut Vec<ConfigError>,
+    ) -> Result<FragmentationConfig, ConfigError> {
+        let mut f = FragmentationConfig::default();
+        if let Some(e) = &raw.fragmentation {
+            f.enabled = *e.get_ref();
+        }
+        if let Some(s) = &raw.fragment_size {
+            let n = *s.get_ref();
+            if !FRAGMENT_SIZES.contains(&n) {
+                return Err(self.err(
+                    Some(s.span()),
+                    "daemon.fragment_size",
+                    format!(
+                        "{n} bytes is out of range ({} to {}: the largest IP datagram an IKE fragment may make, headers included)",
+                        FRAGMENT_SIZES.start(),
+                        FRAGMENT_SIZES.end()
+                    ),
+                ));
+            }
+            f.size = n as usize;
+            if !f.enabled {
+                warnings.push(self.err(
+                    Some(s.span()),
+                    "daemon.fragment_size",
+                    "has no effect with fragmentation = false",
+                ));
+            }
+        }
+        Ok(f)
     }
 
     fn connection(
@@ -1031,6 +1176,31 @@ pub fn summary(loaded: &Loaded) -> String {
         r.tries,
         r.base
     );
+    let ike = &loaded.ike;
+    let nat = if ike.nat_keepalive.0.is_zero() {
+        "off".to_string()
+    } else {
+        format!("{}s", ike.nat_keepalive.0.as_secs())
+    };
+    let frag = if ike.fragmentation.enabled {
+        format!("on ({} bytes)", ike.fragmentation.size)
+    } else {
+        "off".to_string()
+    };
+    let limit = |n: usize| {
+        if n == 0 {
+            "no limit".to_string()
+        } else {
+            n.to_string()
+        }
+    };
+    let _ = writeln!(
+        s,
+        "ike: nat keepalive {nat}, fragmentation {frag}, cookies from {} half-open SAs, per address {}, in total {}",
+        ike.dos.cookie_threshold,
+        limit(ike.dos.block_threshold),
+        limit(ike.dos.half_open_limit)
+    );
     for c in &loaded.ike.connections {
         let addrs = |v: &[IpAddr]| {
             if v.is_empty() {
@@ -1472,6 +1642,199 @@ remote_ts = ["0.0.0.0/0"]
             l.ike.connections[0].children[0].start_action,
             StartAction::Start
         );
+        // The values shown are the defaults (except where they say otherwise).
+        assert_eq!(l.daemon, DaemonConfig::default());
+        assert_eq!(l.ike.retransmit, RetransmitConfig::default());
+        assert_eq!(l.ike.nat_keepalive, NatKeepalive::default());
+        assert_eq!(l.ike.dos, DosConfig::default());
+        assert_eq!(l.ike.fragmentation, FragmentationConfig::default());
+        let c = &l.ike.connections[0];
+        assert_eq!(c.ike_lifetime, IkeLifetime::default());
+        assert_eq!(c.children[0].lifetime, ChildLifetime::default());
+        assert_eq!(c.dpd_delay, Duration::from_secs(30));
+        assert_eq!(c.dpd_action, DpdAction::Restart);
+    }
+
+    #[test]
+    fn accepts_engine_wide_daemon_settings() {
+        let l = parse_str(
+            "[daemon]\nnat_keepalive = \"45s\"\ncookie_threshold = 0\nblock_threshold = 0\nhalf_open_limit = 0\nfragmentation = false\n",
+        )
+        .unwrap();
+        assert_eq!(l.ike.nat_keepalive, NatKeepalive(Duration::from_secs(45)));
+        assert_eq!(
+            l.ike.dos,
+            DosConfig {
+                cookie_threshold: 0,
+                block_threshold: 0,
+                half_open_limit: 0
+            }
+        );
+        assert!(!l.ike.fragmentation.enabled);
+        assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+        assert!(
+            summary(&l).contains(
+                "ike: nat keepalive 45s, fragmentation off, cookies from 0 half-open SAs, per address no limit, in total no limit"
+            ),
+            "{}",
+            summary(&l)
+        );
+        let l = parse_str(
+            "[daemon]\nnat_keepalive = 0\ncookie_threshold = 100\nhalf_open_limit = 5000\nfragment_size = 1400\n",
+        )
+        .unwrap();
+        assert!(l.ike.nat_keepalive.0.is_zero());
+        assert_eq!(l.ike.dos.cookie_threshold, 100);
+        assert_eq!(
+            l.ike.dos.block_threshold,
+            DosConfig::default().block_threshold
+        );
+        assert_eq!(l.ike.dos.half_open_limit, 5000);
+        assert_eq!(
+            l.ike.fragmentation,
+            FragmentationConfig {
+                enabled: true,
+                size: 1400
+            }
+        );
+        let l = parse_str("[daemon]\nnat_keepalive = \"1h\"\nfragment_size = 576\n").unwrap();
+        assert_eq!(l.ike.nat_keepalive.0, MAX_NAT_KEEPALIVE);
+        assert_eq!(l.ike.fragmentation.size, 576);
+    }
+
+    #[test]
+    fn engine_wide_settings_default_to_the_engines() {
+        let l = parse_str("[daemon]\nmtu = 1400\n").unwrap();
+        assert_eq!(l.ike.nat_keepalive, NatKeepalive::default());
+        assert_eq!(l.ike.dos, DosConfig::default());
+        assert_eq!(l.ike.fragmentation, FragmentationConfig::default());
+        let l = parse_str("").unwrap();
+        assert_eq!(l.ike.nat_keepalive.0, Duration::from_secs(20));
+    }
+
+    #[test]
+    fn rejects_bad_engine_wide_settings_with_file_line_field() {
+        let e = err("[daemon]\ntun = \"ox\"\nnat_keepalive = \"2h\"\n");
+        assert!(
+            e.starts_with("site-a.toml:3: daemon.nat_keepalive: 7200s is too long"),
+            "{e}"
+        );
+        let e = err("[daemon]\nnat_keepalive = \"20 parsecs\"\n");
+        assert!(
+            e.starts_with("site-a.toml:2: daemon.nat_keepalive: invalid duration unit"),
+            "{e}"
+        );
+        let e = err("[daemon]\ncookie_threshold = 2000000\n");
+        assert!(
+            e.starts_with("site-a.toml:2: daemon.cookie_threshold: 2000000 is out of range: "),
+            "{e}"
+        );
+        let e = err("[daemon]\n\nblock_threshold = -1\n");
+        assert!(
+            e.starts_with("site-a.toml:3: daemon.block_threshold: "),
+            "{e}"
+        );
+        let e = err("[daemon]\nhalf_open_limit = 1000001\n");
+        assert!(
+            e.starts_with("site-a.toml:2: daemon.half_open_limit: 1000001 is out of range"),
+            "{e}"
+        );
+        // Cookies must start before the total limit refuses everything.
+        let e = err("[daemon]\ncookie_threshold = 50\nhalf_open_limit = 50\n");
+        assert_eq!(
+            e,
+            "site-a.toml:2: daemon.cookie_threshold: cookie_threshold (50) must be below half_open_limit (50): otherwise new IKE SAs are refused before cookies are asked for"
+        );
+        let e = err("[daemon]\nhalf_open_limit = 20\n");
+        assert!(
+            e.starts_with("site-a.toml:2: daemon.half_open_limit: cookie_threshold (30) must be below half_open_limit (20)"),
+            "{e}"
+        );
+        for bad in ["575", "9001", "0"] {
+            let e = err(&format!("[daemon]\nfragment_size = {bad}\n"));
+            assert!(
+                e.starts_with(&format!(
+                    "site-a.toml:2: daemon.fragment_size: {bad} bytes is out of range (576 to 9000"
+                )),
+                "{e}"
+            );
+        }
+        let e = err("[daemon]\nfragmentation = \"yes\"\n");
+        assert!(
+            e.starts_with("site-a.toml:2: daemon.fragmentation: "),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn warns_about_a_fragment_size_without_fragmentation() {
+        let l = parse_str("[daemon]\nfragmentation = false\nfragment_size = 1400\n").unwrap();
+        assert_eq!(l.warnings.len(), 1);
+        assert_eq!(
+            l.warnings[0].to_string(),
+            "site-a.toml:3: daemon.fragment_size: has no effect with fragmentation = false"
+        );
+    }
+
+    /// The keys a table accepts, from serde's unknown-field message, so the
+    /// list cannot drift from the schema.
+    fn schema_keys(table: &str) -> Vec<String> {
+        let e = parse_str(&format!("[{table}]\nzz_not_a_key = 1\n")).unwrap_err();
+        let (_, expected) = e
+            .message
+            .split_once("expected")
+            .unwrap_or_else(|| panic!("{e}"));
+        let keys: Vec<String> = expected
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect();
+        assert!(keys.len() > 3, "{e}");
+        keys
+    }
+
+    #[test]
+    fn the_shipped_example_documents_every_key() {
+        let text = include_str!("../oxisec.example.toml");
+        // Each table's lines, commented-out examples included.
+        let mut sections: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        let mut current = "";
+        for line in text.lines() {
+            let t = line.trim_start();
+            if let Some(h) = t.strip_prefix('[') {
+                current = h.split(']').next().unwrap_or("");
+                continue;
+            }
+            sections.entry(current).or_default().push(t);
+        }
+        let documents = |section: &str, key: &str| {
+            sections.get(section).is_some_and(|lines| {
+                lines.iter().any(|l| {
+                    let l = l.strip_prefix('#').unwrap_or(l).trim_start();
+                    l.strip_prefix(key)
+                        .is_some_and(|r| r.trim_start().starts_with('='))
+                })
+            })
+        };
+        for (table, section) in [
+            ("daemon", "daemon"),
+            ("connections.x", "connections.site-b"),
+            (
+                "connections.x.children.y",
+                "connections.site-b.children.lan",
+            ),
+        ] {
+            for key in schema_keys(table) {
+                let ok = match key.as_str() {
+                    "children" => sections.contains_key("connections.site-b.children.lan"),
+                    // An alias, named in the ike_proposals comment.
+                    "proposals" => text.contains("`proposals` works too"),
+                    k => documents(section, k),
+                };
+                assert!(ok, "oxisec.example.toml does not show [{section}] {key}");
+            }
+        }
     }
 
     #[test]

@@ -12,11 +12,16 @@ use std::time::{Duration, Instant};
 use oxisec_ike::{Config, IkeSaStatus, StartAction};
 use serde::{Deserialize, Serialize};
 
-/// Bytes and packets through one direction of an ESP SA.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Bytes and packets through one direction of an ESP SA, and the packets
+/// it dropped.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Traffic {
     pub bytes: u64,
     pub packets: u64,
+    /// Non-zero drop counts by reason (the ESP crate's stable names, e.g.
+    /// `replay_duplicate`, `integrity_failed`, `expired`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub drops: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,8 +31,9 @@ pub struct StatusReport {
     pub uptime_secs: u64,
     /// One line on the data plane, e.g. "userspace ESP-in-UDP on oxisec0".
     pub dataplane: String,
-    /// Packets the data plane dropped outside any SA's own counters, by
-    /// reason; only non-zero counts.
+    /// Packets the data plane dropped since it started, by reason (ESP
+    /// drops as `in: REASON` / `out: REASON`, summed over all SAs, past ones
+    /// included); only non-zero counts. Each SA's own are in its [`Traffic`].
     #[serde(default)]
     pub drops: BTreeMap<String, u64>,
     pub connections: Vec<ConnectionInfo>,
@@ -219,7 +225,7 @@ fn table(out: &mut String, indent: &str, rows: &[Vec<String>]) {
     }
 }
 
-fn traffic(t: Option<Traffic>) -> String {
+fn traffic(t: Option<&Traffic>) -> String {
     match t {
         Some(t) => format!("{} / {} pkts", human_bytes(t.bytes), t.packets),
         None => "-".to_string(),
@@ -335,8 +341,8 @@ pub fn render(r: &StatusReport) -> String {
                 c.spi_in.clone(),
                 c.spi_out.clone(),
                 c.algorithms.clone(),
-                traffic(c.traffic_in),
-                traffic(c.traffic_out),
+                traffic(c.traffic_in.as_ref()),
+                traffic(c.traffic_out.as_ref()),
                 human_duration(c.installed_secs),
             ]);
         }
@@ -349,6 +355,25 @@ pub fn render(r: &StatusReport) -> String {
                 c.local_ts.join(","),
                 c.remote_ts.join(",")
             );
+            let drops = |t: Option<&Traffic>| -> Option<String> {
+                let d = &t?.drops;
+                (!d.is_empty()).then(|| {
+                    d.iter()
+                        .map(|(k, v)| format!("{k} {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+            };
+            let parts: Vec<String> = [
+                ("in", drops(c.traffic_in.as_ref())),
+                ("out", drops(c.traffic_out.as_ref())),
+            ]
+            .into_iter()
+            .filter_map(|(dir, d)| Some(format!("{dir}: {}", d?)))
+            .collect();
+            if !parts.is_empty() {
+                let _ = writeln!(s, "      {} drops {}", c.name, parts.join("; "));
+            }
         }
     }
     s
@@ -392,10 +417,12 @@ mod tests {
             (0xc1a2_b3c4, true) => Some(Traffic {
                 bytes: 1_572_864,
                 packets: 1034,
+                drops: BTreeMap::new(),
             }),
             (0xff, false) => Some(Traffic {
                 bytes: 840,
                 packets: 10,
+                drops: BTreeMap::new(),
             }),
             _ => None,
         };
@@ -434,8 +461,8 @@ mod tests {
             (c.spi_in.as_str(), c.spi_out.as_str()),
             ("c1a2b3c4", "000000ff")
         );
-        assert_eq!(c.traffic_in.unwrap().packets, 1034);
-        assert_eq!(c.traffic_out.unwrap().bytes, 840);
+        assert_eq!(c.traffic_in.as_ref().unwrap().packets, 1034);
+        assert_eq!(c.traffic_out.as_ref().unwrap().bytes, 840);
         assert_eq!(c.installed_secs, 310);
         assert_eq!(c.local_ts, vec!["198.51.100.0/24"]);
     }
@@ -483,6 +510,37 @@ IKE SAs (1):
         let text = render(&r);
         assert!(text.ends_with("IKE SAs: none\n"), "{text}");
         assert!(text.contains("\ndata plane drops: no policy 3\n"), "{text}");
+    }
+
+    #[test]
+    fn renders_per_sa_drops_by_reason() {
+        let now = Instant::now() + Duration::from_secs(1000);
+        let mut r = sample(now);
+        let c = &mut r.ike_sas[0].children[0];
+        let t = c.traffic_in.as_mut().unwrap();
+        t.drops.insert("replay_duplicate".into(), 3);
+        t.drops.insert("integrity_failed".into(), 1);
+        c.traffic_out
+            .as_mut()
+            .unwrap()
+            .drops
+            .insert("expired".into(), 2);
+        let text = render(&r);
+        assert!(
+            text.ends_with(
+                "      lan drops in: integrity_failed 1, replay_duplicate 3; out: expired 2\n"
+            ),
+            "{text}"
+        );
+        let j = serde_json::to_string(&r).unwrap();
+        assert!(j.contains("\"drops\":{\"integrity_failed\":1,"), "{j}");
+        assert_eq!(serde_json::from_str::<StatusReport>(&j).unwrap(), r);
+        // Without drops the key is left out, and older reports still parse.
+        let j = serde_json::to_string(&sample(now)).unwrap();
+        assert!(
+            !j.contains("\"traffic_in\":{\"bytes\":1572864,\"packets\":1034,\"drops\""),
+            "{j}"
+        );
     }
 
     #[test]

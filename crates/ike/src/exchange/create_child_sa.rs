@@ -24,7 +24,7 @@ use super::{Cx, Spawn, send_request, send_response};
 use crate::api::{ChildId, Datagram, DownReason, Event, IkeId};
 use crate::child::{self, Negotiated};
 use crate::keys::{self, Inputs, Seed};
-use crate::proposal::{self, ProposalSpec, Selected};
+use crate::proposal::{self, IkeProposal, ProposalSpec, Selected};
 use crate::sa::{
     Active, ChildExchange, ChildState, Collision, IkeRekeyExchange, IkeSa, IkeState, PendingChild,
     Role, SaKeys, Task, loses,
@@ -608,11 +608,17 @@ fn respond_child(
     let choice = child::choose(&conn, only, &sa_p.proposals, &tsi, &tsr, false)
         .map_err(|n| vec![notify(n)])?;
     // PFS: the KE payload must be for the selected group (§1.3.1).
-    let share = match (choice.selected.ke, ke_p) {
+    let pfs = match (choice.selected.ke, ke_p) {
         (None, _) => None,
-        (Some(g), Some(k)) if k.group == g.id => Some(
-            ke::generate(g.id, cx.rng).map_err(|_| vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)])?,
-        ),
+        (Some(g), Some(k)) if k.group == g.id => {
+            let (ours, g_ir) = ke::respond(g.id, &k.data, cx.rng).map_err(|e| match e {
+                oxisec_crypto::CryptoError::Unsupported(_) => {
+                    vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)]
+                }
+                _ => vec![notify(NotifyType::INVALID_SYNTAX)],
+            })?;
+            Some((g.id, ours, g_ir))
+        }
         (Some(g), _) => {
             return Err(vec![Payload::Notify(NotifyPayload::new(
                 NotifyType::INVALID_KE_PAYLOAD,
@@ -620,19 +626,13 @@ fn respond_child(
             ))]);
         }
     };
-    let g_ir = match (&share, ke_p) {
-        (Some(s), Some(k)) => Some(
-            s.shared_secret(&k.data)
-                .map_err(|_| vec![notify(NotifyType::INVALID_SYNTAX)])?,
-        ),
-        _ => None,
-    };
+    let g_ir = pfs.as_ref().map(|(_, _, s)| s);
     let nr = cx.random(NONCE_LEN);
     let spi_in = cx.alloc.child_spi(cx.rng);
     let id = cx.alloc.child_id();
     let n = Negotiated {
         initiator: false,
-        g_ir: g_ir.as_ref().map(Secret::as_bytes),
+        g_ir: g_ir.map(Secret::as_bytes),
         ni,
         nr: &nr,
         defer_outbound: old.is_some(),
@@ -687,11 +687,8 @@ fn respond_child(
         }),
         Payload::Nonce(nr),
     ];
-    if let Some(s) = share {
-        out.push(Payload::Ke(KePayload {
-            group: s.group(),
-            data: s.public_key().to_vec(),
-        }));
+    if let Some((group, data, _)) = pfs {
+        out.push(Payload::Ke(KePayload { group, data }));
     }
     out.push(Payload::TsI(ts_payload(&choice.remote_ts)));
     out.push(Payload::TsR(ts_payload(&choice.local_ts)));
@@ -734,9 +731,19 @@ fn successor(
     n
 }
 
-fn ike_proposals_with_spi(sa: &IkeSa, spi: u64) -> Vec<oxisec_wire::Proposal> {
+/// Our IKE proposals for a rekey. Additional key exchanges in
+/// CREATE_CHILD_SA need IKE_FOLLOWUP_KE (RFC 9370 §2.2.4), which is not
+/// implemented yet: rekeys use the classic key exchange only.
+fn rekey_proposals(sa: &IkeSa) -> Vec<IkeProposal> {
     sa.conn
         .ike_proposals
+        .iter()
+        .map(|p| p.without_addke())
+        .collect()
+}
+
+fn ike_proposals_with_spi(sa: &IkeSa, spi: u64) -> Vec<oxisec_wire::Proposal> {
+    rekey_proposals(sa)
         .iter()
         .enumerate()
         .map(|(i, p)| p.to_wire(i as u8 + 1, spi.to_be_bytes().to_vec()))
@@ -824,7 +831,7 @@ fn respond_ike_rekey(
         reply(sa, cx, vec![notify(NotifyType::INVALID_SYNTAX)]);
         return None;
     };
-    let Some(selected) = proposal::select_ike(&sa.conn.ike_proposals, &sa_p.proposals, ke_p.group)
+    let Some(selected) = proposal::select_ike(&rekey_proposals(sa), &sa_p.proposals, ke_p.group)
     else {
         reply(sa, cx, vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)]);
         return None;
@@ -849,8 +856,7 @@ fn respond_ike_rekey(
         reply(sa, cx, vec![notify(NotifyType::INVALID_SYNTAX)]);
         return None;
     }
-    let share = ke::generate(group, cx.rng).ok()?;
-    let Ok(g_ir) = share.shared_secret(&ke_p.data) else {
+    let Ok((our_ke, g_ir)) = ke::respond(group, &ke_p.data, cx.rng) else {
         reply(sa, cx, vec![notify(NotifyType::INVALID_SYNTAX)]);
         return None;
     };
@@ -894,7 +900,7 @@ fn respond_ike_rekey(
         Payload::Nonce(nr.clone()),
         Payload::Ke(KePayload {
             group,
-            data: share.public_key().to_vec(),
+            data: our_ke,
         }),
     ];
     reply(sa, cx, out);
@@ -966,7 +972,7 @@ pub(crate) fn ike_rekey_response(
         return None;
     }
     let p = parts(payloads);
-    let ours: Vec<ProposalSpec> = sa.conn.ike_proposals.iter().map(|p| p.0.clone()).collect();
+    let ours: Vec<ProposalSpec> = rekey_proposals(sa).into_iter().map(|p| p.0).collect();
     let selected =
         p.sa.and_then(|s| proposal::accept_response(&ours, &s.proposals, ProtocolId::IKE, false));
     let peer_spi = selected

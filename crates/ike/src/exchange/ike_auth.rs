@@ -81,6 +81,11 @@ fn specs(conn: &Connection, child: &str) -> Vec<ProposalSpec> {
 
 /// Initiator: sends IDi, [IDr], AUTH and the first child's SA and selectors.
 pub(crate) fn start(sa: &mut IkeSa, cx: &mut Cx) {
+    let mid = sa.requests.next_id;
+    if let Some(hs) = sa.hs.as_mut() {
+        hs.auth_mid = mid;
+    }
+    let ia = super::ike_intermediate::int_auth(sa, mid);
     let (Some(hs), Some(keys)) = (sa.hs.as_ref(), sa.keys.as_ref()) else {
         return;
     };
@@ -93,6 +98,7 @@ pub(crate) fn start(sa: &mut IkeSa, cx: &mut Cx) {
         &hs.nr,
         keys.sk_p_own.as_bytes(),
         &idi.body_bytes(),
+        &ia,
     );
     let mut payloads = vec![Payload::IdI(idi)];
     if let Some(rid) = &conn.remote_id {
@@ -175,6 +181,7 @@ fn authenticate_and_answer(
     hdr: &oxisec_wire::HeaderRepr,
     payloads: Vec<Payload>,
 ) {
+    let ia = super::ike_intermediate::int_auth(sa, hdr.message_id);
     let p = parts(&payloads);
     let reject = |sa: &mut IkeSa, cx: &mut Cx, conn: Option<String>, reason: String| {
         auth_failed(sa, cx, conn, reason);
@@ -244,6 +251,7 @@ fn authenticate_and_answer(
             &hs.nr,
             keys.sk_p_peer.as_bytes(),
             &idi_p.body_bytes(),
+            &ia,
         );
         if verify(&expected, &auth_p.data) {
             chosen = Some(conn.clone());
@@ -273,6 +281,7 @@ fn authenticate_and_answer(
         &hs.ni,
         keys.sk_p_own.as_bytes(),
         &idr_own.body_bytes(),
+        &ia,
     );
     let mut out = vec![
         Payload::IdR(idr_own),
@@ -377,6 +386,8 @@ fn respond_child(
 
 /// Initiator: verifies the responder and installs the first CHILD_SA.
 pub(crate) fn handle_response(sa: &mut IkeSa, cx: &mut Cx, payloads: Vec<Payload>) {
+    let mid = sa.hs.as_ref().map(|h| h.auth_mid).unwrap_or_default();
+    let ia = super::ike_intermediate::int_auth(sa, mid);
     let p = parts(&payloads);
     let conn = sa.conn.clone();
     let err = crate::engine::error_notify(&payloads);
@@ -448,6 +459,7 @@ pub(crate) fn handle_response(sa: &mut IkeSa, cx: &mut Cx, payloads: Vec<Payload
         &hs.ni,
         keys.sk_p_peer.as_bytes(),
         &idr_p.body_bytes(),
+        &ia,
     );
     if !verify(&expected, &auth_p.data) {
         reject(

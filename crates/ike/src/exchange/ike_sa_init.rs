@@ -157,6 +157,13 @@ fn send_init_request(sa: &mut IkeSa, cx: &mut Cx, group: TransformId) {
             Vec::new(),
         ));
     }
+    // RFC 9242: announced when we propose additional key exchanges.
+    if sa.conn.ike_proposals.iter().any(|p| p.0.has_addke()) {
+        payloads.push(notify(
+            NotifyType::INTERMEDIATE_EXCHANGE_SUPPORTED,
+            Vec::new(),
+        ));
+    }
     hs.ke = Some(share);
     // A new IKE_SA_INIT starts over at message ID 0 (§2.6, §1.2).
     sa.requests = RequestWindow::default();
@@ -299,6 +306,13 @@ pub(crate) fn respond(
         return None;
     };
     let group = selected.ke.map(|a| a.id)?;
+    let intermediate = find_notify(payloads, NotifyType::INTERMEDIATE_EXCHANGE_SUPPORTED).is_some();
+    if !selected.pending_addke().is_empty() && !intermediate {
+        // RFC 9370 §2.2.1: additional key exchanges need IKE_INTERMEDIATE.
+        info!(peer = %dgram.remote, "additional key exchange proposed without INTERMEDIATE_EXCHANGE_SUPPORTED: NO_PROPOSAL_CHOSEN");
+        send_error(cx, dgram, req, NotifyType::NO_PROPOSAL_CHOSEN, Vec::new());
+        return None;
+    }
     if group != ke_p.group {
         debug!(peer = %dgram.remote, offered = ke_p.group.0, wanted = group.0, "asking for another key exchange method");
         send_error(
@@ -310,16 +324,15 @@ pub(crate) fn respond(
         );
         return None;
     }
-    let share = match ke::generate(group, cx.rng) {
-        Ok(s) => s,
-        Err(e) => {
+    // Our share and g^ir at once: a Diffie-Hellman share, or for a KEM the
+    // ciphertext of an encapsulation to the initiator's key.
+    let (our_ke, g_ir) = match ke::respond(group, &ke_p.data, cx.rng) {
+        Ok(x) => x,
+        Err(oxisec_crypto::CryptoError::Unsupported(e)) => {
             warn!(error = %e, "cannot create a key share");
             send_error(cx, dgram, req, NotifyType::NO_PROPOSAL_CHOSEN, Vec::new());
             return None;
         }
-    };
-    let g_ir = match share.shared_secret(&ke_p.data) {
-        Ok(s) => s,
         Err(e) => {
             debug!(peer = %dgram.remote, error = %e, "invalid key exchange value");
             send_error(cx, dgram, req, NotifyType::INVALID_SYNTAX, Vec::new());
@@ -373,7 +386,7 @@ pub(crate) fn respond(
         }),
         Payload::Ke(KePayload {
             group,
-            data: share.public_key().to_vec(),
+            data: our_ke,
         }),
         Payload::Nonce(nr.clone()),
     ];
@@ -386,6 +399,12 @@ pub(crate) fn respond(
             dgram.local,
             dgram.remote,
             fake,
+        ));
+    }
+    if intermediate {
+        out.push(notify(
+            NotifyType::INTERMEDIATE_EXCHANGE_SUPPORTED,
+            Vec::new(),
         ));
     }
     // RFC 7383 §2.3: offered by the initiator, confirmed in the response.
@@ -423,6 +442,7 @@ pub(crate) fn respond(
         nr,
         init_request: dgram.data.clone(),
         init_response: response,
+        addke: selected.pending_addke(),
         ..Handshake::default()
     });
     debug!(peer = %dgram.remote, algorithms = %selected.describe(), nat_remote = sa.nat_remote, nat_local = sa.nat_local, "answered IKE_SA_INIT");
@@ -578,6 +598,17 @@ pub(crate) fn handle_response(
         && find_notify(payloads, NotifyType::IKEV2_FRAGMENTATION_SUPPORTED).is_some();
     sa.nat_local = nat_result.local_behind;
     debug!(connection = %sa.conn.name, algorithms = %selected.describe(), nat_remote = sa.nat_remote, nat_local = sa.nat_local, "IKE_SA_INIT done");
+    let addke = selected.pending_addke();
+    if !addke.is_empty()
+        && find_notify(payloads, NotifyType::INTERMEDIATE_EXCHANGE_SUPPORTED).is_none()
+    {
+        let why = "peer chose additional key exchanges without IKE_INTERMEDIATE";
+        close(sa, cx, DownReason::Failed(why.into()));
+        return;
+    }
+    if let Some(hs) = sa.hs.as_mut() {
+        hs.addke = addke;
+    }
     sa.selected = Some(selected);
     // Float to port 4500 when a NAT is in the path or encapsulation is forced (§2.23).
     if nat_result.supported
@@ -587,5 +618,7 @@ pub(crate) fn handle_response(
         sa.local.set_port(4500);
         sa.remote.set_port(4500);
     }
-    super::ike_auth::start(sa, cx);
+    if !super::ike_intermediate::start_next(sa, cx) {
+        super::ike_auth::start(sa, cx);
+    }
 }

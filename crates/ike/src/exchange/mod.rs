@@ -17,6 +17,7 @@ use crate::sa::{Active, ChildSa, IkeSa, IkeState, Role, Task};
 
 pub(crate) mod create_child_sa;
 pub(crate) mod ike_auth;
+pub(crate) mod ike_intermediate;
 pub(crate) mod ike_sa_init;
 pub(crate) mod informational;
 pub(crate) mod lifecycle;
@@ -98,7 +99,12 @@ impl Cx<'_> {
 }
 
 /// The header of a message of ours on this SA.
-fn header(sa: &IkeSa, exchange: ExchangeType, msg_id: u32, response: bool) -> HeaderRepr {
+pub(crate) fn header(
+    sa: &IkeSa,
+    exchange: ExchangeType,
+    msg_id: u32,
+    response: bool,
+) -> HeaderRepr {
     let mut flags = 0;
     if sa.is_initiator() {
         flags |= Flags::INITIATOR;
@@ -245,9 +251,10 @@ type ErrorAnswer = (NotifyType, Vec<u8>);
 /// integrity protection are discarded).
 /// What opening a protected message gave.
 enum Opened {
-    /// The message's payloads, and the datagram that identifies the request
-    /// for retransmission detection (fragment 1 of a fragmented one).
-    Message(Vec<Payload>, Vec<u8>),
+    /// The message's payloads, the datagram that identifies the request for
+    /// retransmission detection (fragment 1 of a fragmented one), and the
+    /// decrypted inner payloads as bytes.
+    Message(Vec<Payload>, Vec<u8>, protect::Inner),
     /// A fragment was kept; the message is not complete yet.
     Partial,
     /// Authentic but invalid: answer a request with this notify.
@@ -268,7 +275,7 @@ fn open(sa: &mut IkeSa, cx: &mut Cx, dgram: &Datagram, hdr: &HeaderRepr) -> Opti
             return None;
         }
     };
-    let (payloads, first) = match protect::open_fragment(keys, &dgram.data, &msg) {
+    let (payloads, first, inner) = match protect::open_fragment(keys, &dgram.data, &msg) {
         Some(fragment) => {
             let Ok(f) = fragment else {
                 cx.stats.integrity_failed += 1;
@@ -281,12 +288,12 @@ fn open(sa: &mut IkeSa, cx: &mut Cx, dgram: &Datagram, hdr: &HeaderRepr) -> Opti
                 return Some(Opened::Partial);
             };
             match parse_payloads(first_inner, &plaintext) {
-                Ok(p) => (p, first),
+                Ok(p) => (p, first, (first_inner, plaintext)),
                 Err(e) => return Some(invalid_syntax(cx, dgram, e)),
             }
         }
         None => match protect::open(keys, &dgram.data, &msg) {
-            Ok(inner) => (inner, dgram.data.clone()),
+            Ok((payloads, inner)) => (payloads, dgram.data.clone(), inner),
             Err(protect::OpenError::Integrity) => {
                 cx.stats.integrity_failed += 1;
                 debug!(peer = %dgram.remote, "dropping message that fails integrity protection");
@@ -305,7 +312,7 @@ fn open(sa: &mut IkeSa, cx: &mut Cx, dgram: &Datagram, hdr: &HeaderRepr) -> Opti
         debug!(peer = %dgram.remote, violation = ?v, "authenticated message breaks the payload rules");
         return Some(Opened::Invalid((NotifyType::INVALID_SYNTAX, Vec::new())));
     }
-    Some(Opened::Message(payloads, first))
+    Some(Opened::Message(payloads, first, inner))
 }
 
 fn invalid_syntax(cx: &mut Cx, dgram: &Datagram, e: oxisec_wire::Error) -> Opened {
@@ -425,8 +432,8 @@ pub(crate) fn dispatch_request(
     }
     let opened = open(sa, cx, dgram, hdr)?;
     heard_from(sa, cx, dgram);
-    let (payloads, first) = match opened {
-        Opened::Message(p, first) => (p, first),
+    let (payloads, first, inner) = match opened {
+        Opened::Message(p, first, inner) => (p, first, inner),
         Opened::Partial => return None,
         Opened::Invalid((notify, data)) => {
             let n = Payload::Notify(NotifyPayload::new(notify, data));
@@ -448,7 +455,18 @@ pub(crate) fn dispatch_request(
     let dgram = &whole;
     let connecting = sa.state == IkeState::Connecting;
     match hdr.exchange {
+        ExchangeType::IKE_INTERMEDIATE if connecting => {
+            ike_intermediate::respond(sa, cx, dgram, hdr, &payloads, &inner);
+            None
+        }
         ExchangeType::IKE_AUTH if sa.role == Role::Responder && connecting => {
+            if !ike_intermediate::complete(sa) {
+                let why = "IKE_AUTH before the additional key exchanges".to_string();
+                let n = Payload::Notify(NotifyPayload::new(NotifyType::INVALID_SYNTAX, Vec::new()));
+                send_response(sa, cx, hdr.exchange, hdr.message_id, &dgram.data, vec![n]);
+                close(sa, cx, DownReason::Failed(why));
+                return None;
+            }
             ike_auth::respond(sa, cx, dgram, hdr, payloads)
         }
         ExchangeType::INFORMATIONAL if !connecting => {
@@ -506,8 +524,8 @@ pub(crate) fn dispatch_response(
     }
     sa.requests.complete();
     let active = sa.active.take();
-    let payloads = match opened {
-        Opened::Message(p, _) => p,
+    let (payloads, inner) = match opened {
+        Opened::Message(p, _, inner) => (p, inner),
         Opened::Partial => return None,
         Opened::Invalid((notify, _)) => {
             let why = format!("peer sent an invalid {} response ({notify})", hdr.exchange);
@@ -516,6 +534,9 @@ pub(crate) fn dispatch_response(
         }
     };
     match active {
+        Some(Active::Intermediate) => {
+            ike_intermediate::handle_response(sa, cx, hdr, &payloads, &inner)
+        }
         Some(Active::IkeAuth) => ike_auth::handle_response(sa, cx, payloads),
         Some(Active::DeleteIke) => close(sa, cx, DownReason::Deleted),
         Some(Active::DeleteChild(id)) => informational::child_deleted(sa, cx, id, &payloads),

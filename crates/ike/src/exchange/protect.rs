@@ -40,7 +40,15 @@ pub(super) enum OpenError {
 /// Verifies and decrypts the SK payload of a received message. Payloads
 /// outside SK are ignored (they are not confidential, and nothing we accept
 /// may travel that way).
-pub(super) fn open(keys: &SaKeys, bytes: &[u8], msg: &Message) -> Result<Vec<Payload>, OpenError> {
+/// The decrypted inner payloads: their first type and bytes (kept for the
+/// IntAuth of IKE_INTERMEDIATE messages, RFC 9242) and the parsed payloads.
+pub(super) type Inner = (oxisec_wire::PayloadType, Vec<u8>);
+
+pub(super) fn open(
+    keys: &SaKeys,
+    bytes: &[u8],
+    msg: &Message,
+) -> Result<(Vec<Payload>, Inner), OpenError> {
     let Some(Payload::Sk(sk)) = msg.payloads.last() else {
         return Err(OpenError::NotProtected);
     };
@@ -53,7 +61,8 @@ pub(super) fn open(keys: &SaKeys, bytes: &[u8], msg: &Message) -> Result<Vec<Pay
         .inbound
         .open(bytes, offset)
         .map_err(|_| OpenError::Integrity)?;
-    parse_payloads(sk.first_inner, plain.as_bytes()).map_err(OpenError::Syntax)
+    let payloads = parse_payloads(sk.first_inner, plain.as_bytes()).map_err(OpenError::Syntax)?;
+    Ok((payloads, (sk.first_inner, plain.as_bytes().to_vec())))
 }
 
 /// Builds `hdr` + SKF{…} fragments (RFC 7383 §2.5) no larger than `max_len`

@@ -10,20 +10,29 @@
 //! Dedicated threads, not tokio tasks: the per-packet work is CPU-bound
 //! crypto, and a blocking read per socket is the cheapest loop there is.
 //! Blocking reads time out every 250 ms so that the threads see `stop`.
+//!
+//! What the engine must hear from the packet path (limits crossed, inbound
+//! activity, unknown SPIs) goes to it as [`DataplaneEvent`]s through the
+//! channel given to [`DataPlane::start`]. Drops are counted by typed reason
+//! (no formatting per packet) and logged at debug level at most once a
+//! second per thread.
+use std::collections::BTreeMap;
 use std::io;
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use oxisec_esp::PacketBuf;
-use oxisec_ike::{Datagram, SaCommand};
+use oxisec_esp::stats::DropCounters as ReasonCounters;
+use oxisec_ike::{Datagram, DataplaneEvent, SaCommand};
 use oxisec_wire::esp::{Udp4500, classify_udp4500};
 use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tracing::{Level, debug, info, warn};
 
-use super::esp::{Decap, Encap, Tables};
+use super::esp::{Decap, Encap, EncapDrop, Reporter, Tables, drop_map};
 use super::udp::{PortSockets, UdpSock};
 use crate::status::Traffic;
 
@@ -33,14 +42,53 @@ const TX_QUEUE_LEN: u32 = 2000;
 /// Largest datagram we read: a full-size UDP payload.
 const RECV_BUF: usize = 65536;
 
-/// Counters of things dropped outside any SA (for logs and debugging).
+/// Data-plane-wide drop counters since start, by reason. The SAs count
+/// their own drops too, but those go away with the SA (every rekey).
 #[derive(Debug, Default)]
 pub struct DropCounters {
     pub invalid_4500: AtomicU64,
     pub ike_queue_full: AtomicU64,
     pub no_policy: AtomicU64,
-    pub decap_failed: AtomicU64,
-    pub encap_failed: AtomicU64,
+    /// A policy names a CHILD_SA whose outbound SA is not installed.
+    pub no_sa: AtomicU64,
+    pub no_udp_encap: AtomicU64,
+    /// ESP received and not delivered, by the ESP crate's reason.
+    pub decap: ReasonCounters,
+    /// Packets from the TUN device the ESP crate refused to protect.
+    pub encap: ReasonCounters,
+}
+
+/// At most one debug line a second per thread for per-packet trouble, with
+/// the number of lines it stood for; nothing at all when debug is off.
+struct LogLimit {
+    next: Option<Instant>,
+    suppressed: u64,
+}
+
+impl LogLimit {
+    const INTERVAL: Duration = Duration::from_secs(1);
+
+    fn new() -> LogLimit {
+        LogLimit {
+            next: None,
+            suppressed: 0,
+        }
+    }
+
+    /// `Some(n)` when a line may be logged now, `n` being how many were
+    /// suppressed since the last one.
+    fn allow(&mut self) -> Option<u64> {
+        if !tracing::enabled!(Level::DEBUG) {
+            return None;
+        }
+        let now = Instant::now();
+        if self.next.is_some_and(|t| now < t) {
+            self.suppressed += 1;
+            return None;
+        }
+        self.next = Some(now + Self::INTERVAL);
+        Some(std::mem::take(&mut self.suppressed))
+    }
 }
 
 /// A running data plane.
@@ -59,12 +107,14 @@ pub struct DataPlane {
 impl DataPlane {
     /// Creates the TUN device (up, no address, `mtu`), and starts the
     /// threads that read the TUN device and the UDP 4500 sockets. IKE
-    /// messages from port 4500 go to `ike_tx`.
+    /// messages from port 4500 go to `ike_tx`, what the engine must learn
+    /// from the packets (limits, activity, unknown SPIs) to `events`.
     pub fn start(
         tun_name: &str,
         mtu: u16,
         sock4500: Arc<PortSockets>,
         ike_tx: mpsc::Sender<Datagram>,
+        events: mpsc::UnboundedSender<DataplaneEvent>,
     ) -> io::Result<DataPlane> {
         let tun = tun_rs::DeviceBuilder::new()
             .name(tun_name)
@@ -88,6 +138,7 @@ impl DataPlane {
         let tables = Arc::new(Tables::default());
         let drops = Arc::new(DropCounters::default());
         let stop = Arc::new(AtomicBool::new(false));
+        let reporter = Reporter::new(events);
         let mut threads = Vec::new();
 
         for v6 in [false, true] {
@@ -95,13 +146,13 @@ impl DataPlane {
             if v6 && s.v6.is_none() {
                 continue;
             }
-            let (tun, tables, drops, stop, ike_tx) = (
+            let (tun, drops, stop, ike_tx) = (
                 Arc::clone(&tun),
-                Arc::clone(&tables),
                 Arc::clone(&drops),
                 Arc::clone(&stop),
                 ike_tx.clone(),
             );
+            let worker = tables.worker(reporter.clone());
             let name = if v6 { "oxisec-udp6" } else { "oxisec-udp4" };
             threads.push(
                 std::thread::Builder::new()
@@ -109,23 +160,23 @@ impl DataPlane {
                     .spawn(move || {
                         let sock = if v6 { s.v6.as_ref() } else { Some(&s.v4) };
                         if let Some(sock) = sock {
-                            udp_loop(sock, &tun, &tables, &drops, &stop, &ike_tx);
+                            udp_loop(sock, &tun, worker, &drops, &stop, &ike_tx);
                         }
                     })?,
             );
         }
         {
-            let (tun, tables, drops, stop, s) = (
+            let (tun, drops, stop, s) = (
                 Arc::clone(&tun),
-                Arc::clone(&tables),
                 Arc::clone(&drops),
                 Arc::clone(&stop),
                 Arc::clone(&sock4500),
             );
+            let worker = tables.worker(reporter.clone());
             threads.push(
                 std::thread::Builder::new()
                     .name("oxisec-tun".into())
-                    .spawn(move || tun_loop(&tun, &tables, &drops, &stop, &s))?,
+                    .spawn(move || tun_loop(&tun, worker, &drops, &stop, &s))?,
             );
         }
         info!("TUN device {tun_name} up (mtu {mtu})");
@@ -174,20 +225,10 @@ impl DataPlane {
         self.tables.counters(spi, inbound)
     }
 
-    /// Non-zero drop counts by reason, for `oxisec status`.
-    pub fn drops(&self) -> std::collections::BTreeMap<String, u64> {
-        let d = &self.drops;
-        [
-            ("invalid on UDP 4500", &d.invalid_4500),
-            ("IKE queue full", &d.ike_queue_full),
-            ("no policy", &d.no_policy),
-            ("ESP decapsulation", &d.decap_failed),
-            ("ESP encapsulation", &d.encap_failed),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.load(Ordering::Relaxed)))
-        .filter(|(_, v)| *v > 0)
-        .collect()
+    /// Non-zero drop counts since start by reason, for `oxisec status`:
+    /// inbound ESP as `in: REASON`, outbound packets as `out: REASON`.
+    pub fn drops(&self) -> BTreeMap<String, u64> {
+        drops_map(&self.drops)
     }
 
     /// Stops the threads and closes the TUN device (which removes it).
@@ -202,15 +243,37 @@ impl DataPlane {
     }
 }
 
+fn drops_map(d: &DropCounters) -> BTreeMap<String, u64> {
+    let named = [
+        ("invalid on UDP 4500", &d.invalid_4500),
+        ("IKE queue full", &d.ike_queue_full),
+        ("no policy", &d.no_policy),
+        ("out: no_sa", &d.no_sa),
+        ("out: no_udp_encap", &d.no_udp_encap),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.load(Ordering::Relaxed)));
+    let by_reason = |prefix: &'static str, c: &ReasonCounters| {
+        drop_map(&c.snapshot())
+            .into_iter()
+            .map(move |(k, v)| (format!("{prefix}: {k}"), v))
+    };
+    named
+        .chain(by_reason("in", &d.decap))
+        .chain(by_reason("out", &d.encap))
+        .filter(|(_, v)| *v > 0)
+        .collect()
+}
+
 fn udp_loop(
     sock: &UdpSock,
     tun: &tun_rs::SyncDevice,
-    tables: &Tables,
+    mut worker: super::esp::Worker,
     drops: &DropCounters,
     stop: &AtomicBool,
     ike_tx: &mpsc::Sender<Datagram>,
 ) {
-    let mut worker = tables.worker();
+    let mut log = LogLimit::new();
     // Decapsulation only shrinks the window: no head- or tailroom needed.
     let mut buf = PacketBuf::new(0, RECV_BUF, 0);
     while !stop.load(Ordering::Relaxed) {
@@ -255,16 +318,20 @@ fn udp_loop(
             }
             Udp4500::Esp(_) => {}
         }
-        match worker.decapsulate(&mut buf) {
+        match worker.decapsulate(&mut buf, r.local, r.remote) {
             Decap::Deliver => {
-                if let Err(e) = tun.send(buf.as_slice()) {
-                    debug!("TUN write failed: {e}");
+                if let Err(e) = tun.send(buf.as_slice())
+                    && let Some(n) = log.allow()
+                {
+                    debug!(suppressed = n, "TUN write failed: {e}");
                 }
             }
             Decap::Drop(why) => {
-                drops.decap_failed.fetch_add(1, Ordering::Relaxed);
-                if !why.is_silent() {
-                    debug!(from = %r.remote, "ESP packet dropped: {why}");
+                drops.decap.bump(why);
+                if !why.is_silent()
+                    && let Some(n) = log.allow()
+                {
+                    debug!(from = %r.remote, suppressed = n, "ESP packet dropped: {why}");
                 }
             }
         }
@@ -273,12 +340,12 @@ fn udp_loop(
 
 fn tun_loop(
     tun: &tun_rs::SyncDevice,
-    tables: &Tables,
+    mut worker: super::esp::Worker,
     drops: &DropCounters,
     stop: &AtomicBool,
     socks: &PortSockets,
 ) {
-    let mut worker = tables.worker();
+    let mut log = LogLimit::new();
     let mut buf = PacketBuf::new(
         PacketBuf::DEFAULT_HEADROOM,
         RECV_BUF,
@@ -307,7 +374,9 @@ fn tun_loop(
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(e) => {
-                debug!("TUN read failed: {e}");
+                if let Some(n) = log.allow() {
+                    debug!(suppressed = n, "TUN read failed: {e}");
+                }
                 continue;
             }
         };
@@ -316,17 +385,66 @@ fn tun_loop(
         }
         match worker.encapsulate(&mut buf) {
             Encap::Send { local, remote } => {
-                if let Err(e) = socks.send(buf.as_slice(), local.ip(), remote) {
-                    debug!(to = %remote, "ESP send failed: {e}");
+                if let Err(e) = socks.send(buf.as_slice(), local.ip(), remote)
+                    && let Some(n) = log.allow()
+                {
+                    debug!(to = %remote, suppressed = n, "ESP send failed: {e}");
                 }
             }
             Encap::NoPolicy => {
                 drops.no_policy.fetch_add(1, Ordering::Relaxed);
             }
             Encap::Drop(why) => {
-                drops.encap_failed.fetch_add(1, Ordering::Relaxed);
-                debug!("outbound packet dropped: {why}");
+                match why {
+                    EncapDrop::NoSa => {
+                        drops.no_sa.fetch_add(1, Ordering::Relaxed);
+                    }
+                    EncapDrop::NoUdpEncap => {
+                        drops.no_udp_encap.fetch_add(1, Ordering::Relaxed);
+                    }
+                    EncapDrop::Esp(r) => drops.encap.bump(r),
+                }
+                if let Some(n) = log.allow() {
+                    debug!(suppressed = n, "outbound packet dropped: {}", why.name());
+                }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oxisec_esp::DropReason;
+
+    #[test]
+    fn drops_are_listed_by_direction_and_reason() {
+        let d = DropCounters::default();
+        assert!(drops_map(&d).is_empty());
+        d.no_policy.fetch_add(3, Ordering::Relaxed);
+        d.no_sa.fetch_add(1, Ordering::Relaxed);
+        d.decap.bump(DropReason::ReplayDuplicate);
+        d.decap.bump(DropReason::ReplayDuplicate);
+        d.encap.bump(DropReason::Expired);
+        let m = drops_map(&d);
+        let got: Vec<(&str, u64)> = m.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(
+            got,
+            [
+                ("in: replay_duplicate", 2),
+                ("no policy", 3),
+                ("out: expired", 1),
+                ("out: no_sa", 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn log_limit_is_quiet_without_a_debug_subscriber() {
+        // No subscriber is installed in unit tests: nothing is ever due,
+        // so the drop path does not even read the clock.
+        let mut l = LogLimit::new();
+        assert_eq!(l.allow(), None);
+        assert_eq!(l.suppressed, 0);
     }
 }

@@ -5,15 +5,32 @@
 //! SAD/SPD values through [`Snapshot`]s. Each packet thread holds its own
 //! [`Worker`] with [`SnapshotReader`]s, so the per-packet path is one atomic
 //! load per table and no lock (the ESP crate's design).
+//!
+//! The workers also tell the engine what only the data plane sees
+//! ([`DataplaneEvent`]): an SA crossed its soft or hard volume limit (once
+//! each, as the ESP crate reports them), traffic arrived on an inbound SA
+//! (at most once a second per SA: the peer is alive), and ESP arrived for
+//! an SPI we do not have (at most [`UNKNOWN_SPI_PER_SEC`] in total, so a
+//! flood of bogus ESP costs the engine nothing). The channel is unbounded
+//! because every producer is rate-limited or once-only, so its length is
+//! bounded by the number of SAs; a bounded one could lose an expiry.
+//!
+//! Nothing here allocates per packet: drops are typed and counted, and the
+//! only per-packet extras are a clock read and relaxed atomic loads.
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use oxisec_crypto::esp_cipher::EspCipher;
+use oxisec_esp::stats::{DropCounts, SaStats};
 use oxisec_esp::{
-    DropReason, InboundSa, OutboundSa, PacketBuf, PolicyAction, Sad, Selector, Snapshot,
-    SnapshotReader, Spd, SpdEntry, UdpEncap, decapsulate, encapsulate,
+    Crossed, DropReason, InboundSa, Limits, OutboundSa, PacketBuf, PolicyAction, Sad, Selector,
+    Snapshot, SnapshotReader, Spd, SpdEntry, UdpEncap, decapsulate, encapsulate,
 };
-use oxisec_ike::{SaCommand, TsRange};
+use oxisec_ike::{DataplaneEvent, SaCommand, SaLimits, TsRange};
+use tokio::sync::mpsc;
 
 use crate::status::Traffic;
 
@@ -21,7 +38,17 @@ use crate::status::Traffic;
 /// userspace data plane reorders across threads and the peer may batch.
 const REPLAY_WINDOW: u32 = 1024;
 
+/// How often at most inbound traffic on one SA is reported to the engine
+/// (the engine's contract for [`DataplaneEvent::InboundActivity`]).
+pub const ACTIVITY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// ESP packets for unknown SPIs reported to the engine per second, over all
+/// threads. The engine rate-limits its INVALID_SPI answers on its own; this
+/// keeps a flood of bogus ESP from reaching the engine task at all.
+pub const UNKNOWN_SPI_PER_SEC: u64 = 10;
+
 /// What the UDP thread does with a received ESP packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decap {
     /// The buffer's window holds the inner packet: write it to the TUN device.
     Deliver,
@@ -29,6 +56,7 @@ pub enum Decap {
 }
 
 /// What the TUN thread does with a packet read from the TUN device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encap {
     /// The buffer's window holds the ESP packet: send it as the UDP payload
     /// from `local` to `remote`.
@@ -39,7 +67,40 @@ pub enum Encap {
     /// No policy covers this packet (it was routed into the TUN device by
     /// something other than us, or its SA just went away).
     NoPolicy,
-    Drop(String),
+    Drop(EncapDrop),
+}
+
+/// Why a packet read from the TUN device was not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EncapDrop {
+    /// The policy names a CHILD_SA whose outbound SA is not installed (yet).
+    NoSa,
+    /// The SA has no UDP endpoints; raw ESP is not supported.
+    NoUdpEncap,
+    /// The ESP crate refused (not IP, expired, …); counted on the SA where
+    /// there is one.
+    Esp(DropReason),
+}
+
+impl EncapDrop {
+    /// A short stable name for counters and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            EncapDrop::NoSa => "no_sa",
+            EncapDrop::NoUdpEncap => "no_udp_encap",
+            EncapDrop::Esp(r) => r.name(),
+        }
+    }
+}
+
+/// The ESP crate's form of the engine's limits (the same meaning: 0 = none).
+fn limits(l: &SaLimits) -> Limits {
+    Limits {
+        soft_bytes: l.soft_bytes,
+        hard_bytes: l.hard_bytes,
+        soft_packets: l.soft_packets,
+        hard_packets: l.hard_packets,
+    }
 }
 
 fn selectors(ts: &[TsRange]) -> Result<Vec<Selector>, String> {
@@ -53,6 +114,83 @@ fn selectors(ts: &[TsRange]) -> Result<Vec<Selector>, String> {
                 .map_err(|e| format!("traffic selector {t}: {e}"))
         })
         .collect()
+}
+
+/// At most `per_sec` events per second of the caller's clock, over any
+/// number of threads: the second and the count packed in one atomic word.
+/// A refused call is one load and a failed comparison, no write.
+#[derive(Debug)]
+pub struct RateLimit {
+    per_sec: u64,
+    /// `second << 20 | count`.
+    state: AtomicU64,
+}
+
+impl RateLimit {
+    const COUNT_BITS: u32 = 20;
+
+    pub fn new(per_sec: u64) -> RateLimit {
+        RateLimit {
+            per_sec: per_sec.min((1 << Self::COUNT_BITS) - 1),
+            state: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    /// Whether one more event may pass at `now_ms` (milliseconds on any
+    /// monotonic clock).
+    pub fn allow(&self, now_ms: u64) -> bool {
+        let sec = now_ms / 1000;
+        let mask = (1u64 << Self::COUNT_BITS) - 1;
+        self.state
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
+                if s == u64::MAX || s >> Self::COUNT_BITS != sec {
+                    Some((sec << Self::COUNT_BITS) | 1)
+                } else if s & mask < self.per_sec {
+                    Some(s + 1)
+                } else {
+                    None
+                }
+            })
+            .is_ok()
+    }
+}
+
+/// Where the packet threads' reports go, and their shared rate limits.
+#[derive(Debug, Clone)]
+pub struct Reporter {
+    tx: mpsc::UnboundedSender<DataplaneEvent>,
+    epoch: Instant,
+    unknown_spi: Arc<RateLimit>,
+}
+
+impl Reporter {
+    pub fn new(tx: mpsc::UnboundedSender<DataplaneEvent>) -> Reporter {
+        Reporter {
+            tx,
+            epoch: Instant::now(),
+            unknown_spi: Arc::new(RateLimit::new(UNKNOWN_SPI_PER_SEC)),
+        }
+    }
+
+    /// Milliseconds since the reporter was made: the unit of the per-SA
+    /// activity stamps and of the rate limit.
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn send(&self, ev: DataplaneEvent) {
+        // Fails only when the engine task is gone (shutdown).
+        let _ = self.tx.send(ev);
+    }
+
+    fn crossed(&self, spi: u32, inbound: bool, c: Crossed) {
+        if c.soft {
+            self.send(DataplaneEvent::SoftExpired { spi, inbound });
+        }
+        if c.hard {
+            self.send(DataplaneEvent::HardExpired { spi, inbound });
+        }
+    }
 }
 
 /// The SAD and SPD as published to the packet threads.
@@ -75,11 +213,12 @@ impl Tables {
         "oxisec-esp"
     }
 
-    /// A packet thread's view.
-    pub fn worker(&self) -> Worker {
+    /// A packet thread's view; its reports go to `reporter`.
+    pub fn worker(&self, reporter: Reporter) -> Worker {
         Worker {
             sad: SnapshotReader::new(Arc::clone(&self.sad)),
             spd: SnapshotReader::new(Arc::clone(&self.spd)),
+            reporter,
         }
     }
 
@@ -103,7 +242,8 @@ impl Tables {
                     selectors(local_ts)?,
                     selectors(remote_ts)?,
                 )
-                .map_err(|e| format!("inbound SA {:08x}: {e}", sa.spi))?;
+                .map_err(|e| format!("inbound SA {:08x}: {e}", sa.spi))?
+                .with_limits(limits(&sa.limits));
                 self.sad.update(|s| {
                     s.insert_inbound(Arc::new(inbound));
                 });
@@ -135,7 +275,8 @@ impl Tables {
                         local: *local,
                         remote: *remote,
                     }),
-                );
+                )
+                .with_limits(limits(&sa.limits));
                 self.sad.update(|s| {
                     s.insert_outbound(child.0, Arc::new(outbound));
                 });
@@ -171,7 +312,8 @@ impl Tables {
                 local,
                 remote,
             } => {
-                // Same keys, sequence counter and statistics; new UDP endpoints.
+                // Same keys, sequence counter, limits and statistics; new
+                // UDP endpoints.
                 let encap = Some(UdpEncap {
                     local: *local,
                     remote: *remote,
@@ -190,7 +332,7 @@ impl Tables {
         Ok(())
     }
 
-    /// Bytes and packets an SA carried.
+    /// Bytes, packets and drops by reason of one SA.
     pub fn counters(&self, spi: u32, inbound: bool) -> Option<Traffic> {
         let sad = self.sad.load();
         let stats = if inbound {
@@ -198,10 +340,14 @@ impl Tables {
         } else {
             sad.outbound_sas().find(|(_, o)| o.spi() == spi)?.1.stats()
         };
-        Some(Traffic {
-            bytes: stats.bytes,
-            packets: stats.packets,
-        })
+        Some(traffic(&stats))
+    }
+
+    /// Drops before an SA was known (truncated ESP, unknown SPI). The
+    /// packet threads count every drop themselves as well.
+    #[cfg(test)]
+    pub fn global_drops(&self) -> DropCounts {
+        self.sad.load().global_drops()
     }
 
     /// Drops everything (shutdown).
@@ -211,23 +357,70 @@ impl Tables {
     }
 }
 
+fn traffic(s: &SaStats) -> Traffic {
+    Traffic {
+        bytes: s.bytes,
+        packets: s.packets,
+        drops: drop_map(&s.drops),
+    }
+}
+
+/// Non-zero counts by the reasons' stable names.
+pub fn drop_map(d: &DropCounts) -> BTreeMap<String, u64> {
+    d.iter().map(|(r, n)| (r.name().to_string(), n)).collect()
+}
+
 /// One packet thread's lock-free view of the tables.
 pub struct Worker {
     sad: SnapshotReader<Sad>,
     spd: SnapshotReader<Spd>,
+    reporter: Reporter,
 }
 
 impl Worker {
-    /// Decapsulates the ESP packet in `buf` in place.
-    pub fn decapsulate(&mut self, buf: &mut PacketBuf) -> Decap {
-        match decapsulate(self.sad.get(), buf) {
-            Ok(_) => Decap::Deliver,
-            Err(r) => Decap::Drop(r),
+    /// Decapsulates the ESP packet in `buf` (received on `local` from
+    /// `remote`) in place, and reports to the engine what it tells:
+    /// crossed limits, inbound activity, an unknown SPI.
+    pub fn decapsulate(
+        &mut self,
+        buf: &mut PacketBuf,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Decap {
+        // Read before decapsulation rewrites the buffer; it is only used for
+        // an unknown SPI, when the buffer is still as received.
+        let spi = buf
+            .as_slice()
+            .first_chunk::<4>()
+            .map_or(0, |b| u32::from_be_bytes(*b));
+        let sad = self.sad.get();
+        match decapsulate(sad, buf) {
+            Ok(d) => {
+                let r = &self.reporter;
+                if d.crossed.any() {
+                    r.crossed(d.spi, true, d.crossed);
+                }
+                let due = sad.inbound(d.spi).is_some_and(|sa| {
+                    sa.claim_report(r.now_ms(), ACTIVITY_INTERVAL.as_millis() as u64)
+                });
+                if due {
+                    r.send(DataplaneEvent::InboundActivity { spi: d.spi });
+                }
+                Decap::Deliver
+            }
+            Err(DropReason::UnknownSpi) => {
+                let r = &self.reporter;
+                if r.unknown_spi.allow(r.now_ms()) {
+                    r.send(DataplaneEvent::UnknownSpi { spi, local, remote });
+                }
+                Decap::Drop(DropReason::UnknownSpi)
+            }
+            Err(why) => Decap::Drop(why),
         }
     }
 
     /// Finds the policy for the IP packet in `buf` and encapsulates it in
-    /// place.
+    /// place; reports crossed limits to the engine.
     pub fn encapsulate(&mut self, buf: &mut PacketBuf) -> Encap {
         let child = match self.spd.get().lookup_packet(buf.as_slice()) {
             Ok(Some(e)) => match e.action {
@@ -235,20 +428,25 @@ impl Worker {
                 PolicyAction::Bypass | PolicyAction::Discard => return Encap::NoPolicy,
             },
             Ok(None) => return Encap::NoPolicy,
-            Err(e) => return Encap::Drop(format!("not an IP packet: {e}")),
+            Err(_) => return Encap::Drop(EncapDrop::Esp(DropReason::NotIp)),
         };
-        let Some(sa) = self.sad.get().outbound(child).cloned() else {
-            return Encap::Drop(format!("no outbound SA for child {child} yet"));
+        let Some(sa) = self.sad.get().outbound(child) else {
+            return Encap::Drop(EncapDrop::NoSa);
         };
         let Some(udp) = sa.udp_encap() else {
-            return Encap::Drop("SA without UDP encapsulation".into());
+            return Encap::Drop(EncapDrop::NoUdpEncap);
         };
-        match encapsulate(&sa, buf) {
-            Ok(()) => Encap::Send {
-                local: udp.local,
-                remote: udp.remote,
-            },
-            Err(e) => Encap::Drop(format!("SA {:08x}: {e}", sa.spi())),
+        match encapsulate(sa, buf) {
+            Ok(crossed) => {
+                if crossed.any() {
+                    self.reporter.crossed(sa.spi(), false, crossed);
+                }
+                Encap::Send {
+                    local: udp.local,
+                    remote: udp.remote,
+                }
+            }
+            Err(e) => Encap::Drop(EncapDrop::Esp(e.reason())),
         }
     }
 }
@@ -260,6 +458,26 @@ mod tests {
     use oxisec_crypto::esp_cipher::EspSuite;
     use oxisec_ike::{ChildId, EspSaParams};
     use oxisec_wire::encr;
+
+    const LOCAL: &str = "192.0.2.2:4500";
+    const REMOTE: &str = "192.0.2.1:4500";
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    fn reporter() -> (Reporter, mpsc::UnboundedReceiver<DataplaneEvent>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Reporter::new(tx), rx)
+    }
+
+    fn events(rx: &mut mpsc::UnboundedReceiver<DataplaneEvent>) -> Vec<DataplaneEvent> {
+        std::iter::from_fn(|| rx.try_recv().ok()).collect()
+    }
+
+    fn decap(w: &mut Worker, buf: &mut PacketBuf) -> Decap {
+        w.decapsulate(buf, addr(LOCAL), addr(REMOTE))
+    }
 
     fn ts(s: &str) -> TsRange {
         s.parse().unwrap()
@@ -315,7 +533,8 @@ mod tests {
         let (a, b) = (Tables::default(), Tables::default());
         a.apply(&outbound(1, 0xc0ffee01)).unwrap();
         b.apply(&inbound(7, 0xc0ffee01)).unwrap();
-        let (mut wa, mut wb) = (a.worker(), b.worker());
+        let ((ra, mut rxa), (rb, mut rxb)) = (reporter(), reporter());
+        let (mut wa, mut wb) = (a.worker(ra), b.worker(rb));
 
         let inner = ipv4([198, 51, 100, 1], [203, 0, 113, 1]);
         let mut buf = PacketBuf::with_default_room();
@@ -330,41 +549,162 @@ mod tests {
         assert_eq!(&buf.as_slice()[..4], &0xc0ffee01u32.to_be_bytes());
         let mut rx = PacketBuf::new(0, 4096, 0);
         rx.set_data(buf.as_slice()).unwrap();
-        assert!(matches!(wb.decapsulate(&mut rx), Decap::Deliver));
+        assert_eq!(decap(&mut wb, &mut rx), Decap::Deliver);
         assert_eq!(rx.as_slice(), &inner[..]);
-        assert_eq!(
-            a.counters(0xc0ffee01, false),
-            Some(Traffic {
-                bytes: 28,
-                packets: 1
-            })
-        );
-        assert_eq!(
-            b.counters(0xc0ffee01, true),
-            Some(Traffic {
-                bytes: 28,
-                packets: 1
-            })
-        );
-        // The same packet again is a replay.
+        let one = Traffic {
+            bytes: 28,
+            packets: 1,
+            drops: BTreeMap::new(),
+        };
+        assert_eq!(a.counters(0xc0ffee01, false), Some(one.clone()));
+        assert_eq!(b.counters(0xc0ffee01, true), Some(one));
+        // The same packet again is a replay, counted on the SA by reason.
         rx.set_data(buf.as_slice()).unwrap();
-        assert!(matches!(
-            wb.decapsulate(&mut rx),
+        assert_eq!(
+            decap(&mut wb, &mut rx),
             Decap::Drop(DropReason::ReplayDuplicate)
+        );
+        let t = b.counters(0xc0ffee01, true).unwrap();
+        assert_eq!(t.drops.get("replay_duplicate"), Some(&1));
+        // The peer is alive: reported once (the replay is no sign of life).
+        assert_eq!(
+            events(&mut rxb),
+            [DataplaneEvent::InboundActivity { spi: 0xc0ffee01 }]
+        );
+        assert_eq!(events(&mut rxa), []);
+    }
+
+    fn with_limits(mut cmd: SaCommand, l: SaLimits) -> SaCommand {
+        match &mut cmd {
+            SaCommand::InstallInbound { sa, .. } | SaCommand::InstallOutbound { sa, .. } => {
+                sa.limits = l
+            }
+            _ => unreachable!(),
+        }
+        cmd
+    }
+
+    #[test]
+    fn limits_are_applied_and_each_crossing_reported_once() {
+        let l = SaLimits {
+            soft_packets: 2,
+            hard_packets: 3,
+            ..Default::default()
+        };
+        let (a, b) = (Tables::default(), Tables::default());
+        a.apply(&with_limits(outbound(1, 0x400), l)).unwrap();
+        // The receiver's hard limit is lower, so that it drops the third.
+        let lb = SaLimits {
+            hard_packets: 2,
+            ..l
+        };
+        b.apply(&with_limits(inbound(1, 0x400), lb)).unwrap();
+        let ((ra, mut rxa), (rb, mut rxb)) = (reporter(), reporter());
+        let (mut wa, mut wb) = (a.worker(ra), b.worker(rb));
+        let inner = ipv4([198, 51, 100, 1], [203, 0, 113, 1]);
+        let mut sent = Vec::new();
+        let mut got = Vec::new();
+        for _ in 0..5 {
+            let mut buf = PacketBuf::with_default_room();
+            buf.set_data(&inner).unwrap();
+            let e = wa.encapsulate(&mut buf);
+            sent.push(e);
+            if matches!(e, Encap::Send { .. }) {
+                got.push(decap(&mut wb, &mut buf));
+            }
+        }
+        let expired = Encap::Drop(EncapDrop::Esp(DropReason::Expired));
+        assert!(matches!(
+            sent[..3],
+            [Encap::Send { .. }, Encap::Send { .. }, Encap::Send { .. }]
         ));
+        assert_eq!(sent[3..], [expired, expired]);
+        assert_eq!(
+            got,
+            [
+                Decap::Deliver,
+                Decap::Deliver,
+                Decap::Drop(DropReason::Expired)
+            ]
+        );
+        let (spi, out, inb) = (0x400, false, true);
+        assert_eq!(
+            events(&mut rxa),
+            [
+                DataplaneEvent::SoftExpired { spi, inbound: out },
+                DataplaneEvent::HardExpired { spi, inbound: out },
+            ]
+        );
+        assert_eq!(
+            events(&mut rxb),
+            [
+                DataplaneEvent::InboundActivity { spi },
+                DataplaneEvent::SoftExpired { spi, inbound: inb },
+                DataplaneEvent::HardExpired { spi, inbound: inb },
+            ]
+        );
+        let t = a.counters(spi, false).unwrap();
+        assert_eq!((t.packets, t.drops.get("expired")), (3, Some(&2)));
+        let t = b.counters(spi, true).unwrap();
+        assert_eq!((t.packets, t.drops.get("expired")), (2, Some(&1)));
+    }
+
+    #[test]
+    fn unknown_spis_are_reported_at_a_bounded_rate() {
+        let a = Tables::default();
+        let (r, mut rx) = reporter();
+        let mut w = a.worker(r);
+        let mut buf = PacketBuf::new(0, 2048, 0);
+        for _ in 0..1000 {
+            buf.set_data(&[0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 1, 0, 0, 0, 0])
+                .unwrap();
+            assert_eq!(decap(&mut w, &mut buf), Decap::Drop(DropReason::UnknownSpi));
+        }
+        let ev = events(&mut rx);
+        // Within a second (or two, if the test straddles a boundary).
+        assert!(
+            (1..=2 * UNKNOWN_SPI_PER_SEC as usize).contains(&ev.len()),
+            "{ev:?}"
+        );
+        assert_eq!(
+            ev[0],
+            DataplaneEvent::UnknownSpi {
+                spi: 0xdeadbeef,
+                local: addr(LOCAL),
+                remote: addr(REMOTE)
+            }
+        );
+        assert_eq!(a.global_drops().get(DropReason::UnknownSpi), 1000);
+        // Too short for an ESP header: not an unknown SPI, not reported.
+        buf.set_data(&[1, 2, 3]).unwrap();
+        assert_eq!(decap(&mut w, &mut buf), Decap::Drop(DropReason::Truncated));
+    }
+
+    #[test]
+    fn rate_limit_counts_per_second() {
+        let r = RateLimit::new(3);
+        let at = |ms| (0..10).filter(|_| r.allow(ms)).count();
+        assert_eq!(at(0), 3);
+        assert_eq!(at(999), 0);
+        assert_eq!(at(1000), 3);
+        assert_eq!(at(1500), 0);
+        assert_eq!(at(7200), 3);
     }
 
     #[test]
     fn packets_outside_the_policy_are_not_protected() {
         let a = Tables::default();
         a.apply(&outbound(1, 0x100)).unwrap();
-        let mut w = a.worker();
+        let mut w = a.worker(reporter().0);
         let mut buf = PacketBuf::with_default_room();
         buf.set_data(&ipv4([10, 0, 0, 1], [203, 0, 113, 1]))
             .unwrap();
-        assert!(matches!(w.encapsulate(&mut buf), Encap::NoPolicy));
+        assert_eq!(w.encapsulate(&mut buf), Encap::NoPolicy);
         buf.set_data(&[0x00, 1, 2]).unwrap();
-        assert!(matches!(w.encapsulate(&mut buf), Encap::Drop(_)));
+        assert_eq!(
+            w.encapsulate(&mut buf),
+            Encap::Drop(EncapDrop::Esp(DropReason::NotIp))
+        );
     }
 
     #[test]
@@ -380,7 +720,7 @@ mod tests {
         })
         .unwrap();
         assert!(a.counters(0x201, false).is_none());
-        let mut w = a.worker();
+        let mut w = a.worker(reporter().0);
         let mut buf = PacketBuf::with_default_room();
         buf.set_data(&ipv4([198, 51, 100, 1], [203, 0, 113, 1]))
             .unwrap();

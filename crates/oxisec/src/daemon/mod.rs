@@ -2,8 +2,9 @@
 //!
 //! One tokio task owns the [`Engine`] and feeds it from UDP 500 (IPv4 and
 //! IPv6), from a channel carrying IKE messages that the UDP 4500 threads
-//! found behind the non-ESP marker, from the control socket and from a
-//! timer set to [`Engine::poll_timeout`]. After every input it drains the
+//! found behind the non-ESP marker, from a channel of [`DataplaneEvent`]s
+//! (volume limits crossed, inbound activity, ESP for unknown SPIs), from the
+//! control socket and from a timer set to [`Engine::poll_timeout`]. After every input it drains the
 //! engine: SA commands to the data plane (and routes), datagrams to the
 //! sockets, events to the log and to waiting control clients.
 pub mod dataplane;
@@ -20,7 +21,8 @@ use std::time::{Duration, Instant};
 
 use oxisec_crypto::SystemRng;
 use oxisec_ike::{
-    Command, Config, Datagram, Engine, Event, IkeId, SaCommand, StartAction, Transmit,
+    Command, Config, Datagram, DataplaneEvent, Engine, Event, IkeId, SaCommand, StartAction,
+    Transmit,
 };
 use oxisec_wire::esp::NON_ESP_MARKER;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
@@ -132,8 +134,17 @@ async fn run_async(loaded: Loaded, socket: Option<PathBuf>) -> Result<(), Daemon
         }
     );
     let (ike_tx, mut ike_rx) = mpsc::channel::<Datagram>(1024);
-    let dp = DataPlane::start(&loaded.daemon.tun, loaded.daemon.mtu, sock4500, ike_tx)
-        .map_err(|e| DaemonError::Io(e.to_string()))?;
+    // Unbounded: its producers are once-per-SA (limits) or rate-limited
+    // (activity, unknown SPIs), and a lost expiry would never be repeated.
+    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<DataplaneEvent>();
+    let dp = DataPlane::start(
+        &loaded.daemon.tun,
+        loaded.daemon.mtu,
+        sock4500,
+        ike_tx,
+        ev_tx,
+    )
+    .map_err(|e| DaemonError::Io(e.to_string()))?;
     let route_tx = match routes::start(dp.tun_name()).await {
         Ok(tx) => tx,
         Err(e) => {
@@ -203,6 +214,7 @@ async fn run_async(loaded: Loaded, socket: Option<PathBuf>) -> Result<(), Daemon
             Some(dg) = ike_rx.recv() => {
                 d.engine.handle_datagram(Instant::now(), dg);
             }
+            Some(ev) = ev_rx.recv() => d.on_dataplane(ev),
             Some((req, reply)) = ctl_rx.recv() => d.on_request(req, reply),
             _ = sleep => {
                 let now = Instant::now();
@@ -241,6 +253,7 @@ async fn run_async(loaded: Loaded, socket: Option<PathBuf>) -> Result<(), Daemon
             r = recv_on(Some(&d.ike500.v4), &mut buf4) => d.on_udp500(r),
             r = recv_on(d.ike500.v6.as_ref(), &mut buf6) => d.on_udp500(r),
             Some(dg) = ike_rx.recv() => d.engine.handle_datagram(Instant::now(), dg),
+            Some(ev) = ev_rx.recv() => d.on_dataplane(ev),
             _ = sleep_until(Some(deadline)) => d.engine.handle_timeout(Instant::now()),
             _ = sigint.recv() => break,
         }
@@ -280,6 +293,28 @@ fn remove_socket(path: &Path) {
 }
 
 impl Daemon {
+    /// What the packet threads saw; the engine rekeys, expires, notes the
+    /// peer alive or answers INVALID_SPI.
+    fn on_dataplane(&mut self, ev: DataplaneEvent) {
+        match &ev {
+            DataplaneEvent::SoftExpired { spi, inbound } => debug!(
+                spi = format_args!("{spi:08x}"),
+                inbound, "SA reached its soft volume limit"
+            ),
+            DataplaneEvent::HardExpired { spi, inbound } => debug!(
+                spi = format_args!("{spi:08x}"),
+                inbound, "SA reached its hard volume limit"
+            ),
+            DataplaneEvent::UnknownSpi { spi, remote, .. } => debug!(
+                spi = format_args!("{spi:08x}"),
+                peer = %remote,
+                "ESP for an unknown SPI"
+            ),
+            DataplaneEvent::InboundActivity { .. } => {}
+        }
+        self.engine.handle_dataplane(Instant::now(), ev);
+    }
+
     fn on_udp500(&mut self, r: io::Result<Datagram>) {
         match r {
             Ok(dg) => self.engine.handle_datagram(Instant::now(), dg),
