@@ -135,23 +135,74 @@ static KEYWORDS: &[Keyword] = &[
 /// reason, so that a pasted legacy proposal fails with an explanation rather
 /// than "unknown keyword".
 static REFUSED: &[(&str, &str)] = &[
-    ("des", "DES is prohibited (RFC 8221 §5 and RFC 8247 §3.1: MUST NOT)"),
-    ("md5", "HMAC-MD5-96 is prohibited for ESP (RFC 8221 §6: MUST NOT) and legacy for IKE; oxisec does not implement MD5"),
-    ("md5_128", "HMAC-MD5 is not implemented (RFC 8221/8247 phase it out)"),
-    ("prfmd5", "PRF_HMAC_MD5 is prohibited (RFC 8247 §3.2: MUST NOT)"),
-    ("modp768", "MODP-768 is prohibited (RFC 8247 §3.4: MUST NOT)"),
-    ("modp1024s160", "the MODP groups with prime-order subgroups (22-24) are legacy (RFC 8247 §3.4: SHOULD NOT) and not implemented"),
-    ("modp2048s224", "the MODP groups with prime-order subgroups (22-24) are legacy (RFC 8247 §3.4: SHOULD NOT) and not implemented"),
-    ("modp2048s256", "the MODP groups with prime-order subgroups (22-24) are legacy (RFC 8247 §3.4: SHOULD NOT) and not implemented"),
-    ("ecp224", "ECP-224 (group 26) is not implemented; use ecp256"),
-    ("ecp192", "ECP-192 (group 25) is not implemented; use ecp256"),
-    ("ecp224bp", "brainpoolP224r1 (group 27) is not implemented; use ecp256bp"),
-    ("ecp512bp", "brainpoolP512r1 (group 30) is not implemented yet; use ecp384bp or ecp384"),
-    ("blowfish", "Blowfish is prohibited for ESP (RFC 8221 §5: MUST NOT)"),
-    ("cast128", "CAST-128 is not implemented (not listed by RFC 8221/8247)"),
-    ("camellia", "Camellia is not implemented; use aes or chacha20poly1305"),
-    ("aes128gmac", "AES-GMAC (ENCR_NULL_AUTH_AES_GMAC) is not implemented yet; use aes128gcm16"),
-    ("aes256gmac", "AES-GMAC (ENCR_NULL_AUTH_AES_GMAC) is not implemented yet; use aes256gcm16"),
+    (
+        "des",
+        "DES is prohibited (RFC 8221 §5 and RFC 8247 §3.1: MUST NOT)",
+    ),
+    (
+        "md5",
+        "HMAC-MD5-96 is prohibited for ESP (RFC 8221 §6: MUST NOT) and legacy for IKE; oxisec does not implement MD5",
+    ),
+    (
+        "md5_128",
+        "HMAC-MD5 is not implemented (RFC 8221/8247 phase it out)",
+    ),
+    (
+        "prfmd5",
+        "PRF_HMAC_MD5 is prohibited (RFC 8247 §3.2: MUST NOT)",
+    ),
+    (
+        "modp768",
+        "MODP-768 is prohibited (RFC 8247 §3.4: MUST NOT)",
+    ),
+    (
+        "modp1024s160",
+        "the MODP groups with prime-order subgroups (22-24) are legacy (RFC 8247 §3.4: SHOULD NOT) and not implemented",
+    ),
+    (
+        "modp2048s224",
+        "the MODP groups with prime-order subgroups (22-24) are legacy (RFC 8247 §3.4: SHOULD NOT) and not implemented",
+    ),
+    (
+        "modp2048s256",
+        "the MODP groups with prime-order subgroups (22-24) are legacy (RFC 8247 §3.4: SHOULD NOT) and not implemented",
+    ),
+    (
+        "ecp224",
+        "ECP-224 (group 26) is not implemented; use ecp256",
+    ),
+    (
+        "ecp192",
+        "ECP-192 (group 25) is not implemented; use ecp256",
+    ),
+    (
+        "ecp224bp",
+        "brainpoolP224r1 (group 27) is not implemented; use ecp256bp",
+    ),
+    (
+        "ecp512bp",
+        "brainpoolP512r1 (group 30) is not implemented yet; use ecp384bp or ecp384",
+    ),
+    (
+        "blowfish",
+        "Blowfish is prohibited for ESP (RFC 8221 §5: MUST NOT)",
+    ),
+    (
+        "cast128",
+        "CAST-128 is not implemented (not listed by RFC 8221/8247)",
+    ),
+    (
+        "camellia",
+        "Camellia is not implemented; use aes or chacha20poly1305",
+    ),
+    (
+        "aes128gmac",
+        "AES-GMAC (ENCR_NULL_AUTH_AES_GMAC) is not implemented yet; use aes128gcm16",
+    ),
+    (
+        "aes256gmac",
+        "AES-GMAC (ENCR_NULL_AUTH_AES_GMAC) is not implemented yet; use aes256gcm16",
+    ),
 ];
 
 /// Every keyword oxisec accepts, in table order, for `oxisec proposals`.
@@ -1205,7 +1256,10 @@ mod tests {
                 }
                 TransformType::PRF => assert!(Prf::from_id(a.id).is_some(), "{name}"),
                 TransformType::INTEG => {
-                    assert!(prf_for_integ(a.id).is_some(), "{name} has no PRF to follow it")
+                    assert!(
+                        prf_for_integ(a.id).is_some(),
+                        "{name} has no PRF to follow it"
+                    )
                 }
                 TransformType::KE if a.id != ke::NONE => {
                     assert!(oxisec_crypto::ke::is_supported(a.id), "{name}")
@@ -1214,7 +1268,10 @@ mod tests {
             }
         }
         for (word, _) in REFUSED {
-            assert!(lookup(word).is_none(), "{word} is both accepted and refused");
+            assert!(
+                lookup(word).is_none(),
+                "{word} is both accepted and refused"
+            );
         }
     }
 
@@ -1223,11 +1280,19 @@ mod tests {
         let p = ike("3des-sha1-modp1024");
         assert_eq!(p.0.prf[0].id, prf::HMAC_SHA1);
         let warnings = p.legacy();
-        assert_eq!(warnings.len(), 4, "3DES, SHA-1 twice, MODP-1024: {warnings:?}");
+        assert_eq!(
+            warnings.len(),
+            4,
+            "3DES, SHA-1 twice, MODP-1024: {warnings:?}"
+        );
         assert!(warnings.iter().any(|w| w.starts_with("3DES: legacy")));
         assert!(warnings.iter().any(|w| w.starts_with("MODP_1024: legacy")));
         assert!(ike("aes256-sha256-modp2048").legacy().is_empty());
-        assert!(ike("aes128gcm16-prfsha256-x25519-ke1_mlkem768").legacy().is_empty());
+        assert!(
+            ike("aes128gcm16-prfsha256-x25519-ke1_mlkem768")
+                .legacy()
+                .is_empty()
+        );
 
         let esp = EspProposal::parse("null-sha256").unwrap();
         assert!(esp.legacy().is_empty(), "NULL is allowed for ESP");
@@ -1236,12 +1301,19 @@ mod tests {
         assert_eq!(esp.legacy().len(), 1, "AES-XCBC is SHOULD NOT+ for ESP");
         assert!(ike("aes128-aesxcbc-x25519").legacy().is_empty());
         assert_eq!(ike("aes128-aescmac-curve448").0.prf[0].id, prf::AES128_CMAC);
-        assert_eq!(ike("aes128ccm12-prfaesxcbc-ecp256bp").0.encr[0].id, encr::AES_CCM_12);
+        assert_eq!(
+            ike("aes128ccm12-prfaesxcbc-ecp256bp").0.encr[0].id,
+            encr::AES_CCM_12
+        );
     }
 
     #[test]
     fn prohibited_keywords_explain_themselves() {
-        for (word, what) in [("des", "prohibited"), ("md5", "MD5"), ("modp768", "MUST NOT")] {
+        for (word, what) in [
+            ("des", "prohibited"),
+            ("md5", "MD5"),
+            ("modp768", "MUST NOT"),
+        ] {
             let err = IkeProposal::parse(&format!("aes128-sha256-x25519-{word}")).unwrap_err();
             assert!(matches!(err, ProposalError::Refused { .. }), "{err:?}");
             assert!(err.to_string().contains(what), "{err}");
