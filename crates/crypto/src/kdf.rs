@@ -25,10 +25,17 @@ pub struct IkeKeys {
 
 /// SKEYSEED = prf(Ni | Nr, g^ir).
 ///
-/// Only PRFs that accept keys of any length are implemented (HMAC), so the
-/// §2.14 rule for fixed-key-size PRFs (AES-XCBC: half of each nonce) does not
-/// apply.
+/// For a PRF with a fixed key length (PRF_AES128_XCBC, PRF_AES128_CMAC),
+/// RFC 7296 §2.14 takes "half the bits from Ni and half from Nr, taking the
+/// first bits of each": the key is the first 8 bytes of Ni then the first 8
+/// of Nr. Nonces are at least 16 bytes (RFC 7296 §2.10); should one be
+/// shorter, all of it is used and the PRF's own key rule fills the rest.
+/// HMAC PRFs take the whole of Ni | Nr.
 pub fn skeyseed(prf: Prf, ni: &[u8], nr: &[u8], g_ir: &[u8]) -> Secret {
+    let (ni, nr) = match prf.fixed_key_len() {
+        Some(len) => (&ni[..ni.len().min(len / 2)], &nr[..nr.len().min(len / 2)]),
+        None => (ni, nr),
+    };
     let key = Secret::new([ni, nr].concat());
     prf.compute(key.as_bytes(), &[g_ir])
 }
@@ -158,6 +165,47 @@ mod tests {
         assert_eq!(
             rekey_skeyseed(prf, b"skd", b"gir", b"ni", b"nr"),
             prf.compute(b"skd", &[b"girninr"])
+        );
+    }
+
+    /// RFC 7296 §2.14: a fixed-key PRF is keyed with the first half-key of
+    /// each nonce; HMAC with all of both.
+    #[test]
+    fn skeyseed_fixed_key_prfs_take_half_of_each_nonce() {
+        let ni: Vec<u8> = (0..32).collect();
+        let nr: Vec<u8> = (100..132).collect();
+        for prf in [Prf::Aes128Xcbc, Prf::Aes128Cmac] {
+            let key = [&ni[..8], &nr[..8]].concat();
+            assert_eq!(
+                skeyseed(prf, &ni, &nr, b"gir"),
+                prf.compute(&key, &[b"gir"]),
+                "{prf:?}"
+            );
+            // Short nonces are used whole.
+            assert_eq!(
+                skeyseed(prf, &ni[..3], &nr[..5], b"gir"),
+                prf.compute(&[&ni[..3], &nr[..5]].concat(), &[b"gir"])
+            );
+            // Only the first 8 bytes of each nonce matter for SKEYSEED ...
+            let mut ni2 = ni.clone();
+            ni2[20] ^= 1;
+            assert_eq!(
+                skeyseed(prf, &ni, &nr, b"g"),
+                skeyseed(prf, &ni2, &nr, b"g")
+            );
+            // ... while prf+ still takes the full nonces as its seed.
+            let sizes = IkeKeySizes {
+                encr: 16,
+                integ: 16,
+            };
+            let a = ike_keys(prf, b"seed", &ni, &nr, 1, 2, sizes);
+            let b = ike_keys(prf, b"seed", &ni2, &nr, 1, 2, sizes);
+            assert_ne!(a.sk_d, b.sk_d);
+            assert_eq!(a.sk_d.len(), 16);
+        }
+        assert_eq!(
+            skeyseed(Prf::HmacSha1, &ni, &nr, b"gir"),
+            Prf::HmacSha1.compute(&[&ni[..], &nr[..]].concat(), &[b"gir"])
         );
     }
 
