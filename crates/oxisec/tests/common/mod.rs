@@ -34,10 +34,11 @@
 //! failed. Every wait has a timeout.
 
 // Each test binary uses a different subset of this module.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 pub mod flood;
 pub mod lifecycle;
+pub mod matrix;
 pub mod nat;
 pub mod netsys;
 pub mod oxisec_peer;
