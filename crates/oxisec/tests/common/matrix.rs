@@ -25,11 +25,14 @@ use super::oxisec_peer::OxisecPeer;
 use super::peer::{ChildSa, IkeSa, Peer, RekeyKind, tunnel_up};
 use super::strongswan::StrongSwan;
 use super::traffic;
-use super::{CONN, LEFT_HOST, Netns, RIGHT_HOST, Result, Side, Topology, wait_until};
+use super::{CONN, LEFT_HOST, Netns, RIGHT_HOST, Result, Side, Topology, wait_until_every};
 
 const UP_TIMEOUT: Duration = Duration::from_secs(10);
 const DOWN_TIMEOUT: Duration = Duration::from_secs(5);
 const REKEY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Polling step of the waits: each probe is one CLI call, and the things
+/// waited for take milliseconds.
+const POLL: Duration = Duration::from_millis(25);
 /// Log lines of each daemon quoted with a failed case.
 const LOG_LINES: usize = 25;
 
@@ -249,9 +252,10 @@ fn run_case(
 ) -> Result<()> {
     left.initiate(CONN)?;
     for peer in [left, right] {
-        wait_until(
+        wait_until_every(
             &format!("{} to have the tunnel up", peer.label()),
             UP_TIMEOUT,
+            POLL,
             || Ok(tunnel_up(&peer.list_sas()?, CONN).then_some(())),
         )?;
     }
@@ -280,9 +284,10 @@ pub fn rekey_child(left: &dyn Peer, right: &dyn Peer, rekeyer: &dyn Peer) -> Res
         .spi_in
         .clone();
     rekeyer.rekey(CONN, RekeyKind::Child)?;
-    wait_until(
+    wait_until_every(
         "the CHILD_SA rekey: one new installed CHILD_SA on each side",
         REKEY_TIMEOUT,
+        POLL,
         || {
             let (l, r) = (left.list_sas()?, right.list_sas()?);
             let settled = match (installed_child(&l), installed_child(&r)) {
@@ -305,9 +310,10 @@ pub fn rekey_ike(left: &dyn Peer, right: &dyn Peer, rekeyer: &dyn Peer) -> Resul
         _ => return Err("not a single IKE SA before the rekey".into()),
     };
     rekeyer.rekey(CONN, RekeyKind::Ike)?;
-    wait_until(
+    wait_until_every(
         "the IKE SA rekey: one new IKE SA on each side",
         REKEY_TIMEOUT,
+        POLL,
         || {
             let (l, r) = (left.list_sas()?, right.list_sas()?);
             let settled = match (&l[..], &r[..]) {
@@ -397,7 +403,7 @@ pub fn run_with_strongswan(
             // Stopping oxisec deletes the IKE SA (and with it the child)
             // on both sides; charon must be empty before the next case.
             drop(oxi);
-            let gone = wait_until("charon to have no SA left", DOWN_TIMEOUT, || {
+            let gone = wait_until_every("charon to have no SA left", DOWN_TIMEOUT, POLL, || {
                 Ok(swan.list_sas()?.is_empty().then_some(()))
             });
             if gone.is_err() {

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::peer::{ChildSa, IkeSa, Peer, PeerKind, RekeyKind, StartAction, TunnelSpec};
-use super::{Netns, Result, netns, tail, wait_until};
+use super::{Netns, Result, netns, tail, wait_until_every};
 
 /// The binary under test: the one cargo built for this test run
 /// (`cargo test --release` gives the release build), or `OXISEC_BIN`.
@@ -29,6 +29,8 @@ pub fn oxisec_bin() -> PathBuf {
 
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 const CLI_TIMEOUT: Duration = Duration::from_secs(30);
+/// Polling step while the daemon starts or exits.
+const POLL: Duration = Duration::from_millis(20);
 
 /// An `oxisec run` process in a namespace, stopped on drop.
 pub struct OxisecPeer {
@@ -119,7 +121,9 @@ impl OxisecPeer {
         let bin = oxisec_bin();
         let ns = self.ns.clone();
         let child = self.child.as_mut().ok_or("oxisec not running")?;
-        wait_until("oxisec's control socket", START_TIMEOUT, || {
+        // Fine-grained: the daemon is up within tens of milliseconds, and
+        // the algorithm matrix starts one per case.
+        wait_until_every("oxisec's control socket", START_TIMEOUT, POLL, || {
             if let Some(status) = child.try_wait()? {
                 return Err(format!("oxisec exited during start-up: {status}").into());
             }
@@ -153,7 +157,7 @@ impl OxisecPeer {
             Command::new("kill").args(["-TERM", &child.id().to_string()]),
             netns::COMMAND_TIMEOUT,
         );
-        let exited = wait_until("oxisec to exit", Duration::from_secs(5), || {
+        let exited = wait_until_every("oxisec to exit", Duration::from_secs(5), POLL, || {
             Ok(child.try_wait()?.map(|_| ()))
         });
         if exited.is_err() {
