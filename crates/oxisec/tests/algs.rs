@@ -626,6 +626,103 @@ mod mlkem {
     }
 }
 
+/// oxisec with ML-KEM against strongSwan 5.9.8, which predates RFC 9370
+/// and knows no additional key exchange transform types. RFC 7296 §3.3.6
+/// makes a proposal with a transform type the responder does not
+/// understand unacceptable as a whole, so `ke1_mlkem768-ke1_none` in one
+/// proposal is refused by such a peer (charon: "received proposals:
+/// IKE:…/UNKNOWN_6_36/UNKNOWN_6_0", NO_PROPOSAL_CHOSEN); a separate classic
+/// proposal after the hybrid one is how to reach it.
+mod mlkem_vs_strongswan {
+    use super::*;
+    use common::strongswan::StrongSwan;
+
+    const CLASSIC: &str = "aes256gcm16-prfsha384-x25519";
+
+    fn with_swan(
+        test: &str,
+        oxisec_ike: &str,
+        f: impl FnOnce(&Topology, &OxisecPeer, &StrongSwan) -> common::Result<()>,
+    ) {
+        let _serial = common::serial();
+        if common::skip(test, SWAN_TOOLS) {
+            return;
+        }
+        let result = (|| -> common::Result<()> {
+            let topo = Topology::new(test)?;
+            let (mut l, r) = topo.tunnel_specs(CLASSIC, "aes256gcm16");
+            l.ike_proposal = oxisec_ike.into();
+            let swan = StrongSwan::start(
+                topo.right.clone(),
+                topo.dir.sub("right")?,
+                "strongswan@right".into(),
+                &r,
+            )?;
+            let oxi = OxisecPeer::start(
+                topo.left.clone(),
+                topo.dir.sub("left")?,
+                "oxisec@left".into(),
+                &l,
+            )?;
+            f(&topo, &oxi, &swan).map_err(|e| {
+                topo.dir.keep();
+                format!(
+                    "{e}\n--- oxisec@left log (tail) ---\n{}\n--- strongswan@right log (tail) ---\n{}",
+                    oxi.log_tail(30),
+                    swan.log_tail(30)
+                )
+                .into()
+            })
+        })();
+        if let Err(e) = result {
+            panic!("{test}: {e}");
+        }
+    }
+
+    /// One proposal with ML-KEM optional: refused, as RFC 7296 §3.3.6 says.
+    #[test]
+    fn optional_in_one_proposal_is_refused_by_5_9_8() {
+        with_swan(
+            "mlkem_optional_vs_swan",
+            "aes256gcm16-prfsha384-x25519-ke1_mlkem768-ke1_none",
+            |_topo, oxi, swan| {
+                if oxi.initiate(CONN).is_ok() {
+                    return Err("strongSwan 5.9.8 accepted a proposal with ADDKE1 \
+                                (if it learned RFC 9370, turn this test around)"
+                        .into());
+                }
+                let log = oxi.log();
+                if !log.contains("notify=NO_PROPOSAL_CHOSEN") {
+                    return Err("oxisec's log does not show the NO_PROPOSAL_CHOSEN".into());
+                }
+                if !swan.log().contains("UNKNOWN_6_36") {
+                    return Err("charon's log does not show ADDKE1 as an unknown transform".into());
+                }
+                Ok(())
+            },
+        );
+    }
+
+    /// The hybrid proposal, then the classic one: the classic IKE SA.
+    #[test]
+    fn hybrid_then_classic_proposal_falls_back() {
+        with_swan(
+            "mlkem_fallback_vs_swan",
+            "aes256gcm16-prfsha384-x25519-ke1_mlkem768, aes256gcm16-prfsha384-x25519",
+            |topo, oxi, swan| {
+                oxi.initiate(CONN)?;
+                matrix::check_algorithms(
+                    "after the handshake",
+                    "AES_GCM_16_256/PRF_HMAC_SHA2_384/CURVE_25519",
+                    "AES_GCM_16_256",
+                    [oxi, swan],
+                )?;
+                traffic::ping_all(&topo.left, LEFT_HOST, RIGHT_HOST, 1)
+            },
+        );
+    }
+}
+
 /// The matrix's parsers, no root needed.
 mod parsers {
     use super::common::strongswan::{SaAlgorithms, Vici, parse_sa_algorithms, parse_vici_raw};
@@ -642,6 +739,58 @@ mod parsers {
         assert!(parse_vici_raw("a=1}").is_none());
         assert!(parse_vici_raw("{a=1}}").is_none());
         assert!(parse_vici_raw("{l=[x {]}").is_none());
+    }
+
+    /// Several proposals, comma-separated as in swanctl.conf, become a
+    /// TOML array for oxisec.
+    #[test]
+    fn proposal_lists_in_oxisec_toml() {
+        use super::common::oxisec_peer::oxisec_toml;
+        let mut spec = super::common::TunnelSpec {
+            name: "net".into(),
+            local_addr: super::common::LEFT_OUTER,
+            remote_addr: super::common::RIGHT_OUTER,
+            local_id: "left.example.org".into(),
+            remote_id: "right.example.org".into(),
+            local_ts: super::common::LEFT_SUBNET.into(),
+            remote_ts: super::common::RIGHT_SUBNET.into(),
+            psk: "k".into(),
+            ike_proposal: "aes256gcm16-prfsha384-x25519-ke1_mlkem768, aes256gcm16-prfsha384-x25519"
+                .into(),
+            esp_proposal: "aes128gcm16".into(),
+            start_action: super::common::StartAction::None,
+            remote_any: false,
+            dpd: None,
+            tuning: Default::default(),
+        };
+        let v: toml::Table = oxisec_toml(&spec).parse().unwrap();
+        let conn = &v["connections"]["net"];
+        let ike: Vec<&str> = conn["proposals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            ike,
+            [
+                "aes256gcm16-prfsha384-x25519-ke1_mlkem768",
+                "aes256gcm16-prfsha384-x25519"
+            ]
+        );
+        spec.ike_proposal = "aes128gcm16-prfsha256-x25519".into();
+        let v: toml::Table = oxisec_toml(&spec).parse().unwrap();
+        assert_eq!(
+            v["connections"]["net"]["proposals"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            v["connections"]["net"]["children"]["net"]["esp_proposals"][0].as_str(),
+            Some("aes128gcm16")
+        );
     }
 
     /// Captured from strongSwan 5.9.8 after a CHILD_SA rekey with PFS
