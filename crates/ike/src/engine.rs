@@ -94,6 +94,8 @@ pub struct Engine {
     half_open_by_ip: HashMap<IpAddr, usize>,
     cookies: crate::cookie::Cookies,
     timers: crate::timers::Timers,
+    /// Wall-clock time at a monotonic instant, for certificate validity.
+    wall: Option<(Instant, std::time::SystemTime)>,
     /// Budget for unprotected error answers (they can be spoofed into a
     /// reflection flood).
     error_budget: crate::ratelimit::RateLimit,
@@ -113,6 +115,7 @@ impl Engine {
             half_open_by_ip: HashMap::new(),
             cookies: crate::cookie::Cookies::default(),
             timers: crate::timers::Timers::default(),
+            wall: None,
             error_budget: crate::ratelimit::RateLimit::new(
                 crate::ratelimit::ERROR_ANSWERS_PER_SECOND,
             ),
@@ -125,6 +128,14 @@ impl Engine {
     /// Replaces the configuration; existing SAs keep the connection they were made with.
     pub fn reload(&mut self, config: Config) {
         self.config = config;
+    }
+
+    /// Tells the engine the wall-clock time that corresponds to `now`
+    /// (certificate validity is in wall-clock time; the engine keeps only
+    /// monotonic time otherwise). The driver calls this at start and after
+    /// the system clock was set.
+    pub fn set_wall_clock(&mut self, now: Instant, wall: std::time::SystemTime) {
+        self.wall = Some((now, wall));
     }
 
     pub fn config(&self) -> &Config {
@@ -145,6 +156,7 @@ impl Engine {
                 config: &self.config,
                 stats: &mut self.stats,
                 error_budget: &mut self.error_budget,
+                wall: self.wall.map(|(at, wall)| wall + now.saturating_duration_since(at)),
             },
             &mut self.sas,
         )

@@ -16,6 +16,9 @@ pub enum Identity {
     Email(String),
     /// An opaque key identifier.
     KeyId(Vec<u8>),
+    /// The DER of an X.501 distinguished name (ID_DER_ASN1_DN), matched
+    /// against a certificate's subject.
+    Dn(Vec<u8>),
 }
 
 impl Identity {
@@ -26,6 +29,7 @@ impl Identity {
             Identity::Fqdn(s) => (IdType::FQDN, s.as_bytes().to_vec()),
             Identity::Email(s) => (IdType::RFC822_ADDR, s.as_bytes().to_vec()),
             Identity::KeyId(k) => (IdType::KEY_ID, k.clone()),
+            Identity::Dn(d) => (IdType::DER_ASN1_DN, d.clone()),
         };
         IdPayload { id_type, data }
     }
@@ -45,6 +49,7 @@ impl Identity {
             IdType::FQDN => Some(Identity::Fqdn(String::from_utf8(id.data.clone()).ok()?)),
             IdType::RFC822_ADDR => Some(Identity::Email(String::from_utf8(id.data.clone()).ok()?)),
             IdType::KEY_ID => Some(Identity::KeyId(id.data.clone())),
+            IdType::DER_ASN1_DN if !id.data.is_empty() => Some(Identity::Dn(id.data.clone())),
             _ => None,
         }
     }
@@ -57,6 +62,19 @@ impl Identity {
                 a.eq_ignore_ascii_case(b)
             }
             (a, b) => a == b,
+        }
+    }
+
+    /// The form the certificate layer matches against subjects and SANs.
+    pub fn claim(&self) -> oxisec_pki::IdClaim {
+        use oxisec_pki::IdClaim;
+        match self {
+            Identity::Ipv4(a) => IdClaim::Ip(IpAddr::V4(*a)),
+            Identity::Ipv6(a) => IdClaim::Ip(IpAddr::V6(*a)),
+            Identity::Fqdn(s) => IdClaim::Fqdn(s.clone()),
+            Identity::Email(s) => IdClaim::Email(s.clone()),
+            Identity::KeyId(k) => IdClaim::KeyId(k.clone()),
+            Identity::Dn(d) => IdClaim::Dn(d.clone()),
         }
     }
 
@@ -80,6 +98,10 @@ impl fmt::Display for Identity {
                 write!(f, "@#")?;
                 k.iter().try_for_each(|b| write!(f, "{b:02x}"))
             }
+            Identity::Dn(d) => {
+                write!(f, "asn1dn:#")?;
+                d.iter().try_for_each(|b| write!(f, "{b:02x}"))
+            }
         }
     }
 }
@@ -101,6 +123,12 @@ impl FromStr for Identity {
         let err = || IdentityParseError(s.to_string());
         if s.is_empty() || s.len() > 255 || s.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return Err(err());
+        }
+        if let Some(hex) = s.strip_prefix("asn1dn:#") {
+            return match Identity::from_str(&format!("@#{hex}")) {
+                Ok(Identity::KeyId(der)) => Ok(Identity::Dn(der)),
+                _ => Err(err()),
+            };
         }
         if let Some(hex) = s.strip_prefix("@#") {
             if hex.is_empty() || hex.len() % 2 != 0 {
@@ -198,7 +226,7 @@ mod tests {
         };
         assert_eq!(Identity::from_wire(&bad_utf8), None);
         let dn = IdPayload {
-            id_type: IdType::DER_ASN1_DN,
+            id_type: IdType::DER_ASN1_GN,
             data: vec![0x30, 0],
         };
         assert_eq!(Identity::from_wire(&dn), None);

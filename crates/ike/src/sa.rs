@@ -97,6 +97,10 @@ pub(crate) struct Handshake {
     pub int_auth_r: Option<Secret>,
     /// Message ID of the first IKE_AUTH request (part of IntAuth).
     pub auth_mid: u32,
+    /// Hash algorithms the peer announced (SIGNATURE_HASH_ALGORITHMS).
+    pub peer_hashes: Vec<u16>,
+    /// The peer asked for our certificate (CERTREQ).
+    pub peer_certreq: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -72,6 +72,8 @@ pub(crate) struct Cx<'a> {
     pub config: &'a Config,
     pub stats: &'a mut Stats,
     pub error_budget: &'a mut crate::ratelimit::RateLimit,
+    /// Wall-clock time, if the driver told us (certificate validity).
+    pub wall: Option<std::time::SystemTime>,
 }
 
 impl Cx<'_> {
