@@ -386,10 +386,10 @@ fn extract(x509: &X509Certificate<'_>) -> Result<CertInfo, CertError> {
             &OID_X509_EXT_BASIC_CONSTRAINTS,
             &OID_X509_EXT_CRL_DISTRIBUTION_POINTS,
         ];
-        if known.contains(&&ext.oid) {
-            if let ParsedExtension::ParseError { .. } = ext.parsed_extension() {
-                return Err(malformed(format!("malformed extension {}", ext.oid)));
-            }
+        if known.contains(&&ext.oid)
+            && matches!(ext.parsed_extension(), ParsedExtension::ParseError { .. })
+        {
+            return Err(malformed(format!("malformed extension {}", ext.oid)));
         }
     }
 
@@ -586,7 +586,7 @@ fn decode_string(tag: u8, data: &[u8]) -> Option<String> {
         0x14 => Some(data.iter().map(|&b| char::from(b)).collect()),
         // BMPString: UTF-16BE.
         0x1e => {
-            if data.len() % 2 != 0 {
+            if !data.len().is_multiple_of(2) {
                 return None;
             }
             let units = data
@@ -598,7 +598,7 @@ fn decode_string(tag: u8, data: &[u8]) -> Option<String> {
         }
         // UniversalString: UTF-32BE.
         0x1c => {
-            if data.len() % 4 != 0 {
+            if !data.len().is_multiple_of(4) {
                 return None;
             }
             data.chunks_exact(4)

@@ -78,7 +78,7 @@ impl Crl {
         })()
         .ok_or_else(|| malformed("not a DER CertificateList"))?;
 
-        let (rest, crl) = CertificateRevocationList::from_der(der).map_err(|e| malformed(e))?;
+        let (rest, crl) = CertificateRevocationList::from_der(der).map_err(malformed)?;
         if !rest.is_empty() {
             return Err(malformed("trailing data"));
         }
@@ -178,13 +178,11 @@ impl Crl {
                 self.issuer, ca.info.subject
             ));
         }
-        if let Some(ku) = ca.key_usage() {
-            if !ku.crl_sign() {
-                return Err(format!(
-                    "{} may not sign CRLs (keyUsage {ku})",
-                    ca.info.subject
-                ));
-            }
+        if let Some(ku) = ca.key_usage().filter(|ku| !ku.crl_sign()) {
+            return Err(format!(
+                "{} may not sign CRLs (keyUsage {ku})",
+                ca.info.subject
+            ));
         }
         let scheme = SigScheme::from_algorithm_identifier(&self.sig_alg).ok_or_else(|| {
             format!(

@@ -639,10 +639,8 @@ impl PublicKey {
             }
             _ => return Err(KeyError::Scheme(scheme)),
         };
-        if let PubKind::Ec(curve) = self.kind {
-            if signature.len() != 2 * curve.field_len() {
-                return Err(KeyError::BadSignature);
-            }
+        if matches!(self.kind, PubKind::Ec(curve) if signature.len() != 2 * curve.field_len()) {
+            return Err(KeyError::BadSignature);
         }
         UnparsedPublicKey::new(alg, &self.key)
             .verify(data, signature)

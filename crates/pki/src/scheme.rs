@@ -232,10 +232,11 @@ fn parse_hash_alg(der: &[u8]) -> Option<Hash> {
     let content = der::single(der, der::SEQUENCE).ok()?;
     let mut r = Reader::new(content);
     let hash = Hash::from_oid(r.read(der::OID).ok()?)?;
-    if let Some(null) = r.read_optional(der::NULL).ok()? {
-        if !null.is_empty() {
-            return None;
-        }
+    if r.read_optional(der::NULL)
+        .ok()?
+        .is_some_and(|null| !null.is_empty())
+    {
+        return None;
     }
     r.finish().ok()?;
     Some(hash)

@@ -305,13 +305,14 @@ impl TrustStore {
                 anchor.info.subject
             )));
         }
-        if let Some(ku) = ee.key_usage() {
-            if !ku.digital_signature() && !ku.non_repudiation() {
-                return Err(CertError::WrongKeyUsage(format!(
-                    "end entity {} has keyUsage {ku}, without digitalSignature",
-                    ee.info.subject
-                )));
-            }
+        if let Some(ku) = ee
+            .key_usage()
+            .filter(|ku| !ku.digital_signature() && !ku.non_repudiation())
+        {
+            return Err(CertError::WrongKeyUsage(format!(
+                "end entity {} has keyUsage {ku}, without digitalSignature",
+                ee.info.subject
+            )));
         }
         let key = ee
             .public_key()

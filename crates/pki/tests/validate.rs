@@ -130,7 +130,7 @@ fn unknown_ca() {
     );
     // Missing intermediate.
     let err = store(&p.root.cert, RevocationPolicy::Relaxed)
-        .validate(&[p.leaf.cert.clone()], now(), &fqdn())
+        .validate(std::slice::from_ref(&p.leaf.cert), now(), &fqdn())
         .unwrap_err();
     assert!(
         matches!(&err, CertError::UnknownCa(w) if w.contains("CN=Test Intermediate CA")),
@@ -139,7 +139,7 @@ fn unknown_ca() {
     // No anchors at all.
     let empty = TrustStore::new(vec![], ValidationPolicy::default());
     assert!(matches!(
-        empty.validate(&[p.leaf.cert.clone()], now(), &fqdn()),
+        empty.validate(std::slice::from_ref(&p.leaf.cert), now(), &fqdn()),
         Err(CertError::UnknownCa(_))
     ));
 }

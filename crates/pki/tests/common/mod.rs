@@ -168,12 +168,14 @@ pub fn leaf_params(cn: &str) -> CertificateParams {
 }
 
 pub fn leaf_with(issuer: &Ca, kind: Kind, mut params: CertificateParams) -> Leaf {
-    if params.crl_distribution_points.is_empty() {
-        if let Some(uri) = &issuer.crl_uri {
-            params.crl_distribution_points = vec![CrlDistributionPoint {
-                uris: vec![uri.clone()],
-            }];
-        }
+    if let Some(uri) = issuer
+        .crl_uri
+        .as_ref()
+        .filter(|_| params.crl_distribution_points.is_empty())
+    {
+        params.crl_distribution_points = vec![CrlDistributionPoint {
+            uris: vec![uri.clone()],
+        }];
     }
     let key = key(kind);
     let cert = params.signed_by(&key, &issuer.issuer()).unwrap();
