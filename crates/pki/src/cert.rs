@@ -730,9 +730,10 @@ fn normalise_name(name: &X509Name<'_>) -> Vec<NormRdn> {
         .collect()
 }
 
-/// Compares two DER Names: byte-equal, or equal after normalisation.
+/// Compares two DER Names: byte-equal, or equal after normalisation. An
+/// empty Name matches nothing, not even another empty Name.
 pub(crate) fn dn_eq(a: &[u8], b: &[u8]) -> bool {
-    if a == b {
+    if a.len() > 2 && a == b {
         return true;
     }
     match (X509Name::from_der(a), X509Name::from_der(b)) {

@@ -166,7 +166,7 @@ impl PrivateKey {
     /// Loads a key file, refusing one that group or others may read
     /// (`mode & 0o077 != 0`): a leaked VPN key is a leaked identity.
     pub fn load(path: &std::path::Path, passphrase: Option<&[u8]>) -> Result<PrivateKey, KeyError> {
-        let data = read_private_file(path)?;
+        let data = Zeroizing::new(read_private_file(path)?);
         PrivateKey::from_bytes(&data, passphrase)
     }
 

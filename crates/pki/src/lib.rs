@@ -16,6 +16,11 @@
 //! the daemon fills in the background (a strict policy fails while a needed
 //! CRL is missing and records the URL to fetch). Certificates and CRLs from
 //! the network are hostile: parsing is bounded in time and memory.
+//!
+//! Building blocks: rustls-webpki builds and checks the path (signatures,
+//! validity, basicConstraints, name constraints, our EKU policy);
+//! x509-parser reads the fields IKE matches on; aws-lc-rs signs and
+//! verifies; CRLs are checked here (issuer, signature, scope, dates).
 #![forbid(unsafe_code)]
 
 mod cert;
@@ -181,7 +186,8 @@ pub enum RevocationPolicy {
 pub struct ValidationPolicy {
     pub eku: EkuPolicy,
     pub revocation: RevocationPolicy,
-    /// Longest chain accepted, end entity included.
+    /// Longest chain accepted, end entity included — and the trust anchor
+    /// too: root → intermediate → leaf is 3.
     pub max_depth: usize,
 }
 
