@@ -31,7 +31,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use libfuzzer_sys::fuzz_target;
 use oxisec_fuzz::Records;
 use oxisec_pki::{
-    Certificate, CrlCache, EkuPolicy, IdClaim, RevocationPolicy, SigScheme, TrustStore, ValidationPolicy,
+    Certificate, CrlCache, EkuPolicy, IdClaim, RevocationPolicy, SigScheme, TrustStore,
+    ValidationPolicy,
 };
 
 const CA_PEM: &[u8] = include_bytes!("../../crates/pki/tests/data/sw-ca.pem");
@@ -66,7 +67,11 @@ fn claim(kind: u8, data: &[u8]) -> IdClaim {
 
 fuzz_target!(|input: &[u8]| {
     let anchors = Certificate::from_pem_or_der(CA_PEM).expect("fixture");
-    let mut policy = ValidationPolicy { eku: EkuPolicy::Any, revocation: RevocationPolicy::Relaxed, max_depth: 8 };
+    let mut policy = ValidationPolicy {
+        eku: EkuPolicy::Any,
+        revocation: RevocationPolicy::Relaxed,
+        max_depth: 8,
+    };
     let mut store = TrustStore::new(anchors, policy);
     let cache = Arc::new(FuzzCache::default());
     store.set_crl_cache(cache.clone());
@@ -93,9 +98,13 @@ fuzz_target!(|input: &[u8]| {
             4 => id = claim(rec.op >> 3, rec.data),
             5 => {
                 let b = |i: usize| rec.data.get(i).copied().unwrap_or(0);
-                policy.eku = [EkuPolicy::Gateway, EkuPolicy::Client, EkuPolicy::Any][usize::from(b(0) % 3)];
-                policy.revocation =
-                    [RevocationPolicy::Strict, RevocationPolicy::IfUri, RevocationPolicy::Relaxed][usize::from(b(1) % 3)];
+                policy.eku =
+                    [EkuPolicy::Gateway, EkuPolicy::Client, EkuPolicy::Any][usize::from(b(0) % 3)];
+                policy.revocation = [
+                    RevocationPolicy::Strict,
+                    RevocationPolicy::IfUri,
+                    RevocationPolicy::Relaxed,
+                ][usize::from(b(1) % 3)];
                 policy.max_depth = usize::from(b(2) % 10);
                 store.set_policy(policy);
             }
@@ -113,8 +122,15 @@ fuzz_target!(|input: &[u8]| {
     let Some(ee) = chain.first() else { return };
     let at = UNIX_EPOCH + Duration::from_secs(1_811_808_000);
     if let Ok(peer) = store.validate(&chain, at, &id) {
-        assert_eq!(peer.key.spki_der(), ee.spki_der(), "validated key is not the end entity's");
-        assert!(ee.matches(&id), "validated an identity the certificate does not hold");
+        assert_eq!(
+            peer.key.spki_der(),
+            ee.spki_der(),
+            "validated key is not the end entity's"
+        );
+        assert!(
+            ee.matches(&id),
+            "validated an identity the certificate does not hold"
+        );
     }
     if let Ok(key) = ee.public_key() {
         for (which, fixed, sig) in signatures {
