@@ -16,10 +16,26 @@
 //! the daemon fills in the background (a strict policy fails while a needed
 //! CRL is missing and records the URL to fetch). Certificates and CRLs from
 //! the network are hostile: parsing is bounded in time and memory.
+//!
+//! Building blocks: rustls-webpki builds and checks the path (signatures,
+//! validity, basicConstraints, name constraints, our EKU policy);
+//! x509-parser reads the fields IKE matches on; aws-lc-rs signs and
+//! verifies; CRLs are checked here (issuer, signature, scope, dates).
 #![forbid(unsafe_code)]
 
+mod cert;
+mod crl;
+mod der;
+mod key;
+mod scheme;
+mod trust;
+
 use std::net::IpAddr;
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex};
+
+pub use cert::{BasicConstraints, KeyUsageFlags, MAX_CERT_SIZE, SubjectAltName, eku};
+pub use crl::MAX_CRL_SIZE;
+pub use key::{load_pkcs12, load_pkcs12_file};
 
 /// Why a certificate or key could not be used. The `Display` text is the
 /// exact reason that goes into the log.
@@ -34,7 +50,11 @@ pub enum CertError {
     #[error("certificate revoked (serial {serial}) by CRL of {issuer}")]
     Revoked { serial: String, issuer: String },
     #[error("identity {claimed} is not in the certificate (subject {subject}, SANs {sans})")]
-    IdentityMismatch { claimed: String, subject: String, sans: String },
+    IdentityMismatch {
+        claimed: String,
+        subject: String,
+        sans: String,
+    },
     #[error("wrong key usage: {0}")]
     WrongKeyUsage(String),
     #[error("signature of the chain does not verify: {0}")]
@@ -79,22 +99,6 @@ pub enum SigScheme {
     RsaPkcs1Sha1,
 }
 
-impl SigScheme {
-    /// The DER AlgorithmIdentifier that RFC 7427 puts in the AUTH data.
-    pub fn algorithm_identifier(self) -> Vec<u8> {
-        todo!()
-    }
-    /// The scheme an AlgorithmIdentifier names, if we support it.
-    pub fn from_algorithm_identifier(der: &[u8]) -> Option<SigScheme> {
-        todo!()
-    }
-    /// The RFC 7427 hash algorithm number for SIGNATURE_HASH_ALGORITHMS
-    /// (1 SHA1, 2 SHA2-256, 3 SHA2-384, 4 SHA2-512, 5 Identity for Ed25519).
-    pub fn hash_id(self) -> u16 {
-        todo!()
-    }
-}
-
 /// An identity a peer claims (from its IDi/IDr payload), to match against a
 /// certificate's subject DN or subjectAltName.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,7 +113,7 @@ pub enum IdClaim {
 
 /// Our private key.
 pub struct PrivateKey {
-    // provider key
+    inner: key::KeyInner,
 }
 
 impl core::fmt::Debug for PrivateKey {
@@ -118,33 +122,14 @@ impl core::fmt::Debug for PrivateKey {
     }
 }
 
-impl PrivateKey {
-    /// PEM or DER; PKCS#8 (encrypted if `passphrase` is given), SEC1 EC
-    /// keys, PKCS#1 RSA keys.
-    pub fn from_bytes(data: &[u8], passphrase: Option<&[u8]>) -> Result<PrivateKey, KeyError> {
-        todo!()
-    }
-    /// Loads a key file, refusing one that group or others may read.
-    pub fn load(path: &std::path::Path, passphrase: Option<&[u8]>) -> Result<PrivateKey, KeyError> {
-        todo!()
-    }
-    /// Schemes this key can sign with, preferred first.
-    pub fn schemes(&self) -> Vec<SigScheme> {
-        todo!()
-    }
-    pub fn sign(&self, scheme: SigScheme, data: &[u8]) -> Result<Vec<u8>, KeyError> {
-        todo!()
-    }
-    /// DER SubjectPublicKeyInfo of the matching public key.
-    pub fn public_key_der(&self) -> Vec<u8> {
-        todo!()
-    }
-}
-
 /// A public key from a certificate.
 #[derive(Clone)]
 pub struct PublicKey {
-    // SPKI and algorithm
+    /// The DER SubjectPublicKeyInfo as received.
+    spki: Vec<u8>,
+    /// The subjectPublicKey bits: RSAPublicKey, EC point or Ed25519 key.
+    key: Vec<u8>,
+    kind: key::PubKind,
 }
 
 impl core::fmt::Debug for PublicKey {
@@ -153,23 +138,12 @@ impl core::fmt::Debug for PublicKey {
     }
 }
 
-impl PublicKey {
-    pub fn from_spki(der: &[u8]) -> Result<PublicKey, KeyError> {
-        todo!()
-    }
-    /// Schemes that can verify with this key.
-    pub fn schemes(&self) -> Vec<SigScheme> {
-        todo!()
-    }
-    pub fn verify(&self, scheme: SigScheme, data: &[u8], signature: &[u8]) -> Result<(), KeyError> {
-        todo!()
-    }
-}
-
 /// A parsed X.509 certificate (DER kept as received).
 #[derive(Clone)]
 pub struct Certificate {
     der: Vec<u8>,
+    /// Fields extracted once at parse time, shared between clones.
+    info: Arc<cert::CertInfo>,
 }
 
 impl core::fmt::Debug for Certificate {
@@ -179,35 +153,8 @@ impl core::fmt::Debug for Certificate {
 }
 
 impl Certificate {
-    /// Parses one DER certificate; rejects trailing data and absurd sizes.
-    pub fn from_der(der: &[u8]) -> Result<Certificate, CertError> {
-        todo!()
-    }
-    /// All certificates in a PEM or DER file's contents.
-    pub fn from_pem_or_der(data: &[u8]) -> Result<Vec<Certificate>, CertError> {
-        todo!()
-    }
     pub fn der(&self) -> &[u8] {
         &self.der
-    }
-    /// Subject DN in RFC 4514 text ("CN=gw.example.com, O=Example").
-    pub fn subject(&self) -> String {
-        todo!()
-    }
-    /// DER of the subject Name (for ID_DER_ASN1_DN).
-    pub fn subject_der(&self) -> Vec<u8> {
-        todo!()
-    }
-    pub fn public_key(&self) -> Result<PublicKey, KeyError> {
-        todo!()
-    }
-    /// SHA-1 of the SubjectPublicKeyInfo: how CERTREQ names a CA (RFC 7296 §3.7).
-    pub fn spki_sha1(&self) -> [u8; 20] {
-        todo!()
-    }
-    /// Whether the certificate holds this identity (subject DN or a SAN).
-    pub fn matches(&self, id: &IdClaim) -> bool {
-        todo!()
     }
 }
 
@@ -239,13 +186,18 @@ pub enum RevocationPolicy {
 pub struct ValidationPolicy {
     pub eku: EkuPolicy,
     pub revocation: RevocationPolicy,
-    /// Longest chain accepted, end entity included.
+    /// Longest chain accepted, end entity included — and the trust anchor
+    /// too: root → intermediate → leaf is 3.
     pub max_depth: usize,
 }
 
 impl Default for ValidationPolicy {
     fn default() -> Self {
-        ValidationPolicy { eku: EkuPolicy::Gateway, revocation: RevocationPolicy::IfUri, max_depth: 8 }
+        ValidationPolicy {
+            eku: EkuPolicy::Gateway,
+            revocation: RevocationPolicy::IfUri,
+            max_depth: 8,
+        }
     }
 }
 
@@ -268,32 +220,17 @@ pub struct ValidatedPeer {
 }
 
 /// Trust anchors, CRLs and policy.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct TrustStore {
-    // anchors, CRLs, policy, optional cache
-}
-
-impl TrustStore {
-    pub fn new(anchors: Vec<Certificate>, policy: ValidationPolicy) -> TrustStore {
-        todo!()
-    }
-    /// Adds a CRL (DER or PEM) from a file; it must be signed by an anchor
-    /// or by a CA in a validated chain.
-    pub fn add_crl(&mut self, crl: &[u8]) -> Result<(), CertError> {
-        todo!()
-    }
-    pub fn set_crl_cache(&mut self, cache: std::sync::Arc<dyn CrlCache>) {
-        todo!()
-    }
-    /// SHA-1 hashes of the anchors' public keys, for CERTREQ.
-    pub fn ca_hashes(&self) -> Vec<[u8; 20]> {
-        todo!()
-    }
-    /// Validates `chain` (end entity first, then intermediates in any order,
-    /// as received in CERT payloads) at `now` for the claimed identity:
-    /// chain to an anchor, validity dates, basicConstraints, keyUsage, the
-    /// EKU policy, revocation, and the identity in the end entity.
-    pub fn validate(&self, chain: &[Certificate], now: SystemTime, claimed: &IdClaim) -> Result<ValidatedPeer, CertError> {
-        todo!()
-    }
+    anchors: Vec<Certificate>,
+    /// webpki's view of the anchors it can use, and for each the index
+    /// into `anchors` it came from.
+    webpki_anchors: Vec<rustls_pki_types::TrustAnchor<'static>>,
+    webpki_anchor_src: Vec<usize>,
+    /// CRLs from files.
+    crls: Vec<Arc<crl::Crl>>,
+    policy: ValidationPolicy,
+    cache: Option<Arc<dyn CrlCache>>,
+    /// Parsed CRLs from the cache, shared between clones.
+    crl_memo: Arc<Mutex<crl::CrlMemo>>,
 }
