@@ -119,6 +119,7 @@ static KEYWORDS: &[Keyword] = &[
     kw("ecp521", K, ke::ECP_521, None, false),
     kw("ecp256bp", K, ke::ECP_256_BP, None, false),
     kw("ecp384bp", K, ke::ECP_384_BP, None, false),
+    kw("ecp512bp", K, ke::ECP_512_BP, None, false),
     kw("curve25519", K, ke::CURVE25519, None, false),
     kw("x25519", K, ke::CURVE25519, None, false),
     kw("curve448", K, ke::CURVE448, None, false),
@@ -175,10 +176,6 @@ static REFUSED: &[(&str, &str)] = &[
     (
         "ecp224bp",
         "brainpoolP224r1 (group 27) is not implemented; use ecp256bp",
-    ),
-    (
-        "ecp512bp",
-        "brainpoolP512r1 (group 30) is not implemented yet; use ecp384bp or ecp384",
     ),
     ("blowfish", "Blowfish is deprecated (RFC 9395 §5)"),
     ("cast128", "CAST is deprecated (RFC 9395 §5)"),
@@ -277,6 +274,7 @@ static NAMES: &[(TransformType, TransformId, &str)] = &[
     (K, ke::ECP_521, "ECP_521"),
     (K, ke::ECP_256_BP, "ECP_256_BP"),
     (K, ke::ECP_384_BP, "ECP_384_BP"),
+    (K, ke::ECP_512_BP, "ECP_512_BP"),
     (K, ke::MODP_1024, "MODP_1024"),
     (K, ke::MODP_1536, "MODP_1536"),
     (K, ke::MODP_2048, "MODP_2048"),
@@ -976,6 +974,10 @@ mod tests {
         );
         let e = EspProposal::parse("chacha20poly1305").unwrap();
         assert_eq!(e.0.encr[0].id, encr::CHACHA20_POLY1305);
+        // Group 30 is accepted (it used to be refused), with no warning.
+        let p = ike("aes256gcm16-prfsha512-ecp512bp");
+        assert_eq!(p.0.ke[0].id, ke::ECP_512_BP);
+        assert!(p.legacy().is_empty());
     }
 
     #[test]

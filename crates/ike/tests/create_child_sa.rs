@@ -626,8 +626,14 @@ fn an_sa_replaced_by_a_crossing_rekey_keeps_its_inbound_half_for_packets_in_flig
         w.pump();
         // Both sides deleted the original SA by now (it was replaced), but
         // ESP sent on it just before may still be on the way.
-        assert!(w.a.dp.inbound.contains_key(&old_a), "A dropped {old_a:08x} at once");
-        assert!(w.b.dp.inbound.contains_key(&old_b), "B dropped {old_b:08x} at once");
+        assert!(
+            w.a.dp.inbound.contains_key(&old_a),
+            "A dropped {old_a:08x} at once"
+        );
+        assert!(
+            w.b.dp.inbound.contains_key(&old_b),
+            "B dropped {old_b:08x} at once"
+        );
         settle(&mut w);
         assert_one_child(&w);
         assert!(!w.a.dp.inbound.contains_key(&old_a));
