@@ -170,6 +170,16 @@ pub struct RetransmitConfig {
     pub tries: u32,
 }
 
+impl RetransmitConfig {
+    /// How long a request is retransmitted before its SA is given up: the
+    /// sum of every wait of the schedule.
+    pub fn span(&self) -> Duration {
+        (0..=self.tries)
+            .map(|n| crate::window::retransmit_delay(self, n))
+            .sum()
+    }
+}
+
 impl Default for RetransmitConfig {
     fn default() -> Self {
         RetransmitConfig {

@@ -354,6 +354,11 @@ impl Engine {
                 exchange::close(sa, &mut cx, why);
                 continue;
             }
+            if sa.redundant_until.is_some_and(|d| d <= now) {
+                debug!(ike = id.0, peer = %sa.remote, "the peer never deleted the redundant IKE SA of crossing rekeys; removing it");
+                exchange::close(sa, &mut cx, DownReason::Rekeyed);
+                continue;
+            }
             let retransmit = cx.config.retransmit;
             match sa.requests.on_timer(now, &retransmit) {
                 TimerAction::Idle => {}
@@ -519,17 +524,31 @@ impl Engine {
             };
             let carry = crate::sa::Carry::take_from(src);
             if let Some(dst) = self.sas.get_mut(&to) {
+                dst.crossing_of = None;
                 carry.put_into(dst);
             }
+        }
+        if let Some((origin, deleted)) = spawn.crossing_lost
+            && let Some(sa) = self.sas.get_mut(&origin)
+            && sa
+                .ike_collision
+                .as_ref()
+                .is_some_and(|c| c.created == deleted)
+        {
+            sa.ike_collision = None;
         }
         if let Some((dup, winner)) = spawn.redundant
             && let Some(sa) = self.sas.get_mut(&dup)
         {
             sa.rekeyed_to = Some(winner);
+            sa.redundant_until = Some(now + self.config.retransmit.span());
         }
         if let Some((to, carry)) = spawn.adopt {
             match self.sas.get_mut(&to) {
-                Some(dst) => carry.put_into(dst),
+                Some(dst) => {
+                    dst.crossing_of = None;
+                    carry.put_into(dst);
+                }
                 None => {
                     warn!("the IKE SA that should take over the CHILD_SAs is gone; removing them");
                     for mut c in carry.children {

@@ -313,6 +313,7 @@ fn respond_child(
     let spi_in = cx.alloc.child_spi(cx.rng);
     let id = cx.alloc.child_id();
     let n = Negotiated {
+        additional: &[],
         initiator: false,
         g_ir: None,
         ni,
@@ -468,6 +469,7 @@ fn finish_child(
         return;
     };
     let n = Negotiated {
+        additional: &[],
         initiator: true,
         g_ir: None,
         ni,

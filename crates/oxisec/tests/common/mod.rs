@@ -23,6 +23,11 @@
 //!
 //! or run a whole site-to-site scenario with [`scenario::run`].
 //!
+//! The lifecycle scenarios ([`lifecycle`]: dead peer, NAT traversal, COOKIE
+//! flood) add a three-namespace topology with a NAT box ([`nat`]), sockets
+//! opened inside a namespace from the test process ([`netsys`]: ctnetlink,
+//! raw IPv4) and a spoofed IKE_SA_INIT flood ([`flood`]).
+//!
 //! Every resource is a guard: namespaces ([`Netns`]), daemons (the peers)
 //! and the log directory ([`TestDir`]) clean up on drop, also when a test
 //! panics; the log directory is kept (and its path printed) when the test
@@ -31,6 +36,10 @@
 // Each test binary uses a different subset of this module.
 #![allow(dead_code)]
 
+pub mod flood;
+pub mod lifecycle;
+pub mod nat;
+pub mod netsys;
 pub mod oxisec_peer;
 pub mod peer;
 pub mod scenario;
@@ -44,7 +53,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 pub use ::oxisec::netns::{self, Netns};
-pub use peer::{PeerKind, StartAction, TunnelSpec};
+pub use peer::{PeerKind, StartAction, Tuning, TunnelSpec};
 
 /// Errors of the harness: anything printable, with context added as text.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -291,6 +300,9 @@ impl Topology {
             ike_proposal: ike_proposal.to_owned(),
             esp_proposal: esp_proposal.to_owned(),
             start_action: StartAction::None,
+            remote_any: false,
+            dpd: None,
+            tuning: Tuning::default(),
         };
         let right = left.mirrored();
         (left, right)
