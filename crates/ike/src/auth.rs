@@ -47,7 +47,12 @@ pub(crate) fn same(expected: &Secret, received: &[u8]) -> bool {
 /// Our AUTH payload for `octets`. `peer_hashes` are the hash algorithms the
 /// peer announced (SIGNATURE_HASH_ALGORITHMS): with them we use RFC 7427
 /// digital signatures, without them a legacy method.
-pub(crate) fn make(auth: &Auth, prf: Prf, octets: &[u8], peer_hashes: &[u16]) -> Result<AuthPayload, String> {
+pub(crate) fn make(
+    auth: &Auth,
+    prf: Prf,
+    octets: &[u8],
+    peer_hashes: &[u16],
+) -> Result<AuthPayload, String> {
     match auth {
         Auth::Psk(psk) => Ok(AuthPayload {
             method: AuthMethod::SHARED_KEY_MIC,
@@ -71,22 +76,32 @@ fn sign(key: &PrivateKey, octets: &[u8], peer_hashes: &[u16]) -> Result<AuthPayl
         let mut data = vec![u8::try_from(ai.len()).map_err(|_| "algorithm identifier too long")?];
         data.extend_from_slice(&ai);
         data.extend_from_slice(&sig);
-        return Ok(AuthPayload { method: AuthMethod::DIGITAL_SIGNATURE, data });
+        return Ok(AuthPayload {
+            method: AuthMethod::DIGITAL_SIGNATURE,
+            data,
+        });
     }
-    // A peer without RFC 7427: RSA with SHA-1 (method 1) or RFC 4754 ECDSA.
+    // A peer without RFC 7427: RSA with SHA-1 (method 1, what Windows'
+    // native client sends and expects) or RFC 4754 ECDSA.
     let legacy = [
-        (SigScheme::EcdsaP256Sha256, AuthMethod::ECDSA_SHA256_P256, 32),
-        (SigScheme::EcdsaP384Sha384, AuthMethod::ECDSA_SHA384_P384, 48),
-        (SigScheme::EcdsaP521Sha512, AuthMethod::ECDSA_SHA512_P521, 66),
+        (SigScheme::EcdsaP256Sha256, AuthMethod::ECDSA_SHA256_P256),
+        (SigScheme::EcdsaP384Sha384, AuthMethod::ECDSA_SHA384_P384),
+        (SigScheme::EcdsaP521Sha512, AuthMethod::ECDSA_SHA512_P521),
     ];
-    if let Some((scheme, method, len)) = legacy.into_iter().find(|(s, _, _)| schemes.contains(s)) {
-        let der = key.sign(scheme, octets).map_err(|e| e.to_string())?;
-        let data = ecdsa_der_to_raw(&der, len).ok_or("ECDSA signature of unexpected form")?;
+    if let Some((scheme, method)) = legacy.into_iter().find(|(s, _)| schemes.contains(s)) {
+        let data = key
+            .sign_ecdsa_fixed(scheme, octets)
+            .map_err(|e| e.to_string())?;
         return Ok(AuthPayload { method, data });
     }
     if schemes.contains(&SigScheme::RsaPkcs1Sha1) {
-        let data = key.sign(SigScheme::RsaPkcs1Sha1, octets).map_err(|e| e.to_string())?;
-        return Ok(AuthPayload { method: AuthMethod::RSA_SIG, data });
+        let data = key
+            .sign(SigScheme::RsaPkcs1Sha1, octets)
+            .map_err(|e| e.to_string())?;
+        return Ok(AuthPayload {
+            method: AuthMethod::RSA_SIG,
+            data,
+        });
     }
     Err("the peer supports no signature method our key can make (it sent no SIGNATURE_HASH_ALGORITHMS)".into())
 }
@@ -104,9 +119,13 @@ pub(crate) fn check(
     match (expected, received.method) {
         (Auth::Psk(psk), AuthMethod::SHARED_KEY_MIC) => {
             let mac = psk_mac(prf, psk.as_bytes(), octets);
-            same(&mac, &received.data).then_some(()).ok_or_else(|| "pre-shared key does not match".into())
+            same(&mac, &received.data)
+                .then_some(())
+                .ok_or_else(|| "pre-shared key does not match".into())
         }
-        (Auth::Psk(_), m) => Err(format!("peer authenticates with method {m}, we expect a pre-shared key")),
+        (Auth::Psk(_), m) => Err(format!(
+            "peer authenticates with method {m}, we expect a pre-shared key"
+        )),
         (Auth::PeerCert(_), AuthMethod::SHARED_KEY_MIC) => {
             Err("peer authenticates with a pre-shared key, we expect a certificate".into())
         }
@@ -114,114 +133,55 @@ pub(crate) fn check(
             let key = peer_key.ok_or("peer sent no usable certificate")?;
             verify_signature(key, method, &received.data, octets)
         }
-        (Auth::Cert(_), _) => Err("configuration error: remote_auth holds our own certificate".into()),
+        (Auth::Cert(_), _) => {
+            Err("configuration error: remote_auth holds our own certificate".into())
+        }
     }
 }
 
-fn verify_signature(key: &PublicKey, method: AuthMethod, data: &[u8], octets: &[u8]) -> Result<(), String> {
-    let (scheme, sig): (SigScheme, Vec<u8>) = match method {
+fn verify_signature(
+    key: &PublicKey,
+    method: AuthMethod,
+    data: &[u8],
+    octets: &[u8],
+) -> Result<(), String> {
+    let fixed = |scheme| {
+        key.verify_ecdsa_fixed(scheme, octets, data)
+            .map_err(|e| format!("signature does not verify with the peer's certificate: {e}"))
+    };
+    let (scheme, sig) = match method {
         AuthMethod::DIGITAL_SIGNATURE => {
             let (&len, rest) = data.split_first().ok_or("empty AUTH data")?;
-            let ai = rest.get(..usize::from(len)).ok_or("truncated AlgorithmIdentifier")?;
-            let scheme = SigScheme::from_algorithm_identifier(ai).ok_or("unsupported signature algorithm")?;
-            (scheme, rest[usize::from(len)..].to_vec())
+            let ai = rest
+                .get(..usize::from(len))
+                .ok_or("truncated AlgorithmIdentifier")?;
+            let scheme = SigScheme::from_algorithm_identifier(ai)
+                .ok_or("unsupported signature algorithm")?;
+            // A peer that speaks RFC 7427 can sign with SHA-2 (RFC 8247
+            // §3.2 ranks SHA-1 signatures MUST NOT for method 14).
+            if scheme == SigScheme::RsaPkcs1Sha1 {
+                return Err("peer signs with SHA-1 in an RFC 7427 signature; refused".into());
+            }
+            (scheme, &rest[usize::from(len)..])
         }
-        AuthMethod::RSA_SIG => (SigScheme::RsaPkcs1Sha1, data.to_vec()),
-        AuthMethod::ECDSA_SHA256_P256 => (SigScheme::EcdsaP256Sha256, ecdsa_raw_to_der(data, 32).ok_or("bad ECDSA signature length")?),
-        AuthMethod::ECDSA_SHA384_P384 => (SigScheme::EcdsaP384Sha384, ecdsa_raw_to_der(data, 48).ok_or("bad ECDSA signature length")?),
-        AuthMethod::ECDSA_SHA512_P521 => (SigScheme::EcdsaP521Sha512, ecdsa_raw_to_der(data, 66).ok_or("bad ECDSA signature length")?),
+        AuthMethod::RSA_SIG => (SigScheme::RsaPkcs1Sha1, data),
+        AuthMethod::ECDSA_SHA256_P256 => return fixed(SigScheme::EcdsaP256Sha256),
+        AuthMethod::ECDSA_SHA384_P384 => return fixed(SigScheme::EcdsaP384Sha384),
+        AuthMethod::ECDSA_SHA512_P521 => return fixed(SigScheme::EcdsaP521Sha512),
         m => return Err(format!("unsupported authentication method {m}")),
     };
     if !key.schemes().contains(&scheme) {
-        return Err(format!("signature scheme {scheme:?} does not fit the certificate's key"));
+        return Err(format!(
+            "signature scheme {scheme:?} does not fit the certificate's key"
+        ));
     }
-    key.verify(scheme, octets, &sig).map_err(|_| "signature does not verify with the peer's certificate".into())
-}
-
-/// DER INTEGER body of a big-endian unsigned value (minimal, positive).
-fn der_uint(v: &[u8]) -> Vec<u8> {
-    let v = &v[v.iter().position(|b| *b != 0).unwrap_or(v.len().saturating_sub(1))..];
-    let mut out = Vec::with_capacity(v.len() + 3);
-    out.push(0x02);
-    let pad = v.first().is_some_and(|b| b & 0x80 != 0);
-    out.push((v.len() + usize::from(pad)) as u8);
-    if pad {
-        out.push(0);
-    }
-    out.extend_from_slice(v);
-    out
-}
-
-/// RFC 4754 raw `r | s` (each `len` bytes) to an ECDSA-Sig-Value.
-fn ecdsa_raw_to_der(raw: &[u8], len: usize) -> Option<Vec<u8>> {
-    if raw.len() != 2 * len {
-        return None;
-    }
-    let body = [der_uint(&raw[..len]), der_uint(&raw[len..])].concat();
-    let mut out = vec![0x30];
-    if body.len() < 0x80 {
-        out.push(body.len() as u8);
-    } else {
-        out.extend_from_slice(&[0x81, body.len() as u8]);
-    }
-    out.extend_from_slice(&body);
-    Some(out)
-}
-
-/// An ECDSA-Sig-Value to RFC 4754 raw `r | s` of `len` bytes each.
-fn ecdsa_der_to_raw(der: &[u8], len: usize) -> Option<Vec<u8>> {
-    fn take<'a>(d: &'a [u8], tag: u8) -> Option<(&'a [u8], &'a [u8])> {
-        let (&t, rest) = d.split_first()?;
-        if t != tag {
-            return None;
-        }
-        let (&l, rest) = rest.split_first()?;
-        let (l, rest) = match l {
-            0x81 => {
-                let (&l2, rest) = rest.split_first()?;
-                (usize::from(l2), rest)
-            }
-            l if l < 0x80 => (usize::from(l), rest),
-            _ => return None,
-        };
-        (rest.len() >= l).then(|| rest.split_at(l))
-    }
-    let (seq, _) = take(der, 0x30)?;
-    let (r, rest) = take(seq, 0x02)?;
-    let (s, _) = take(rest, 0x02)?;
-    let mut out = vec![0u8; 2 * len];
-    for (i, v) in [r, s].into_iter().enumerate() {
-        let v = &v[v.iter().position(|b| *b != 0).unwrap_or(v.len())..];
-        if v.len() > len {
-            return None;
-        }
-        out[i * len + len - v.len()..(i + 1) * len].copy_from_slice(v);
-    }
-    Some(out)
+    key.verify(scheme, octets, sig)
+        .map_err(|_| "signature does not verify with the peer's certificate".into())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ecdsa_raw_and_der_forms_convert_both_ways() {
-        let mut raw = vec![0u8; 64];
-        raw[0] = 0x80; // r needs a leading zero in DER
-        raw[31] = 1;
-        raw[63] = 7; // s is small
-        let der = ecdsa_raw_to_der(&raw, 32).unwrap();
-        assert_eq!(der[0], 0x30);
-        assert_eq!(ecdsa_der_to_raw(&der, 32).unwrap(), raw);
-        // P-521: 132-byte raw signatures need a long-form DER length.
-        let raw = vec![0x42u8; 132];
-        let der = ecdsa_raw_to_der(&raw, 66).unwrap();
-        assert_eq!(&der[..2], &[0x30, 0x81]);
-        assert_eq!(ecdsa_der_to_raw(&der, 66).unwrap(), raw);
-        assert!(ecdsa_raw_to_der(&raw, 32).is_none());
-        assert!(ecdsa_der_to_raw(&[0x30, 5, 2, 1], 32).is_none());
-        assert!(ecdsa_der_to_raw(&[], 32).is_none());
-    }
 
     #[test]
     fn psk_auth_depends_on_every_octet() {

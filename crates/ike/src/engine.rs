@@ -156,7 +156,9 @@ impl Engine {
                 config: &self.config,
                 stats: &mut self.stats,
                 error_budget: &mut self.error_budget,
-                wall: self.wall.map(|(at, wall)| wall + now.saturating_duration_since(at)),
+                wall: self
+                    .wall
+                    .map(|(at, wall)| wall + now.saturating_duration_since(at)),
             },
             &mut self.sas,
         )

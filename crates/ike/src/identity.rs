@@ -98,10 +98,13 @@ impl fmt::Display for Identity {
                 write!(f, "@#")?;
                 k.iter().try_for_each(|b| write!(f, "{b:02x}"))
             }
-            Identity::Dn(d) => {
-                write!(f, "asn1dn:#")?;
-                d.iter().try_for_each(|b| write!(f, "{b:02x}"))
-            }
+            Identity::Dn(d) => match oxisec_pki::dn_to_text(d) {
+                Some(text) => write!(f, "{}", text.escape_debug()),
+                None => {
+                    write!(f, "asn1dn:#")?;
+                    d.iter().try_for_each(|b| write!(f, "{b:02x}"))
+                }
+            },
         }
     }
 }
@@ -109,7 +112,7 @@ impl fmt::Display for Identity {
 /// Error for [`Identity::from_str`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "invalid identity {0:?}: expected an IP address, a host name (gw.example.com or @gw), an email (user@example.com) or a key id (@#0a1b2c)"
+    "invalid identity {0:?}: expected an IP address, a host name (gw.example.com or @gw), an email (user@example.com), a key id (@#0a1b2c) or a distinguished name (C=CH, O=Example, CN=gw.example.com)"
 )]
 pub struct IdentityParseError(pub String);
 
@@ -121,6 +124,13 @@ impl FromStr for Identity {
     /// `user@host` is RFC822_ADDR; any other name is FQDN.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || IdentityParseError(s.to_string());
+        // strongSwan: an identity with `=` is a distinguished name,
+        // `C=CH, O=Example, CN=gw.example.com`.
+        if s.contains('=') && !s.starts_with('@') && !s.starts_with("asn1dn:") {
+            return oxisec_pki::dn_from_text(s)
+                .map(Identity::Dn)
+                .map_err(|e| IdentityParseError(format!("{s} ({e})")));
+        }
         if s.is_empty() || s.len() > 255 || s.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return Err(err());
         }

@@ -26,6 +26,7 @@
 mod cert;
 mod crl;
 mod der;
+mod dn;
 mod key;
 mod scheme;
 mod trust;
@@ -35,6 +36,7 @@ use std::sync::{Arc, Mutex};
 
 pub use cert::{BasicConstraints, KeyUsageFlags, MAX_CERT_SIZE, SubjectAltName, eku};
 pub use crl::MAX_CRL_SIZE;
+pub use dn::{DnError, dn_from_text, dn_to_text};
 pub use key::{load_pkcs12, load_pkcs12_file};
 
 /// Why a certificate or key could not be used. The `Display` text is the

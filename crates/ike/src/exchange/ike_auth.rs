@@ -36,7 +36,16 @@ struct Parts<'a> {
 }
 
 fn parts(payloads: &[Payload]) -> Parts<'_> {
-    let mut p = Parts { idi: None, idr: None, auth: None, sa: None, tsi: None, tsr: None, certs: Vec::new(), certreq: false };
+    let mut p = Parts {
+        idi: None,
+        idr: None,
+        auth: None,
+        sa: None,
+        tsi: None,
+        tsr: None,
+        certs: Vec::new(),
+        certreq: false,
+    };
     for pl in payloads {
         match pl {
             Payload::IdI(x) => p.idi = Some(x),
@@ -59,7 +68,9 @@ fn ranges(p: &TsPayload) -> Option<Vec<TsRange>> {
 }
 
 fn ts_payload(r: &[TsRange]) -> TsPayload {
-    TsPayload { selectors: r.iter().map(|t| t.to_wire()).collect() }
+    TsPayload {
+        selectors: r.iter().map(|t| t.to_wire()).collect(),
+    }
 }
 
 fn specs(conn: &Connection, child: &str) -> Vec<ProposalSpec> {
@@ -73,7 +84,9 @@ fn specs(conn: &Connection, child: &str) -> Vec<ProposalSpec> {
 /// The CERT payloads we send with our AUTH: the chain (end entity first)
 /// if we authenticate with a certificate and the policy says so.
 fn our_certs(auth: &Auth, peer_asked: bool) -> Vec<Payload> {
-    let Auth::Cert(c) = auth else { return Vec::new() };
+    let Auth::Cert(c) = auth else {
+        return Vec::new();
+    };
     let send = match c.send {
         SendCert::Always => true,
         SendCert::IfAsked => peer_asked,
@@ -84,23 +97,40 @@ fn our_certs(auth: &Auth, peer_asked: bool) -> Vec<Payload> {
     }
     c.chain
         .iter()
-        .map(|cert| Payload::Cert(CertPayload { encoding: CertEncoding::X509_SIGNATURE, data: cert.der().to_vec() }))
+        .map(|cert| {
+            Payload::Cert(CertPayload {
+                encoding: CertEncoding::X509_SIGNATURE,
+                data: cert.der().to_vec(),
+            })
+        })
         .collect()
 }
 
 /// CERTREQ naming the CAs we trust (SHA-1 of their keys), when we expect
 /// the peer to authenticate with a certificate.
 pub(crate) fn certreq(auth: &Auth) -> Option<Payload> {
-    let Auth::PeerCert(trust) = auth else { return None };
+    let Auth::PeerCert(trust) = auth else {
+        return None;
+    };
     let data: Vec<u8> = trust.ca_hashes().concat();
-    Some(Payload::CertReq(CertPayload { encoding: CertEncoding::X509_SIGNATURE, data }))
+    Some(Payload::CertReq(CertPayload {
+        encoding: CertEncoding::X509_SIGNATURE,
+        data,
+    }))
 }
 
 /// The peer's validated public key when `expected` asks for a certificate:
 /// the CERT payloads must form a chain to our trust anchors that holds the
 /// claimed identity. `Ok(None)` for pre-shared keys.
-fn peer_key(expected: &Auth, certs: &[&CertPayload], claimed: &Identity, cx: &Cx) -> Result<Option<PublicKey>, String> {
-    let Auth::PeerCert(trust) = expected else { return Ok(None) };
+fn peer_key(
+    expected: &Auth,
+    certs: &[&CertPayload],
+    claimed: &Identity,
+    cx: &Cx,
+) -> Result<Option<PublicKey>, String> {
+    let Auth::PeerCert(trust) = expected else {
+        return Ok(None);
+    };
     let chain: Vec<Certificate> = certs
         .iter()
         .filter(|c| c.encoding == CertEncoding::X509_SIGNATURE)
@@ -111,8 +141,12 @@ fn peer_key(expected: &Auth, certs: &[&CertPayload], claimed: &Identity, cx: &Cx
     if chain.is_empty() {
         return Err(format!("{claimed} sent no certificate"));
     }
-    let now = cx.wall.ok_or("no wall-clock time to check certificates against")?;
-    let peer = trust.validate(&chain, now, &claimed.claim()).map_err(|e| format!("certificate of {claimed}: {e}"))?;
+    let now = cx
+        .wall
+        .ok_or("no wall-clock time to check certificates against")?;
+    let peer = trust
+        .validate(&chain, now, &claimed.claim())
+        .map_err(|e| format!("certificate of {claimed}: {e}"))?;
     info!(peer = %claimed, subject = %peer.subject, "peer certificate valid");
     Ok(Some(peer.key))
 }
@@ -130,7 +164,14 @@ pub(crate) fn start(sa: &mut IkeSa, cx: &mut Cx) {
     };
     let conn = sa.conn.clone();
     let idi = conn.local_id.to_wire();
-    let octets = auth::signed_octets(keys.prf, &hs.init_request, &hs.nr, keys.sk_p_own.as_bytes(), &idi.body_bytes(), &ia);
+    let octets = auth::signed_octets(
+        keys.prf,
+        &hs.init_request,
+        &hs.nr,
+        keys.sk_p_own.as_bytes(),
+        &idi.body_bytes(),
+        &ia,
+    );
     let auth_p = match auth::make(&conn.local_auth, keys.prf, &octets, &hs.peer_hashes) {
         Ok(a) => a,
         Err(e) => {
@@ -169,12 +210,22 @@ pub(crate) fn start(sa: &mut IkeSa, cx: &mut Cx) {
 /// AUTHENTICATION_FAILED after we rejected the responder) without waiting for
 /// its answer: the SA is being closed anyway.
 fn send_notify_and_forget(sa: &mut IkeSa, cx: &mut Cx, ty: NotifyType) {
-    send_request(sa, cx, ExchangeType::INFORMATIONAL, vec![notify(ty)], Active::Inform);
+    send_request(
+        sa,
+        cx,
+        ExchangeType::INFORMATIONAL,
+        vec![notify(ty)],
+        Active::Inform,
+    );
 }
 
 fn auth_failed(sa: &mut IkeSa, cx: &mut Cx, connection: Option<String>, reason: String) {
     warn!(peer = %sa.remote, connection = connection.as_deref().unwrap_or("-"), "authentication failed: {reason}");
-    cx.event(Event::AuthFailed { connection, remote: sa.remote, reason });
+    cx.event(Event::AuthFailed {
+        connection,
+        remote: sa.remote,
+        reason,
+    });
 }
 
 /// Responder: authenticates the initiator, picks the connection and child,
@@ -190,8 +241,14 @@ pub(crate) fn respond(
         .iter()
         .any(|p| matches!(p, Payload::Notify(n) if n.ty == NotifyType::INITIAL_CONTACT));
     authenticate_and_answer(sa, cx, dgram, hdr, payloads);
-    let peer = sa.peer_id.clone().filter(|_| initial_contact && sa.state == IkeState::Established)?;
-    Some(super::Spawn { initial_contact: Some((sa.id, peer)), ..super::Spawn::default() })
+    let peer = sa
+        .peer_id
+        .clone()
+        .filter(|_| initial_contact && sa.state == IkeState::Established)?;
+    Some(super::Spawn {
+        initial_contact: Some((sa.id, peer)),
+        ..super::Spawn::default()
+    })
 }
 
 fn authenticate_and_answer(
@@ -206,15 +263,32 @@ fn authenticate_and_answer(
     let reject = |sa: &mut IkeSa, cx: &mut Cx, conn: Option<String>, reason: String| {
         auth_failed(sa, cx, conn, reason);
         let n = vec![notify(NotifyType::AUTHENTICATION_FAILED)];
-        send_response(sa, cx, ExchangeType::IKE_AUTH, hdr.message_id, &dgram.data, n);
+        send_response(
+            sa,
+            cx,
+            ExchangeType::IKE_AUTH,
+            hdr.message_id,
+            &dgram.data,
+            n,
+        );
         close(sa, cx, DownReason::AuthFailed);
     };
     let (Some(idi_p), Some(auth_p)) = (p.idi, p.auth) else {
-        reject(sa, cx, None, "IKE_AUTH without IDi and AUTH (EAP is not supported yet)".into());
+        reject(
+            sa,
+            cx,
+            None,
+            "IKE_AUTH without IDi and AUTH (EAP is not supported yet)".into(),
+        );
         return;
     };
     let Some(idi) = Identity::from_wire(idi_p) else {
-        reject(sa, cx, None, format!("unsupported identity type {} from peer", idi_p.id_type));
+        reject(
+            sa,
+            cx,
+            None,
+            format!("unsupported identity type {} from peer", idi_p.id_type),
+        );
         return;
     };
     if let Some(hs) = sa.hs.as_mut() {
@@ -224,7 +298,14 @@ fn authenticate_and_answer(
     let (Some(hs), Some(keys)) = (sa.hs.as_ref(), sa.keys.as_ref()) else {
         return;
     };
-    let octets = auth::signed_octets(keys.prf, &hs.init_request, &hs.nr, keys.sk_p_peer.as_bytes(), &idi_p.body_bytes(), &ia);
+    let octets = auth::signed_octets(
+        keys.prf,
+        &hs.init_request,
+        &hs.nr,
+        keys.sk_p_peer.as_bytes(),
+        &idi_p.body_bytes(),
+        &ia,
+    );
     let mut reason = format!("no connection accepts identity {idi}");
     let mut chosen: Option<Arc<Connection>> = None;
     for conn in &sa.candidates {
@@ -233,7 +314,10 @@ fn authenticate_and_answer(
         }
         match &idr {
             Some(Some(want)) if !conn.local_id.matches(want) => {
-                reason = format!("peer {idi} asked for identity {want}, we are {}", conn.local_id);
+                reason = format!(
+                    "peer {idi} asked for identity {want}, we are {}",
+                    conn.local_id
+                );
                 continue;
             }
             Some(None) => {
@@ -242,8 +326,9 @@ fn authenticate_and_answer(
             }
             _ => {}
         }
-        let checked = peer_key(&conn.remote_auth, &p.certs, &idi, cx)
-            .and_then(|key| auth::check(&conn.remote_auth, keys.prf, &octets, auth_p, key.as_ref()));
+        let checked = peer_key(&conn.remote_auth, &p.certs, &idi, cx).and_then(|key| {
+            auth::check(&conn.remote_auth, keys.prf, &octets, auth_p, key.as_ref())
+        });
         match checked {
             Ok(()) => {
                 chosen = Some(conn.clone());
@@ -259,12 +344,24 @@ fn authenticate_and_answer(
     };
     let (ni, nr) = (hs.ni.clone(), hs.nr.clone());
     let idr_own = conn.local_id.to_wire();
-    let octets_r = auth::signed_octets(keys.prf, &hs.init_response, &hs.ni, keys.sk_p_own.as_bytes(), &idr_own.body_bytes(), &ia);
+    let octets_r = auth::signed_octets(
+        keys.prf,
+        &hs.init_response,
+        &hs.ni,
+        keys.sk_p_own.as_bytes(),
+        &idr_own.body_bytes(),
+        &ia,
+    );
     let our_auth = match auth::make(&conn.local_auth, keys.prf, &octets_r, &hs.peer_hashes) {
         Ok(a) => a,
         Err(e) => {
             warn!(connection = %conn.name, "cannot authenticate ourselves: {e}");
-            reject(sa, cx, Some(conn.name.clone()), format!("we cannot authenticate: {e}"));
+            reject(
+                sa,
+                cx,
+                Some(conn.name.clone()),
+                format!("we cannot authenticate: {e}"),
+            );
             return;
         }
     };
@@ -278,11 +375,22 @@ fn authenticate_and_answer(
     sa.half_open_deadline = None;
     super::lifecycle::on_established(sa, cx);
     info!(connection = %conn.name, peer = %sa.describe_peer(), algorithms = %sa.selected.as_ref().map(|s| s.describe()).unwrap_or_default(), "IKE SA established");
-    cx.event(Event::IkeUp { ike: sa.id, connection: conn.name.clone(), remote: sa.remote });
+    cx.event(Event::IkeUp {
+        ike: sa.id,
+        connection: conn.name.clone(),
+        remote: sa.remote,
+    });
     if let (Some(sa_p), Some(tsi_p), Some(tsr_p)) = (p.sa, p.tsi, p.tsr) {
         out.extend(respond_child(sa, cx, &conn, sa_p, tsi_p, tsr_p, &ni, &nr));
     }
-    send_response(sa, cx, ExchangeType::IKE_AUTH, hdr.message_id, &dgram.data, out);
+    send_response(
+        sa,
+        cx,
+        ExchangeType::IKE_AUTH,
+        hdr.message_id,
+        &dgram.data,
+        out,
+    );
     sa.hs = None;
 }
 
@@ -368,7 +476,10 @@ pub(crate) fn handle_response(sa: &mut IkeSa, cx: &mut Cx, payloads: Vec<Payload
     let conn = sa.conn.clone();
     let err = crate::engine::error_notify(&payloads);
     if err == Some(NotifyType::AUTHENTICATION_FAILED) {
-        let why = format!("peer {} rejected our authentication (AUTHENTICATION_FAILED)", sa.remote);
+        let why = format!(
+            "peer {} rejected our authentication (AUTHENTICATION_FAILED)",
+            sa.remote
+        );
         auth_failed(sa, cx, Some(conn.name.clone()), why);
         close(sa, cx, DownReason::AuthFailed);
         return;
@@ -387,19 +498,37 @@ pub(crate) fn handle_response(sa: &mut IkeSa, cx: &mut Cx, payloads: Vec<Payload
         close(sa, cx, DownReason::AuthFailed);
     };
     let Some(idr) = Identity::from_wire(idr_p) else {
-        reject(sa, cx, format!("responder sent an identity of unsupported type {}", idr_p.id_type));
+        reject(
+            sa,
+            cx,
+            format!(
+                "responder sent an identity of unsupported type {}",
+                idr_p.id_type
+            ),
+        );
         return;
     };
     if let Some(want) = &conn.remote_id
         && !want.matches(&idr)
     {
-        reject(sa, cx, format!("responder identified as {idr}, expected {want}"));
+        reject(
+            sa,
+            cx,
+            format!("responder identified as {idr}, expected {want}"),
+        );
         return;
     }
     let (Some(hs), Some(keys)) = (sa.hs.as_ref(), sa.keys.as_ref()) else {
         return;
     };
-    let octets = auth::signed_octets(keys.prf, &hs.init_response, &hs.ni, keys.sk_p_peer.as_bytes(), &idr_p.body_bytes(), &ia);
+    let octets = auth::signed_octets(
+        keys.prf,
+        &hs.init_response,
+        &hs.ni,
+        keys.sk_p_peer.as_bytes(),
+        &idr_p.body_bytes(),
+        &ia,
+    );
     let checked = peer_key(&conn.remote_auth, &p.certs, &idr, cx)
         .and_then(|key| auth::check(&conn.remote_auth, keys.prf, &octets, auth_p, key.as_ref()));
     if let Err(e) = checked {
@@ -412,7 +541,11 @@ pub(crate) fn handle_response(sa: &mut IkeSa, cx: &mut Cx, payloads: Vec<Payload
     sa.established = Some(cx.now);
     super::lifecycle::on_established(sa, cx);
     info!(connection = %conn.name, peer = %sa.describe_peer(), algorithms = %sa.selected.as_ref().map(|s| s.describe()).unwrap_or_default(), "IKE SA established");
-    cx.event(Event::IkeUp { ike: sa.id, connection: conn.name.clone(), remote: sa.remote });
+    cx.event(Event::IkeUp {
+        ike: sa.id,
+        connection: conn.name.clone(),
+        remote: sa.remote,
+    });
     if let Some(pending) = pending {
         finish_child(sa, cx, &conn, &p, pending, err, &ni, &nr);
     }

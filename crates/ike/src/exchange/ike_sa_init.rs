@@ -404,7 +404,10 @@ pub(crate) fn respond(
         ));
     }
     if intermediate {
-        out.push(notify(NotifyType::INTERMEDIATE_EXCHANGE_SUPPORTED, Vec::new()));
+        out.push(notify(
+            NotifyType::INTERMEDIATE_EXCHANGE_SUPPORTED,
+            Vec::new(),
+        ));
     }
     let peer_hashes = hashes_of(payloads);
     if !peer_hashes.is_empty() {
@@ -412,7 +415,11 @@ pub(crate) fn respond(
     }
     // Ask for the initiator's certificate when a connection it may use
     // authenticates peers by certificate (RFC 7296 §3.7).
-    out.extend(sa.candidates.iter().find_map(|c| super::ike_auth::certreq(&c.remote_auth)));
+    out.extend(
+        sa.candidates
+            .iter()
+            .find_map(|c| super::ike_auth::certreq(&c.remote_auth)),
+    );
     // RFC 7383 §2.3: offered by the initiator, confirmed in the response.
     if cx.config.fragmentation.enabled
         && find_notify(payloads, NotifyType::IKEV2_FRAGMENTATION_SUPPORTED).is_some()
@@ -634,12 +641,21 @@ pub(crate) fn handle_response(
 
 /// Our SIGNATURE_HASH_ALGORITHMS notify data.
 fn hash_list() -> Vec<u8> {
-    crate::auth::OUR_HASHES.iter().flat_map(|h| h.to_be_bytes()).collect()
+    crate::auth::OUR_HASHES
+        .iter()
+        .flat_map(|h| h.to_be_bytes())
+        .collect()
 }
 
 /// The hash algorithms a peer announced (RFC 7427 §4).
 fn hashes_of(payloads: &[Payload]) -> Vec<u16> {
     find_notify(payloads, NotifyType::SIGNATURE_HASH_ALGORITHMS)
-        .map(|n| n.data.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).take(16).collect())
+        .map(|n| {
+            n.data
+                .chunks_exact(2)
+                .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                .take(16)
+                .collect()
+        })
         .unwrap_or_default()
 }
