@@ -136,7 +136,7 @@ impl EncrKey {
                 }
             }
             Encr::TripleDes => {
-                #[allow(deprecated)] // legacy on purpose: RFC 8247 §3.1, RFC 8221 §5
+                #[allow(deprecated)] // legacy on purpose: RFC 8247 §2.1, RFC 8221 §5
                 let a = &cipher::DES_EDE3_FOR_LEGACY_USE_ONLY;
                 let weak = |_| CryptoError::Unsupported("3DES key with weak or repeated DES keys");
                 Keys::Cbc {

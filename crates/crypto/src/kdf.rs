@@ -42,7 +42,25 @@ pub fn skeyseed(prf: Prf, ni: &[u8], nr: &[u8], g_ir: &[u8]) -> Secret {
 
 /// SKEYSEED for a rekeyed IKE SA = prf(SK_d (old), g^ir (new) | Ni | Nr).
 pub fn rekey_skeyseed(prf: Prf, old_sk_d: &[u8], g_ir: &[u8], ni: &[u8], nr: &[u8]) -> Secret {
-    prf.compute(old_sk_d, &[g_ir, ni, nr])
+    rekey_skeyseed_multi(prf, old_sk_d, g_ir, ni, nr, &[])
+}
+
+/// SKEYSEED for an IKE SA rekeyed with additional key exchanges (RFC 9370
+/// §2.2.4): prf(SK_d (old), SK(0) | Ni | Nr | SK(1) | ... | SK(n)), where
+/// SK(0) is the CREATE_CHILD_SA's shared secret and `additional` the ones
+/// from the IKE_FOLLOWUP_KE exchanges, in order. Unlike IKE_INTERMEDIATE,
+/// nothing is chained per exchange.
+pub fn rekey_skeyseed_multi(
+    prf: Prf,
+    old_sk_d: &[u8],
+    g_ir: &[u8],
+    ni: &[u8],
+    nr: &[u8],
+    additional: &[&[u8]],
+) -> Secret {
+    let mut parts: Vec<&[u8]> = vec![g_ir, ni, nr];
+    parts.extend_from_slice(additional);
+    prf.compute(old_sk_d, &parts)
 }
 
 /// {SK_d | SK_ai | SK_ar | SK_ei | SK_er | SK_pi | SK_pr}
@@ -85,9 +103,6 @@ pub fn ike_keys(
 /// KEYMAT = prf+(SK_d, [g^ir (new) |] Ni | Nr), `len` bytes; the caller splits
 /// it into initiator→responder then responder→initiator keys (§2.17).
 ///
-/// With RFC 9370 additional key exchanges, `g_ir` is the concatenation of all
-/// the new shared secrets in order.
-///
 /// # Panics
 /// If `len` exceeds [`Prf::max_prf_plus_len`].
 pub fn child_keymat(
@@ -98,10 +113,28 @@ pub fn child_keymat(
     nr: &[u8],
     len: usize,
 ) -> Secret {
-    match g_ir {
-        Some(g_ir) => prf.prf_plus(sk_d, &[g_ir, ni, nr], len),
-        None => prf.prf_plus(sk_d, &[ni, nr], len),
-    }
+    child_keymat_multi(prf, sk_d, g_ir, ni, nr, &[], len)
+}
+
+/// KEYMAT with additional key exchanges (RFC 9370 §2.2.4):
+/// prf+(SK_d, SK(0) | Ni | Nr | SK(1) | ... | SK(n)); SK(0) is absent when
+/// the CREATE_CHILD_SA carried no KE payload.
+///
+/// # Panics
+/// If `len` exceeds [`Prf::max_prf_plus_len`].
+pub fn child_keymat_multi(
+    prf: Prf,
+    sk_d: &[u8],
+    g_ir: Option<&[u8]>,
+    ni: &[u8],
+    nr: &[u8],
+    additional: &[&[u8]],
+    len: usize,
+) -> Secret {
+    let mut seed: Vec<&[u8]> = g_ir.into_iter().collect();
+    seed.extend_from_slice(&[ni, nr]);
+    seed.extend_from_slice(additional);
+    prf.prf_plus(sk_d, &seed, len)
 }
 
 #[cfg(test)]
@@ -219,6 +252,23 @@ mod tests {
         assert_eq!(
             child_keymat(prf, b"skd", None, b"ni", b"nr", 100),
             prf.prf_plus(b"skd", &[b"ninr"], 100)
+        );
+    }
+
+    #[test]
+    fn additional_secrets_follow_the_nonces() {
+        let prf = Prf::HmacSha256;
+        assert_eq!(
+            rekey_skeyseed_multi(prf, b"skd", b"g0", b"ni", b"nr", &[b"s1", b"s2"]).as_bytes(),
+            prf.compute(b"skd", &[b"g0ninrs1s2" as &[u8]]).as_bytes()
+        );
+        assert_eq!(
+            child_keymat_multi(prf, b"skd", Some(b"g0"), b"ni", b"nr", &[b"s1"], 80).as_bytes(),
+            prf.prf_plus(b"skd", &[b"g0ninrs1" as &[u8]], 80).as_bytes()
+        );
+        assert_eq!(
+            child_keymat_multi(prf, b"skd", None, b"ni", b"nr", &[b"s1"], 80).as_bytes(),
+            prf.prf_plus(b"skd", &[b"ninrs1" as &[u8]], 80).as_bytes()
         );
     }
 }

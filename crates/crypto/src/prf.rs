@@ -21,7 +21,7 @@ use crate::cbcmac::{self, CbcMacCtx, CbcMacKey};
 /// A negotiated PRF.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Prf {
-    /// Legacy (RFC 8247 §3.2: MUST-), for old peers only.
+    /// Legacy (RFC 8247 §2.2: MUST-), for old peers only.
     HmacSha1,
     HmacSha256,
     HmacSha384,

@@ -18,6 +18,8 @@ pub(crate) struct Negotiated<'a> {
     pub initiator: bool,
     /// g^ir of a CREATE_CHILD_SA with PFS.
     pub g_ir: Option<&'a [u8]>,
+    /// Shared secrets of the IKE_FOLLOWUP_KE exchanges (RFC 9370), in order.
+    pub additional: &'a [Secret],
     pub ni: &'a [u8],
     pub nr: &'a [u8],
     /// Responder of a rekey: keep the outbound half back until the old SA is deleted.
@@ -40,19 +42,22 @@ pub(crate) fn esp_suite(s: &Selected) -> EspSuite {
     }
 }
 
-/// KEYMAT = prf+(SK_d, [g^ir |] Ni | Nr): initiator→responder keys first,
+/// KEYMAT = prf+(SK_d, [g^ir |] Ni | Nr [| SK(1) | ...]): initiator→responder keys first,
 /// then responder→initiator. Returns (inbound, outbound) keys for our role
 /// in the exchange that created the SA.
-fn split_keymat(
-    keys: &SaKeys,
-    suite: &EspSuite,
-    g_ir: Option<&[u8]>,
-    ni: &[u8],
-    nr: &[u8],
-    initiator: bool,
-) -> (Secret, Secret) {
+fn split_keymat(keys: &SaKeys, suite: &EspSuite, n: &Negotiated) -> (Secret, Secret) {
     let per_dir = suite.keymat_len();
-    let mut keymat = kdf::child_keymat(keys.prf, keys.sk_d.as_bytes(), g_ir, ni, nr, 2 * per_dir);
+    let additional: Vec<&[u8]> = n.additional.iter().map(Secret::as_bytes).collect();
+    let mut keymat = kdf::child_keymat_multi(
+        keys.prf,
+        keys.sk_d.as_bytes(),
+        n.g_ir,
+        n.ni,
+        n.nr,
+        &additional,
+        2 * per_dir,
+    );
+    let initiator = n.initiator;
     let i_to_r = keymat.split_to(per_dir);
     let r_to_i = keymat;
     if initiator {
@@ -81,7 +86,7 @@ pub(crate) fn install(sa: &mut IkeSa, cx: &mut Cx, n: Negotiated) -> Result<(), 
         .validate()
         .map_err(|e| format!("ESP suite not supported: {e}"))?;
     let keys = sa.keys.as_ref().ok_or("IKE SA has no keys")?;
-    let (k_in, k_out) = split_keymat(keys, &suite, n.g_ir, n.ni, n.nr, n.initiator);
+    let (k_in, k_out) = split_keymat(keys, &suite, &n);
     let udp_encap = sa.udp_encap();
     out.push_back(SaCommand::InstallInbound {
         child: n.id,
@@ -207,6 +212,7 @@ pub(crate) fn peer_spi(s: &Selected) -> Option<u32> {
 }
 
 /// A child configuration that fits a peer's request.
+#[derive(Debug)]
 pub(crate) struct Choice {
     pub name: String,
     pub selected: Selected,

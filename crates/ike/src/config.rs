@@ -170,6 +170,16 @@ pub struct RetransmitConfig {
     pub tries: u32,
 }
 
+impl RetransmitConfig {
+    /// How long a request is retransmitted before its SA is given up: the
+    /// sum of every wait of the schedule.
+    pub fn span(&self) -> Duration {
+        (0..=self.tries)
+            .map(|n| crate::window::retransmit_delay(self, n))
+            .sum()
+    }
+}
+
 impl Default for RetransmitConfig {
     fn default() -> Self {
         RetransmitConfig {
@@ -185,6 +195,30 @@ impl Default for RetransmitConfig {
 pub enum Auth {
     /// Pre-shared key (RFC 7296 §2.15).
     Psk(Secret),
+    /// Our side: sign with this key and send these certificates.
+    Cert(LocalCert),
+    /// The peer's side: a certificate that validates against this trust
+    /// store for the peer's identity, and a signature with its key.
+    PeerCert(Arc<oxisec_pki::TrustStore>),
+}
+
+/// When we send our certificate chain in IKE_AUTH (strongSwan's `send_cert`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SendCert {
+    Always,
+    /// Only if the peer sent a CERTREQ.
+    #[default]
+    IfAsked,
+    Never,
+}
+
+/// Our certificate credential.
+#[derive(Debug, Clone)]
+pub struct LocalCert {
+    pub key: Arc<oxisec_pki::PrivateKey>,
+    /// End entity first, then intermediates (not the root).
+    pub chain: Vec<oxisec_pki::Certificate>,
+    pub send: SendCert,
 }
 
 /// Whether a child is brought up when the daemon starts.

@@ -28,7 +28,8 @@ mod window;
 pub use api::*;
 pub use config::{
     Auth, ChildConfig, ChildLifetime, Config, Connection, DosConfig, DpdAction,
-    FragmentationConfig, IkeLifetime, NatKeepalive, RetransmitConfig, StartAction,
+    FragmentationConfig, IkeLifetime, LocalCert, NatKeepalive, RetransmitConfig, SendCert,
+    StartAction,
 };
 pub use engine::{Engine, Stats};
 pub use identity::Identity;

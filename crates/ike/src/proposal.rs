@@ -119,6 +119,7 @@ static KEYWORDS: &[Keyword] = &[
     kw("ecp521", K, ke::ECP_521, None, false),
     kw("ecp256bp", K, ke::ECP_256_BP, None, false),
     kw("ecp384bp", K, ke::ECP_384_BP, None, false),
+    kw("ecp512bp", K, ke::ECP_512_BP, None, false),
     kw("curve25519", K, ke::CURVE25519, None, false),
     kw("x25519", K, ke::CURVE25519, None, false),
     kw("curve448", K, ke::CURVE448, None, false),
@@ -137,35 +138,32 @@ static KEYWORDS: &[Keyword] = &[
 static REFUSED: &[(&str, &str)] = &[
     (
         "des",
-        "DES is prohibited (RFC 8221 §5 and RFC 8247 §3.1: MUST NOT)",
+        "DES is prohibited (RFC 8221 §5 and RFC 8247 §2.1: MUST NOT)",
     ),
     (
         "md5",
-        "HMAC-MD5-96 is prohibited for ESP (RFC 8221 §6: MUST NOT) and legacy for IKE; oxisec does not implement MD5",
+        "HMAC-MD5-96 is prohibited (RFC 8221 §6 and RFC 8247 §2.3: MUST NOT)",
     ),
-    (
-        "md5_128",
-        "HMAC-MD5 is not implemented (RFC 8221/8247 phase it out)",
-    ),
+    ("md5_128", "HMAC-MD5-128 is deprecated (RFC 9395 §5)"),
     (
         "prfmd5",
-        "PRF_HMAC_MD5 is prohibited (RFC 8247 §3.2: MUST NOT)",
+        "PRF_HMAC_MD5 is prohibited (RFC 8247 §2.2: MUST NOT)",
     ),
     (
         "modp768",
-        "MODP-768 is prohibited (RFC 8247 §3.4: MUST NOT)",
+        "MODP-768 is prohibited (RFC 8247 §2.4: MUST NOT)",
     ),
     (
         "modp1024s160",
-        "the MODP groups with prime-order subgroups (22-24) are legacy (RFC 8247 §3.4: SHOULD NOT) and not implemented",
+        "MODP-1024 with a 160-bit subgroup is prohibited (RFC 8247 §2.4: MUST NOT)",
     ),
     (
         "modp2048s224",
-        "the MODP groups with prime-order subgroups (22-24) are legacy (RFC 8247 §3.4: SHOULD NOT) and not implemented",
+        "the MODP groups with prime-order subgroups (23, 24) are legacy (RFC 8247 §2.4: SHOULD NOT) and not implemented; use modp2048",
     ),
     (
         "modp2048s256",
-        "the MODP groups with prime-order subgroups (22-24) are legacy (RFC 8247 §3.4: SHOULD NOT) and not implemented",
+        "the MODP groups with prime-order subgroups (23, 24) are legacy (RFC 8247 §2.4: SHOULD NOT) and not implemented; use modp2048",
     ),
     (
         "ecp224",
@@ -179,18 +177,8 @@ static REFUSED: &[(&str, &str)] = &[
         "ecp224bp",
         "brainpoolP224r1 (group 27) is not implemented; use ecp256bp",
     ),
-    (
-        "ecp512bp",
-        "brainpoolP512r1 (group 30) is not implemented yet; use ecp384bp or ecp384",
-    ),
-    (
-        "blowfish",
-        "Blowfish is prohibited for ESP (RFC 8221 §5: MUST NOT)",
-    ),
-    (
-        "cast128",
-        "CAST-128 is not implemented (not listed by RFC 8221/8247)",
-    ),
+    ("blowfish", "Blowfish is deprecated (RFC 9395 §5)"),
+    ("cast128", "CAST is deprecated (RFC 9395 §5)"),
     (
         "camellia",
         "Camellia is not implemented; use aes or chacha20poly1305",
@@ -286,6 +274,7 @@ static NAMES: &[(TransformType, TransformId, &str)] = &[
     (K, ke::ECP_521, "ECP_521"),
     (K, ke::ECP_256_BP, "ECP_256_BP"),
     (K, ke::ECP_384_BP, "ECP_384_BP"),
+    (K, ke::ECP_512_BP, "ECP_512_BP"),
     (K, ke::MODP_1024, "MODP_1024"),
     (K, ke::MODP_1536, "MODP_1536"),
     (K, ke::MODP_2048, "MODP_2048"),
@@ -617,11 +606,6 @@ impl EspProposal {
         if !spec.prf.is_empty() {
             return Err(ProposalError::Incomplete(format!(
                 "ESP proposal {s:?} cannot contain a PRF"
-            )));
-        }
-        if spec.has_addke() {
-            return Err(ProposalError::Incomplete(format!(
-                "ESP proposal {s:?}: additional key exchanges for CHILD_SAs (IKE_FOLLOWUP_KE) are not supported yet"
             )));
         }
         Ok(EspProposal(spec))
@@ -990,6 +974,10 @@ mod tests {
         );
         let e = EspProposal::parse("chacha20poly1305").unwrap();
         assert_eq!(e.0.encr[0].id, encr::CHACHA20_POLY1305);
+        // Group 30 is accepted (it used to be refused), with no warning.
+        let p = ike("aes256gcm16-prfsha512-ecp512bp");
+        assert_eq!(p.0.ke[0].id, ke::ECP_512_BP);
+        assert!(p.legacy().is_empty());
     }
 
     #[test]
@@ -1298,7 +1286,10 @@ mod tests {
         assert!(esp.legacy().is_empty(), "NULL is allowed for ESP");
         assert!(IkeProposal::parse("null-sha256-x25519").is_err());
         let esp = EspProposal::parse("aes128-aesxcbc").unwrap();
-        assert_eq!(esp.legacy().len(), 1, "AES-XCBC is SHOULD NOT+ for ESP");
+        assert!(
+            esp.legacy().is_empty(),
+            "AES-XCBC is MAY for ESP (RFC 8221 §6)"
+        );
         assert!(ike("aes128-aesxcbc-x25519").legacy().is_empty());
         assert_eq!(ike("aes128-aescmac-curve448").0.prf[0].id, prf::AES128_CMAC);
         assert_eq!(

@@ -128,8 +128,8 @@ mod tests {
         );
         let r = row("null");
         assert_eq!((r.ike.as_str(), r.esp.as_str()), ("-", "allowed"));
-        let r = row("aesxcbc");
-        assert_eq!((r.ike.as_str(), r.esp.as_str()), ("allowed", "legacy"));
+        let r = row("sha1");
+        assert_eq!((r.ike.as_str(), r.esp.as_str()), ("legacy", "legacy"));
         let r = row("prfsha256");
         assert_eq!((r.ike.as_str(), r.esp.as_str()), ("recommended", "-"));
         let r = row("modp1024");

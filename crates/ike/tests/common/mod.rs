@@ -49,6 +49,9 @@ pub struct Side {
     pub ike_lifetime: IkeLifetime,
     pub dpd_delay: Duration,
     pub dpd_action: DpdAction,
+    /// Certificate (or mixed) authentication: (how we prove ourselves, what
+    /// the peer must prove) instead of the two PSKs.
+    pub auth: Option<(Auth, Auth)>,
 }
 
 /// Lifetimes that never fire.
@@ -79,6 +82,7 @@ impl Side {
             ike_lifetime: IkeLifetime::from_rekey_time(Duration::ZERO),
             dpd_delay: Duration::ZERO,
             dpd_action: DpdAction::Clear,
+            auth: None,
         }
     }
 
@@ -102,8 +106,14 @@ impl Side {
             remote_port: 500,
             local_id: self.id.parse().unwrap(),
             remote_id: self.peer_id.map(|s| s.parse().unwrap()),
-            local_auth: Auth::Psk(Secret::from_slice(self.psk.as_bytes())),
-            remote_auth: Auth::Psk(Secret::from_slice(self.peer_psk.as_bytes())),
+            local_auth: match &self.auth {
+                Some((local, _)) => local.clone(),
+                None => Auth::Psk(Secret::from_slice(self.psk.as_bytes())),
+            },
+            remote_auth: match &self.auth {
+                Some((_, remote)) => remote.clone(),
+                None => Auth::Psk(Secret::from_slice(self.peer_psk.as_bytes())),
+            },
             ike_proposals: self
                 .ike
                 .iter()
@@ -354,6 +364,13 @@ impl World {
     pub fn connect(&mut self) {
         self.initiate();
         self.pump();
+    }
+
+    /// Gives both engines the wall-clock time of `self.now` (certificate
+    /// validity is checked against it).
+    pub fn set_wall_clock(&mut self, wall: std::time::SystemTime) {
+        self.a.engine.set_wall_clock(self.now, wall);
+        self.b.engine.set_wall_clock(self.now, wall);
     }
 }
 
