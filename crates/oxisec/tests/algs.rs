@@ -259,6 +259,11 @@ const STRONGSWAN_CASES: &[AlgCase] = &[
         "AES_GCM_16_128/PRF_HMAC_SHA2_256/ECP_384_BP",
     ),
     ike(
+        "ike-ke-ecp512bp",
+        "aes128gcm16-prfsha256-ecp512bp",
+        "AES_GCM_16_128/PRF_HMAC_SHA2_256/ECP_512_BP",
+    ),
+    ike(
         "ike-ke-x448",
         "aes128gcm16-prfsha256-x448",
         "AES_GCM_16_128/PRF_HMAC_SHA2_256/CURVE_448",
