@@ -1356,6 +1356,7 @@ remote_ts = ["0.0.0.0/0"]
         assert_eq!(c.remote_id, Some(Identity::Fqdn("gw-b.example.com".into())));
         match &c.local_auth {
             Auth::Psk(s) => assert_eq!(s.as_bytes(), b"a long random secret, really long"),
+            other => panic!("{other:?}"),
         }
         assert_eq!(c.ike_proposals.len(), 2);
         assert_eq!(
@@ -1608,6 +1609,7 @@ remote_ts = ["0.0.0.0/0"]
         let l = parse(text, &origin, &FakeResolver).unwrap();
         match &l.ike.connections[0].local_auth {
             Auth::Psk(s) => assert_eq!(s.as_bytes(), b"a secret from a file, long enough"),
+            other => panic!("{other:?}"),
         }
         // And the inline-psk permission warning of `load`.
         let cfg = dir.join("inline.toml");
