@@ -232,6 +232,40 @@ pub enum Auth {
     /// The peer's side: a certificate that validates against this trust
     /// store for the peer's identity, and a signature with its key.
     PeerCert(Arc<oxisec_pki::TrustStore>),
+    /// The peer's side, on a gateway: the client authenticates with
+    /// EAP-MSCHAPv2 against this user database (RFC 7296 §2.16), after the
+    /// gateway authenticated itself with its `local_auth`.
+    Eap(EapServer),
+    /// Our side, on a client: EAP-MSCHAPv2 with this identity and password
+    /// instead of an AUTH payload of our own; the gateway must prove itself
+    /// with its `remote_auth` credential and the MSCHAPv2 authenticator
+    /// response.
+    EapClient {
+        /// The EAP identity and MSCHAPv2 user name (the IKE IDi stays
+        /// `local_id`).
+        identity: String,
+        /// UTF-8 password; zeroized on drop, redacted in Debug.
+        password: Secret,
+    },
+}
+
+/// A gateway's EAP server settings.
+#[derive(Clone)]
+pub struct EapServer {
+    /// Looks up users' NT hashes (the caller's users file or directory).
+    pub users: Arc<dyn crate::eap::EapUsers>,
+    /// Ask for the EAP identity with EAP-Identity first; otherwise the IDi
+    /// is the EAP identity (strongSwan's `eap_id = %any` vs. its default).
+    pub ask_identity: bool,
+}
+
+impl std::fmt::Debug for EapServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EapServer")
+            .field("users", &"<user database>")
+            .field("ask_identity", &self.ask_identity)
+            .finish()
+    }
 }
 
 /// When we send our certificate chain in IKE_AUTH (strongSwan's `send_cert`).

@@ -13,6 +13,7 @@ mod child;
 pub mod config;
 mod cookie;
 mod cp;
+pub mod eap;
 mod engine;
 mod exchange;
 mod fragment;
@@ -29,10 +30,11 @@ mod window;
 
 pub use api::*;
 pub use config::{
-    Auth, ChildConfig, ChildLifetime, Config, Connection, DosConfig, DpdAction,
+    Auth, ChildConfig, ChildLifetime, Config, Connection, DosConfig, DpdAction, EapServer,
     FragmentationConfig, IkeLifetime, LocalCert, NatKeepalive, PoolConfig, RemoteAccess,
     RetransmitConfig, SendCert, StartAction,
 };
+pub use eap::{EapUsers, NtHash};
 pub use engine::{Engine, Stats};
 pub use identity::Identity;
 pub use pool::Lease;
