@@ -211,6 +211,15 @@ pub enum Event {
         name: String,
         reason: DownReason,
     },
+    /// Gateway: a client proved with EAP to be `identity` (the user name
+    /// whose password it knew). Its virtual IP lease is keyed by this
+    /// identity, not by its IKE identity (IDi).
+    EapAuthenticated {
+        ike: IkeId,
+        connection: String,
+        remote: SocketAddr,
+        identity: String,
+    },
     /// A peer failed to authenticate, or rejected us.
     AuthFailed {
         connection: Option<String>,

@@ -517,14 +517,22 @@ impl Engine {
     /// The peer with this identity sent INITIAL_CONTACT on IKE SA `keep`:
     /// it has no other SAs with us any more, so ours go without a word.
     fn initial_contact(&mut self, now: Instant, keep: IkeId, peer: &crate::identity::Identity) {
-        let Some(conn) = self.sas.get(&keep).map(|sa| sa.conn.name.clone()) else {
+        let Some((conn, eap_user)) = self
+            .sas
+            .get(&keep)
+            .map(|sa| (sa.conn.name.clone(), sa.eap_identity.clone()))
+        else {
             return;
         };
         let (mut cx, sas) = self.cx(now);
+        // Clients that authenticated with EAP may share an IDi (Windows
+        // sends its address, often a private one behind the same NAT): the
+        // EAP user tells them apart.
         let stale = |sa: &&mut Box<IkeSa>| {
             sa.id != keep
                 && sa.conn.name == conn
                 && sa.state != IkeState::Closed
+                && sa.eap_identity == eap_user
                 && sa.peer_id.as_ref().is_some_and(|p| p.matches(peer))
         };
         for sa in sas.values_mut().filter(stale) {

@@ -102,6 +102,8 @@ pub(crate) struct Handshake {
     pub peer_hashes: Vec<u16>,
     /// The peer asked for our certificate (CERTREQ).
     pub peer_certreq: bool,
+    /// EAP in progress (RFC 7296 §2.16), on either side.
+    pub eap: Option<Box<crate::eap::EapHandshake>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -268,6 +270,9 @@ pub(crate) struct IkeSa {
     pub nat_remote: bool,
     pub nat_local: bool,
     pub peer_id: Option<Identity>,
+    /// The user the peer proved to be with EAP (gateway side): its virtual
+    /// IP lease is keyed by this rather than by the IDi.
+    pub eap_identity: Option<String>,
     pub established: Option<Instant>,
     /// Responder: a half-open SA that does not complete by then is dropped.
     pub half_open_deadline: Option<Instant>,
@@ -442,6 +447,7 @@ impl IkeSa {
             nat_remote: false,
             nat_local: false,
             peer_id: None,
+            eap_identity: None,
             established: None,
             half_open_deadline: None,
             rekeyed_to: None,
@@ -531,6 +537,16 @@ impl IkeSa {
     pub fn dpd_due(&self) -> Option<Instant> {
         let delay = self.conn.dpd_delay;
         (!delay.is_zero()).then(|| self.last_heard + delay)
+    }
+
+    /// What the peer's virtual IP leases are keyed by: the EAP identity if
+    /// it authenticated with EAP, else its IKE identity.
+    pub fn lease_identity(&self) -> String {
+        match (&self.eap_identity, &self.peer_id) {
+            (Some(user), _) => user.clone(),
+            (None, Some(id)) => id.to_string(),
+            (None, None) => String::new(),
+        }
     }
 
     pub fn describe_peer(&self) -> String {

@@ -218,6 +218,61 @@ pub(crate) type Msk = oxisec_crypto::Secret;
 /// talking without finishing is cut off.
 pub(crate) const MAX_ROUNDS: u32 = 10;
 
+/// The EAP side of an IKE_AUTH in progress, kept in the SA's handshake
+/// state until the final AUTH exchange.
+pub(crate) struct EapHandshake {
+    pub role: EapRole,
+    /// IKE_AUTH round trips so far (bounded by [`MAX_ROUNDS`]).
+    pub rounds: u32,
+    /// Gateway: the client's identity and its IDi payload body, which its
+    /// final AUTH covers.
+    pub peer_idi: Option<(crate::identity::Identity, Vec<u8>)>,
+    /// Client: the gateway's identity and IDr payload body from the first
+    /// response (verified there), which its final AUTH covers.
+    pub peer_idr: Option<(crate::identity::Identity, Vec<u8>)>,
+    /// Gateway: the CHILD_SA and configuration request of the first
+    /// IKE_AUTH request (SA, TSi, TSr, CP), answered with the final AUTH.
+    pub held: Vec<oxisec_wire::Payload>,
+    /// Gateway: the first request carried INITIAL_CONTACT.
+    pub initial_contact: bool,
+    /// Client: our MSK-keyed AUTH is out; the next response finishes.
+    pub auth_sent: bool,
+}
+
+pub(crate) enum EapRole {
+    Server(server::Server),
+    Client(client::Client),
+}
+
+impl fmt::Debug for EapHandshake {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (role, identity) = match &self.role {
+            EapRole::Server(s) => ("server", s.identity()),
+            EapRole::Client(c) => ("client", c.identity()),
+        };
+        f.debug_struct("EapHandshake")
+            .field("role", &role)
+            .field("identity", &identity)
+            .field("rounds", &self.rounds)
+            .field("auth_sent", &self.auth_sent)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EapHandshake {
+    pub fn new(role: EapRole) -> EapHandshake {
+        EapHandshake {
+            role,
+            rounds: 0,
+            peer_idi: None,
+            peer_idr: None,
+            held: Vec::new(),
+            initial_contact: false,
+            auth_sent: false,
+        }
+    }
+}
+
 /// Text of an IKE identity used as EAP identity (strongSwan's default when
 /// no EAP-Identity exchange is configured): names as they are, key IDs
 /// that are text as text, anything else as it prints.

@@ -15,6 +15,7 @@ use crate::api::{Datagram, DownReason, Event};
 use crate::auth;
 use crate::child::{self, Negotiated};
 use crate::config::{Auth, Connection, SendCert};
+use crate::eap::{self, EapHandshake, EapRole};
 use crate::identity::Identity;
 use crate::proposal::{self, ProposalSpec, Selected};
 use crate::sa::{Active, IkeSa, IkeState, PendingChild};
@@ -181,13 +182,27 @@ pub(crate) fn start(sa: &mut IkeSa, cx: &mut Cx) {
         &idi.body_bytes(),
         &ia,
     );
-    let auth_p = match auth::make(&conn.local_auth, keys.prf, &octets, &hs.peer_hashes) {
-        Ok(a) => a,
-        Err(e) => {
-            warn!(connection = %conn.name, "cannot authenticate: {e}");
-            close(sa, cx, DownReason::Failed(e));
-            return;
+    // An EAP client sends no AUTH in its first IKE_AUTH request (RFC 7296
+    // §2.16): the gateway answers with its own AUTH and an EAP request.
+    let (auth_p, eap) = match &conn.local_auth {
+        Auth::EapClient { identity, password } => {
+            match eap::client::Client::new(identity, password.as_bytes()) {
+                Ok(c) => (None, Some(c)),
+                Err(e) => {
+                    warn!(connection = %conn.name, "cannot authenticate: {e}");
+                    close(sa, cx, DownReason::Failed(e));
+                    return;
+                }
+            }
         }
+        local => match auth::make(local, keys.prf, &octets, &hs.peer_hashes) {
+            Ok(a) => (Some(a), None),
+            Err(e) => {
+                warn!(connection = %conn.name, "cannot authenticate: {e}");
+                close(sa, cx, DownReason::Failed(e));
+                return;
+            }
+        },
     };
     let mut payloads = vec![Payload::IdI(idi)];
     payloads.extend(our_certs(&conn.local_auth, hs.peer_certreq));
@@ -195,7 +210,7 @@ pub(crate) fn start(sa: &mut IkeSa, cx: &mut Cx) {
     if let Some(rid) = &conn.remote_id {
         payloads.push(Payload::IdR(rid.to_wire()));
     }
-    payloads.push(Payload::Auth(auth_p));
+    payloads.extend(auth_p.map(Payload::Auth));
     if !vips.is_empty() {
         payloads.push(Payload::Cp(
             crate::cp::Request::for_vips(&vips).to_payload(),
@@ -216,6 +231,9 @@ pub(crate) fn start(sa: &mut IkeSa, cx: &mut Cx) {
         payloads.push(Payload::Sa(SaPayload { proposals }));
         payloads.push(Payload::TsI(ts_payload(&pending.local_ts)));
         payloads.push(Payload::TsR(ts_payload(&pending.remote_ts)));
+    }
+    if let (Some(c), Some(hs)) = (eap, sa.hs.as_mut()) {
+        hs.eap = Some(Box::new(EapHandshake::new(EapRole::Client(c))));
     }
     send_request(sa, cx, ExchangeType::IKE_AUTH, payloads, Active::IkeAuth);
 }
@@ -251,10 +269,21 @@ pub(crate) fn respond(
     hdr: &oxisec_wire::HeaderRepr,
     payloads: Vec<Payload>,
 ) -> Option<super::Spawn> {
-    let initial_contact = payloads
-        .iter()
-        .any(|p| matches!(p, Payload::Notify(n) if n.ty == NotifyType::INITIAL_CONTACT));
-    authenticate_and_answer(sa, cx, dgram, hdr, payloads);
+    // With EAP, INITIAL_CONTACT came in the first of several requests.
+    let held = sa
+        .hs
+        .as_ref()
+        .and_then(|h| h.eap.as_ref())
+        .is_some_and(|e| e.initial_contact);
+    let initial_contact = held
+        || payloads
+            .iter()
+            .any(|p| matches!(p, Payload::Notify(n) if n.ty == NotifyType::INITIAL_CONTACT));
+    if sa.hs.as_ref().is_some_and(|h| h.eap.is_some()) {
+        eap_round(sa, cx, dgram, hdr, payloads);
+    } else {
+        authenticate_and_answer(sa, cx, dgram, hdr, payloads);
+    }
     let peer = sa
         .peer_id
         .clone()
@@ -287,13 +316,8 @@ fn authenticate_and_answer(
         );
         close(sa, cx, DownReason::AuthFailed);
     };
-    let (Some(idi_p), Some(auth_p)) = (p.idi, p.auth) else {
-        reject(
-            sa,
-            cx,
-            None,
-            "IKE_AUTH without IDi and AUTH (EAP is not supported yet)".into(),
-        );
+    let Some(idi_p) = p.idi else {
+        reject(sa, cx, None, "IKE_AUTH without IDi".into());
         return;
     };
     let Some(idi) = Identity::from_wire(idi_p) else {
@@ -309,6 +333,11 @@ fn authenticate_and_answer(
         hs.peer_certreq = p.certreq;
     }
     let idr = p.idr.map(Identity::from_wire);
+    let Some(auth_p) = p.auth else {
+        // No AUTH: the initiator wants to authenticate with EAP (§2.16).
+        eap_start(sa, cx, dgram, hdr, &payloads, idi, idi_p, idr);
+        return;
+    };
     let (Some(hs), Some(keys)) = (sa.hs.as_ref(), sa.keys.as_ref()) else {
         return;
     };
@@ -382,6 +411,25 @@ fn authenticate_and_answer(
     let mut out = vec![Payload::IdR(idr_own)];
     out.extend(our_certs(&conn.local_auth, hs.peer_certreq));
     out.push(Payload::Auth(our_auth));
+    establish_responder(sa, cx, dgram, hdr, conn, idi, out, &p, &ni, &nr);
+}
+
+/// Responder: the initiator is authenticated — the SA is up; assign
+/// virtual IPs, set up the CHILD_SA from the request's `p` and send `out`
+/// (IDr, CERT, AUTH so far) with them.
+#[allow(clippy::too_many_arguments)]
+fn establish_responder(
+    sa: &mut IkeSa,
+    cx: &mut Cx,
+    dgram: &Datagram,
+    hdr: &oxisec_wire::HeaderRepr,
+    conn: Arc<Connection>,
+    idi: Identity,
+    mut out: Vec<Payload>,
+    p: &Parts,
+    ni: &[u8],
+    nr: &[u8],
+) {
     sa.conn = conn.clone();
     sa.peer_id = Some(idi.clone());
     sa.state = IkeState::Established;
@@ -409,7 +457,7 @@ fn authenticate_and_answer(
         }
     }
     if let (Some(sa_p), Some(tsi_p), Some(tsr_p), false) = (p.sa, p.tsi, p.tsr, no_address) {
-        out.extend(respond_child(sa, cx, &conn, sa_p, tsi_p, tsr_p, &ni, &nr));
+        out.extend(respond_child(sa, cx, &conn, sa_p, tsi_p, tsr_p, ni, nr));
     }
     send_response(
         sa,
@@ -432,11 +480,7 @@ fn assign_vips(
     conn: &Connection,
     req: &crate::cp::Request,
 ) -> Option<crate::cp::Reply> {
-    let identity = sa
-        .peer_id
-        .as_ref()
-        .map(|i| i.to_string())
-        .unwrap_or_default();
+    let identity = sa.lease_identity();
     let ra = &conn.remote_access;
     let wanted = [
         req.v4.map(|a| (true, a.map(std::net::IpAddr::V4))),
@@ -557,6 +601,10 @@ pub(crate) fn handle_response(sa: &mut IkeSa, cx: &mut Cx, payloads: Vec<Payload
     let p = parts(&payloads);
     let conn = sa.conn.clone();
     let err = crate::engine::error_notify(&payloads);
+    if let Some(e) = sa.hs.as_mut().and_then(|h| h.eap.take()) {
+        eap_response(sa, cx, *e, &payloads, err);
+        return;
+    }
     if err == Some(NotifyType::AUTHENTICATION_FAILED) {
         let why = format!(
             "peer {} rejected our authentication (AUTHENTICATION_FAILED)",
@@ -617,6 +665,22 @@ pub(crate) fn handle_response(sa: &mut IkeSa, cx: &mut Cx, payloads: Vec<Payload
         reject(sa, cx, format!("responder {idr}: {e}"));
         return;
     }
+    complete_initiator(sa, cx, idr, &p, err);
+}
+
+/// Initiator: the responder is authenticated — take the virtual IPs, bring
+/// the SA up and install the first CHILD_SA from the response's `p`.
+fn complete_initiator(
+    sa: &mut IkeSa,
+    cx: &mut Cx,
+    idr: Identity,
+    p: &Parts,
+    err: Option<NotifyType>,
+) {
+    let conn = sa.conn.clone();
+    let Some(hs) = sa.hs.as_ref() else {
+        return;
+    };
     let (ni, nr, pending) = (hs.ni.clone(), hs.nr.clone(), hs.child.clone());
     if !conn.remote_access.request_vips.is_empty() {
         let reply =
@@ -671,7 +735,7 @@ pub(crate) fn handle_response(sa: &mut IkeSa, cx: &mut Cx, payloads: Vec<Payload
         remote: sa.remote,
     });
     if let Some(pending) = pending {
-        finish_child(sa, cx, &conn, &p, pending, err, &ni, &nr);
+        finish_child(sa, cx, &conn, p, pending, err, &ni, &nr);
     }
     sa.hs = None;
 }
@@ -762,4 +826,445 @@ fn finish_child(
         spi_in: pending.spi_in,
         spi_out,
     });
+}
+
+/// The EAP payload of a message, if any.
+fn eap_payload(payloads: &[Payload]) -> Option<&[u8]> {
+    payloads.iter().find_map(|p| match p {
+        Payload::Eap(b) => Some(b.as_slice()),
+        _ => None,
+    })
+}
+
+/// Gateway, first IKE_AUTH request without AUTH (RFC 7296 §2.16): picks a
+/// connection that authenticates the peer with EAP, answers with our IDr,
+/// [CERT] and AUTH and the first EAP request, and holds the CHILD_SA and
+/// configuration requests until the final AUTH.
+#[allow(clippy::too_many_arguments)]
+fn eap_start(
+    sa: &mut IkeSa,
+    cx: &mut Cx,
+    dgram: &Datagram,
+    hdr: &oxisec_wire::HeaderRepr,
+    payloads: &[Payload],
+    idi: Identity,
+    idi_p: &IdPayload,
+    idr: Option<Option<Identity>>,
+) {
+    let reject = |sa: &mut IkeSa, cx: &mut Cx, conn: Option<String>, reason: String| {
+        auth_failed(sa, cx, conn, reason);
+        let n = vec![notify(NotifyType::AUTHENTICATION_FAILED)];
+        send_response(
+            sa,
+            cx,
+            ExchangeType::IKE_AUTH,
+            hdr.message_id,
+            &dgram.data,
+            n,
+        );
+        close(sa, cx, DownReason::AuthFailed);
+    };
+    let mut reason = format!("{idi} sent no AUTH, and no connection authenticates it with EAP");
+    let mut chosen = None;
+    for conn in &sa.candidates {
+        let Auth::Eap(server) = &conn.remote_auth else {
+            continue;
+        };
+        if conn.remote_id.as_ref().is_some_and(|r| !r.matches(&idi)) {
+            continue;
+        }
+        match &idr {
+            Some(Some(want)) if !conn.local_id.matches(want) => {
+                reason = format!(
+                    "peer {idi} asked for identity {want}, we are {}",
+                    conn.local_id
+                );
+                continue;
+            }
+            Some(None) => {
+                reason = format!("peer {idi} asked for an identity of an unsupported type");
+                continue;
+            }
+            _ => {}
+        }
+        chosen = Some((conn.clone(), server.clone()));
+        break;
+    }
+    let Some((conn, server)) = chosen else {
+        let name = sa.candidates.first().map(|c| c.name.clone());
+        reject(sa, cx, name, reason);
+        return;
+    };
+    let ia = super::ike_intermediate::int_auth(sa, hdr.message_id);
+    let (Some(hs), Some(keys)) = (sa.hs.as_ref(), sa.keys.as_ref()) else {
+        return;
+    };
+    let idr_own = conn.local_id.to_wire();
+    let octets_r = auth::signed_octets(
+        keys.prf,
+        &hs.init_response,
+        &hs.ni,
+        keys.sk_p_own.as_bytes(),
+        &idr_own.body_bytes(),
+        &ia,
+    );
+    let our_auth = match auth::make(&conn.local_auth, keys.prf, &octets_r, &hs.peer_hashes) {
+        Ok(a) => a,
+        Err(e) => {
+            warn!(connection = %conn.name, "cannot authenticate ourselves: {e}");
+            let why = format!("we cannot authenticate: {e}");
+            reject(sa, cx, Some(conn.name.clone()), why);
+            return;
+        }
+    };
+    let mut out = vec![Payload::IdR(idr_own)];
+    out.extend(our_certs(&conn.local_auth, hs.peer_certreq));
+    out.push(Payload::Auth(our_auth));
+    let (server, first) = eap::server::Server::start(
+        server.users.clone(),
+        server.ask_identity,
+        eap::identity_text(&idi),
+        cx.rng,
+    );
+    out.push(Payload::Eap(first));
+    let mut e = EapHandshake::new(EapRole::Server(server));
+    e.rounds = 1;
+    e.peer_idi = Some((idi.clone(), idi_p.body_bytes()));
+    e.held = payloads
+        .iter()
+        .filter(|p| {
+            matches!(
+                p,
+                Payload::Sa(_) | Payload::TsI(_) | Payload::TsR(_) | Payload::Cp(_)
+            )
+        })
+        .cloned()
+        .collect();
+    e.initial_contact = payloads
+        .iter()
+        .any(|p| matches!(p, Payload::Notify(n) if n.ty == NotifyType::INITIAL_CONTACT));
+    info!(connection = %conn.name, peer = %idi, remote = %sa.remote, "peer authenticates with EAP-MSCHAPv2");
+    sa.conn = conn;
+    if let Some(hs) = sa.hs.as_mut() {
+        hs.auth_mid = hdr.message_id;
+        hs.eap = Some(Box::new(e));
+    }
+    send_response(
+        sa,
+        cx,
+        ExchangeType::IKE_AUTH,
+        hdr.message_id,
+        &dgram.data,
+        out,
+    );
+}
+
+/// Gateway, a later IKE_AUTH request of an EAP authentication: the next
+/// EAP message, or — after EAP-Success — the client's AUTH keyed with the
+/// MSK, answered with ours, the configuration reply and the CHILD_SA.
+fn eap_round(
+    sa: &mut IkeSa,
+    cx: &mut Cx,
+    dgram: &Datagram,
+    hdr: &oxisec_wire::HeaderRepr,
+    payloads: Vec<Payload>,
+) {
+    let Some(mut e) = sa.hs.as_mut().and_then(|h| h.eap.take()) else {
+        return;
+    };
+    let conn = sa.conn.clone();
+    let answer = |sa: &mut IkeSa, cx: &mut Cx, out: Vec<Payload>| {
+        send_response(
+            sa,
+            cx,
+            ExchangeType::IKE_AUTH,
+            hdr.message_id,
+            &dgram.data,
+            out,
+        );
+    };
+    // EAP-Failure (when there is one to send) with AUTHENTICATION_FAILED:
+    // the client learns why, and no SA is left behind.
+    let fail = |sa: &mut IkeSa, cx: &mut Cx, reason: String, eap_failure: Option<Vec<u8>>| {
+        auth_failed(sa, cx, Some(conn.name.clone()), reason);
+        let mut out: Vec<Payload> = eap_failure.map(Payload::Eap).into_iter().collect();
+        out.push(notify(NotifyType::AUTHENTICATION_FAILED));
+        answer(sa, cx, out);
+        close(sa, cx, DownReason::AuthFailed);
+    };
+    e.rounds += 1;
+    if e.rounds > eap::MAX_ROUNDS {
+        let why = format!("EAP not finished after {} rounds", eap::MAX_ROUNDS);
+        fail(sa, cx, why, None);
+        return;
+    }
+    // Each authenticated round shows the client is making progress: it gets
+    // the half-open time again (at most MAX_ROUNDS times), so that a lossy
+    // link that needs retransmissions in every round still gets through.
+    if sa.half_open_deadline.is_some() {
+        sa.half_open_deadline = Some(cx.now + super::ike_sa_init::HALF_OPEN_TIMEOUT);
+    }
+    let EapRole::Server(server) = &mut e.role else {
+        return;
+    };
+    let p = parts(&payloads);
+    if let Some(auth_p) = p.auth {
+        let (Some(msk), Some(user)) = (server.msk().cloned(), server.user().map(str::to_string))
+        else {
+            fail(sa, cx, "AUTH before EAP succeeded".into(), None);
+            return;
+        };
+        let Some((idi, idi_body)) = e.peer_idi.take() else {
+            return;
+        };
+        let mid = sa.hs.as_ref().map(|h| h.auth_mid).unwrap_or_default();
+        let ia = super::ike_intermediate::int_auth(sa, mid);
+        let (Some(hs), Some(keys)) = (sa.hs.as_ref(), sa.keys.as_ref()) else {
+            return;
+        };
+        // RFC 7296 §2.16: both final AUTH payloads use the MSK as the
+        // shared secret, over the same octets as the first AUTH would.
+        let msk_key = Auth::Psk(msk);
+        let octets = auth::signed_octets(
+            keys.prf,
+            &hs.init_request,
+            &hs.nr,
+            keys.sk_p_peer.as_bytes(),
+            &idi_body,
+            &ia,
+        );
+        if let Err(why) = auth::check(&msk_key, keys.prf, &octets, auth_p, None) {
+            let why = format!("{user} ({idi}): AUTH with the EAP MSK does not verify: {why}");
+            fail(sa, cx, why, None);
+            return;
+        }
+        let idr_own = conn.local_id.to_wire();
+        let octets_r = auth::signed_octets(
+            keys.prf,
+            &hs.init_response,
+            &hs.ni,
+            keys.sk_p_own.as_bytes(),
+            &idr_own.body_bytes(),
+            &ia,
+        );
+        let our = match auth::make(&msk_key, keys.prf, &octets_r, &[]) {
+            Ok(a) => a,
+            Err(why) => {
+                fail(sa, cx, why, None);
+                return;
+            }
+        };
+        let (ni, nr) = (hs.ni.clone(), hs.nr.clone());
+        let held = std::mem::take(&mut e.held);
+        info!(connection = %conn.name, peer = %idi, user = %user, "EAP-MSCHAPv2 authentication succeeded");
+        sa.eap_identity = Some(user.clone());
+        cx.event(Event::EapAuthenticated {
+            ike: sa.id,
+            connection: conn.name.clone(),
+            remote: sa.remote,
+            identity: user,
+        });
+        let hp = parts(&held);
+        let out = vec![Payload::Auth(our)];
+        establish_responder(sa, cx, dgram, hdr, conn.clone(), idi, out, &hp, &ni, &nr);
+        return;
+    }
+    let Some(data) = eap_payload(&payloads) else {
+        let why = "IKE_AUTH request with neither EAP nor AUTH during EAP".to_string();
+        fail(sa, cx, why, None);
+        return;
+    };
+    match server.process(data, cx.rng) {
+        eap::server::Step::Continue(next) => {
+            if let Some(hs) = sa.hs.as_mut() {
+                hs.eap = Some(e);
+            }
+            answer(sa, cx, vec![Payload::Eap(next)]);
+        }
+        eap::server::Step::Success { packet, user } => {
+            tracing::debug!(connection = %conn.name, user = %user, "EAP-MSCHAPv2 password verified; EAP-Success");
+            if let Some(hs) = sa.hs.as_mut() {
+                hs.eap = Some(e);
+            }
+            answer(sa, cx, vec![Payload::Eap(packet)]);
+        }
+        eap::server::Step::Failure { packet, reason } => fail(sa, cx, reason, Some(packet)),
+    }
+}
+
+/// Client, a response during EAP: first the gateway's IDr and AUTH (its
+/// certificate or PSK, checked before anything else is believed), then
+/// EAP requests until EAP-Success — accepted only after the gateway's
+/// MSCHAPv2 authenticator response verified — then our MSK-keyed AUTH, and
+/// finally the gateway's MSK-keyed AUTH with the configuration reply and
+/// the CHILD_SA.
+fn eap_response(
+    sa: &mut IkeSa,
+    cx: &mut Cx,
+    mut e: EapHandshake,
+    payloads: &[Payload],
+    err: Option<NotifyType>,
+) {
+    let conn = sa.conn.clone();
+    let p = parts(payloads);
+    let reject = |sa: &mut IkeSa, cx: &mut Cx, reason: String| {
+        auth_failed(sa, cx, Some(conn.name.clone()), reason);
+        close(sa, cx, DownReason::AuthFailed);
+    };
+    let refused = || {
+        err.map(|n| format!("the gateway answered {n}"))
+            .unwrap_or_default()
+    };
+    e.rounds += 1;
+    if e.rounds > eap::MAX_ROUNDS {
+        let why = format!(
+            "the gateway did not finish EAP in {} rounds",
+            eap::MAX_ROUNDS
+        );
+        reject(sa, cx, why);
+        return;
+    }
+    let mid = sa.hs.as_ref().map(|h| h.auth_mid).unwrap_or_default();
+    let ia = super::ike_intermediate::int_auth(sa, mid);
+    if e.peer_idr.is_none() {
+        let (Some(idr_p), Some(auth_p)) = (p.idr, p.auth) else {
+            let why = match refused() {
+                r if r.is_empty() => {
+                    "the gateway's first IKE_AUTH response lacks IDr and AUTH".into()
+                }
+                r => r,
+            };
+            reject(sa, cx, why);
+            return;
+        };
+        let Some(idr) = Identity::from_wire(idr_p) else {
+            let why = format!(
+                "gateway sent an identity of unsupported type {}",
+                idr_p.id_type
+            );
+            reject(sa, cx, why);
+            return;
+        };
+        if let Some(want) = &conn.remote_id
+            && !want.matches(&idr)
+        {
+            reject(
+                sa,
+                cx,
+                format!("gateway identified as {idr}, expected {want}"),
+            );
+            return;
+        }
+        let (Some(hs), Some(keys)) = (sa.hs.as_ref(), sa.keys.as_ref()) else {
+            return;
+        };
+        let octets = auth::signed_octets(
+            keys.prf,
+            &hs.init_response,
+            &hs.ni,
+            keys.sk_p_peer.as_bytes(),
+            &idr_p.body_bytes(),
+            &ia,
+        );
+        let checked = peer_key(&conn.remote_auth, &p.certs, &idr, cx).and_then(|key| {
+            auth::check(&conn.remote_auth, keys.prf, &octets, auth_p, key.as_ref())
+        });
+        if let Err(why) = checked {
+            reject(sa, cx, format!("gateway {idr}: {why}"));
+            return;
+        }
+        info!(connection = %conn.name, peer = %idr, "gateway authenticated; EAP follows");
+        e.peer_idr = Some((idr, idr_p.body_bytes()));
+    } else if e.auth_sent {
+        let (Some(auth_p), EapRole::Client(c)) = (p.auth, &e.role) else {
+            let why = match refused() {
+                r if r.is_empty() => "the gateway's last IKE_AUTH response has no AUTH".into(),
+                r => r,
+            };
+            reject(sa, cx, why);
+            return;
+        };
+        let (Some(msk), Some((idr, idr_body))) = (c.msk().cloned(), e.peer_idr.take()) else {
+            return;
+        };
+        let (Some(hs), Some(keys)) = (sa.hs.as_ref(), sa.keys.as_ref()) else {
+            return;
+        };
+        let octets = auth::signed_octets(
+            keys.prf,
+            &hs.init_response,
+            &hs.ni,
+            keys.sk_p_peer.as_bytes(),
+            &idr_body,
+            &ia,
+        );
+        if let Err(why) = auth::check(&Auth::Psk(msk), keys.prf, &octets, auth_p, None) {
+            let why = format!("gateway {idr}: AUTH with the EAP MSK does not verify: {why}");
+            reject(sa, cx, why);
+            return;
+        }
+        complete_initiator(sa, cx, idr, &p, err);
+        return;
+    }
+    let Some(data) = eap_payload(payloads) else {
+        let why = match refused() {
+            r if r.is_empty() => "the gateway sent no EAP request".into(),
+            r => r,
+        };
+        reject(sa, cx, why);
+        return;
+    };
+    let EapRole::Client(client) = &mut e.role else {
+        return;
+    };
+    match client.process(data, cx.rng) {
+        eap::client::Step::Reply(r) => {
+            if let Some(hs) = sa.hs.as_mut() {
+                hs.eap = Some(Box::new(e));
+            }
+            send_request(
+                sa,
+                cx,
+                ExchangeType::IKE_AUTH,
+                vec![Payload::Eap(r)],
+                Active::IkeAuth,
+            );
+        }
+        eap::client::Step::Success => {
+            let Some(msk) = client.msk().cloned() else {
+                return;
+            };
+            let (Some(hs), Some(keys)) = (sa.hs.as_ref(), sa.keys.as_ref()) else {
+                return;
+            };
+            let octets = auth::signed_octets(
+                keys.prf,
+                &hs.init_request,
+                &hs.nr,
+                keys.sk_p_own.as_bytes(),
+                &conn.local_id.to_wire().body_bytes(),
+                &ia,
+            );
+            let our = match auth::make(&Auth::Psk(msk), keys.prf, &octets, &[]) {
+                Ok(a) => a,
+                Err(why) => {
+                    reject(sa, cx, why);
+                    return;
+                }
+            };
+            info!(connection = %conn.name, user = %client.identity(), "EAP-MSCHAPv2 succeeded; the gateway proved it knows our password");
+            e.auth_sent = true;
+            if let Some(hs) = sa.hs.as_mut() {
+                hs.eap = Some(Box::new(e));
+            }
+            send_request(
+                sa,
+                cx,
+                ExchangeType::IKE_AUTH,
+                vec![Payload::Auth(our)],
+                Active::IkeAuth,
+            );
+        }
+        eap::client::Step::Failure(why) => reject(sa, cx, why),
+    }
 }

@@ -658,11 +658,7 @@ pub(crate) fn close(sa: &mut IkeSa, cx: &mut Cx, reason: DownReason) {
 /// client removes its addresses unless a rekey carried them over.
 fn release_vips(sa: &mut IkeSa, cx: &mut Cx) {
     let replaced = sa.rekeyed_to.is_some();
-    let identity = sa
-        .peer_id
-        .as_ref()
-        .map(|i| i.to_string())
-        .unwrap_or_default();
+    let identity = sa.lease_identity();
     for (pool, address) in std::mem::take(&mut sa.peer_vips) {
         cx.alloc.pools.release(&pool, address, sa.id);
         if !replaced {

@@ -392,6 +392,15 @@ pub fn describe(ev: &Event, conn_of: &dyn Fn(IkeId) -> Option<String>) -> String
             ),
             None => format!("authentication failed with {}: {reason}", remote.ip()),
         },
+        Event::EapAuthenticated {
+            connection,
+            remote,
+            identity,
+            ..
+        } => format!(
+            "{connection}: {} authenticated with EAP as {identity}",
+            remote.ip()
+        ),
         Event::VirtualIp {
             connection,
             addresses,
