@@ -325,6 +325,7 @@ mod tests {
             drops: Default::default(),
             connections: vec![],
             ike_sas: vec![],
+            pools: vec![],
         });
         let line = encode(&s);
         assert!(

@@ -38,6 +38,22 @@ pub struct StatusReport {
     pub drops: BTreeMap<String, u64>,
     pub connections: Vec<ConnectionInfo>,
     pub ike_sas: Vec<IkeSaInfo>,
+    /// Virtual IP pools of a remote-access gateway.
+    #[serde(default)]
+    pub pools: Vec<PoolInfo>,
+}
+
+/// One virtual IP pool: its range and how much of it is taken.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PoolInfo {
+    pub name: String,
+    pub first: IpAddr,
+    pub last: IpAddr,
+    /// Addresses held by connected clients.
+    pub online: usize,
+    /// Addresses kept for clients that are away (given back when they
+    /// return, reclaimed oldest first when the pool runs out).
+    pub offline: usize,
 }
 
 /// A configured connection (whether or not an SA exists).
@@ -247,6 +263,13 @@ pub fn render(r: &StatusReport) -> String {
         let list: Vec<String> = r.drops.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = writeln!(s, "data plane drops: {}", list.join(", "));
     }
+    for p in &r.pools {
+        let _ = writeln!(
+            s,
+            "pool {} {}-{}: {} online, {} offline",
+            p.name, p.first, p.last, p.online, p.offline
+        );
+    }
     s.push('\n');
     let _ = writeln!(s, "Connections ({}):", r.connections.len());
     let mut rows = Vec::new();
@@ -445,6 +468,13 @@ mod tests {
                     start_action: "start".into(),
                 }],
             }],
+            pools: vec![PoolInfo {
+                name: "staff".into(),
+                first: "10.3.0.1".parse().unwrap(),
+                last: "10.3.0.254".parse().unwrap(),
+                online: 2,
+                offline: 1,
+            }],
             ike_sas: ike_sas(&sample_engine_status(now), now, &counters),
         }
     }
@@ -484,6 +514,7 @@ mod tests {
         let text = render(&sample(now));
         let expected = "\
 oxisec 0.1.0 (pid 42), up 6m40s, data plane: userspace ESP-in-UDP on oxisec0
+pool staff 10.3.0.1-10.3.0.254: 2 online, 1 offline
 
 Connections (1):
   site-b  192.0.2.1 [gw-a.example.com]  <->  192.0.2.2 [%any]

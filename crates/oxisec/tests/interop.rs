@@ -552,6 +552,7 @@ other: #2, CONNECTING, IKEv2, 1111111111111111_i* 0000000000000000_r
             drops: Default::default(),
             connections: vec![],
             ike_sas: vec![ike],
+            pools: vec![],
         };
         let sas = parse_status_json(&serde_json::to_string_pretty(&report).unwrap()).unwrap();
         assert!(tunnel_up(&sas, "net"));
