@@ -78,6 +78,11 @@ pub struct DaemonConfig {
     /// The resolv.conf that [`DnsBackend::ResolvConf`] rewrites (and
     /// restores on disconnect).
     pub resolv_conf: PathBuf,
+    /// Connections whose traffic must never leave in clear while the
+    /// daemon runs: their remote selectors stay routed into the TUN device
+    /// (where packets without an SA are dropped) also while the tunnel is
+    /// down or being re-established.
+    pub kill_switch: Vec<String>,
 }
 
 /// How DNS servers and domains received with a virtual IP are applied.
@@ -107,6 +112,7 @@ impl Default for DaemonConfig {
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             dns: DnsBackend::Auto,
             resolv_conf: PathBuf::from("/etc/resolv.conf"),
+            kill_switch: Vec::new(),
         }
     }
 }
@@ -220,6 +226,7 @@ struct RawConnection {
     dpd_action: Option<Spanned<String>>,
     /// Remote access (see [`remote`]): client side.
     vips: Option<Spanned<Vec<Spanned<String>>>>,
+    kill_switch: Option<Spanned<bool>>,
     /// Remote access: gateway side.
     pools: Option<Spanned<Vec<Spanned<String>>>>,
     dns: Option<Spanned<Vec<Spanned<String>>>>,
@@ -384,7 +391,7 @@ pub fn parse(text: &str, origin: &Path, resolver: &dyn Resolver) -> Result<Loade
         Err(e) => return Err(cx.serde_error(e, String::new())),
     };
     let mut warnings = Vec::new();
-    let (daemon, wide) = cx.daemon(raw.daemon.as_ref(), &mut warnings)?;
+    let (mut daemon, wide) = cx.daemon(raw.daemon.as_ref(), &mut warnings)?;
     let pools = cx.pools(&raw.pools)?;
 
     let mut conns: Vec<(&String, &Spanned<RawConnection>)> = raw.connections.iter().collect();
@@ -393,6 +400,18 @@ pub fn parse(text: &str, origin: &Path, resolver: &dyn Resolver) -> Result<Loade
     let mut child_owner: HashMap<String, String> = HashMap::new();
     for (name, rc) in conns {
         let conn = cx.connection(name, rc, resolver, &pools, &mut warnings)?;
+        if let Some(k) = &rc.get_ref().kill_switch
+            && *k.get_ref()
+        {
+            if conn.remote_addrs.is_empty() {
+                return Err(cx.err(
+                    Some(k.span()),
+                    format!("connections.{name}.kill_switch"),
+                    "needs remote_addrs: the gateway's address is kept outside the tunnel",
+                ));
+            }
+            daemon.kill_switch.push(conn.name.clone());
+        }
         for child in &conn.children {
             if let Some(other) = child_owner.insert(child.name.clone(), conn.name.clone()) {
                 let span = rc.get_ref().children.get(&child.name).map(|c| c.span());
@@ -2054,6 +2073,7 @@ remote_addrs = ["192.0.2.1"]
 local_addrs = ["192.0.2.9"]
 psk = "a remote-access key that is long enough"
 vips = ["0.0.0.0", "::"]
+kill_switch = true
 [connections.home.children.all]
 local_ts = ["dynamic"]
 remote_ts = ["0.0.0.0/0", "::/0"]
@@ -2062,6 +2082,7 @@ remote_ts = ["0.0.0.0/0", "::/0"]
         .unwrap();
         let c = &l.ike.connections[0];
         assert_eq!(c.remote_access.request_vips.len(), 2);
+        assert_eq!(l.daemon.kill_switch, ["home"]);
         assert!(c.children[0].local_ts.is_empty());
     }
 

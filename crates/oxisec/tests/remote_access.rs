@@ -16,7 +16,8 @@
 //!   (0.0.0.0/0): the address lands on oxisec's TUN device, the DNS server
 //!   in its resolv.conf (a file of the test, not the host's), traffic to
 //!   the company network flows, IKE to the gateway stays outside the
-//!   tunnel, and everything is undone on disconnect.
+//!   tunnel, and everything is undone on disconnect — except the kill
+//!   switch's routes, which keep the traffic from leaving in clear.
 mod common;
 
 use std::net::IpAddr;
@@ -297,6 +298,7 @@ remote_id = "{GATEWAY_ID}"
 psk = "{TEST_PSK}"
 ike_proposals = ["aes128gcm16-prfsha256-x25519"]
 vips = ["0.0.0.0"]
+kill_switch = true
 [connections.rw.children.rw]
 local_ts = ["dynamic"]
 remote_ts = ["0.0.0.0/0"]
@@ -384,6 +386,21 @@ fn oxisec_road_warrior_gets_a_virtual_ip_and_dns_from_strongswan() {
         let back = std::fs::read_to_string(&resolv)?;
         if back != original {
             return Err(format!("resolv.conf not restored: {back}").into());
+        }
+        // Kill switch: with the tunnel down, the company network is still
+        // routed into oxisec0, where the packets are dropped, not sent in
+        // clear; the gateway itself stays reachable for the next attempt.
+        let route = topo.left.ip(&["route", "get", &RIGHT_HOST.to_string()])?;
+        if !route.contains("oxisec0") {
+            return Err(format!("kill switch: {RIGHT_HOST} leaves in clear: {route}").into());
+        }
+        if ping(&topo.left, RIGHT_HOST).is_ok() {
+            return Err(format!("kill switch: {RIGHT_HOST} answered without a tunnel").into());
+        }
+        ping(&topo.left, RIGHT_OUTER)?;
+        let drops = client.status()?.drops;
+        if drops.values().sum::<u64>() == 0 {
+            return Err("kill switch: the data plane counted no drop".into());
         }
         Ok(())
     };

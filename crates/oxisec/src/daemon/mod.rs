@@ -193,6 +193,7 @@ async fn run_async(loaded: Loaded, socket: Option<PathBuf>) -> Result<(), Daemon
         leases_dirty: false,
     };
     d.restore_leases(&loaded.daemon.state_dir);
+    d.pin_kill_switch_routes(&loaded.daemon.kill_switch);
 
     // start_action = "start": the engine picks the first such child.
     let now = Instant::now();
@@ -366,6 +367,34 @@ impl Daemon {
         }
         if self.leases_dirty {
             self.save_leases();
+        }
+    }
+
+    /// Kill switch: the remote selectors of these connections are routed
+    /// into the TUN device for as long as the daemon runs, under a route
+    /// owner of their own (ids from the top of the range, never an engine
+    /// CHILD_SA), so they stay when the tunnel goes down; without an SA the
+    /// data plane drops what arrives there (counted as "no policy").
+    fn pin_kill_switch_routes(&mut self, names: &[String]) {
+        for (i, name) in names.iter().enumerate() {
+            let Some(c) = self.config.connections.iter().find(|c| &c.name == name) else {
+                continue;
+            };
+            let Some(&peer) = c.remote_addrs.first() else {
+                continue;
+            };
+            let remote_ts: Vec<_> = c
+                .children
+                .iter()
+                .flat_map(|ch| ch.remote_ts.iter().copied())
+                .collect();
+            info!("kill switch for {name}: its traffic is dropped while the tunnel is down");
+            let _ = self.routes.send(RouteOp::Add {
+                child: oxisec_ike::ChildId(u64::MAX - i as u64),
+                local_ts: Vec::new(),
+                remote_ts,
+                peer,
+            });
         }
     }
 

@@ -393,6 +393,26 @@ impl RouteState {
             Ok(()) => info!("virtual IP {a} removed from {}", self.ifname),
             Err(e) => debug!("cannot remove virtual IP {a}: {e}"),
         }
+        // Linux flushes a device's IPv4 routes with its last IPv4 address;
+        // the routes we still hold (the kill switch's, another child's)
+        // go back in, without the source that just went away.
+        let keep: Vec<(Prefix, Option<IpAddr>)> = self
+            .installed
+            .iter_mut()
+            .filter(|(p, _)| p.0.is_ipv4() == a.is_ipv4())
+            .map(|(p, (_, src))| {
+                if *src == Some(a) {
+                    *src = None;
+                }
+                (*p, *src)
+            })
+            .collect();
+        for (p, src) in keep {
+            let msg = self.message(p, src);
+            if let Err(e) = self.handle.route().add(msg).replace().execute().await {
+                warn!("cannot restore route {}: {e}", self.describe(p, src));
+            }
+        }
     }
 
     async fn remove(&mut self, child: ChildId) {
