@@ -409,3 +409,84 @@ fn oxisec_road_warrior_gets_a_virtual_ip_and_dns_from_strongswan() {
         panic!("{e}");
     }
 }
+
+const POOL6: &str = "2001:db8:3::/64";
+const COMPANY6: &str = "2001:db8:1::/64";
+const COMPANY6_HOST: &str = "2001:db8:1::1";
+
+/// oxisec on both ends, dual stack: one address of each family from the
+/// gateway's two pools, IPv4 and IPv6 traffic through one CHILD_SA.
+#[test]
+fn oxisec_road_warrior_dual_stack_against_oxisec() {
+    let _serial = common::serial();
+    let test = "oxisec_road_warrior_dual_stack_against_oxisec";
+    if common::skip(test, &[Tool::Ping]) {
+        return;
+    }
+    let topo = topology(test).unwrap();
+    let run = || -> Result<()> {
+        topo.right
+            .add_lo_address(COMPANY6_HOST.parse().unwrap(), 64)?;
+        let gw_dir = topo.dir.sub("right")?;
+        let gw_toml = gateway_toml(&gw_dir)
+            .replace(
+                "[connections.rw]",
+                &format!("[pools.staff6]\naddrs = \"{POOL6}\"\n[connections.rw]"),
+            )
+            .replace("pools = [\"staff\"]", "pools = [\"staff\", \"staff6\"]")
+            .replace(
+                &format!("local_ts = [\"{COMPANY}\"]"),
+                &format!("local_ts = [\"{COMPANY}\", \"{COMPANY6}\"]"),
+            );
+        let gw = OxisecPeer::start_with_config(
+            topo.right.clone(),
+            gw_dir,
+            "oxisec@right".into(),
+            &gw_toml,
+        )?;
+        let dir = topo.dir.sub("left")?;
+        let client_toml = oxisec_client(&dir)
+            .replace("vips = [\"0.0.0.0\"]", "vips = [\"0.0.0.0\", \"::\"]")
+            .replace("kill_switch = true\n", "")
+            .replace("dns = \"resolv.conf\"", "dns = \"off\"")
+            .replace(
+                "remote_ts = [\"0.0.0.0/0\"]",
+                &format!("remote_ts = [\"{COMPANY}\", \"{COMPANY6}\"]"),
+            );
+        let client = OxisecPeer::start_with_config(
+            topo.left.clone(),
+            dir,
+            "oxisec@left".into(),
+            &client_toml,
+        )?;
+        client.initiate("rw")?;
+        let status = client.status()?;
+        let child = status
+            .ike_sas
+            .iter()
+            .flat_map(|s| &s.children)
+            .next()
+            .ok_or("no CHILD_SA")?;
+        if child.local_ts.len() != 2
+            || !child.local_ts.iter().any(|t| t.starts_with("2001:db8:3::"))
+        {
+            return Err(format!(
+                "local selectors {:?}: expected one address per family",
+                child.local_ts
+            )
+            .into());
+        }
+        ping(&topo.left, RIGHT_HOST)?;
+        ping(&topo.left, COMPANY6_HOST.parse().unwrap())?;
+        let pools = gw.status()?.pools;
+        if pools.iter().map(|p| p.online).sum::<usize>() != 2 {
+            return Err(format!("pool usage: {pools:?}").into());
+        }
+        client.terminate("rw")?;
+        Ok(())
+    };
+    if let Err(e) = run() {
+        topo.dir.keep();
+        panic!("{e}");
+    }
+}
