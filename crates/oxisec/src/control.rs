@@ -326,6 +326,7 @@ mod tests {
             connections: vec![],
             ike_sas: vec![],
             pools: vec![],
+            ike_counters: Default::default(),
         });
         let line = encode(&s);
         assert!(

@@ -611,6 +611,7 @@ impl Daemon {
                 self.dp.counters(spi, inbound)
             }),
             pools: self.pool_info(),
+            ike_counters: status::ike_counters(&self.engine.stats()),
         }
     }
 
