@@ -169,7 +169,7 @@ impl<'a> EapPacket<'a> {
 /// The NT hash of a password (MD4 of its UTF-16LE form, RFC 2759 §8.3):
 /// what a gateway stores instead of the password. It is a password
 /// equivalent for MSCHAPv2, so it is zeroized on drop and never printed.
-#[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct NtHash([u8; 16]);
 
 impl NtHash {

@@ -441,4 +441,51 @@ mod tests {
         resp.extend_from_slice(b"alice");
         assert!(matches!(s.process(&resp, &mut rng), Step::Failure { .. }));
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Whatever a client sends, at whatever point, the server
+            /// answers with a step and never panics; it never reports
+            /// success for bytes that are not a proper MSCHAPv2 exchange.
+            #[test]
+            fn server_survives_arbitrary_responses(
+                msgs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..80), 1..5),
+                ask in any::<bool>(),
+                fix_id in any::<bool>(),
+            ) {
+                let mut rng = Counter(5);
+                let (mut s, _) = Server::start(users(), ask, "alice".into(), &mut rng);
+                for mut m in msgs {
+                    if fix_id && m.len() > 1 {
+                        m[1] = s.identifier;
+                    }
+                    match s.process(&m, &mut rng) {
+                        Step::Success { .. } => prop_assert!(false, "success from random bytes"),
+                        Step::Failure { .. } => break,
+                        Step::Continue(next) => prop_assert!(EapPacket::parse(&next).is_ok()),
+                    }
+                }
+            }
+
+            /// Likewise for the client: no panic, and never an MSK.
+            #[test]
+            fn client_survives_arbitrary_requests(
+                msgs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..80), 1..5),
+            ) {
+                let mut rng = Counter(5);
+                let mut c = Client::new("alice", b"wonderland").unwrap();
+                for m in msgs {
+                    match c.process(&m, &mut rng) {
+                        client::Step::Success => prop_assert!(false, "success from random bytes"),
+                        client::Step::Failure(_) => break,
+                        client::Step::Reply(r) => prop_assert!(EapPacket::parse(&r).is_ok()),
+                    }
+                }
+                prop_assert!(c.msk().is_none());
+            }
+        }
+    }
 }
