@@ -450,3 +450,113 @@ mod certificates {
         assert_refused(&mut w, false, "certificate");
     }
 }
+
+/// Two clients that share an IDi (as Windows clients behind one NAT do,
+/// announcing their private address) but log in as different users: the
+/// second one's INITIAL_CONTACT must not remove the first one's SA, and
+/// each gets its own address.
+#[test]
+fn clients_sharing_an_idi_are_told_apart_by_their_eap_user() {
+    let gw_side = gateway(psk(), false);
+    let mut conn = gw_side.connection();
+    conn.remote_addrs.clear();
+    let config = Config {
+        connections: vec![Arc::new(conn)],
+        pools: gw_side.pools.clone(),
+        ..Config::default()
+    };
+    let mut gw = Peer {
+        engine: Engine::new(config, Box::new(TestRng(2))),
+        commands: Vec::new(),
+        events: Vec::new(),
+        sent: Vec::new(),
+        dp: DataPlane::default(),
+    };
+    let alice = client("alice", "wonderland", psk());
+    let bob = Side {
+        addr: ip("192.0.2.3"),
+        ..client("bob", "builder", psk())
+    };
+    let mut clients = [alice.engine(1), bob.engine(3)];
+    let now = std::time::Instant::now();
+    let pump = |clients: &mut [Peer; 2], gw: &mut Peer| {
+        for _ in 0..100 {
+            let mut moved = false;
+            for c in clients.iter_mut() {
+                for t in c.drain() {
+                    moved = true;
+                    deliver(gw, now, &t);
+                }
+            }
+            for t in gw.drain() {
+                moved = true;
+                let to = clients
+                    .iter_mut()
+                    .find(|c| {
+                        c.engine
+                            .status()
+                            .iter()
+                            .any(|s| s.local.ip() == t.remote.ip())
+                    })
+                    .expect("a client for the address");
+                deliver(to, now, &t);
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("never quiet");
+    };
+    for i in 0..2 {
+        clients[i].engine.handle_command(
+            now,
+            Command::Initiate {
+                connection: "tunnel".into(),
+                child: None,
+            },
+        );
+        pump(&mut clients, &mut gw);
+    }
+    assert_eq!(gw.established(), 2, "{:?}", gw.events);
+    assert_eq!(clients[0].established(), 1);
+    assert_eq!(clients[1].established(), 1);
+    assert_eq!(eap_users(&gw), vec!["alice".to_string(), "bob".to_string()]);
+    let mut leases: Vec<_> = gw
+        .engine
+        .leases()
+        .into_iter()
+        .map(|l| (l.identity, l.address))
+        .collect();
+    leases.sort();
+    assert_eq!(
+        leases,
+        vec![
+            ("alice".to_string(), ip("10.3.0.1")),
+            ("bob".to_string(), ip("10.3.0.2"))
+        ]
+    );
+    // Alice again (a restarted client: INITIAL_CONTACT): her old SA goes,
+    // Bob's stays.
+    let mut alice2 = alice.engine(7);
+    alice2.engine.handle_command(
+        now,
+        Command::Initiate {
+            connection: "tunnel".into(),
+            child: None,
+        },
+    );
+    std::mem::swap(&mut clients[0], &mut alice2);
+    pump(&mut clients, &mut gw);
+    assert_eq!(gw.established(), 2, "{:?}", gw.events);
+    assert_eq!(eap_users(&gw).len(), 3);
+    let remaining: Vec<String> = gw
+        .engine
+        .status()
+        .iter()
+        .map(|s| s.remote.to_string())
+        .collect();
+    assert!(
+        remaining.iter().any(|r| r.starts_with("192.0.2.3")),
+        "{remaining:?}"
+    );
+}
