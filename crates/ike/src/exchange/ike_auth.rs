@@ -1,6 +1,8 @@
 //! IKE_AUTH (RFC 7296 §1.2, §2.15): identities, authentication with a
-//! pre-shared key or a certificate (RFC 7427 signatures, CERT/CERTREQ), and
-//! the first CHILD_SA with traffic selector narrowing (§2.9).
+//! pre-shared key or a certificate (RFC 7427 signatures, CERT/CERTREQ), or
+//! of the initiator with EAP-MSCHAPv2 over several IKE_AUTH round trips
+//! (§2.16, both final AUTH payloads keyed with the MSK), and the first
+//! CHILD_SA with traffic selector narrowing (§2.9).
 use std::sync::Arc;
 
 use oxisec_pki::{Certificate, PublicKey};
