@@ -10,6 +10,7 @@ pub mod crlfetch;
 pub mod daemon;
 pub mod demo;
 pub mod netns;
+pub mod pki;
 pub mod proposals;
 pub mod status;
 pub mod x509util;
