@@ -1148,66 +1148,32 @@ impl Cx<'_> {
             Some(k) => k,
             None => raw.ca_certs.is_some(),
         };
-        let psk_given = raw
-            .psk
-            .as_ref()
-            .map(Spanned::span)
-            .or(raw.psk_file.as_ref().map(Spanned::span));
-        let psk = if !local_cert || !remote_cert {
-            Some(self.psk(base, rc, warnings)?)
-        } else {
-            if let Some(span) = psk_given {
-                return Err(self.err(
-                    Some(span),
-                    base,
-                    "a pre-shared key is set but both sides authenticate with certificates (local_auth and remote_auth = \"cert\"); remove it",
-                ));
-            }
-            None
-        };
-
-        // Our side.
-        let mut cert = None;
-        let local = if local_cert {
-            let lc = self.local_cert(base, rc, warnings)?;
-            cert = lc.chain.first().cloned();
-            Auth::Cert(lc)
-        } else {
-            for (key, v) in [
-                ("local_cert", raw.local_cert.as_ref()),
-                ("local_key", raw.local_key.as_ref()),
+        // Keys of a method that is not used are mistakes; say so first.
+        if !local_cert {
+            for (key, span) in [
+                ("local_cert", raw.local_cert.as_ref().map(Spanned::span)),
+                ("local_key", raw.local_key.as_ref().map(Spanned::span)),
                 (
                     "local_key_passphrase_file",
-                    raw.local_key_passphrase_file.as_ref(),
+                    raw.local_key_passphrase_file.as_ref().map(Spanned::span),
                 ),
-                ("local_p12", raw.local_p12.as_ref()),
+                ("local_p12", raw.local_p12.as_ref().map(Spanned::span)),
                 (
                     "local_p12_passphrase_file",
-                    raw.local_p12_passphrase_file.as_ref(),
+                    raw.local_p12_passphrase_file.as_ref().map(Spanned::span),
                 ),
+                ("send_cert", raw.send_cert.as_ref().map(Spanned::span)),
             ] {
-                if let Some(v) = v {
+                if let Some(span) = span {
                     return Err(self.err(
-                        Some(v.span()),
+                        Some(span),
                         format!("{base}.{key}"),
-                        "we authenticate with the pre-shared key (local_auth = \"psk\"); remove this key or set local_auth = \"cert\"",
+                        "needs a local certificate, but we authenticate with the pre-shared key (local_auth = \"psk\"); remove this key or set local_auth = \"cert\"",
                     ));
                 }
             }
-            if let Some(s) = &raw.send_cert {
-                return Err(self.err(
-                    Some(s.span()),
-                    format!("{base}.send_cert"),
-                    "send_cert needs a local certificate (local_cert or local_p12)",
-                ));
-            }
-            Auth::Psk(psk.clone().unwrap_or_else(|| Secret::new(Vec::new())))
-        };
-
-        // The peer's side.
-        let remote = if remote_cert {
-            Auth::PeerCert(Arc::new(self.trust_store(base, rc, warnings)?))
-        } else {
+        }
+        if !remote_cert {
             for (key, span) in [
                 ("ca_certs", raw.ca_certs.as_ref().map(Spanned::span)),
                 ("crls", raw.crls.as_ref().map(Spanned::span)),
@@ -1222,7 +1188,40 @@ impl Cx<'_> {
                     ));
                 }
             }
-            Auth::Psk(psk.unwrap_or_else(|| Secret::new(Vec::new())))
+        }
+        let psk_given = raw
+            .psk
+            .as_ref()
+            .map(Spanned::span)
+            .or(raw.psk_file.as_ref().map(Spanned::span));
+        if local_cert
+            && remote_cert
+            && let Some(span) = psk_given
+        {
+            return Err(self.err(
+                Some(span),
+                base,
+                "a pre-shared key is set but both sides authenticate with certificates (local_auth and remote_auth = \"cert\"); remove it",
+            ));
+        }
+        let psk = if local_cert && remote_cert {
+            None
+        } else {
+            Some(self.psk(base, rc, warnings)?)
+        };
+
+        let mut cert = None;
+        let local = match (local_cert, &psk) {
+            (false, Some(k)) => Auth::Psk(k.clone()),
+            _ => {
+                let lc = self.local_cert(base, rc, warnings)?;
+                cert = lc.chain.first().cloned();
+                Auth::Cert(lc)
+            }
+        };
+        let remote = match (remote_cert, psk) {
+            (false, Some(k)) => Auth::Psk(k),
+            _ => Auth::PeerCert(Arc::new(self.trust_store(base, rc, warnings)?)),
         };
         Ok(Creds {
             local,
@@ -2182,6 +2181,297 @@ remote_ts = ["0.0.0.0/0"]
             l.warnings
                 .iter()
                 .any(|w| w.message.contains("readable by group/others"))
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A CA directory from `oxisec pki` beside the config file: gateway
+    /// gw-a.example.com (192.0.2.1), client alice@example.com exported
+    /// with passphrase "pw" (in p12.pass), and a second CA.
+    #[cfg(unix)]
+    fn cert_fixture(tag: &str) -> PathBuf {
+        use crate::pki::{IssueRequest, KeyType, Pki, Profile};
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("oxisec-cfg-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let pki = Pki::init_ca(&dir.join("pki"), "Example CA", KeyType::Ecdsa, 30, None).unwrap();
+        let mut gw = IssueRequest::new("gw-a.example.com", Profile::Server);
+        gw.ips = vec!["192.0.2.1".parse().unwrap()];
+        pki.issue(&gw).unwrap();
+        pki.issue(&IssueRequest::new("alice@example.com", Profile::Client))
+            .unwrap();
+        pki.export("alice@example.com", "pw", false).unwrap();
+        let other = Pki::init_ca(&dir.join("other"), "Other CA", KeyType::Ecdsa, 30, None).unwrap();
+        other
+            .issue(&IssueRequest::new("gw-a.example.com", Profile::Server))
+            .unwrap();
+        for (f, content) in [("p12.pass", "pw\n"), ("wrong.pass", "nope\n")] {
+            std::fs::write(dir.join(f), content).unwrap();
+            std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        dir
+    }
+
+    const GW_CERT: &str = "[connections.gw]
+local_addrs = [\"192.0.2.1\"]
+remote_addrs = [\"192.0.2.2\"]
+local_cert = \"pki/certs/gw-a.example.com.crt\"
+local_key = \"pki/private/gw-a.example.com.key\"
+ca_certs = [\"pki/ca.crt\"]
+";
+
+    /// The 1-based line of the first line starting with `key`.
+    fn line_of_key(text: &str, key: &str) -> usize {
+        text.lines().position(|l| l.starts_with(key)).unwrap() + 1
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn accepts_certificate_authentication() {
+        let dir = cert_fixture("cert-ok");
+        let origin = dir.join("site.toml");
+        let text = format!(
+            "{GW_CERT}crls = [\"pki/crl.pem\"]\nrevocation = \"strict\"\nremote_eku = \"client\"\nsend_cert = \"always\"\n[daemon]\ncrl_cache_dir = \"/var/cache/oxisec-crls\"\n"
+        );
+        let l = parse(&text, &origin, &FakeResolver).unwrap();
+        let c = &l.ike.connections[0];
+        match &c.local_auth {
+            Auth::Cert(lc) => {
+                assert_eq!(lc.chain.len(), 1);
+                assert_eq!(lc.chain[0].subject(), "CN=gw-a.example.com");
+                assert_eq!(lc.send, SendCert::Always);
+            }
+            other => panic!("{other:?}"),
+        }
+        // Our identity defaults to the certificate's subject.
+        assert_eq!(
+            c.local_id,
+            Identity::Dn(oxisec_pki::dn_from_text("CN=gw-a.example.com").unwrap())
+        );
+        match &c.remote_auth {
+            Auth::PeerCert(t) => {
+                assert_eq!(t.anchors().len(), 1);
+                assert_eq!(t.policy().eku, EkuPolicy::Client);
+                assert_eq!(t.policy().revocation, RevocationPolicy::Strict);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            l.warnings
+                .iter()
+                .all(|w| w.message.starts_with("no children")),
+            "{:?}",
+            l.warnings
+        );
+        assert_eq!(l.crl_cache.dir(), Path::new("/var/cache/oxisec-crls"));
+        let sum = summary(&l);
+        assert!(
+            sum.contains("local certificate CN=gw-a.example.com"),
+            "{sum}"
+        );
+        assert!(
+            sum.contains("remote certificate from CA CN=Example CA"),
+            "{sum}"
+        );
+
+        // An explicit local_id must be in the certificate: its DNS and IP SANs are.
+        for id in ["gw-a.example.com", "192.0.2.1", "CN=gw-a.example.com"] {
+            let t = format!("{GW_CERT}local_id = \"{id}\"\n");
+            parse(&t, &origin, &FakeResolver).unwrap();
+        }
+
+        // A client with a PKCS#12 bundle; the CA inside is not sent. Towards
+        // a gateway (remote_addrs) the peer needs a gateway EKU by default.
+        let text = "[connections.home]\nremote_addrs = [\"192.0.2.2\"]\nlocal_id = \"alice@example.com\"\nlocal_p12 = \"pki/exports/alice@example.com.p12\"\nlocal_p12_passphrase_file = \"p12.pass\"\nca_certs = [\"pki/ca.crt\"]\n";
+        let l = parse(text, &origin, &FakeResolver).unwrap();
+        let c = &l.ike.connections[0];
+        match (&c.local_auth, &c.remote_auth) {
+            (Auth::Cert(lc), Auth::PeerCert(t)) => {
+                assert_eq!(lc.chain.len(), 1);
+                assert_eq!(lc.send, SendCert::IfAsked);
+                assert_eq!(t.policy().eku, EkuPolicy::Gateway);
+                assert_eq!(t.policy().revocation, RevocationPolicy::IfUri);
+            }
+            other => panic!("{other:?}"),
+        }
+        // A responder without remote_addrs takes any EKU by default; and
+        // PSK one way, certificate the other is allowed.
+        let text = "[connections.mixed]\nlocal_id = \"@gw\"\nlocal_auth = \"psk\"\npsk = \"0123456789abcdefghijkl\"\nca_certs = [\"pki/ca.crt\"]\n";
+        let l = parse(text, &origin, &FakeResolver).unwrap();
+        match (
+            &l.ike.connections[0].local_auth,
+            &l.ike.connections[0].remote_auth,
+        ) {
+            (Auth::Psk(_), Auth::PeerCert(t)) => assert_eq!(t.policy().eku, EkuPolicy::Any),
+            other => panic!("{other:?}"),
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn rejects_certificate_mistakes_with_file_line_field() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = cert_fixture("cert-bad");
+        let origin = dir.join("site.toml");
+        let check = |text: &str, key: &str, field: &str, what: &str| {
+            let e = parse(text, &origin, &FakeResolver).unwrap_err().to_string();
+            let line = line_of_key(text, key);
+            assert!(
+                e.contains(&format!("site.toml:{line}: connections.{field}: ")),
+                "{field}: {e}"
+            );
+            assert!(e.contains(what), "{field}: {e}");
+        };
+        let with = |extra: &str| format!("{GW_CERT}{extra}");
+        let p12 = "[connections.home]\nremote_addrs = [\"192.0.2.2\"]\nlocal_p12 = \"pki/exports/alice@example.com.p12\"\nca_certs = [\"pki/ca.crt\"]\n";
+
+        check(
+            &with("revocation = \"sometimes\"\n"),
+            "revocation",
+            "gw.revocation",
+            "\"strict\"",
+        );
+        check(
+            &with("remote_eku = \"server-ish\"\n"),
+            "remote_eku",
+            "gw.remote_eku",
+            "\"gateway\"",
+        );
+        check(
+            &with("send_cert = \"maybe\"\n"),
+            "send_cert",
+            "gw.send_cert",
+            "\"ifasked\"",
+        );
+        check(
+            &with("local_auth = \"rsa\"\n"),
+            "local_auth",
+            "gw.local_auth",
+            "\"psk\" or \"cert\"",
+        );
+        check(
+            &with("local_id = \"gw-b.example.com\"\n"),
+            "local_id",
+            "gw.local_id",
+            "is not in our certificate",
+        );
+        check(
+            &with("ca_certs = []\n").replace("ca_certs = [\"pki/ca.crt\"]\n", ""),
+            "ca_certs",
+            "gw.ca_certs",
+            "empty list",
+        );
+        check(
+            &with("crls = [\"pki/ca.crt\"]\n"),
+            "crls",
+            "gw.crls[0]",
+            "CRL",
+        );
+        check(
+            &with("crls = [\"pki/missing.pem\"]\n"),
+            "crls",
+            "gw.crls[0]",
+            "cannot read",
+        );
+        check(
+            &with("psk = \"0123456789abcdefghijkl\"\n"),
+            "psk",
+            "gw",
+            "both sides authenticate with certificates",
+        );
+        check(
+            &with("local_p12 = \"x.p12\"\n"),
+            "local_p12",
+            "gw.local_p12",
+            "not both",
+        );
+        check(
+            &with("").replace(
+                "local_key = \"pki/private/gw-a.example.com.key\"",
+                "local_key = \"other/private/gw-a.example.com.key\"",
+            ),
+            "local_cert",
+            "gw.local_cert",
+            "does not belong to the certificate",
+        );
+        check(
+            &with("").replace("local_key = \"pki/private/gw-a.example.com.key\"\n", ""),
+            "local_cert",
+            "gw.local_key",
+            "needs local_key",
+        );
+        check(
+            &with("").replace("pki/ca.crt", "pki/nope.crt"),
+            "ca_certs",
+            "gw.ca_certs[0]",
+            "cannot read",
+        );
+        check(
+            &with("remote_auth = \"psk\"\n"),
+            "ca_certs",
+            "gw.ca_certs",
+            "remote_auth = \"psk\"",
+        );
+        check(
+            "[connections.gw]\nlocal_id = \"@a\"\nlocal_auth = \"cert\"\nremote_auth = \"cert\"\nca_certs = [\"pki/ca.crt\"]\n",
+            "[connections.gw]",
+            "gw",
+            "needs local_cert and local_key, or local_p12",
+        );
+        check(
+            "[connections.gw]\nlocal_id = \"@a\"\nremote_auth = \"cert\"\npsk = \"0123456789abcdefghijkl\"\n",
+            "[connections.gw]",
+            "gw",
+            "needs ca_certs",
+        );
+        check(
+            "[connections.gw]\nlocal_id = \"@a\"\npsk = \"0123456789abcdefghijkl\"\nsend_cert = \"always\"\n",
+            "send_cert",
+            "gw.send_cert",
+            "needs a local certificate, but",
+        );
+        check(
+            "[connections.gw]\nlocal_id = \"@a\"\npsk = \"0123456789abcdefghijkl\"\nlocal_auth = \"psk\"\nlocal_key = \"k.pem\"\n",
+            "local_key",
+            "gw.local_key",
+            "local_auth = \"psk\"",
+        );
+        // PKCS#12: passphrase missing, wrong, or in a readable file.
+        check(
+            p12,
+            "local_p12",
+            "home.local_p12",
+            "set local_p12_passphrase_file",
+        );
+        let wrong = format!("{p12}local_p12_passphrase_file = \"wrong.pass\"\n");
+        check(&wrong, "local_p12 ", "home.local_p12", "wrong passphrase");
+        let pass = format!("{p12}local_p12_passphrase_file = \"p12.pass\"\n");
+        std::fs::set_permissions(dir.join("p12.pass"), std::fs::Permissions::from_mode(0o640))
+            .unwrap();
+        check(
+            &pass,
+            "local_p12_passphrase_file",
+            "home.local_p12_passphrase_file",
+            "mode 0640",
+        );
+        std::fs::set_permissions(dir.join("p12.pass"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+        parse(&pass, &origin, &FakeResolver).unwrap();
+        // Key and bundle files must be private too.
+        let p12_file = dir.join("pki/exports/alice@example.com.p12");
+        std::fs::set_permissions(&p12_file, std::fs::Permissions::from_mode(0o604)).unwrap();
+        check(&pass, "local_p12 ", "home.local_p12", "mode 0604");
+        let key = dir.join("pki/private/gw-a.example.com.key");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        check(GW_CERT, "local_key", "gw.local_key", "chmod 600");
+        // The CRL cache directory must be absolute.
+        let e = parse_str("[daemon]\ncrl_cache_dir = \"crls\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("site-a.toml:2: daemon.crl_cache_dir: "),
+            "{e}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }
