@@ -6,8 +6,11 @@
 //! background thread then fetches. With `revocation = "ifuri"` or
 //! `"strict"` the first handshake of a peer whose CRL is not cached yet
 //! therefore fails ("revocation status unknown"); the next attempt, a few
-//! seconds later, finds the CRL. Fetched CRLs are kept on disk in
-//! `daemon.crl_cache_dir`, so a restart starts with them.
+//! seconds later, finds the CRL. To avoid that in the usual one-CA setup,
+//! the daemon prefetches the distribution points of our own certificates
+//! ([`HttpCrlCache::prefetch`]), which the peers' certificates share.
+//! Fetched CRLs are kept on disk in `daemon.crl_cache_dir`, so a restart
+//! starts with them, and refreshed every [`REFRESH_INTERVAL`].
 //!
 //! Only plain HTTP is fetched: a CRL is signed by its CA, so transport
 //! security adds nothing (RFC 5280 §5 and every CA publish them over HTTP),
@@ -37,6 +40,11 @@ pub const REFETCH_INTERVAL: Duration = Duration::from_secs(60);
 /// How many distribution points are remembered; the URLs come from
 /// certificates that chain to our anchors, so this is generous.
 pub const MAX_URLS: usize = 256;
+/// A cached CRL is fetched again after this long even before its
+/// nextUpdate, so that a revocation reaches us within the hour rather than
+/// when the CA's CRL period (often weeks) ends. One found on disk at start
+/// is refreshed at once.
+pub const REFRESH_INTERVAL: Duration = Duration::from_secs(3600);
 /// How often the fetcher looks for CRLs whose nextUpdate has passed.
 const IDLE_WAKE: Duration = Duration::from_secs(300);
 
@@ -94,6 +102,32 @@ impl HttpCrlCache {
             .name("crl-fetch".into())
             .spawn(move || me.run())?;
         Ok(())
+    }
+
+    /// Queues the distribution points of our own certificates (and of the
+    /// configured CAs) for connections that check the peer's certificate,
+    /// unless they are cached already. With one CA, the peers' certificates
+    /// name the same CRL as ours, so it is there before the first
+    /// handshake instead of failing it.
+    pub fn prefetch(&self, ike: &oxisec_ike::Config) {
+        for c in &ike.connections {
+            let oxisec_ike::Auth::PeerCert(trust) = &c.remote_auth else {
+                continue;
+            };
+            let mut urls: Vec<&String> = trust
+                .anchors()
+                .iter()
+                .flat_map(|a| a.crl_distribution_points())
+                .collect();
+            if let oxisec_ike::Auth::Cert(lc) = &c.local_auth {
+                urls.extend(lc.chain.iter().flat_map(|c| c.crl_distribution_points()));
+            }
+            for url in urls {
+                if url.starts_with("http://") {
+                    let _ = CrlCache::get(self, url);
+                }
+            }
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -200,7 +234,13 @@ impl HttpCrlCache {
             let stale: Vec<String> = st
                 .entries
                 .iter()
-                .filter(|(_, e)| e.next_update.is_some_and(|t| t <= wall))
+                .filter(|(_, e)| {
+                    e.next_update.is_some_and(|t| t <= wall)
+                        || (e.der.is_some()
+                            && e.last_attempt.is_none_or(|t| {
+                                now.saturating_duration_since(t) >= REFRESH_INTERVAL
+                            }))
+                })
                 .map(|(u, _)| u.clone())
                 .collect();
             let candidates: BTreeSet<String> = st.wanted.iter().cloned().chain(stale).collect();
@@ -455,10 +495,49 @@ mod tests {
         let again = HttpCrlCache::new(dir.clone());
         assert_eq!(again.get(&url), Some(crl));
         assert!(again.lock().wanted.is_empty());
+        // ... and refreshes it at once, in case it was revoked meanwhile.
+        assert_eq!(again.next_batch(), vec![url.clone()]);
         // File names stay inside the directory whatever the URL says.
         let f = again.file_for("http://x/../../etc/passwd");
         assert_eq!(f.parent(), Some(dir.as_path()));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn prefetches_the_crl_our_own_certificate_names() {
+        use crate::pki::{IssueRequest, KeyType, Pki, Profile};
+        let dir = std::env::temp_dir().join(format!("oxisec-crlpre-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let pki = Pki::init_ca(
+            &dir,
+            "CA",
+            KeyType::Ecdsa,
+            30,
+            Some("http://192.0.2.1/crl.pem"),
+        )
+        .unwrap();
+        pki.issue(&IssueRequest::new("gw.example.com", Profile::Server))
+            .unwrap();
+        let text = format!(
+            "[connections.gw]\nlocal_id = \"gw.example.com\"\nlocal_cert = \"{0}/certs/gw.example.com.crt\"\nlocal_key = \"{0}/private/gw.example.com.key\"\nca_certs = [\"{0}/ca.crt\"]\n[daemon]\ncrl_cache_dir = \"{0}/crls\"\n",
+            dir.display()
+        );
+        let l = crate::config::parse(&text, &dir.join("x.toml"), &NoDns).unwrap();
+        l.crl_cache.prefetch(&l.ike);
+        assert!(
+            l.crl_cache
+                .lock()
+                .wanted
+                .contains("http://192.0.2.1/crl.pem")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    struct NoDns;
+    impl crate::config::Resolver for NoDns {
+        fn resolve(&self, host: &str) -> Result<Vec<std::net::IpAddr>, String> {
+            Err(host.to_owned())
+        }
     }
 
     #[test]

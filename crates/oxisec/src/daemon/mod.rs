@@ -180,6 +180,7 @@ async fn run_async(loaded: Loaded, socket: Option<PathBuf>) -> Result<(), Daemon
     // knows from us; refreshed on every loop turn to follow clock steps.
     d.engine
         .set_wall_clock(Instant::now(), std::time::SystemTime::now());
+    loaded.crl_cache.prefetch(&d.config);
     if let Err(e) = loaded.crl_cache.start() {
         warn!("cannot start the CRL fetcher: {e}; only CRL files are used");
     }
