@@ -2418,6 +2418,60 @@ ca_certs = [\"pki/ca.crt\"]
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// An encrypted PKCS#8 key (OpenSSL, AES-256, passphrase "oxisec
+    /// test", from the pki crate's fixtures) with local_key_passphrase_file.
+    #[cfg(unix)]
+    #[test]
+    fn reads_an_encrypted_key_with_its_passphrase_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("oxisec-cfg-enc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let plain = include_str!("../../pki/tests/data/p384.pkcs8.pem");
+        let enc = include_bytes!("../../pki/tests/data/p384.pkcs8.aes256.pem");
+        let key = rcgen::KeyPair::from_pem(plain).unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["enc.example.com".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let private = |name: &str, data: &[u8]| {
+            std::fs::write(dir.join(name), data).unwrap();
+            std::fs::set_permissions(dir.join(name), std::fs::Permissions::from_mode(0o600))
+                .unwrap();
+        };
+        std::fs::write(dir.join("enc.crt"), cert.pem()).unwrap();
+        private("enc.key", enc);
+        private("enc.pass", b"oxisec test\n");
+        private("bad.pass", b"not it\n");
+        let origin = dir.join("site.toml");
+        let base = "[connections.e]\nlocal_id = \"enc.example.com\"\npsk = \"0123456789abcdefghijkl\"\nlocal_cert = \"enc.crt\"\nlocal_key = \"enc.key\"\n";
+        let l = parse(
+            &format!("{base}local_key_passphrase_file = \"enc.pass\"\n"),
+            &origin,
+            &FakeResolver,
+        )
+        .unwrap();
+        match &l.ike.connections[0].local_auth {
+            Auth::Cert(lc) => assert_eq!(lc.key.algorithm(), "ECDSA P-384"),
+            other => panic!("{other:?}"),
+        }
+        let e = parse(base, &origin, &FakeResolver).unwrap_err().to_string();
+        assert!(e.contains(":5: connections.e.local_key: "), "{e}");
+        assert!(e.contains("passphrase"), "{e}");
+        let e = parse(
+            &format!("{base}local_key_passphrase_file = \"bad.pass\"\n"),
+            &origin,
+            &FakeResolver,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains(":5: connections.e.local_key: wrong passphrase"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[cfg(unix)]
     #[test]
     fn rejects_certificate_mistakes_with_file_line_field() {
