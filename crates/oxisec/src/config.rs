@@ -1117,7 +1117,7 @@ impl Cx<'_> {
                 ));
             }
             (None, None) => {
-                return Err(self.err(Some(rc.span()), base, "no credential: set psk or psk_file"));
+                return Err(self.err(Some(rc.span()), base, "no credential: set psk or psk_file (or certificates: local_cert + local_key or local_p12, and ca_certs)"));
             }
             (Some(p), None) => (
                 p.get_ref().as_bytes().to_vec(),
