@@ -192,6 +192,14 @@ async fn run_async(loaded: Loaded, socket: Option<PathBuf>) -> Result<(), Daemon
         leases_path: None,
         leases_dirty: false,
     };
+    // Certificates are valid in wall-clock time, which the engine only
+    // knows from us; refreshed on every loop turn to follow clock steps.
+    d.engine
+        .set_wall_clock(Instant::now(), std::time::SystemTime::now());
+    loaded.crl_cache.prefetch(&d.config);
+    if let Err(e) = loaded.crl_cache.start() {
+        warn!("cannot start the CRL fetcher: {e}; only CRL files are used");
+    }
     d.restore_leases(&loaded.daemon.state_dir);
     d.pin_kill_switch_routes(&loaded.daemon.kill_switch);
 
@@ -219,6 +227,8 @@ async fn run_async(loaded: Loaded, socket: Option<PathBuf>) -> Result<(), Daemon
     let mut buf4 = vec![0u8; 65536];
     let mut buf6 = vec![0u8; 65536];
     loop {
+        d.engine
+            .set_wall_clock(Instant::now(), std::time::SystemTime::now());
         let deadline = [d.engine.poll_timeout(), d.waiters.next_deadline()]
             .into_iter()
             .flatten()
