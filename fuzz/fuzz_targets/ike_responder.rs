@@ -1,7 +1,8 @@
 //! An IKE responder engine fed hostile datagrams, timers and commands.
 //!
 //! The responder has one PSK connection ("tunnel", child "net") offering an
-//! AEAD and a CBC+HMAC suite. The input is one *mode* byte followed by
+//! AEAD and a CBC+HMAC suite, and a virtual IP pool of four addresses, so
+//! that configuration payloads in IKE_AUTH are parsed and answered. The input is one *mode* byte followed by
 //! records (see `oxisec_fuzz::Records`), at most [`MAX_RECORDS`].
 //!
 //! Mode bits: a fake initiator written here from the wire and crypto crates
@@ -125,11 +126,22 @@ fn responder(force_encap: bool) -> Engine {
         ike_lifetime: IkeLifetime::from_rekey_time(std::time::Duration::from_secs(900)),
         dpd_delay: std::time::Duration::from_secs(30),
         dpd_action: DpdAction::Clear,
-        remote_access: Default::default(),
+        // A pool, so that configuration payloads in IKE_AUTH reach the
+        // CP parser and the address allocator.
+        remote_access: oxisec_ike::RemoteAccess {
+            pools: vec!["fuzz".into()],
+            dns: vec!["203.0.113.53".parse().unwrap()],
+            ..Default::default()
+        },
     };
     let config = Config {
         connections: vec![Arc::new(conn)],
         retransmit: RetransmitConfig::default(),
+        pools: vec![oxisec_ike::PoolConfig {
+            name: "fuzz".into(),
+            first: "198.51.100.200".parse().unwrap(),
+            last: "198.51.100.203".parse().unwrap(),
+        }],
         ..Config::default()
     };
     Engine::new(config, Box::new(SplitMix(7)))

@@ -1937,6 +1937,10 @@ fn auth_text(a: &Auth) -> String {
                 p.revocation
             )
         }
+        Auth::Eap(_) => "EAP-MSCHAPv2 user name and password".to_owned(),
+        Auth::EapClient { identity, .. } => {
+            format!("EAP-MSCHAPv2 as {identity}")
+        }
     }
 }
 
