@@ -97,6 +97,8 @@ pub enum Command {
         #[arg(long)]
         keep: bool,
     },
+    /// Manage EAP-MSCHAPv2 users (add, passwd, remove, list); stores NT hashes only.
+    User(crate::users::UserArgs),
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {

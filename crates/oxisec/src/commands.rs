@@ -66,6 +66,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Demo { keep } => crate::demo::run(keep),
+        Command::User(args) => crate::users::run(args),
     }
 }
 

@@ -11,3 +11,4 @@ pub mod demo;
 pub mod netns;
 pub mod proposals;
 pub mod status;
+pub mod users;
