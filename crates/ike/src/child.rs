@@ -221,6 +221,58 @@ pub(crate) struct Choice {
     pub remote_ts: Vec<TsRange>,
 }
 
+/// What "dynamic" selectors (an empty `local_ts`/`remote_ts` in a child's
+/// configuration) stand for on one IKE SA: a virtual IP where one was
+/// assigned, else the address the IKE SA runs on.
+#[derive(Debug, Clone)]
+pub(crate) struct Dynamic {
+    pub local: Vec<TsRange>,
+    pub remote: Vec<TsRange>,
+}
+
+fn host(a: std::net::IpAddr) -> TsRange {
+    let bits = if a.is_ipv4() { 32 } else { 128 };
+    TsRange::subnet(a, bits).expect("a host prefix is valid")
+}
+
+impl Dynamic {
+    pub fn of(sa: &IkeSa) -> Dynamic {
+        let local = if sa.own_vips.is_empty() {
+            vec![host(sa.local.ip())]
+        } else {
+            sa.own_vips.iter().copied().map(host).collect()
+        };
+        let remote = if sa.peer_vips.is_empty() {
+            vec![host(sa.remote.ip())]
+        } else {
+            sa.peer_vips.iter().map(|(_, a)| host(*a)).collect()
+        };
+        Dynamic { local, remote }
+    }
+
+    /// Before IKE_AUTH a client that asks for virtual IPs proposes any
+    /// address of each family it asks for; the gateway narrows that to the
+    /// address it assigns.
+    pub fn requesting(sa: &IkeSa, vips: &[std::net::IpAddr]) -> Dynamic {
+        let mut d = Dynamic::of(sa);
+        if !vips.is_empty() {
+            let mut fams: Vec<bool> = vips.iter().map(|v| v.is_ipv4()).collect();
+            fams.dedup();
+            d.local = fams.into_iter().map(TsRange::any).collect();
+        }
+        d
+    }
+}
+
+/// The configured selectors, or what "dynamic" stands for.
+pub(crate) fn resolve(configured: &[TsRange], dynamic: &[TsRange]) -> Vec<TsRange> {
+    if configured.is_empty() {
+        dynamic.to_vec()
+    } else {
+        configured.to_vec()
+    }
+}
+
 /// Responder: the child configuration (of `only`, if given) that fits the
 /// request's TSi/TSr best and whose proposals match. Selectors are narrowed
 /// (§2.9); a configuration whose selectors equal the request wins over one
@@ -234,6 +286,7 @@ pub(crate) fn choose(
     tsi: &[TsRange],
     tsr: &[TsRange],
     skip_ke: bool,
+    dynamic: &Dynamic,
 ) -> Result<Choice, oxisec_wire::NotifyType> {
     use oxisec_wire::NotifyType;
     let mut failure = NotifyType::TS_UNACCEPTABLE;
@@ -243,8 +296,10 @@ pub(crate) fn choose(
         .iter()
         .filter(|c| only.is_none_or(|n| n == c.name))
     {
-        let remote_ts = crate::ts::narrow(tsi, &cfg.remote_ts);
-        let local_ts = crate::ts::narrow(tsr, &cfg.local_ts);
+        let cfg_remote = resolve(&cfg.remote_ts, &dynamic.remote);
+        let cfg_local = resolve(&cfg.local_ts, &dynamic.local);
+        let remote_ts = crate::ts::narrow(tsi, &cfg_remote);
+        let local_ts = crate::ts::narrow(tsr, &cfg_local);
         if remote_ts.is_empty() || local_ts.is_empty() {
             continue;
         }
@@ -259,7 +314,7 @@ pub(crate) fn choose(
             continue;
         };
         let unnarrowed = remote_ts == tsi && local_ts == tsr;
-        let exact = unnarrowed && cfg.remote_ts == tsi && cfg.local_ts == tsr;
+        let exact = unnarrowed && cfg_remote == tsi && cfg_local == tsr;
         let score = u8::from(unnarrowed) + u8::from(exact);
         if best.as_ref().is_none_or(|(s, _)| score > *s) {
             let c = Choice {

@@ -52,6 +52,8 @@ pub(crate) struct Allocator {
     next_ike: u64,
     next_child: u64,
     pub child_spis: HashSet<u32>,
+    /// Virtual IP pools and their leases.
+    pub pools: crate::pool::Pools,
 }
 
 impl Allocator {
@@ -107,7 +109,6 @@ pub struct Engine {
 impl Engine {
     pub fn new(config: Config, rng: Box<dyn Rng>) -> Engine {
         Engine {
-            config,
             rng,
             sas: HashMap::new(),
             by_spi: HashMap::new(),
@@ -119,7 +120,11 @@ impl Engine {
             error_budget: crate::ratelimit::RateLimit::new(
                 crate::ratelimit::ERROR_ANSWERS_PER_SECOND,
             ),
-            alloc: Allocator::default(),
+            alloc: Allocator {
+                pools: crate::pool::Pools::from_config(&config.pools, Default::default()),
+                ..Allocator::default()
+            },
+            config,
             out: Outputs::default(),
             stats: Stats::default(),
         }
@@ -127,7 +132,27 @@ impl Engine {
 
     /// Replaces the configuration; existing SAs keep the connection they were made with.
     pub fn reload(&mut self, config: Config) {
+        let pools = std::mem::take(&mut self.alloc.pools);
+        self.alloc.pools = crate::pool::Pools::from_config(&config.pools, pools);
         self.config = config;
+    }
+
+    /// Every virtual IP lease (online or kept for a returning client), for
+    /// the driver to save; see [`Engine::restore_leases`].
+    pub fn leases(&self) -> Vec<crate::pool::Lease> {
+        self.alloc.pools.leases()
+    }
+
+    /// Puts back leases saved before a restart, so that clients get their
+    /// addresses back; leases that no longer fit a pool are dropped.
+    /// Returns how many were restored.
+    pub fn restore_leases(&mut self, leases: &[crate::pool::Lease]) -> usize {
+        self.alloc.pools.restore(leases)
+    }
+
+    /// (pool, addresses in use, leases held offline) per pool.
+    pub fn pool_usage(&self) -> Vec<(String, usize, usize)> {
+        self.alloc.pools.usage()
     }
 
     /// Tells the engine the wall-clock time that corresponds to `now`

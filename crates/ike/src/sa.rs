@@ -284,6 +284,10 @@ pub(crate) struct IkeSa {
     /// delete it; a peer whose losing exchange never completed (its answer
     /// came after the old SA was gone) never will, and we remove it.
     pub redundant_until: Option<Instant>,
+    /// Client: the virtual IPs the gateway assigned us.
+    pub own_vips: Vec<std::net::IpAddr>,
+    /// Gateway: the virtual IPs we assigned the peer, with their pools.
+    pub peer_vips: Vec<(String, std::net::IpAddr)>,
     /// Tasks to retry later (after TEMPORARY_FAILURE, §2.25).
     pub delayed: Vec<(Instant, Task)>,
     /// IKE SA lifetime: when to rekey and when to give up on it.
@@ -444,6 +448,8 @@ impl IkeSa {
             ike_collision: None,
             crossing_of: None,
             redundant_until: None,
+            own_vips: Vec::new(),
+            peer_vips: Vec::new(),
             delayed: Vec::new(),
             rekey_at: None,
             expire_at: None,

@@ -372,6 +372,7 @@ pub fn parse(text: &str, origin: &Path, resolver: &dyn Resolver) -> Result<Loade
             nat_keepalive: wide.nat_keepalive,
             dos: wide.dos,
             fragmentation: wide.fragmentation,
+            pools: Vec::new(),
         },
         warnings,
     })
@@ -815,6 +816,7 @@ impl Cx<'_> {
                 .duration(&base, "dpd_delay", raw.dpd_delay.as_ref())?
                 .unwrap_or_default(),
             dpd_action: self.dpd_action(&base, raw.dpd_action.as_ref())?,
+            remote_access: Default::default(),
         })
     }
 

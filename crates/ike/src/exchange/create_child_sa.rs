@@ -130,11 +130,12 @@ pub(crate) fn start_new_child(sa: &mut IkeSa, cx: &mut Cx, name: &str) {
         debug!(child = name, "CHILD_SA already up; not creating another");
         return;
     }
+    let dynamic = child::Dynamic::of(sa);
     let pending = PendingChild {
         name: name.to_string(),
         spi_in: cx.alloc.child_spi(cx.rng),
-        local_ts: cfg.local_ts.clone(),
-        remote_ts: cfg.remote_ts.clone(),
+        local_ts: child::resolve(&cfg.local_ts, &dynamic.local),
+        remote_ts: child::resolve(&cfg.remote_ts, &dynamic.remote),
     };
     let group = pfs_group(&esp_specs(sa, name), None);
     send_child_request(sa, cx, pending, None, group, Vec::new());
@@ -749,7 +750,8 @@ fn respond_child(
     };
     let only = old.as_ref().map(|(_, n)| n.as_str());
     let conn = sa.conn.clone();
-    let choice = child::choose(&conn, only, &sa_p.proposals, &tsi, &tsr, false)
+    let dynamic = child::Dynamic::of(sa);
+    let choice = child::choose(&conn, only, &sa_p.proposals, &tsi, &tsr, false, &dynamic)
         .map_err(|n| vec![notify(n)])?;
     // PFS: the KE payload must be for the selected group (§1.3.1).
     let pfs = match (choice.selected.ke, ke_p) {
@@ -910,6 +912,13 @@ fn successor(
     n.nat_remote = sa.nat_remote;
     n.fragmentation = sa.fragmentation;
     n.established = Some(cx.now);
+    // Virtual IPs belong to the peer, not to one IKE SA: the new SA holds
+    // them too (the old one lets go of its hold when it closes).
+    n.own_vips = sa.own_vips.clone();
+    n.peer_vips = sa.peer_vips.clone();
+    for (pool, address) in &n.peer_vips {
+        cx.alloc.pools.moved(pool, *address, sa.id, n.id);
+    }
     super::lifecycle::on_established(&mut n, cx);
     n
 }

@@ -33,6 +33,7 @@ struct Parts<'a> {
     tsr: Option<&'a TsPayload>,
     certs: Vec<&'a CertPayload>,
     certreq: bool,
+    cp: Option<&'a oxisec_wire::CpPayload>,
 }
 
 fn parts(payloads: &[Payload]) -> Parts<'_> {
@@ -45,6 +46,7 @@ fn parts(payloads: &[Payload]) -> Parts<'_> {
         tsr: None,
         certs: Vec::new(),
         certreq: false,
+        cp: None,
     };
     for pl in payloads {
         match pl {
@@ -56,6 +58,7 @@ fn parts(payloads: &[Payload]) -> Parts<'_> {
             Payload::TsR(x) => p.tsr = Some(x),
             Payload::Cert(c) => p.certs.push(c),
             Payload::CertReq(_) => p.certreq = true,
+            Payload::Cp(c) => p.cp = Some(c),
             _ => {}
         }
     }
@@ -155,8 +158,14 @@ fn peer_key(
 /// child's SA and selectors.
 pub(crate) fn start(sa: &mut IkeSa, cx: &mut Cx) {
     let mid = sa.requests.next_id;
+    let vips = sa.conn.remote_access.request_vips.clone();
+    let dynamic = child::Dynamic::requesting(sa, &vips);
     if let Some(hs) = sa.hs.as_mut() {
         hs.auth_mid = mid;
+        if let Some(pending) = hs.child.as_mut() {
+            pending.local_ts = child::resolve(&pending.local_ts, &dynamic.local);
+            pending.remote_ts = child::resolve(&pending.remote_ts, &dynamic.remote);
+        }
     }
     let ia = super::ike_intermediate::int_auth(sa, mid);
     let (Some(hs), Some(keys)) = (sa.hs.as_ref(), sa.keys.as_ref()) else {
@@ -187,6 +196,11 @@ pub(crate) fn start(sa: &mut IkeSa, cx: &mut Cx) {
         payloads.push(Payload::IdR(rid.to_wire()));
     }
     payloads.push(Payload::Auth(auth_p));
+    if !vips.is_empty() {
+        payloads.push(Payload::Cp(
+            crate::cp::Request::for_vips(&vips).to_payload(),
+        ));
+    }
     if hs.initial_contact {
         payloads.push(notify(NotifyType::INITIAL_CONTACT));
     }
@@ -380,7 +394,21 @@ fn authenticate_and_answer(
         connection: conn.name.clone(),
         remote: sa.remote,
     });
-    if let (Some(sa_p), Some(tsi_p), Some(tsr_p)) = (p.sa, p.tsi, p.tsr) {
+    let mut no_address = false;
+    let request = p.cp.and_then(crate::cp::Request::parse);
+    if let Some(req) = request.filter(|r| !r.is_empty())
+        && !conn.remote_access.pools.is_empty()
+    {
+        match assign_vips(sa, cx, &conn, &req) {
+            Some(reply) => out.push(Payload::Cp(reply.to_payload())),
+            None => {
+                // RFC 7296 §3.15.4: the IKE SA stands, without a CHILD_SA.
+                out.push(notify(NotifyType::INTERNAL_ADDRESS_FAILURE));
+                no_address = true;
+            }
+        }
+    }
+    if let (Some(sa_p), Some(tsi_p), Some(tsr_p), false) = (p.sa, p.tsi, p.tsr, no_address) {
         out.extend(respond_child(sa, cx, &conn, sa_p, tsi_p, tsr_p, &ni, &nr));
     }
     send_response(
@@ -392,6 +420,59 @@ fn authenticate_and_answer(
         out,
     );
     sa.hs = None;
+}
+
+/// Gateway: addresses for the client from the connection's pools (one per
+/// family it asks for and we have a pool of) and the reply that carries
+/// them with DNS, domains and split-tunnel subnets. `None` if no address
+/// could be assigned.
+fn assign_vips(
+    sa: &mut IkeSa,
+    cx: &mut Cx,
+    conn: &Connection,
+    req: &crate::cp::Request,
+) -> Option<crate::cp::Reply> {
+    let identity = sa
+        .peer_id
+        .as_ref()
+        .map(|i| i.to_string())
+        .unwrap_or_default();
+    let ra = &conn.remote_access;
+    let wanted = [
+        req.v4.map(|a| (true, a.map(std::net::IpAddr::V4))),
+        req.v6.map(|a| (false, a.map(std::net::IpAddr::V6))),
+    ];
+    for (v4, hint) in wanted.into_iter().flatten() {
+        match cx
+            .alloc
+            .pools
+            .acquire(&ra.pools, v4, &identity, sa.id, hint)
+        {
+            Ok((pool, address)) => {
+                info!(connection = %conn.name, peer = %identity, %address, pool = %pool, "assigned virtual IP");
+                cx.event(Event::LeaseChanged {
+                    pool: pool.clone(),
+                    identity: identity.clone(),
+                    address,
+                    online: true,
+                });
+                sa.peer_vips.push((pool, address));
+            }
+            Err(_) => {
+                let family = if v4 { "IPv4" } else { "IPv6" };
+                warn!(connection = %conn.name, peer = %identity, "no {family} virtual IP for the client: pools {:?} are full or have none of that family", ra.pools);
+            }
+        }
+    }
+    if sa.peer_vips.is_empty() {
+        return None;
+    }
+    Some(crate::cp::Reply {
+        addresses: sa.peer_vips.iter().map(|(_, a)| *a).collect(),
+        dns: ra.dns.clone(),
+        domains: ra.dns_domains.clone(),
+        subnets: ra.subnets.clone(),
+    })
 }
 
 /// Picks a child config whose selectors and proposals fit the request,
@@ -411,7 +492,8 @@ fn respond_child(
     let (Some(tsi), Some(tsr)) = (ranges(tsi_p), ranges(tsr_p)) else {
         return vec![notify(NotifyType::TS_UNACCEPTABLE)];
     };
-    let c = match child::choose(conn, None, &sa_p.proposals, &tsi, &tsr, true) {
+    let dynamic = child::Dynamic::of(sa);
+    let c = match child::choose(conn, None, &sa_p.proposals, &tsi, &tsr, true, &dynamic) {
         Ok(c) => c,
         Err(n) => {
             info!(connection = %conn.name, notify = %n, "no CHILD_SA for the peer's request");
@@ -536,6 +618,48 @@ pub(crate) fn handle_response(sa: &mut IkeSa, cx: &mut Cx, payloads: Vec<Payload
         return;
     }
     let (ni, nr, pending) = (hs.ni.clone(), hs.nr.clone(), hs.child.clone());
+    if !conn.remote_access.request_vips.is_empty() {
+        let reply =
+            p.cp.and_then(crate::cp::Reply::parse)
+                .filter(|r| !r.addresses.is_empty());
+        let Some(reply) = reply else {
+            let why = match err {
+                Some(e) => format!("the gateway assigned no virtual IP ({e})"),
+                None => "the gateway assigned no virtual IP".to_string(),
+            };
+            warn!(connection = %conn.name, peer = %sa.remote, "{why}");
+            if let Some(pending) = &pending {
+                cx.alloc.child_spis.remove(&pending.spi_in);
+            }
+            // The IKE SA is authenticated: tell the peer it goes (best
+            // effort), and give up on it.
+            sa.peer_id = Some(idr);
+            let d = oxisec_wire::DeletePayload {
+                protocol: ProtocolId::IKE,
+                spi_size: 0,
+                spis: Vec::new(),
+            };
+            send_request(
+                sa,
+                cx,
+                ExchangeType::INFORMATIONAL,
+                vec![Payload::Delete(d)],
+                Active::Inform,
+            );
+            close(sa, cx, DownReason::Failed(why));
+            return;
+        };
+        info!(connection = %conn.name, addresses = ?reply.addresses, dns = ?reply.dns, domains = ?reply.domains, "virtual IP assigned by the gateway");
+        sa.own_vips = reply.addresses.clone();
+        cx.event(Event::VirtualIp {
+            ike: sa.id,
+            connection: conn.name.clone(),
+            addresses: reply.addresses,
+            dns: reply.dns,
+            domains: reply.domains,
+            subnets: reply.subnets,
+        });
+    }
     sa.peer_id = Some(idr);
     sa.state = IkeState::Established;
     sa.established = Some(cx.now);

@@ -615,6 +615,7 @@ pub(crate) fn close(sa: &mut IkeSa, cx: &mut Cx, reason: DownReason) {
         });
     }
     expire_lingering(sa, cx, true);
+    release_vips(sa, cx);
     if let Some(pending) = sa.hs.as_ref().and_then(|h| h.child.as_ref()) {
         cx.alloc.child_spis.remove(&pending.spi_in);
     }
@@ -648,6 +649,38 @@ pub(crate) fn close(sa: &mut IkeSa, cx: &mut Cx, reason: DownReason) {
             ike,
             connection,
             reason,
+        });
+    }
+}
+
+/// A closing IKE SA lets go of its virtual IPs: a gateway's lease goes
+/// offline (kept for the client's return) unless a successor holds it; a
+/// client removes its addresses unless a rekey carried them over.
+fn release_vips(sa: &mut IkeSa, cx: &mut Cx) {
+    let replaced = sa.rekeyed_to.is_some();
+    let identity = sa
+        .peer_id
+        .as_ref()
+        .map(|i| i.to_string())
+        .unwrap_or_default();
+    for (pool, address) in std::mem::take(&mut sa.peer_vips) {
+        cx.alloc.pools.release(&pool, address, sa.id);
+        if !replaced {
+            info!(connection = %sa.conn.name, peer = %identity, %address, "virtual IP released");
+            cx.event(Event::LeaseChanged {
+                pool,
+                identity: identity.clone(),
+                address,
+                online: false,
+            });
+        }
+    }
+    let own = std::mem::take(&mut sa.own_vips);
+    if !own.is_empty() && !replaced {
+        cx.event(Event::VirtualIpReleased {
+            ike: sa.id,
+            connection: sa.conn.name.clone(),
+            addresses: own,
         });
     }
 }

@@ -52,6 +52,9 @@ pub struct Side {
     /// Certificate (or mixed) authentication: (how we prove ourselves, what
     /// the peer must prove) instead of the two PSKs.
     pub auth: Option<(Auth, Auth)>,
+    /// Virtual IPs (client or gateway side) and the gateway's pools.
+    pub remote_access: RemoteAccess,
+    pub pools: Vec<PoolConfig>,
 }
 
 /// Lifetimes that never fire.
@@ -83,6 +86,8 @@ impl Side {
             dpd_delay: Duration::ZERO,
             dpd_action: DpdAction::Clear,
             auth: None,
+            remote_access: RemoteAccess::default(),
+            pools: Vec::new(),
         }
     }
 
@@ -142,6 +147,7 @@ impl Side {
             ike_lifetime: self.ike_lifetime,
             dpd_delay: self.dpd_delay,
             dpd_action: self.dpd_action,
+            remote_access: self.remote_access.clone(),
         }
     }
 
@@ -149,6 +155,7 @@ impl Side {
         let config = Config {
             connections: vec![Arc::new(self.connection())],
             retransmit: RetransmitConfig::default(),
+            pools: self.pools.clone(),
             ..Config::default()
         };
         Peer {

@@ -34,10 +34,11 @@
 //! failed. Every wait has a timeout.
 
 // Each test binary uses a different subset of this module.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 pub mod flood;
 pub mod lifecycle;
+pub mod matrix;
 pub mod nat;
 pub mod netsys;
 pub mod oxisec_peer;
@@ -173,6 +174,18 @@ pub fn skip(test: &str, tools: &[Tool]) -> bool {
 pub fn wait_until<T>(
     what: &str,
     timeout: Duration,
+    probe: impl FnMut() -> Result<Option<T>>,
+) -> Result<T> {
+    wait_until_every(what, timeout, Duration::from_millis(100), probe)
+}
+
+/// [`wait_until`] polling every `interval`: for cheap probes of things
+/// that happen within milliseconds (a daemon's start or exit), where a
+/// 100 ms step would dominate a short test case.
+pub fn wait_until_every<T>(
+    what: &str,
+    timeout: Duration,
+    interval: Duration,
     mut probe: impl FnMut() -> Result<Option<T>>,
 ) -> Result<T> {
     let deadline = Instant::now() + timeout;
@@ -183,7 +196,7 @@ pub fn wait_until<T>(
         if Instant::now() >= deadline {
             return Err(format!("timed out after {timeout:?} waiting for {what}").into());
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(interval);
     }
 }
 

@@ -35,7 +35,8 @@ pub struct TunnelSpec {
     pub local_ts: String,
     pub remote_ts: String,
     pub psk: String,
-    /// e.g. `aes128gcm16-prfsha256-x25519`.
+    /// e.g. `aes128gcm16-prfsha256-x25519`; several proposals are
+    /// comma-separated, as in swanctl.conf.
     pub ike_proposal: String,
     /// e.g. `aes128gcm16`.
     pub esp_proposal: String,
