@@ -99,6 +99,8 @@ pub enum Command {
     },
     /// Manage EAP-MSCHAPv2 users (add, passwd, remove, list); stores NT hashes only.
     User(crate::users::UserArgs),
+    /// Write a ready-to-import client profile for a user (Apple, Android, Windows, NetworkManager, oxisec).
+    Profile(crate::profile::ProfileArgs),
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {

@@ -67,6 +67,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         }
         Command::Demo { keep } => crate::demo::run(keep),
         Command::User(args) => crate::users::run(args),
+        Command::Profile(args) => crate::profile::run(args),
     }
 }
 

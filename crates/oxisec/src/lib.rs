@@ -9,6 +9,7 @@ pub mod control;
 pub mod daemon;
 pub mod demo;
 pub mod netns;
+pub mod profile;
 pub mod proposals;
 pub mod status;
 pub mod users;
