@@ -255,9 +255,77 @@ fn pick_ike<E: Copy, I: Copy, D: Copy>(
     None
 }
 
-fn list<T: std::fmt::Display>(ps: &[T]) -> String {
+/// The strongSwan keyword of one algorithm (the first alias in oxisec's
+/// keyword table, which uses strongSwan's names).
+fn keyword(a: &Algorithm) -> Option<&'static str> {
+    oxisec_ike::proposal::keywords()
+        .find(|(_, k)| k.ty == a.ty && k.id == a.id && k.key_bits == a.key_bits)
+        .map(|(name, _)| name)
+}
+
+/// A proposal in strongSwan's syntax (`aes256gcm16-prfsha384-ecp384`), the
+/// form the strongSwan app, NetworkManager-strongswan and oxisec's own
+/// configuration read: encryption, integrity, PRF, key exchange, ESN, then
+/// additional key exchanges as `keN_name` (RFC 9370).
+pub fn strongswan(p: &ProposalSpec) -> String {
+    let mut words: Vec<String> = p
+        .encr
+        .iter()
+        .chain(&p.integ)
+        .chain(&p.prf)
+        .chain(&p.ke)
+        .chain(&p.esn)
+        .filter_map(|a| keyword(a).map(str::to_owned))
+        .collect();
+    for (i, list) in p.addke.iter().enumerate() {
+        for a in list {
+            // Additional key exchanges carry their own transform types
+            // (ADDKE1..7) but use the KE keywords.
+            let as_ke = Algorithm {
+                ty: oxisec_wire::TransformType::KE,
+                ..*a
+            };
+            let name = if a.id == ke::NONE {
+                Some("none")
+            } else {
+                keyword(&as_ke)
+            };
+            if let Some(name) = name {
+                words.push(format!("ke{}_{name}", i + 1));
+            }
+        }
+    }
+    words.join("-")
+}
+
+/// strongSwan syntax of an IKE proposal.
+pub fn ike_keywords(p: &IkeProposal) -> String {
+    strongswan(&p.0)
+}
+
+/// strongSwan syntax of an ESP proposal.
+pub fn esp_keywords(p: &EspProposal) -> String {
+    strongswan(&p.0)
+}
+
+/// Access to the spec of either kind of proposal, for messages.
+trait Spec {
+    fn spec(&self) -> &ProposalSpec;
+}
+impl Spec for IkeProposal {
+    fn spec(&self) -> &ProposalSpec {
+        &self.0
+    }
+}
+impl Spec for EspProposal {
+    fn spec(&self) -> &ProposalSpec {
+        &self.0
+    }
+}
+
+fn list<T: Spec>(ps: &[T]) -> String {
     ps.iter()
-        .map(|p| p.to_string())
+        .map(|p| strongswan(p.spec()))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -427,7 +495,7 @@ mod tests {
         let c = apple_child(&esp(&["aes256gcm16-ecp384"]), &i).unwrap();
         assert_eq!(c.pfs_group, Some(20));
         assert_eq!(c.integrity, "SHA2-384");
-        let c = apple_child(&esp(&["aes256-sha256-ecp384-none"]), &i).unwrap();
+        let c = apple_child(&esp(&["aes256-sha256"]), &i).unwrap();
         assert_eq!(
             (c.encryption, c.integrity, c.pfs_group),
             ("AES-256", "SHA2-256", None)
@@ -435,6 +503,29 @@ mod tests {
         assert!(apple_child(&esp(&["aes256gcm16-esn"]), &i).is_err());
         let c = apple_child(&esp(&["aes256gcm16-esn", "aes128gcm16-noesn"]), &i).unwrap();
         assert_eq!(c.encryption, "AES-128-GCM");
+    }
+
+    #[test]
+    fn strongswan_syntax_round_trips() {
+        for s in [
+            "aes256gcm16-prfsha384-ecp384",
+            "aes128-aes256-sha256-sha384-prfsha256-prfsha384-curve25519-modp2048",
+            "aes256gcm16-ecp384-esn",
+            "chacha20poly1305-noesn",
+            "aes256gcm16-prfsha256-ecp256-ke1_mlkem768-ke1_none",
+        ] {
+            let text = match IkeProposal::parse(s) {
+                Ok(p) => ike_keywords(&p),
+                Err(_) => esp_keywords(&EspProposal::parse(s).unwrap()),
+            };
+            assert_eq!(text, s);
+        }
+        for p in IkeProposal::defaults() {
+            assert_eq!(IkeProposal::parse(&ike_keywords(&p)).unwrap(), p);
+        }
+        for p in EspProposal::defaults() {
+            assert_eq!(EspProposal::parse(&esp_keywords(&p)).unwrap(), p);
+        }
     }
 
     #[test]

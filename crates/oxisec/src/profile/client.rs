@@ -17,7 +17,7 @@ use std::path::Path;
 
 use zeroize::Zeroizing;
 
-use super::{ClientAuth, GatewayAuth, Output, Profile, ProfileError};
+use super::{ClientAuth, GatewayAuth, Output, Profile, ProfileError, algs};
 
 /// A TOML basic string.
 fn q(s: &str) -> String {
@@ -50,7 +50,7 @@ pub(super) fn render(p: &Profile, stem: &str, _dir: &Path) -> Result<Output, Pro
     let _ = writeln!(
         o,
         "ike_proposals = {}",
-        list(p.gateway.ike_proposals.iter().map(|x| x.to_string()))
+        list(p.gateway.ike_proposals.iter().map(algs::ike_keywords))
     );
     match (&p.gateway.auth, p.creds.auth) {
         (GatewayAuth::Psk(secret), _) => {
@@ -113,7 +113,7 @@ pub(super) fn render(p: &Profile, stem: &str, _dir: &Path) -> Result<Output, Pro
         let _ = writeln!(
             o,
             "esp_proposals = {}",
-            list(p.gateway.esp_proposals.iter().map(|x| x.to_string()))
+            list(p.gateway.esp_proposals.iter().map(algs::esp_keywords))
         );
     }
     let _ = writeln!(o, "start_action = \"start\"");

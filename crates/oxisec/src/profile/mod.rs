@@ -682,3 +682,6 @@ fn run_inner(args: &ProfileArgs) -> Result<String, ProfileError> {
     msg.push_str(&out.instructions);
     Ok(msg)
 }
+
+#[cfg(test)]
+mod tests;

@@ -20,7 +20,7 @@ use std::path::Path;
 
 use zeroize::Zeroizing;
 
-use super::{Output, Profile, ProfileError};
+use super::{Output, Profile, ProfileError, algs};
 
 /// The service name NetworkManager knows the strongswan plugin by.
 pub const SERVICE_TYPE: &str = "org.freedesktop.NetworkManager.strongswan";
@@ -103,7 +103,7 @@ pub(super) fn render(p: &Profile, stem: &str, dir: &Path) -> Result<Output, Prof
             p.gateway
                 .ike_proposals
                 .iter()
-                .map(|x| x.to_string())
+                .map(algs::ike_keywords)
                 .collect()
         )
     );
@@ -114,7 +114,7 @@ pub(super) fn render(p: &Profile, stem: &str, dir: &Path) -> Result<Output, Prof
             p.gateway
                 .esp_proposals
                 .iter()
-                .map(|x| x.to_string())
+                .map(algs::esp_keywords)
                 .collect()
         )
     );

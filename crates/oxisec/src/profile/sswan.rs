@@ -15,7 +15,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
-use super::{ClientAuth, Output, Profile, ProfileError};
+use super::{ClientAuth, Output, Profile, ProfileError, algs};
 
 /// The profile as JSON; without the PKCS#12 when `with_p12` is false (for
 /// QR codes: the app then asks to pick an installed certificate).
@@ -55,10 +55,10 @@ pub(super) fn to_json(p: &Profile, with_p12: bool) -> Value {
     // The app takes one proposal per SA; the gateway's first is its
     // preference. Without one the app sends its own defaults.
     if let Some(ike) = p.gateway.ike_proposals.first() {
-        v["ike-proposal"] = json!(ike.to_string());
+        v["ike-proposal"] = json!(algs::ike_keywords(ike));
     }
     if let Some(esp) = p.gateway.esp_proposals.first() {
-        v["esp-proposal"] = json!(esp.to_string());
+        v["esp-proposal"] = json!(algs::esp_keywords(esp));
     }
     if !p.gateway.subnets.is_empty() {
         v["split-tunneling"] = json!({ "subnets": p.gateway.subnet_strings() });
