@@ -612,10 +612,17 @@ pub enum UserAction {
     List,
 }
 
-/// Reads the first line of `r`, without the line end.
+/// Longest password line read (256 characters of up to 4 UTF-8 bytes, a
+/// line end, and room to notice a longer line).
+const MAX_PASSWORD_LINE: u64 = 4 * MAX_PASSWORD_CHARS as u64 + 8;
+
+/// Reads the first line of `r`, without the line end; never more than
+/// [`MAX_PASSWORD_LINE`] bytes, so a wrong file or a pipe that never ends
+/// cannot fill memory (an over-long line then fails the length check).
 fn read_line(r: &mut dyn BufRead) -> std::io::Result<Zeroizing<String>> {
+    use std::io::Read as _;
     let mut line = Zeroizing::new(String::new());
-    r.read_line(&mut line)?;
+    r.take(MAX_PASSWORD_LINE).read_line(&mut line)?;
     while line.ends_with(['\n', '\r']) {
         line.pop();
     }
@@ -974,6 +981,15 @@ mod tests {
         .unwrap();
         assert!(UserDb::load(&file).unwrap().is_empty());
         assert!(run_inner(&args(UserAction::Remove { name: "x".into() })).is_err());
+        // A password file that is not one: read up to a bound, then refused.
+        std::fs::write(&pwf, "a".repeat(1 << 20)).unwrap();
+        let e = run_inner(&args(UserAction::Add {
+            name: "bob".into(),
+            groups: vec![],
+            password_file: Some(pwf.clone()),
+        }))
+        .unwrap_err();
+        assert!(e.contains("longer than 256"), "{e}");
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -622,6 +622,12 @@ pub fn run(args: ProfileArgs) -> ExitCode {
 }
 
 fn run_inner(args: &ProfileArgs) -> Result<String, ProfileError> {
+    if args.qr && !matches!(args.format, Format::Sswan | Format::Oxisec) {
+        return Err(ProfileError::Unsupported(format!(
+            "--qr is for --format sswan or oxisec (the others are too large or not meant to be scanned), not {:?}",
+            args.format
+        )));
+    }
     let profile = build(args)?;
     let to_stdout = args.output.as_deref() == Some(Path::new("-"));
     let out_path = match &args.output {
@@ -666,12 +672,7 @@ fn run_inner(args: &ProfileArgs) -> Result<String, ProfileError> {
     if args.qr {
         let payload: Zeroizing<Vec<u8>> = match args.format {
             Format::Sswan => qr::fit_sswan(&profile)?,
-            Format::Oxisec => out.main.clone(),
-            other => {
-                return Err(ProfileError::Unsupported(format!(
-                    "--qr is for --format sswan or oxisec, not {other:?}"
-                )));
-            }
+            _ => out.main.clone(),
         };
         let code = qr::encode(&payload)?;
         print!("{}", qr::render_terminal(&code));

@@ -736,6 +736,11 @@ fn run_writes_profile_companions_and_qr() {
     crate::config::load(&d.join("out/alice-rw.toml")).unwrap();
     let png = std::fs::read(d.join("out/alice-rw.png")).unwrap();
     assert_eq!(&png[..4], b"\x89PNG");
+    // --qr with a format not meant for it: refused before anything is written.
+    a.format = Format::Windows;
+    a.output = Some(d.join("out/win.ps1"));
+    assert!(run_inner(&a).unwrap_err().to_string().contains("--qr"));
+    assert!(!d.join("out/win.ps1").exists());
     // The gateway uses a PSK: native formats are refused with the reason.
     a.format = Format::Mobileconfig;
     a.qr = false;
