@@ -7,8 +7,10 @@
 //! private key files, also `psk`, `agent`, `smartcard`), `user`,
 //! `usercert`, `userkey`, `virtual` (request a virtual IP), `encap`,
 //! `ipcomp`; newer plugin versions add `proposal` = `yes` with `ike` and
-//! `esp` (strongSwan proposal syntax) and `remote-identity` /
-//! `local-identity`. The password (or key passphrase) is a secret the
+//! `esp` (strongSwan proposal syntax, several proposals separated by `;`),
+//! `remote-ts` (`;`-separated subnets, else 0.0.0.0/0 and ::/0),
+//! `server-port` and `remote-identity` / `local-identity`; `method=key`
+//! is still read as certificate and key files. The password (or key passphrase) is a secret the
 //! NetworkManager agent asks for (`password-flags=2`, "not saved").
 //!
 //! The plugin reads certificates and keys from files, not PKCS#12, so the
@@ -91,11 +93,24 @@ pub(super) fn render(p: &Profile, stem: &str, dir: &Path) -> Result<Output, Prof
     }
     let _ = writeln!(o, "password-flags=2");
     let _ = writeln!(o, "remote-identity={}", value(&p.gateway_id())?);
+    if p.gateway.port != 500 {
+        let _ = writeln!(o, "server-port={}", p.gateway.port);
+    }
+    if !p.gateway.subnets.is_empty() {
+        let ts: Vec<String> = p
+            .gateway
+            .subnet_strings()
+            .into_iter()
+            .filter(|s| s.contains('/'))
+            .collect();
+        let _ = writeln!(o, "remote-ts={}", value(&ts.join(";"))?);
+    }
     let _ = writeln!(o, "virtual=yes");
     let _ = writeln!(o, "encap=no");
     let _ = writeln!(o, "ipcomp=no");
     let _ = writeln!(o, "proposal=yes");
-    let join = |v: Vec<String>| v.join(",");
+    // charon-nm splits `ike`, `esp` and `remote-ts` at ";".
+    let join = |v: Vec<String>| v.join(";");
     let _ = writeln!(
         o,
         "ike={}",

@@ -498,9 +498,11 @@ fn networkmanager_keyfile() {
     // The PRF the gateway derived from sha256 is spelled out.
     assert_eq!(
         vpn["ike"],
-        "aes256gcm16-prfsha384-ecp384,aes256-sha256-prfsha256-modp2048"
+        "aes256gcm16-prfsha384-ecp384;aes256-sha256-prfsha256-modp2048"
     );
-    assert_eq!(vpn["esp"], "aes256gcm16-ecp384,aes256-sha256-modp2048");
+    assert_eq!(vpn["esp"], "aes256gcm16-ecp384;aes256-sha256-modp2048");
+    assert_eq!(vpn["remote-ts"], "198.51.100.0/24;203.0.113.0/24");
+    assert!(!vpn.contains_key("server-port"));
     assert!(!vpn.contains_key("password"));
     assert_eq!(ini["ipv4"]["method"], "auto");
     assert_eq!(ini["ipv4"]["never-default"], "true");
