@@ -263,6 +263,12 @@ pub struct IkeSaStatus {
     pub algorithms: String,
     pub established: Option<Instant>,
     pub children: Vec<ChildSaStatus>,
+    /// NAT detected in front of us / in front of the peer (RFC 7296 §2.23).
+    pub nat_local: bool,
+    pub nat_remote: bool,
+    /// Virtual IPs the gateway assigned us / we assigned the peer.
+    pub own_vips: Vec<std::net::IpAddr>,
+    pub peer_vips: Vec<std::net::IpAddr>,
 }
 
 #[derive(Debug, Clone)]

@@ -150,7 +150,7 @@ impl Engine {
         self.alloc.pools.restore(leases)
     }
 
-    /// (pool, addresses in use, leases held offline) per pool.
+    /// (pool, leases of connected clients, leases held offline) per pool.
     pub fn pool_usage(&self) -> Vec<(String, usize, usize)> {
         self.alloc.pools.usage()
     }

@@ -39,6 +39,8 @@ use oxisec_ike::{
 use serde::Deserialize;
 use toml::Spanned;
 
+mod remote;
+
 /// Where the control socket lives unless the config or `--socket` says otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/oxisec/oxisec.sock";
 /// The TUN device name unless configured.
@@ -68,7 +70,37 @@ pub struct DaemonConfig {
     pub mtu: u16,
     /// A `tracing_subscriber::EnvFilter` directive, e.g. `info` or `oxisec_ike=debug,info`.
     pub log_level: String,
+    /// Where state that must survive a restart lives (the gateway's
+    /// virtual IP leases).
+    pub state_dir: PathBuf,
+    /// How a road warrior applies the DNS servers the gateway sends.
+    pub dns: DnsBackend,
+    /// The resolv.conf that [`DnsBackend::ResolvConf`] rewrites (and
+    /// restores on disconnect).
+    pub resolv_conf: PathBuf,
+    /// Connections whose traffic must never leave in clear while the
+    /// daemon runs: their remote selectors stay routed into the TUN device
+    /// (where packets without an SA are dropped) also while the tunnel is
+    /// down or being re-established.
+    pub kill_switch: Vec<String>,
 }
+
+/// How DNS servers and domains received with a virtual IP are applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DnsBackend {
+    /// systemd-resolved when it runs, else resolv.conf.
+    #[default]
+    Auto,
+    /// Per-link DNS through `resolvectl` (split DNS with routing domains).
+    Resolved,
+    /// Rewrite resolv.conf, keep the original aside, put it back on disconnect.
+    ResolvConf,
+    /// Leave DNS alone.
+    Off,
+}
+
+/// Default for [`DaemonConfig::state_dir`].
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/oxisec";
 
 impl Default for DaemonConfig {
     fn default() -> Self {
@@ -77,6 +109,10 @@ impl Default for DaemonConfig {
             tun: DEFAULT_TUN.to_string(),
             mtu: DEFAULT_MTU,
             log_level: "info".to_string(),
+            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            dns: DnsBackend::Auto,
+            resolv_conf: PathBuf::from("/etc/resolv.conf"),
+            kill_switch: Vec::new(),
         }
     }
 }
@@ -131,6 +167,9 @@ struct RawFile {
     daemon: Option<Spanned<RawDaemon>>,
     #[serde(default)]
     connections: BTreeMap<String, Spanned<RawConnection>>,
+    /// Virtual IP pools for remote access (`[pools.NAME]`).
+    #[serde(default)]
+    pools: BTreeMap<String, Spanned<remote::RawPool>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -149,6 +188,9 @@ struct RawDaemon {
     half_open_limit: Option<Spanned<u64>>,
     fragmentation: Option<Spanned<bool>>,
     fragment_size: Option<Spanned<u64>>,
+    state_dir: Option<Spanned<PathBuf>>,
+    dns: Option<Spanned<String>>,
+    resolv_conf: Option<Spanned<PathBuf>>,
 }
 
 /// The engine-wide settings that live under `[daemon]` in the file.
@@ -182,6 +224,14 @@ struct RawConnection {
     rand_time: Option<Spanned<RawDuration>>,
     dpd_delay: Option<Spanned<RawDuration>>,
     dpd_action: Option<Spanned<String>>,
+    /// Remote access (see [`remote`]): client side.
+    vips: Option<Spanned<Vec<Spanned<String>>>>,
+    kill_switch: Option<Spanned<bool>>,
+    /// Remote access: gateway side.
+    pools: Option<Spanned<Vec<Spanned<String>>>>,
+    dns: Option<Spanned<Vec<Spanned<String>>>>,
+    dns_domains: Option<Spanned<Vec<Spanned<String>>>>,
+    subnets: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     children: BTreeMap<String, Spanned<RawChild>>,
 }
@@ -341,14 +391,27 @@ pub fn parse(text: &str, origin: &Path, resolver: &dyn Resolver) -> Result<Loade
         Err(e) => return Err(cx.serde_error(e, String::new())),
     };
     let mut warnings = Vec::new();
-    let (daemon, wide) = cx.daemon(raw.daemon.as_ref(), &mut warnings)?;
+    let (mut daemon, wide) = cx.daemon(raw.daemon.as_ref(), &mut warnings)?;
+    let pools = cx.pools(&raw.pools)?;
 
     let mut conns: Vec<(&String, &Spanned<RawConnection>)> = raw.connections.iter().collect();
     conns.sort_by_key(|(_, c)| c.span().start);
     let mut connections = Vec::new();
     let mut child_owner: HashMap<String, String> = HashMap::new();
     for (name, rc) in conns {
-        let conn = cx.connection(name, rc, resolver, &mut warnings)?;
+        let conn = cx.connection(name, rc, resolver, &pools, &mut warnings)?;
+        if let Some(k) = &rc.get_ref().kill_switch
+            && *k.get_ref()
+        {
+            if conn.remote_addrs.is_empty() {
+                return Err(cx.err(
+                    Some(k.span()),
+                    format!("connections.{name}.kill_switch"),
+                    "needs remote_addrs: the gateway's address is kept outside the tunnel",
+                ));
+            }
+            daemon.kill_switch.push(conn.name.clone());
+        }
         for child in &conn.children {
             if let Some(other) = child_owner.insert(child.name.clone(), conn.name.clone()) {
                 let span = rc.get_ref().children.get(&child.name).map(|c| c.span());
@@ -372,7 +435,7 @@ pub fn parse(text: &str, origin: &Path, resolver: &dyn Resolver) -> Result<Loade
             nat_keepalive: wide.nat_keepalive,
             dos: wide.dos,
             fragmentation: wide.fragmentation,
-            pools: Vec::new(),
+            pools,
         },
         warnings,
     })
@@ -460,6 +523,34 @@ impl Cx<'_> {
                 ));
             }
             d.socket = s.get_ref().clone();
+        }
+        for (key, val, slot) in [
+            ("daemon.state_dir", &raw.state_dir, &mut d.state_dir),
+            ("daemon.resolv_conf", &raw.resolv_conf, &mut d.resolv_conf),
+        ] {
+            if let Some(v) = val {
+                if !v.get_ref().is_absolute() {
+                    return Err(self.err(Some(v.span()), key, "must be an absolute path"));
+                }
+                *slot = v.get_ref().clone();
+            }
+        }
+        if let Some(v) = &raw.dns {
+            d.dns = match v.get_ref().as_str() {
+                "auto" => DnsBackend::Auto,
+                "resolved" => DnsBackend::Resolved,
+                "resolv.conf" => DnsBackend::ResolvConf,
+                "off" => DnsBackend::Off,
+                other => {
+                    return Err(self.err(
+                        Some(v.span()),
+                        "daemon.dns",
+                        format!(
+                            "unknown DNS backend {other:?}: use auto, resolved, resolv.conf or off"
+                        ),
+                    ));
+                }
+            };
         }
         if let Some(t) = &raw.tun {
             let name = t.get_ref();
@@ -658,6 +749,7 @@ impl Cx<'_> {
         n: &String,
         rc: &Spanned<RawConnection>,
         resolver: &dyn Resolver,
+        pools: &[oxisec_ike::PoolConfig],
         warnings: &mut Vec<ConfigError>,
     ) -> Result<Connection, ConfigError> {
         let base = format!("connections.{n}");
@@ -816,7 +908,7 @@ impl Cx<'_> {
                 .duration(&base, "dpd_delay", raw.dpd_delay.as_ref())?
                 .unwrap_or_default(),
             dpd_action: self.dpd_action(&base, raw.dpd_action.as_ref())?,
-            remote_access: Default::default(),
+            remote_access: self.remote_access(&base, raw, pools)?,
         })
     }
 
@@ -1034,11 +1126,15 @@ impl Cx<'_> {
         let raw = rc.get_ref();
         let local_ts = self.selectors(&base, "local_ts", &raw.local_ts)?;
         let remote_ts = self.selectors(&base, "remote_ts", &raw.remote_ts)?;
-        let common_family = local_ts.iter().any(|l| {
-            remote_ts
-                .iter()
-                .any(|r| l.start.is_ipv4() == r.start.is_ipv4())
-        });
+        // "dynamic" (an empty list) takes the family of the address it
+        // stands for, which is not known here.
+        let common_family = local_ts.is_empty()
+            || remote_ts.is_empty()
+            || local_ts.iter().any(|l| {
+                remote_ts
+                    .iter()
+                    .any(|r| l.start.is_ipv4() == r.start.is_ipv4())
+            });
         if !common_family {
             return Err(self.err(
                 Some(raw.remote_ts.span()),
@@ -1110,6 +1206,20 @@ impl Cx<'_> {
                 format!("{base}.{key}"),
                 "at least one traffic selector (subnet) is required",
             ));
+        }
+        if list
+            .get_ref()
+            .iter()
+            .any(|s| s.get_ref().trim() == remote::DYNAMIC)
+        {
+            if list.get_ref().len() > 1 {
+                return Err(self.err(
+                    Some(list.span()),
+                    format!("{base}.{key}"),
+                    "\"dynamic\" (the own address or virtual IP) stands alone in the list",
+                ));
+            }
+            return Ok(Vec::new());
         }
         let mut out = Vec::new();
         for (i, s) in list.get_ref().iter().enumerate() {
@@ -1910,5 +2020,111 @@ remote_ts = ["0.0.0.0/0"]
             ),
             "connections.site-b.ike_proposals[0]"
         );
+    }
+
+    const GATEWAY: &str = r#"
+[pools.staff]
+addrs = "10.3.0.0/24"
+[pools.staff6]
+addrs = "2001:db8:3::/64"
+[connections.rw]
+local_addrs = ["192.0.2.1"]
+psk = "a remote-access key that is long enough"
+pools = ["staff", "staff6"]
+dns = ["10.1.0.53", "2001:db8:1::53"]
+dns_domains = ["Corp.Example."]
+subnets = ["10.1.0.0/16"]
+[connections.rw.children.net]
+local_ts = ["10.1.0.0/16"]
+remote_ts = ["dynamic"]
+"#;
+
+    #[test]
+    fn remote_access_gateway() {
+        let l = parse_str(GATEWAY).unwrap();
+        let p: Vec<String> = l
+            .ike
+            .pools
+            .iter()
+            .map(|p| format!("{} {}-{}", p.name, p.first, p.last))
+            .collect();
+        assert_eq!(
+            p,
+            [
+                "staff 10.3.0.1-10.3.0.254",
+                "staff6 2001:db8:3::1-2001:db8:3:0:ffff:ffff:ffff:ffff"
+            ]
+        );
+        let c = &l.ike.connections[0];
+        assert_eq!(c.remote_access.pools, ["staff", "staff6"]);
+        assert_eq!(c.remote_access.dns.len(), 2);
+        assert_eq!(c.remote_access.dns_domains, ["corp.example"]);
+        assert_eq!(c.remote_access.subnets.len(), 1);
+        assert!(c.remote_access.request_vips.is_empty());
+        assert!(c.children[0].remote_ts.is_empty(), "dynamic");
+    }
+
+    #[test]
+    fn remote_access_client() {
+        let l = parse_str(
+            r#"
+[connections.home]
+remote_addrs = ["192.0.2.1"]
+local_addrs = ["192.0.2.9"]
+psk = "a remote-access key that is long enough"
+vips = ["0.0.0.0", "::"]
+kill_switch = true
+[connections.home.children.all]
+local_ts = ["dynamic"]
+remote_ts = ["0.0.0.0/0", "::/0"]
+"#,
+        )
+        .unwrap();
+        let c = &l.ike.connections[0];
+        assert_eq!(c.remote_access.request_vips.len(), 2);
+        assert_eq!(l.daemon.kill_switch, ["home"]);
+        assert!(c.children[0].local_ts.is_empty());
+    }
+
+    #[test]
+    fn remote_access_errors_name_the_field() {
+        let with = |extra: &str| GATEWAY.replace("subnets = [\"10.1.0.0/16\"]", extra);
+        let e = err(&with("vips = [\"0.0.0.0\"]"));
+        assert!(
+            e.contains("connections.rw.pools") && e.contains("not both"),
+            "{e}"
+        );
+        let e = err(&GATEWAY.replace("pools = [\"staff\", \"staff6\"]", "pools = [\"nope\"]"));
+        assert!(
+            e.contains("connections.rw.pools[0]") && e.contains("defined: staff, staff6"),
+            "{e}"
+        );
+        let e = err(&GATEWAY.replace("2001:db8:3::/64", "10.3.0.128/25"));
+        assert!(
+            e.contains("pools.staff6.addrs") && e.contains("overlaps"),
+            "{e}"
+        );
+        let e = err(&GATEWAY.replace("10.3.0.0/24", "10.3.0.1/24"));
+        assert!(
+            e.contains("pools.staff.addrs") && e.contains("host bits"),
+            "{e}"
+        );
+        let e = err(&GATEWAY.replace(
+            "remote_ts = [\"dynamic\"]",
+            "remote_ts = [\"dynamic\", \"10.9.0.0/16\"]",
+        ));
+        assert!(e.contains("remote_ts") && e.contains("stands alone"), "{e}");
+        let e =
+            err(&with("vips = [\"10.3.0.300\"]").replace("pools = [\"staff\", \"staff6\"]\n", ""));
+        assert!(e.contains("connections.rw.vips[0]"), "{e}");
+        let e = err(&GATEWAY.replace("pools = [\"staff\", \"staff6\"]\n", ""));
+        assert!(
+            e.contains("connections.rw.dns") && e.contains("set pools"),
+            "{e}"
+        );
+        let e = err(&GATEWAY.replace("Corp.Example.", "corp example"));
+        assert!(e.contains("dns_domains[0]"), "{e}");
+        let e = err("[daemon]\ndns = \"dnsmasq\"\n");
+        assert!(e.contains("daemon.dns") && e.contains("resolv.conf"), "{e}");
     }
 }

@@ -325,6 +325,8 @@ mod tests {
             drops: Default::default(),
             connections: vec![],
             ike_sas: vec![],
+            pools: vec![],
+            ike_counters: Default::default(),
         });
         let line = encode(&s);
         assert!(

@@ -38,6 +38,48 @@ pub struct StatusReport {
     pub drops: BTreeMap<String, u64>,
     pub connections: Vec<ConnectionInfo>,
     pub ike_sas: Vec<IkeSaInfo>,
+    /// Virtual IP pools of a remote-access gateway.
+    #[serde(default)]
+    pub pools: Vec<PoolInfo>,
+    /// What the IKE engine dropped, refused or answered from its caches
+    /// since start (malformed messages, unknown SPIs, COOKIEs sent, half-open
+    /// SAs refused, ...); only non-zero counts.
+    #[serde(default)]
+    pub ike_counters: BTreeMap<String, u64>,
+}
+
+/// The non-zero counters of the engine's [`oxisec_ike::Stats`].
+pub fn ike_counters(s: &oxisec_ike::Stats) -> BTreeMap<String, u64> {
+    [
+        ("malformed", s.malformed),
+        ("unknown_spi", s.unknown_spi),
+        ("out_of_window", s.out_of_window),
+        ("integrity_failed", s.integrity_failed),
+        ("retransmits_answered", s.retransmits_answered),
+        ("retransmits_sent", s.retransmits_sent),
+        ("invalid_spi_suppressed", s.invalid_spi_suppressed),
+        ("cookies_sent", s.cookies_sent),
+        ("half_open_refused", s.half_open_refused),
+        ("errors_suppressed", s.errors_suppressed),
+        ("fragments_held", s.fragments_held),
+    ]
+    .into_iter()
+    .filter(|(_, v)| *v > 0)
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// One virtual IP pool: its range and how much of it is taken.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PoolInfo {
+    pub name: String,
+    pub first: IpAddr,
+    pub last: IpAddr,
+    /// Addresses held by connected clients.
+    pub online: usize,
+    /// Addresses kept for clients that are away (given back when they
+    /// return, reclaimed oldest first when the pool runs out).
+    pub offline: usize,
 }
 
 /// A configured connection (whether or not an SA exists).
@@ -77,6 +119,16 @@ pub struct IkeSaInfo {
     /// Seconds since the SA was established; `None` while negotiating.
     pub established_secs: Option<u64>,
     pub children: Vec<ChildSaInfo>,
+    /// A NAT in front of us / in front of the peer (RFC 7296 §2.23).
+    #[serde(default)]
+    pub nat_local: bool,
+    #[serde(default)]
+    pub nat_remote: bool,
+    /// Virtual IPs the gateway gave us (road warrior) / we gave the peer.
+    #[serde(default)]
+    pub virtual_ips: Vec<IpAddr>,
+    #[serde(default)]
+    pub peer_virtual_ips: Vec<IpAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -147,6 +199,10 @@ pub fn ike_sas(
             spi_r: format!("{:016x}", s.spi_r),
             algorithms: s.algorithms.clone(),
             established_secs: s.established.map(age),
+            nat_local: s.nat_local,
+            nat_remote: s.nat_remote,
+            virtual_ips: s.own_vips.clone(),
+            peer_virtual_ips: s.peer_vips.clone(),
             children: s
                 .children
                 .iter()
@@ -166,6 +222,15 @@ pub fn ike_sas(
                 .collect(),
         })
         .collect()
+}
+
+/// ` virtual IP 10.3.0.1, 2001:db8::1` or nothing.
+fn vips(a: &[IpAddr]) -> String {
+    if a.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = a.iter().map(IpAddr::to_string).collect();
+    format!(" virtual IP {}", list.join(", "))
 }
 
 /// `1h02m`, `5m07s`, `42s`.
@@ -247,6 +312,21 @@ pub fn render(r: &StatusReport) -> String {
         let list: Vec<String> = r.drops.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = writeln!(s, "data plane drops: {}", list.join(", "));
     }
+    if !r.ike_counters.is_empty() {
+        let list: Vec<String> = r
+            .ike_counters
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        let _ = writeln!(s, "IKE counters: {}", list.join(", "));
+    }
+    for p in &r.pools {
+        let _ = writeln!(
+            s,
+            "pool {} {}-{}: {} online, {} offline",
+            p.name, p.first, p.last, p.online, p.offline
+        );
+    }
     s.push('\n');
     let _ = writeln!(s, "Connections ({}):", r.connections.len());
     let mut rows = Vec::new();
@@ -307,8 +387,15 @@ pub fn render(r: &StatusReport) -> String {
         );
         let _ = writeln!(
             s,
-            "    local  {} [{}]\n    remote {} [{}]",
-            ike.local, ike.local_id, ike.remote, ike.remote_id
+            "    local  {} [{}]{}{}\n    remote {} [{}]{}{}",
+            ike.local,
+            ike.local_id,
+            vips(&ike.virtual_ips),
+            if ike.nat_local { " behind NAT" } else { "" },
+            ike.remote,
+            ike.remote_id,
+            vips(&ike.peer_virtual_ips),
+            if ike.nat_remote { " behind NAT" } else { "" },
         );
         let _ = writeln!(
             s,
@@ -398,6 +485,10 @@ mod tests {
             spi_r: 0xfedc_ba98_7654_3210,
             algorithms: "AES_GCM_16_128/PRF_HMAC_SHA2_256/CURVE_25519".into(),
             established: now.checked_sub(Duration::from_secs(312)),
+            nat_local: false,
+            nat_remote: true,
+            own_vips: vec![],
+            peer_vips: vec!["10.3.0.1".parse().unwrap()],
             children: vec![ChildSaStatus {
                 child: ChildId(7),
                 name: "lan".into(),
@@ -445,7 +536,19 @@ mod tests {
                     start_action: "start".into(),
                 }],
             }],
+            pools: vec![PoolInfo {
+                name: "staff".into(),
+                first: "10.3.0.1".parse().unwrap(),
+                last: "10.3.0.254".parse().unwrap(),
+                online: 2,
+                offline: 1,
+            }],
             ike_sas: ike_sas(&sample_engine_status(now), now, &counters),
+            ike_counters: ike_counters(&oxisec_ike::Stats {
+                cookies_sent: 12,
+                malformed: 3,
+                ..Default::default()
+            }),
         }
     }
 
@@ -484,6 +587,8 @@ mod tests {
         let text = render(&sample(now));
         let expected = "\
 oxisec 0.1.0 (pid 42), up 6m40s, data plane: userspace ESP-in-UDP on oxisec0
+IKE counters: cookies_sent 12, malformed 3
+pool staff 10.3.0.1-10.3.0.254: 2 online, 1 offline
 
 Connections (1):
   site-b  192.0.2.1 [gw-a.example.com]  <->  192.0.2.2 [%any]
@@ -492,7 +597,7 @@ Connections (1):
 IKE SAs (1):
   site-b #1: ESTABLISHED, 5m12s ago, initiator
     local  192.0.2.1:4500 [gw-a.example.com]
-    remote 192.0.2.2:4500 [gw-b.example.com]
+    remote 192.0.2.2:4500 [gw-b.example.com] virtual IP 10.3.0.1 behind NAT
     SPIs 0123456789abcdef_i fedcba9876543210_r  AES_GCM_16_128/PRF_HMAC_SHA2_256/CURVE_25519
     CHILD   STATE      SPI IN    SPI OUT   ALGORITHMS      IN                   OUT              AGE
     lan #7  INSTALLED  c1a2b3c4  000000ff  AES_GCM_16_128  1.5 MiB / 1034 pkts  840 B / 10 pkts  5m10s

@@ -543,6 +543,10 @@ other: #2, CONNECTING, IKEv2, 1111111111111111_i* 0000000000000000_r
             algorithms: "AES_GCM_16_128/PRF_HMAC_SHA2_256/CURVE_25519".into(),
             established_secs: Some(1),
             children: vec![child],
+            nat_local: false,
+            nat_remote: false,
+            virtual_ips: vec![],
+            peer_virtual_ips: vec![],
         };
         let mut report = StatusReport {
             version: "0".into(),
@@ -552,6 +556,8 @@ other: #2, CONNECTING, IKEv2, 1111111111111111_i* 0000000000000000_r
             drops: Default::default(),
             connections: vec![],
             ike_sas: vec![ike],
+            pools: vec![],
+            ike_counters: Default::default(),
         };
         let sas = parse_status_json(&serde_json::to_string_pretty(&report).unwrap()).unwrap();
         assert!(tunnel_up(&sas, "net"));

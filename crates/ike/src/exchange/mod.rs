@@ -741,6 +741,10 @@ pub(crate) fn status_of(sa: &IkeSa) -> IkeSaStatus {
             .map(|s| s.describe())
             .unwrap_or_default(),
         established: sa.established,
+        nat_local: sa.nat_local,
+        nat_remote: sa.nat_remote,
+        own_vips: sa.own_vips.clone(),
+        peer_vips: sa.peer_vips.iter().map(|(_, a)| *a).collect(),
         children: sa
             .children
             .iter()

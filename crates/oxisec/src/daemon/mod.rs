@@ -8,7 +8,9 @@
 //! engine: SA commands to the data plane (and routes), datagrams to the
 //! sockets, events to the log and to waiting control clients.
 pub mod dataplane;
+pub mod dns;
 mod esp;
+pub mod leases;
 pub mod routes;
 pub mod udp;
 pub mod waiters;
@@ -118,6 +120,12 @@ struct Daemon {
     /// only carry the IKE id.
     ike_conn: HashMap<IkeId, String>,
     started: Instant,
+    /// Road warrior: DNS servers received with a virtual IP.
+    dns: dns::Dns,
+    /// Gateway with pools: where leases are kept, and whether they changed
+    /// since they were last written.
+    leases_path: Option<PathBuf>,
+    leases_dirty: bool,
 }
 
 async fn run_async(loaded: Loaded, socket: Option<PathBuf>) -> Result<(), DaemonError> {
@@ -175,7 +183,17 @@ async fn run_async(loaded: Loaded, socket: Option<PathBuf>) -> Result<(), Daemon
         waiters: Waiters::default(),
         ike_conn: HashMap::new(),
         started: Instant::now(),
+        dns: dns::Dns::new(
+            loaded.daemon.dns,
+            &loaded.daemon.resolv_conf,
+            &loaded.daemon.state_dir,
+            &loaded.daemon.tun,
+        ),
+        leases_path: None,
+        leases_dirty: false,
     };
+    d.restore_leases(&loaded.daemon.state_dir);
+    d.pin_kill_switch_routes(&loaded.daemon.kill_switch);
 
     // start_action = "start": the engine picks the first such child.
     let now = Instant::now();
@@ -266,6 +284,8 @@ async fn run_async(loaded: Loaded, socket: Option<PathBuf>) -> Result<(), Daemon
             SHUTDOWN_GRACE
         );
     }
+    d.dns.restore();
+    d.save_leases();
     let (ack_tx, ack_rx) = oneshot::channel();
     if d.routes.send(RouteOp::RemoveAll(ack_tx)).is_ok() {
         let _ = tokio::time::timeout(Duration::from_secs(2), ack_rx).await;
@@ -344,6 +364,120 @@ impl Daemon {
             if !progressed {
                 break;
             }
+        }
+        if self.leases_dirty {
+            self.save_leases();
+        }
+    }
+
+    /// Kill switch: the remote selectors of these connections are routed
+    /// into the TUN device for as long as the daemon runs, under a route
+    /// owner of their own (ids from the top of the range, never an engine
+    /// CHILD_SA), so they stay when the tunnel goes down; without an SA the
+    /// data plane drops what arrives there (counted as "no policy").
+    fn pin_kill_switch_routes(&mut self, names: &[String]) {
+        for (i, name) in names.iter().enumerate() {
+            let Some(c) = self.config.connections.iter().find(|c| &c.name == name) else {
+                continue;
+            };
+            let Some(&peer) = c.remote_addrs.first() else {
+                continue;
+            };
+            let remote_ts: Vec<_> = c
+                .children
+                .iter()
+                .flat_map(|ch| ch.remote_ts.iter().copied())
+                .collect();
+            info!("kill switch for {name}: its traffic is dropped while the tunnel is down");
+            let _ = self.routes.send(RouteOp::Add {
+                child: oxisec_ike::ChildId(u64::MAX - i as u64),
+                local_ts: Vec::new(),
+                remote_ts,
+                peer,
+            });
+        }
+    }
+
+    /// Gateway: puts back the leases saved by the last run, so that clients
+    /// get their addresses back.
+    fn restore_leases(&mut self, state_dir: &Path) {
+        if self.config.pools.is_empty() {
+            return;
+        }
+        let path = leases::path(state_dir);
+        match leases::load(&path) {
+            Ok(l) if l.is_empty() => {}
+            Ok(l) => {
+                let n = self.engine.restore_leases(&l);
+                info!(
+                    "{n} of {} virtual IP lease(s) restored from {}",
+                    l.len(),
+                    path.display()
+                );
+            }
+            Err(e) => warn!("virtual IP leases not restored: {e}; clients may get new addresses"),
+        }
+        self.leases_path = Some(path);
+    }
+
+    fn pool_info(&self) -> Vec<status::PoolInfo> {
+        let usage = self.engine.pool_usage();
+        self.config
+            .pools
+            .iter()
+            .map(|p| {
+                let (online, offline) = usage
+                    .iter()
+                    .find(|(n, _, _)| *n == p.name)
+                    .map_or((0, 0), |(_, on, off)| (*on, *off));
+                status::PoolInfo {
+                    name: p.name.clone(),
+                    first: p.first,
+                    last: p.last,
+                    online,
+                    offline,
+                }
+            })
+            .collect()
+    }
+
+    fn save_leases(&mut self) {
+        self.leases_dirty = false;
+        if let Some(p) = &self.leases_path
+            && let Err(e) = leases::save(p, &self.engine.leases())
+        {
+            warn!("cannot save the virtual IP leases to {}: {e}", p.display());
+        }
+    }
+
+    /// Road warrior: the virtual IP goes on the TUN device and the DNS
+    /// servers are applied; undone when the IKE SA goes.
+    fn on_virtual_ip(&mut self, ev: &Event) {
+        match ev {
+            Event::VirtualIp {
+                connection,
+                addresses,
+                dns,
+                domains,
+                ..
+            } => {
+                for a in addresses {
+                    let _ = self.routes.send(RouteOp::AddAddress(*a));
+                }
+                self.dns.apply(connection, dns, domains);
+            }
+            Event::VirtualIpReleased {
+                connection,
+                addresses,
+                ..
+            } => {
+                for a in addresses {
+                    let _ = self.routes.send(RouteOp::RemoveAddress(*a));
+                }
+                self.dns.release(connection);
+            }
+            Event::LeaseChanged { .. } => self.leases_dirty = true,
+            _ => {}
         }
     }
 
@@ -458,6 +592,7 @@ impl Daemon {
         // debugging the event flow to control clients.
         debug!("event: {}", waiters::describe(&ev, &conn_of));
         self.waiters.on_event(&ev, &conn_of);
+        self.on_virtual_ip(&ev);
         if let Event::IkeDown { ike, .. } = &ev {
             self.ike_conn.remove(ike);
         }
@@ -475,6 +610,8 @@ impl Daemon {
             ike_sas: status::ike_sas(&self.engine.status(), now, &|spi, inbound| {
                 self.dp.counters(spi, inbound)
             }),
+            pools: self.pool_info(),
+            ike_counters: status::ike_counters(&self.engine.stats()),
         }
     }
 

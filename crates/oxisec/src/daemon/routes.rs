@@ -88,22 +88,70 @@ fn prefix_contains(p: &Prefix, a: IpAddr) -> bool {
     }
 }
 
-/// The prefixes to route for a child: every remote selector's range, minus
-/// prefixes that would swallow the peer's own address (the tunnel's outer
-/// packets would then loop into the tunnel).
+/// The prefixes to route for a child: every remote selector's range, with
+/// the peer's own address cut out (the tunnel's outer packets would
+/// otherwise loop into the tunnel). A full tunnel (0.0.0.0/0) thus becomes
+/// the 32 prefixes around the gateway's address, each more specific than
+/// the default route, which stays in place for the gateway itself. The
+/// second list names the prefixes that had to be split that way.
 pub fn prefixes_for(remote_ts: &[TsRange], peer: IpAddr) -> (Vec<Prefix>, Vec<Prefix>) {
     let mut ok = Vec::new();
-    let mut skipped = Vec::new();
+    let mut split = Vec::new();
+    let push = |p: Prefix, ok: &mut Vec<Prefix>| {
+        if !ok.contains(&p) {
+            ok.push(p);
+        }
+    };
     for ts in remote_ts {
         for p in range_to_prefixes(ts.start, ts.end) {
-            if prefix_contains(&p, peer) {
-                skipped.push(p);
-            } else if !ok.contains(&p) {
-                ok.push(p);
+            if !prefix_contains(&p, peer) {
+                push(p, &mut ok);
+                continue;
+            }
+            split.push(p);
+            let (first, last) = prefix_bounds(&p);
+            let k = addr_int(peer);
+            if k > first {
+                for q in range_to_prefixes(int_addr(peer, first), int_addr(peer, k - 1)) {
+                    push(q, &mut ok);
+                }
+            }
+            if k < last {
+                for q in range_to_prefixes(int_addr(peer, k + 1), int_addr(peer, last)) {
+                    push(q, &mut ok);
+                }
             }
         }
     }
-    (ok, skipped)
+    (ok, split)
+}
+
+fn addr_int(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(v) => u32::from(v).into(),
+        IpAddr::V6(v) => v.into(),
+    }
+}
+
+/// `k` as an address of `like`'s family.
+fn int_addr(like: IpAddr, k: u128) -> IpAddr {
+    match like {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::from(k as u32)),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::from(k)),
+    }
+}
+
+/// First and last address of a prefix, as integers.
+fn prefix_bounds(p: &Prefix) -> (u128, u128) {
+    let bits: u32 = if p.0.is_ipv4() { 32 } else { 128 };
+    let host = bits - u32::from(p.1).min(bits);
+    let mask = if host >= 128 {
+        u128::MAX
+    } else {
+        (1u128 << host) - 1
+    };
+    let first = addr_int(p.0) & !mask;
+    (first, first | mask)
 }
 
 /// A host address inside the local selectors, of the prefix's family:
@@ -134,6 +182,11 @@ pub enum RouteOp {
     Remove {
         child: ChildId,
     },
+    /// Put a virtual IP the gateway assigned on the TUN device (host
+    /// prefix). Routes added without a source before it arrived pick it up:
+    /// the kernel prefers an address of the outgoing device.
+    AddAddress(IpAddr),
+    RemoveAddress(IpAddr),
     /// Remove everything and acknowledge (shutdown).
     RemoveAll(oneshot::Sender<()>),
 }
@@ -145,6 +198,8 @@ struct RouteState {
     /// prefix → (children using it, src it was installed with)
     installed: BTreeMap<Prefix, (BTreeSet<ChildId>, Option<IpAddr>)>,
     by_child: HashMap<ChildId, Vec<Prefix>>,
+    /// Virtual IPs we put on the device.
+    addresses: Vec<IpAddr>,
 }
 
 /// Starts the route task for the interface `ifname`. Returns the sender
@@ -173,6 +228,7 @@ pub async fn start(ifname: &str) -> std::io::Result<mpsc::UnboundedSender<RouteO
         ifname: ifname.to_string(),
         installed: BTreeMap::new(),
         by_child: HashMap::new(),
+        addresses: Vec::new(),
     };
     let (tx, mut rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
@@ -185,10 +241,15 @@ pub async fn start(ifname: &str) -> std::io::Result<mpsc::UnboundedSender<RouteO
                     peer,
                 } => st.add(child, &local_ts, &remote_ts, peer).await,
                 RouteOp::Remove { child } => st.remove(child).await,
+                RouteOp::AddAddress(a) => st.add_address(a).await,
+                RouteOp::RemoveAddress(a) => st.remove_address(a).await,
                 RouteOp::RemoveAll(ack) => {
                     let children: Vec<ChildId> = st.by_child.keys().copied().collect();
                     for c in children {
                         st.remove(c).await;
+                    }
+                    for a in st.addresses.clone() {
+                        st.remove_address(a).await;
                     }
                     let _ = ack.send(());
                 }
@@ -262,10 +323,10 @@ impl RouteState {
         remote_ts: &[TsRange],
         peer: IpAddr,
     ) {
-        let (prefixes, skipped) = prefixes_for(remote_ts, peer);
-        for p in skipped {
-            warn!(
-                "not routing {}/{} into the tunnel: it contains the peer's address {peer} (the tunnel's own packets would loop)",
+        let (prefixes, split) = prefixes_for(remote_ts, peer);
+        for p in split {
+            info!(
+                "routing {}/{} into the tunnel around the peer's address {peer} (the tunnel's own packets must not loop)",
                 p.0, p.1
             );
         }
@@ -289,6 +350,69 @@ impl RouteState {
             }
         }
         self.by_child.entry(child).or_default().extend(mine);
+    }
+
+    async fn add_address(&mut self, a: IpAddr) {
+        let len = if a.is_ipv4() { 32 } else { 128 };
+        let mut req = self.handle.address().add(self.ifindex, a, len).replace();
+        if a.is_ipv6() {
+            // No duplicate address detection on a point-to-point tunnel: a
+            // tentative address would not be used as a source for seconds.
+            req.message_mut().header.flags |=
+                netlink_packet_route::address::AddressHeaderFlags::Nodad;
+        }
+        match req.execute().await {
+            Ok(()) => {
+                info!("virtual IP {a}/{len} on {}", self.ifname);
+                if !self.addresses.contains(&a) {
+                    self.addresses.push(a);
+                }
+            }
+            Err(e) => warn!("cannot put virtual IP {a} on {}: {e}", self.ifname),
+        }
+    }
+
+    async fn remove_address(&mut self, a: IpAddr) {
+        self.addresses.retain(|x| *x != a);
+        let mut s = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(self.ifindex)
+            .set_address_filter(a)
+            .execute();
+        let msg = match s.try_next().await {
+            Ok(Some(m)) => m,
+            Ok(None) => return,
+            Err(e) => {
+                debug!("netlink: looking up {a}: {e}");
+                return;
+            }
+        };
+        match self.handle.address().del(msg).execute().await {
+            Ok(()) => info!("virtual IP {a} removed from {}", self.ifname),
+            Err(e) => debug!("cannot remove virtual IP {a}: {e}"),
+        }
+        // Linux flushes a device's IPv4 routes with its last IPv4 address;
+        // the routes we still hold (the kill switch's, another child's)
+        // go back in, without the source that just went away.
+        let keep: Vec<(Prefix, Option<IpAddr>)> = self
+            .installed
+            .iter_mut()
+            .filter(|(p, _)| p.0.is_ipv4() == a.is_ipv4())
+            .map(|(p, (_, src))| {
+                if *src == Some(a) {
+                    *src = None;
+                }
+                (*p, *src)
+            })
+            .collect();
+        for (p, src) in keep {
+            let msg = self.message(p, src);
+            if let Err(e) = self.handle.route().add(msg).replace().execute().await {
+                warn!("cannot restore route {}: {e}", self.describe(p, src));
+            }
+        }
     }
 
     async fn remove(&mut self, child: ChildId) {
@@ -361,12 +485,39 @@ mod tests {
 
     #[test]
     fn never_routes_the_peer_into_the_tunnel() {
-        let (ok, skipped) = prefixes_for(
+        let peer: IpAddr = "192.0.2.2".parse().unwrap();
+        let (ok, split) = prefixes_for(
             &[ts("203.0.113.0/24"), ts("0.0.0.0/0"), ts("203.0.113.0/24")],
-            "192.0.2.2".parse().unwrap(),
+            peer,
         );
-        assert_eq!(ok, vec![pfx("203.0.113.0/24")]);
-        assert_eq!(skipped, vec![pfx("0.0.0.0/0")]);
+        assert_eq!(split, vec![pfx("0.0.0.0/0")]);
+        assert_eq!(ok[0], pfx("203.0.113.0/24"));
+        assert!(ok.iter().all(|p| !prefix_contains(p, peer)), "{ok:?}");
+        // Everything else is covered: 2^32 - 1 addresses in 32 prefixes
+        // (plus the duplicate /24 that is already inside one of them).
+        assert_eq!(ok.len(), 33);
+        let covered: u128 = ok[1..]
+            .iter()
+            .map(|p| {
+                let (a, b) = prefix_bounds(p);
+                b - a + 1
+            })
+            .sum();
+        assert_eq!(covered, (1u128 << 32) - 1);
+        for probe in [
+            "192.0.2.1",
+            "192.0.2.3",
+            "0.0.0.0",
+            "255.255.255.255",
+            "10.1.2.3",
+        ] {
+            let a: IpAddr = probe.parse().unwrap();
+            assert!(ok.iter().any(|p| prefix_contains(p, a)), "{probe}");
+        }
+        let v6: IpAddr = "2001:db8::2".parse().unwrap();
+        let (ok6, _) = prefixes_for(&[ts("::/0")], v6);
+        assert_eq!(ok6.len(), 128);
+        assert!(ok6.iter().all(|p| !prefix_contains(p, v6)));
     }
 
     #[test]

@@ -550,26 +550,26 @@ fn check_nat_detected(peer: &AnyPeer, inside: bool) -> Result<()> {
             eprintln!("{}: {f:?}", s.label());
         }
         AnyPeer::Oxisec(o) => {
-            // The engine logs its NAT detection result at debug level:
-            // "IKE_SA_INIT done … nat_remote=… nat_local=…" as initiator,
-            // "answered IKE_SA_INIT … nat_remote=… nat_local=…" as responder.
-            let (line, want) = if inside {
-                ("IKE_SA_INIT done", "nat_local=true")
-            } else {
-                ("answered IKE_SA_INIT", "nat_remote=true")
-            };
-            let log = o.log();
-            let found = log.lines().find(|l| l.contains(line));
-            match found {
-                Some(l) if l.contains(want) => eprintln!("{}: {l}", o.label()),
-                other => {
-                    return Err(format!(
-                        "{}: NAT not detected (want {want}); line: {other:?}",
-                        o.label()
-                    )
-                    .into());
-                }
+            // As the operator sees it: `oxisec status --json`.
+            let status = o.status()?;
+            let sa = status.ike_sas.first().ok_or("oxisec lists no IKE SA")?;
+            let ok = if inside { sa.nat_local } else { sa.nat_remote };
+            if !ok {
+                return Err(format!(
+                    "{}: NAT not detected (want nat_{}): local {} remote {}",
+                    o.label(),
+                    if inside { "local" } else { "remote" },
+                    sa.nat_local,
+                    sa.nat_remote
+                )
+                .into());
             }
+            eprintln!(
+                "{}: nat_local {} nat_remote {}",
+                o.label(),
+                sa.nat_local,
+                sa.nat_remote
+            );
         }
     }
     Ok(())
@@ -781,6 +781,20 @@ pub fn run_cookie_flood(test: &str, count: u64, duration: Duration) -> Result<Co
         let sa_answers = counter("sa_answers")?;
         let cookies_sent = counter("cookies_sent")?;
         let cookies_returned = counter("cookies_returned")?;
+        // oxisec's own count, as the operator sees it in `oxisec status`,
+        // agrees with what nftables saw leave.
+        let reported = ox
+            .status()?
+            .ike_counters
+            .get("cookies_sent")
+            .copied()
+            .unwrap_or(0);
+        if reported != cookies_sent {
+            return Err(format!(
+                "oxisec status reports {reported} COOKIEs sent, nftables counted {cookies_sent}"
+            )
+            .into());
+        }
         eprintln!(
             "{test}: oxisec received {requests_received} IKE_SA_INIT requests, accepted {sa_answers} (half-open SAs + strongSwan's), sent {cookies_sent} COOKIEs; strongSwan returned a cookie {cookies_returned} time(s); {ike_sas_after} IKE SAs listed after the flood"
         );

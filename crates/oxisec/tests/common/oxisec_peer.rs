@@ -47,8 +47,20 @@ impl OxisecPeer {
         label: String,
         spec: &TunnelSpec,
     ) -> Result<OxisecPeer> {
+        OxisecPeer::start_with_config(ns, dir, label, &oxisec_toml(spec))
+    }
+
+    /// Starts the daemon with a configuration file written by the caller
+    /// (remote-access and certificate tests need keys a [`TunnelSpec`] does
+    /// not have).
+    pub fn start_with_config(
+        ns: Arc<Netns>,
+        dir: PathBuf,
+        label: String,
+        toml: &str,
+    ) -> Result<OxisecPeer> {
         let config = dir.join("oxisec.toml");
-        std::fs::write(&config, oxisec_toml(spec))?;
+        std::fs::write(&config, toml)?;
         // It holds the PSK inline: the daemon warns about a readable file.
         std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
         let socket = dir.join("oxisec.sock");
@@ -108,7 +120,7 @@ impl OxisecPeer {
     }
 
     /// Runs `oxisec args… --socket <ours>` inside the namespace.
-    fn cli(&self, args: &[&str]) -> Result<String> {
+    pub fn cli(&self, args: &[&str]) -> Result<String> {
         let bin = oxisec_bin();
         let mut cmd = self.ns.command(&bin.to_string_lossy());
         cmd.args(args).arg("--socket").arg(self.socket());

@@ -98,13 +98,24 @@ impl StrongSwan {
         label: String,
         spec: &TunnelSpec,
     ) -> Result<StrongSwan> {
+        StrongSwan::start_with_swanctl(ns, dir, label, &spec.tuning, &swanctl_conf(spec))
+    }
+
+    /// Starts charon with a swanctl.conf written by the caller.
+    pub fn start_with_swanctl(
+        ns: Arc<Netns>,
+        dir: PathBuf,
+        label: String,
+        tuning: &Tuning,
+        swanctl: &str,
+    ) -> Result<StrongSwan> {
         let conf = dir.join("strongswan.conf");
-        std::fs::write(&conf, strongswan_conf(&dir, &spec.tuning))?;
+        std::fs::write(&conf, strongswan_conf(&dir, tuning))?;
         let swanctl_dir = dir.join("swanctl");
         for sub in SWANCTL_DIRS {
             std::fs::create_dir_all(swanctl_dir.join(sub))?;
         }
-        std::fs::write(swanctl_dir.join("swanctl.conf"), swanctl_conf(spec))?;
+        std::fs::write(swanctl_dir.join("swanctl.conf"), swanctl)?;
 
         let charon = charon_path();
         let script = format!(
@@ -157,7 +168,7 @@ impl StrongSwan {
     }
 
     /// Runs `swanctl args… --uri <ours>` inside the namespace.
-    fn swanctl(&self, args: &[&str]) -> Result<String> {
+    pub fn swanctl(&self, args: &[&str]) -> Result<String> {
         let uri = self.vici_uri();
         let mut cmd = self.ns.command("swanctl");
         cmd.args(args).args(["--uri", &uri]);
