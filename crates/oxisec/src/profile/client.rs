@@ -13,6 +13,7 @@
 //! (to its own 0600 file) when `--p12-passphrase-file` was given.
 //! oxisec has no EAP client yet, so EAP users get no oxisec profile.
 use std::fmt::Write as _;
+use std::net::IpAddr;
 use std::path::Path;
 
 use zeroize::Zeroizing;
@@ -90,22 +91,47 @@ pub(super) fn render(p: &Profile, stem: &str, _dir: &Path) -> Result<Output, Pro
             ));
         }
     }
+    if !p.gateway.virtual_ips.is_empty() {
+        let _ = writeln!(
+            o,
+            "vips = {}",
+            list(p.gateway.virtual_ips.iter().map(|a| a.to_string()))
+        );
+    }
     let _ = writeln!(o);
-    // Without virtual IPs in the configuration yet, the client proposes
-    // any address of the family and the gateway narrows it to the client's
-    // address (RFC 7296 §2.9).
+    // With pools on the gateway the client asks for a virtual IP of each
+    // family and its side of the tunnel is that address ("dynamic");
+    // without, it proposes any address of the family and the gateway
+    // narrows that to the client's own address (RFC 7296 §2.9).
+    let v4 = p.gateway.virtual_ips.iter().any(IpAddr::is_ipv4)
+        || p.gateway.subnets.iter().any(|t| t.is_ipv4())
+        || (p.gateway.virtual_ips.is_empty() && p.gateway.subnets.is_empty());
+    let v6 = p.gateway.virtual_ips.iter().any(IpAddr::is_ipv6)
+        || p.gateway.subnets.iter().any(|t| !t.is_ipv4());
     let remote: Vec<String> = if p.gateway.subnets.is_empty() {
-        vec!["0.0.0.0/0".into()]
+        let mut r = Vec::new();
+        if v4 {
+            r.push("0.0.0.0/0".to_owned());
+        }
+        if v6 {
+            r.push("::/0".to_owned());
+        }
+        r
     } else {
         p.gateway.subnets.iter().map(|t| t.to_string()).collect()
     };
-    let mut local = Vec::new();
-    if p.gateway.subnets.is_empty() || p.gateway.subnets.iter().any(|t| t.is_ipv4()) {
-        local.push("0.0.0.0/0".to_owned());
-    }
-    if p.gateway.subnets.iter().any(|t| !t.is_ipv4()) {
-        local.push("::/0".to_owned());
-    }
+    let local: Vec<String> = if p.gateway.virtual_ips.is_empty() {
+        let mut l = Vec::new();
+        if v4 {
+            l.push("0.0.0.0/0".to_owned());
+        }
+        if v6 {
+            l.push("::/0".to_owned());
+        }
+        l
+    } else {
+        vec!["dynamic".to_owned()]
+    };
     let _ = writeln!(o, "[connections.{}.children.tunnel]", q(conn));
     let _ = writeln!(o, "local_ts = {}", list(local));
     let _ = writeln!(o, "remote_ts = {}", list(remote));

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use oxisec_ike::{Auth, Connection, EspProposal, Identity, IkeProposal, TsRange};
+use oxisec_ike::{Auth, Connection, EspProposal, Identity, IkeProposal, PoolConfig, TsRange};
 use zeroize::Zeroizing;
 
 use crate::users::{DEFAULT_USERS_FILE, UserDb, write_atomic, write_private_atomic};
@@ -187,6 +187,9 @@ pub struct Gateway {
     /// The subnets reachable through the tunnel; empty means all traffic.
     pub subnets: Vec<TsRange>,
     pub dns: Vec<IpAddr>,
+    /// The virtual IPs a client asks for (`0.0.0.0` and/or `::`): one per
+    /// address family the connection's pools hand out.
+    pub virtual_ips: Vec<IpAddr>,
 }
 
 fn covers_everything(ts: &TsRange) -> bool {
@@ -194,9 +197,11 @@ fn covers_everything(ts: &TsRange) -> bool {
 }
 
 impl Gateway {
-    /// The client's view of a gateway connection. `address` overrides the
-    /// connection's first local address.
+    /// The client's view of a gateway connection; `pools` are the
+    /// configuration's address pools, `address` overrides the connection's
+    /// first local address.
     pub fn from_connection(
+        pools: &[PoolConfig],
         conn: &Connection,
         address: Option<&str>,
     ) -> Result<Gateway, ProfileError> {
@@ -239,6 +244,19 @@ impl Gateway {
             subnets.clear();
         }
         subnets.dedup();
+        let mut virtual_ips: Vec<IpAddr> = Vec::new();
+        for name in &conn.remote_access.pools {
+            if let Some(pool) = pools.iter().find(|p| &p.name == name) {
+                let any = if pool.first.is_ipv4() {
+                    IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+                } else {
+                    IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+                };
+                if !virtual_ips.contains(&any) {
+                    virtual_ips.push(any);
+                }
+            }
+        }
         Ok(Gateway {
             connection: conn.name.clone(),
             address,
@@ -249,6 +267,7 @@ impl Gateway {
             esp_proposals,
             subnets,
             dns: conn.remote_access.dns.clone(),
+            virtual_ips,
         })
     }
 
@@ -596,7 +615,7 @@ pub fn build(args: &ProfileArgs) -> Result<Profile, ProfileError> {
     let loaded =
         crate::config::load(&args.config).map_err(|e| ProfileError::Config(e.to_string()))?;
     let conn = pick_connection(&loaded.ike.connections, args.connection.as_deref())?;
-    let gateway = Gateway::from_connection(conn, args.address.as_deref())?;
+    let gateway = Gateway::from_connection(&loaded.ike.pools, conn, args.address.as_deref())?;
     let creds = gather_creds(args)?;
     if matches!(gateway.auth, GatewayAuth::Cert) && creds.ca_der.is_none() {
         return Err(ProfileError::Config(format!(

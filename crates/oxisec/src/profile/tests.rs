@@ -11,15 +11,20 @@ const PKI_DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../pki/tests/data")
 const P12_PASS: &str = "oxisec test";
 
 const GATEWAY_TOML: &str = r#"
+[pools.staff]
+addrs = "10.3.0.0/24"
+
 [connections.rw]
 local_addrs = ["192.0.2.1"]
 local_id = "vpn.example.com"
 psk = "a long random secret, really long"
 ike_proposals = ["aes256gcm16-prfsha384-ecp384", "aes256-sha256-modp2048"]
+pools = ["staff"]
+dns = ["198.51.100.53"]
 
 [connections.rw.children.net]
 local_ts = ["198.51.100.0/24", "203.0.113.0/24"]
-remote_ts = ["0.0.0.0/0"]
+remote_ts = ["dynamic"]
 esp_proposals = ["aes256gcm16-ecp384", "aes256-sha256-modp2048"]
 
 [connections.site]
@@ -57,8 +62,12 @@ fn loaded() -> crate::config::Loaded {
 /// this branch only knows PSKs; the profile only needs to know which).
 fn cert_gateway() -> Gateway {
     let l = loaded();
-    let mut g =
-        Gateway::from_connection(pick_connection(&l.ike.connections, None).unwrap(), None).unwrap();
+    let mut g = Gateway::from_connection(
+        &l.ike.pools,
+        pick_connection(&l.ike.connections, None).unwrap(),
+        None,
+    )
+    .unwrap();
     g.auth = GatewayAuth::Cert;
     g
 }
@@ -110,15 +119,17 @@ fn gateway_from_config() {
             .to_string()
             .contains("rw, site")
     );
-    let g = Gateway::from_connection(c, None).unwrap();
+    let g = Gateway::from_connection(&l.ike.pools, c, None).unwrap();
     assert_eq!(g.address, "192.0.2.1");
     assert_eq!(g.id.to_string(), "vpn.example.com");
     assert_eq!(g.subnet_strings(), ["198.51.100.0/24", "203.0.113.0/24"]);
     assert_eq!(g.ike_proposals.len(), 2);
     assert_eq!(g.esp_proposals.len(), 2);
     assert!(matches!(g.auth, GatewayAuth::Psk(_)));
+    assert_eq!(g.virtual_ips, ["0.0.0.0".parse::<IpAddr>().unwrap()]);
+    assert_eq!(g.dns, ["198.51.100.53".parse::<IpAddr>().unwrap()]);
     assert_eq!(
-        Gateway::from_connection(c, Some("vpn.example.com"))
+        Gateway::from_connection(&l.ike.pools, c, Some("vpn.example.com"))
             .unwrap()
             .address,
         "vpn.example.com"
@@ -127,7 +138,7 @@ fn gateway_from_config() {
     let mut any = c.clone();
     any.local_addrs.clear();
     assert!(
-        Gateway::from_connection(&any, None)
+        Gateway::from_connection(&l.ike.pools, &any, None)
             .unwrap_err()
             .to_string()
             .contains("--address")
@@ -138,7 +149,7 @@ fn gateway_from_config() {
     ch.local_ts = vec![TsRange::any(true)];
     full.children = vec![ch];
     assert!(
-        Gateway::from_connection(&full, None)
+        Gateway::from_connection(&l.ike.pools, &full, None)
             .unwrap()
             .subnets
             .is_empty()
@@ -168,8 +179,12 @@ fn stable_uuids() {
 #[test]
 fn psk_gateway_only_for_oxisec() {
     let l = loaded();
-    let g =
-        Gateway::from_connection(pick_connection(&l.ike.connections, None).unwrap(), None).unwrap();
+    let g = Gateway::from_connection(
+        &l.ike.pools,
+        pick_connection(&l.ike.connections, None).unwrap(),
+        None,
+    )
+    .unwrap();
     let p = Profile::new(None, g, creds(ClientAuth::Eap));
     for f in [
         Format::Mobileconfig,
@@ -554,8 +569,12 @@ fn oxisec_profile_loads_with_the_daemon_loader() {
     // The gateway authenticates with a PSK: the profile carries it in a
     // private file next to the configuration.
     let l = loaded();
-    let g =
-        Gateway::from_connection(pick_connection(&l.ike.connections, None).unwrap(), None).unwrap();
+    let g = Gateway::from_connection(
+        &l.ike.pools,
+        pick_connection(&l.ike.connections, None).unwrap(),
+        None,
+    )
+    .unwrap();
     let p = Profile::new(Some("corp"), g, creds(ClientAuth::Eap));
     let d = tmpdir("oxisec-psk");
     let out = render(&p, Format::Oxisec, "alice-rw", &d).unwrap();
@@ -569,6 +588,12 @@ fn oxisec_profile_loads_with_the_daemon_loader() {
     assert_eq!(c.local_id.to_string(), "alice");
     assert_eq!(c.ike_proposals, p.gateway.ike_proposals);
     assert_eq!(c.children[0].esp_proposals, p.gateway.esp_proposals);
+    // The gateway has a pool: ask for an address, our side is "dynamic".
+    assert_eq!(
+        c.remote_access.request_vips,
+        ["0.0.0.0".parse::<IpAddr>().unwrap()]
+    );
+    assert!(c.children[0].local_ts.is_empty(), "dynamic");
     assert_eq!(
         c.children[0]
             .remote_ts
