@@ -623,6 +623,14 @@ pub fn build(args: &ProfileArgs) -> Result<Profile, ProfileError> {
             args.pki_dir.join("ca.crt").display()
         )));
     }
+    if matches!(gateway.id, Identity::Dn(_)) && !matches!(args.format, Format::Oxisec) {
+        // Apple and Windows check the name they are given against the
+        // certificate's subjectAltNames, never against the subject DN.
+        eprintln!(
+            "oxisec: warning: connection {:?} identifies the gateway by a distinguished name ({}); native clients match DNS/IP subjectAltNames, so set local_id to the name in the certificate's SAN",
+            gateway.connection, gateway.id
+        );
+    }
     Ok(Profile::new(args.name.as_deref(), gateway, creds))
 }
 

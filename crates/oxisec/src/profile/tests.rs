@@ -649,7 +649,9 @@ fn oxisec_profile_cert_keys() {
 }
 
 /// Waits for pkicli's certificate keys in config.rs (local_p12, ca_certs,
-/// local_auth/remote_auth); run with `--ignored` once they are merged.
+/// local_auth/remote_auth); run with `--ignored` once they are merged. (The
+/// same output was checked by hand with the pkicli branch's `oxisec
+/// check-config`: OK.)
 #[test]
 #[ignore = "needs the certificate keys of the pkicli branch in config.rs"]
 fn oxisec_cert_profile_loads_with_the_daemon_loader() {
