@@ -113,6 +113,10 @@ pub enum Command {
         #[command(subcommand)]
         command: PkiCommand,
     },
+    /// Manage EAP-MSCHAPv2 users (add, passwd, remove, list); stores NT hashes only.
+    User(crate::users::UserArgs),
+    /// Write a ready-to-import client profile for a user (Apple, Android, Windows, NetworkManager, oxisec).
+    Profile(crate::profile::ProfileArgs),
 }
 
 /// `oxisec pki …`

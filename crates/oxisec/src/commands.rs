@@ -79,6 +79,8 @@ pub fn dispatch(cli: Cli) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::User(args) => crate::users::run(args),
+        Command::Profile(args) => crate::profile::run(args),
     }
 }
 

@@ -11,6 +11,8 @@ pub mod daemon;
 pub mod demo;
 pub mod netns;
 pub mod pki;
+pub mod profile;
 pub mod proposals;
 pub mod status;
+pub mod users;
 pub mod x509util;
