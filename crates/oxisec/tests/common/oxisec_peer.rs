@@ -47,8 +47,19 @@ impl OxisecPeer {
         label: String,
         spec: &TunnelSpec,
     ) -> Result<OxisecPeer> {
+        OxisecPeer::start_with_toml(ns, dir, label, &oxisec_toml(spec))
+    }
+
+    /// Starts the daemon with this configuration text (the certificate
+    /// tests write configurations a [`TunnelSpec`] cannot express).
+    pub fn start_with_toml(
+        ns: Arc<Netns>,
+        dir: PathBuf,
+        label: String,
+        toml: &str,
+    ) -> Result<OxisecPeer> {
         let config = dir.join("oxisec.toml");
-        std::fs::write(&config, oxisec_toml(spec))?;
+        std::fs::write(&config, toml)?;
         // It holds the PSK inline: the daemon warns about a readable file.
         std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
         let socket = dir.join("oxisec.sock");
