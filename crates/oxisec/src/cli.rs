@@ -1,9 +1,12 @@
 //! The command line: one binary that is both the daemon (`oxisec run`) and
 //! its control client (`status`, `initiate`, `terminate`, `rekey`).
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+
+use crate::pki::KeyType;
 
 /// oxisec: a memory-safe IPsec VPN (IKEv2 + ESP).
 #[derive(Debug, Parser, PartialEq)]
@@ -97,6 +100,88 @@ pub enum Command {
         #[arg(long)]
         keep: bool,
     },
+    /// A certificate authority for this VPN: CA, gateway and client certificates, CRL, PKCS#12.
+    ///
+    /// `oxisec pki init-ca --cn "Example CA"`, then
+    /// `oxisec pki issue --server vpn.example.com --ip 192.0.2.1` for the gateway and
+    /// `oxisec pki issue --client alice@example.com` + `oxisec pki export alice@example.com`
+    /// for each user.
+    Pki {
+        /// The CA directory (ca.crt, ca.key, certs/, private/, crl.pem, exports/, index.json).
+        #[arg(long, value_name = "DIR", global = true, default_value = crate::pki::DEFAULT_DIR)]
+        dir: PathBuf,
+        #[command(subcommand)]
+        command: PkiCommand,
+    },
+}
+
+/// `oxisec pki …`
+#[derive(Debug, Subcommand, PartialEq)]
+pub enum PkiCommand {
+    /// Create the CA (key, self-signed certificate, empty CRL); never replaces an existing one.
+    InitCa {
+        /// The CA's common name, e.g. "Example VPN CA".
+        #[arg(long, value_name = "NAME")]
+        cn: String,
+        /// Key algorithm.
+        #[arg(long = "type", value_enum, default_value_t)]
+        key_type: KeyType,
+        /// Validity in days.
+        #[arg(long, default_value_t = crate::pki::CA_DAYS)]
+        days: u32,
+        /// http:// URL where crl.pem will be published; written into every issued
+        /// certificate as its CRL distribution point.
+        #[arg(long, value_name = "URL")]
+        crl_url: Option<String>,
+    },
+    /// Issue a gateway (--server) or user (--client) certificate with a new key.
+    #[command(group(clap::ArgGroup::new("who").required(true).args(["server", "client"])))]
+    Issue {
+        /// A gateway: its host name (or IP address) as clients dial it; serverAuth +
+        /// IKE intermediate EKUs, DNS SAN.
+        #[arg(long, value_name = "NAME")]
+        server: Option<String>,
+        /// A user: user@domain (email SAN) or a device's host name; clientAuth EKU.
+        #[arg(long, value_name = "NAME")]
+        client: Option<String>,
+        /// Further IP address SANs (repeatable).
+        #[arg(long, value_name = "ADDR")]
+        ip: Vec<IpAddr>,
+        /// Further DNS name SANs (repeatable).
+        #[arg(long, value_name = "NAME")]
+        dns: Vec<String>,
+        /// Further email SANs (repeatable).
+        #[arg(long, value_name = "ADDR")]
+        email: Vec<String>,
+        /// Key algorithm.
+        #[arg(long = "type", value_enum, default_value_t)]
+        key_type: KeyType,
+        /// Validity in days (Apple devices accept at most 825).
+        #[arg(long, default_value_t = crate::pki::CERT_DAYS)]
+        days: u32,
+    },
+    /// Revoke NAME's certificate and write a new crl.pem.
+    Revoke { name: String },
+    /// Write a fresh crl.pem (run it before the previous one's next update, e.g. weekly from cron).
+    Crl {
+        /// Days until the CRL's next update.
+        #[arg(long, default_value_t = crate::pki::CRL_DAYS)]
+        days: u32,
+    },
+    /// Write exports/NAME.p12 (key, certificate, CA) for a client device.
+    Export {
+        name: String,
+        /// Read the passphrase from this file (first line); else from
+        /// $OXISEC_PKI_PASSPHRASE; else a random one is made and printed.
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+        /// 3DES and an SHA-1 MAC instead of AES-256 and SHA-256, for old
+        /// macOS/iOS and Windows versions.
+        #[arg(long)]
+        legacy: bool,
+    },
+    /// List issued certificates with serial, expiry and status.
+    List,
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {
@@ -212,6 +297,76 @@ mod tests {
                 file: "x.toml".into()
             }
         );
+    }
+
+    #[test]
+    fn parses_pki() {
+        let pki = |args: &[&str]| match parse(args) {
+            Command::Pki { dir, command } => (dir, command),
+            c => panic!("{c:?}"),
+        };
+        assert_eq!(
+            pki(&["pki", "init-ca", "--cn", "Example CA"]),
+            (
+                PathBuf::from("/etc/oxisec/pki"),
+                PkiCommand::InitCa {
+                    cn: "Example CA".into(),
+                    key_type: KeyType::Ecdsa,
+                    days: 3650,
+                    crl_url: None
+                }
+            )
+        );
+        assert_eq!(
+            pki(&[
+                "pki",
+                "issue",
+                "--server",
+                "vpn.example.com",
+                "--ip",
+                "192.0.2.1",
+                "--type",
+                "rsa",
+                "--dir",
+                "/tmp/p"
+            ]),
+            (
+                PathBuf::from("/tmp/p"),
+                PkiCommand::Issue {
+                    server: Some("vpn.example.com".into()),
+                    client: None,
+                    ip: vec!["192.0.2.1".parse().unwrap()],
+                    dns: vec![],
+                    email: vec![],
+                    key_type: KeyType::Rsa,
+                    days: 825
+                }
+            )
+        );
+        assert_eq!(
+            pki(&[
+                "pki",
+                "--dir",
+                "/tmp/p",
+                "export",
+                "a@b.example",
+                "--legacy"
+            ])
+            .1,
+            PkiCommand::Export {
+                name: "a@b.example".into(),
+                passphrase_file: None,
+                legacy: true
+            }
+        );
+        let bad = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("oxisec").chain(args.iter().copied())).is_err()
+        };
+        assert!(bad(&["pki", "issue"]));
+        assert!(bad(&["pki", "issue", "--server", "a", "--client", "b"]));
+        assert!(bad(&["pki", "init-ca"]));
+        assert!(bad(&["pki", "init-ca", "--cn", "x", "--type", "dsa"]));
+        assert!(bad(&["pki", "issue", "--client", "a", "--ip", "nope"]));
     }
 
     #[test]

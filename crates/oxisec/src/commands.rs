@@ -4,9 +4,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::cli::{Cli, Command, SaTarget};
+use zeroize::Zeroizing;
+
+use crate::cli::{Cli, Command, PkiCommand, SaTarget};
 use crate::config;
 use crate::control::{self, Request, Response};
+use crate::pki::{IssueRequest, Pki, PkiError, Profile};
 use crate::status;
 
 /// Extra time the client waits beyond the daemon's own deadline, so that the
@@ -66,6 +69,141 @@ pub fn dispatch(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Demo { keep } => crate::demo::run(keep),
+        Command::Pki { dir, command } => match pki_cmd(&dir, command) {
+            Ok(text) => {
+                out(&text);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("oxisec pki: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+/// `oxisec pki …`: does the work, returns what to print.
+pub fn pki_cmd(dir: &Path, command: PkiCommand) -> Result<String, PkiError> {
+    match command {
+        PkiCommand::InitCa {
+            cn,
+            key_type,
+            days,
+            crl_url,
+        } => {
+            let p = Pki::init_ca(dir, &cn, key_type, days, crl_url.as_deref())?;
+            Ok(format!(
+                "created CA {cn:?} in {}\n  certificate: {} (install it on every peer as trusted CA)\n  key:         {} (keep it secret)\n  CRL:         {}\n",
+                dir.display(),
+                p.ca_cert_path().display(),
+                p.ca_key_path().display(),
+                p.crl_path().display()
+            ))
+        }
+        PkiCommand::Issue {
+            server,
+            client,
+            ip,
+            dns,
+            email,
+            key_type,
+            days,
+        } => {
+            let p = Pki::open(dir)?;
+            let (name, profile) = match (server, client) {
+                (Some(n), _) => (n, Profile::Server),
+                (None, Some(n)) => (n, Profile::Client),
+                (None, None) => return Err(PkiError("--server or --client is required".into())),
+            };
+            let req = IssueRequest {
+                name: name.clone(),
+                profile,
+                dns,
+                ips: ip,
+                emails: email,
+                key_type,
+                days,
+            };
+            let e = p.issue(&req)?;
+            let mut text = format!(
+                "issued {} certificate {} (serial {}, valid until {})\n  certificate: {}\n  key:         {}\n",
+                match profile {
+                    Profile::Server => "gateway",
+                    Profile::Client => "client",
+                },
+                e.subject,
+                e.serial,
+                crate::pki::not_after_text(&e),
+                p.cert_path(&name).display(),
+                p.key_path(&name).display()
+            );
+            if profile == Profile::Client {
+                text.push_str(&format!(
+                    "  for a device: oxisec pki export {name}{}\n",
+                    if dir == Path::new(crate::pki::DEFAULT_DIR) {
+                        String::new()
+                    } else {
+                        format!(" --dir {}", dir.display())
+                    }
+                ));
+            }
+            Ok(text)
+        }
+        PkiCommand::Revoke { name } => {
+            let p = Pki::open(dir)?;
+            let done = p.revoke(&name)?;
+            let serials: Vec<&str> = done.iter().map(|e| e.serial.as_str()).collect();
+            Ok(format!(
+                "revoked {name} (serial {}); new CRL {}: copy it to the gateways (crls = [...]) or publish it at the CRL URL\n",
+                serials.join(", "),
+                p.crl_path().display()
+            ))
+        }
+        PkiCommand::Crl { days } => {
+            let p = Pki::open(dir)?;
+            let path = p.write_crl(days)?;
+            Ok(format!(
+                "wrote {} (next update in {days} days)\n",
+                path.display()
+            ))
+        }
+        PkiCommand::Export {
+            name,
+            passphrase_file,
+            legacy,
+        } => {
+            let p = Pki::open(dir)?;
+            let (pass, generated) = match passphrase_file {
+                Some(f) => {
+                    let raw = Zeroizing::new(
+                        std::fs::read_to_string(&f)
+                            .map_err(|e| PkiError(format!("cannot read {}: {e}", f.display())))?,
+                    );
+                    let line = raw.lines().next().unwrap_or("");
+                    (Zeroizing::new(line.to_owned()), false)
+                }
+                None => match std::env::var("OXISEC_PKI_PASSPHRASE") {
+                    Ok(v) => (Zeroizing::new(v), false),
+                    Err(_) => (crate::pki::random_passphrase(), true),
+                },
+            };
+            if pass.is_empty() {
+                return Err(PkiError(
+                    "empty passphrase: clients refuse or mishandle unprotected PKCS#12 files"
+                        .into(),
+                ));
+            }
+            let path = p.export(&name, &pass, legacy)?;
+            let mut text = format!("wrote {}\n", path.display());
+            if generated {
+                text.push_str(&format!(
+                    "passphrase: {} (give it to the user separately from the file)\n",
+                    pass.as_str()
+                ));
+            }
+            Ok(text)
+        }
+        PkiCommand::List => Pki::open(dir)?.list_text(),
     }
 }
 

@@ -28,16 +28,23 @@ use std::net::{IpAddr, ToSocketAddrs, UdpSocket};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use oxisec_crypto::Secret;
 use oxisec_ike::{
     Auth, ChildConfig, ChildLifetime, Config, Connection, DosConfig, DpdAction, EspProposal,
-    FragmentationConfig, Identity, IkeLifetime, IkeProposal, NatKeepalive, RetransmitConfig,
-    StartAction, TsRange,
+    FragmentationConfig, Identity, IkeLifetime, IkeProposal, LocalCert, NatKeepalive,
+    RetransmitConfig, SendCert, StartAction, TsRange,
+};
+use oxisec_pki::{
+    Certificate, EkuPolicy, KeyError, PrivateKey, RevocationPolicy, TrustStore, ValidationPolicy,
 };
 use serde::Deserialize;
 use toml::Spanned;
+use zeroize::Zeroizing;
+
+use crate::crlfetch::HttpCrlCache;
+use crate::x509util::{crl_ders, crl_summary, fmt_date, same_public_key};
 
 /// Where the control socket lives unless the config or `--socket` says otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/oxisec/oxisec.sock";
@@ -46,6 +53,13 @@ pub const DEFAULT_TUN: &str = "oxisec0";
 /// TUN MTU: 1500 minus the worst-case ESP-in-UDP overhead over IPv6 with
 /// AES-CBC/HMAC-SHA-512 (40 + 8 + 8 + 16 + 15 + 2 + 32 = 121), rounded down.
 pub const DEFAULT_MTU: u16 = 1400;
+/// Where the daemon keeps CRLs fetched from http:// distribution points,
+/// so that a restart does not have to fetch them again.
+pub const DEFAULT_CRL_CACHE_DIR: &str = "/var/lib/oxisec/crls";
+/// Largest certificate file (PEM or DER, chain included) read from the config.
+pub const MAX_CERT_FILE: u64 = 1 << 20;
+/// A local certificate expiring sooner than this draws a warning at load.
+pub const CERT_EXPIRY_WARNING: Duration = Duration::from_secs(30 * 86400);
 /// PSKs shorter than this are guessable offline from one captured IKE_AUTH
 /// exchange (RFC 7296 §2.15 asks for keys with as much entropy as a full key).
 pub const PSK_WARN_LEN: usize = 20;
@@ -68,6 +82,8 @@ pub struct DaemonConfig {
     pub mtu: u16,
     /// A `tracing_subscriber::EnvFilter` directive, e.g. `info` or `oxisec_ike=debug,info`.
     pub log_level: String,
+    /// Disk cache of CRLs fetched over HTTP.
+    pub crl_cache_dir: PathBuf,
 }
 
 impl Default for DaemonConfig {
@@ -77,6 +93,7 @@ impl Default for DaemonConfig {
             tun: DEFAULT_TUN.to_string(),
             mtu: DEFAULT_MTU,
             log_level: "info".to_string(),
+            crl_cache_dir: PathBuf::from(DEFAULT_CRL_CACHE_DIR),
         }
     }
 }
@@ -90,6 +107,18 @@ pub struct Loaded {
     /// world-readable file with a secret). Already formatted as
     /// `FILE:LINE: FIELD: message`.
     pub warnings: Vec<ConfigError>,
+    /// The CRLs of http:// distribution points, shared by every trust
+    /// store of this configuration. Nothing is fetched until the daemon
+    /// calls [`HttpCrlCache::start`].
+    pub crl_cache: Arc<HttpCrlCache>,
+}
+
+/// Both sides' credentials of one connection, and our certificate (for the
+/// default identity and the local_id check).
+struct Creds {
+    local: Auth,
+    remote: Auth,
+    cert: Option<Certificate>,
 }
 
 /// One problem in a configuration file, located as precisely as we can.
@@ -149,6 +178,7 @@ struct RawDaemon {
     half_open_limit: Option<Spanned<u64>>,
     fragmentation: Option<Spanned<bool>>,
     fragment_size: Option<Spanned<u64>>,
+    crl_cache_dir: Option<Spanned<PathBuf>>,
 }
 
 /// The engine-wide settings that live under `[daemon]` in the file.
@@ -172,6 +202,22 @@ struct RawConnection {
     remote_id: Option<Spanned<String>>,
     psk: Option<Spanned<String>>,
     psk_file: Option<Spanned<PathBuf>>,
+    /// "psk" or "cert": how we authenticate (default: cert when a local
+    /// certificate is configured).
+    local_auth: Option<Spanned<String>>,
+    /// "psk" or "cert": how the peer must authenticate (default: cert when
+    /// ca_certs are configured).
+    remote_auth: Option<Spanned<String>>,
+    local_cert: Option<Spanned<PathBuf>>,
+    local_key: Option<Spanned<PathBuf>>,
+    local_key_passphrase_file: Option<Spanned<PathBuf>>,
+    local_p12: Option<Spanned<PathBuf>>,
+    local_p12_passphrase_file: Option<Spanned<PathBuf>>,
+    send_cert: Option<Spanned<String>>,
+    ca_certs: Option<Spanned<Vec<Spanned<PathBuf>>>>,
+    crls: Option<Spanned<Vec<Spanned<PathBuf>>>>,
+    revocation: Option<Spanned<String>>,
+    remote_eku: Option<Spanned<String>>,
     /// `proposals` is swanctl's name for the same list.
     #[serde(alias = "proposals")]
     ike_proposals: Option<Spanned<Vec<Spanned<String>>>>,
@@ -328,10 +374,11 @@ fn group_other_mode(_path: &Path) -> Option<u32> {
 /// Checks a configuration given as text. `origin` names the file in error
 /// messages and anchors relative `psk_file` paths.
 pub fn parse(text: &str, origin: &Path, resolver: &dyn Resolver) -> Result<Loaded, ConfigError> {
-    let cx = Cx {
+    let mut cx = Cx {
         file: origin.display().to_string(),
         text,
         dir: origin.parent().map(Path::to_path_buf).unwrap_or_default(),
+        crl_cache: Arc::new(HttpCrlCache::new(PathBuf::from(DEFAULT_CRL_CACHE_DIR))),
     };
     let raw: RawFile = match toml::de::Deserializer::parse(text) {
         Ok(de) => serde_path_to_error::deserialize(de).map_err(|e| {
@@ -342,6 +389,7 @@ pub fn parse(text: &str, origin: &Path, resolver: &dyn Resolver) -> Result<Loade
     };
     let mut warnings = Vec::new();
     let (daemon, wide) = cx.daemon(raw.daemon.as_ref(), &mut warnings)?;
+    cx.crl_cache = Arc::new(HttpCrlCache::new(daemon.crl_cache_dir.clone()));
 
     let mut conns: Vec<(&String, &Spanned<RawConnection>)> = raw.connections.iter().collect();
     conns.sort_by_key(|(_, c)| c.span().start);
@@ -375,6 +423,7 @@ pub fn parse(text: &str, origin: &Path, resolver: &dyn Resolver) -> Result<Loade
             pools: Vec::new(),
         },
         warnings,
+        crl_cache: cx.crl_cache.clone(),
     })
 }
 
@@ -405,6 +454,8 @@ struct Cx<'a> {
     file: String,
     text: &'a str,
     dir: PathBuf,
+    /// Given to every trust store (set once the `[daemon]` table is read).
+    crl_cache: Arc<HttpCrlCache>,
 }
 
 impl Cx<'_> {
@@ -460,6 +511,16 @@ impl Cx<'_> {
                 ));
             }
             d.socket = s.get_ref().clone();
+        }
+        if let Some(c) = &raw.crl_cache_dir {
+            if !c.get_ref().is_absolute() {
+                return Err(self.err(
+                    Some(c.span()),
+                    "daemon.crl_cache_dir",
+                    "the CRL cache directory must be an absolute path",
+                ));
+            }
+            d.crl_cache_dir = c.get_ref().clone();
         }
         if let Some(t) = &raw.tun {
             let name = t.get_ref();
@@ -717,13 +778,18 @@ impl Cx<'_> {
             None => 500,
         };
 
+        let creds = self.credentials(&base, rc, warnings)?;
+
+        // strongSwan's default too: with a certificate, our identity is its
+        // subject DN (which the peer then matches against the certificate).
         let local_id = match &raw.local_id {
             Some(id) => id.get_ref().parse::<Identity>().map_err(|e| {
                 self.err(Some(id.span()), format!("{base}.local_id"), e.to_string())
             })?,
-            None => match local_addrs.first() {
-                Some(a) => Identity::from_addr(*a),
-                None => match remote_addrs.first().and_then(|r| route_source(*r)) {
+            None => match (&creds.cert, local_addrs.first()) {
+                (Some(cert), _) => Identity::Dn(cert.subject_der()),
+                (None, Some(a)) => Identity::from_addr(*a),
+                (None, None) => match remote_addrs.first().and_then(|r| route_source(*r)) {
                     Some(a) => Identity::from_addr(a),
                     None => {
                         return Err(self.err(
@@ -735,14 +801,30 @@ impl Cx<'_> {
                 },
             },
         };
+        if let (Some(cert), Some(id)) = (&creds.cert, &raw.local_id)
+            && !cert.matches(&local_id.claim())
+        {
+            let sans: Vec<String> = cert
+                .subject_alt_names()
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            return Err(self.err(
+                Some(id.span()),
+                format!("{base}.local_id"),
+                format!(
+                    "{local_id} is not in our certificate (subject {}, SANs [{}]): peers would reject us; use one of those or leave local_id out for the subject",
+                    cert.subject(),
+                    sans.join(", ")
+                ),
+            ));
+        }
         let remote_id = match &raw.remote_id {
             Some(id) => Some(id.get_ref().parse::<Identity>().map_err(|e| {
                 self.err(Some(id.span()), format!("{base}.remote_id"), e.to_string())
             })?),
             None => None,
         };
-
-        let psk = self.psk(&base, rc, warnings)?;
 
         let ike_proposals = match &raw.ike_proposals {
             None => IkeProposal::defaults(),
@@ -806,8 +888,8 @@ impl Cx<'_> {
             remote_port,
             local_id,
             remote_id,
-            local_auth: Auth::Psk(psk.clone()),
-            remote_auth: Auth::Psk(psk),
+            local_auth: creds.local,
+            remote_auth: creds.remote,
             ike_proposals,
             children,
             force_encap: true,
@@ -952,34 +1034,8 @@ impl Cx<'_> {
             ),
             (None, Some(f)) => {
                 let field = format!("{base}.psk_file");
-                let path = if f.get_ref().is_absolute() {
-                    f.get_ref().clone()
-                } else {
-                    self.dir.join(f.get_ref())
-                };
-                if let Some(mode) = group_other_mode(&path) {
-                    return Err(self.err(
-                        Some(f.span()),
-                        field,
-                        format!(
-                            "{} is accessible by group/others (mode {mode:04o}); a key file must be private: run `chmod 600 {}`",
-                            path.display(),
-                            path.display()
-                        ),
-                    ));
-                }
-                let mut bytes = std::fs::read(&path).map_err(|e| {
-                    self.err(
-                        Some(f.span()),
-                        &field,
-                        format!("cannot read {}: {e}", path.display()),
-                    )
-                })?;
-                // Editors add a final newline; it is never part of the key.
-                while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                    bytes.pop();
-                }
-                (bytes, f.span(), field)
+                let bytes = self.secret_file(f, &field)?;
+                (bytes.to_vec(), f.span(), field)
             }
         };
         if bytes.is_empty() {
@@ -996,6 +1052,478 @@ impl Cx<'_> {
             ));
         }
         Ok(Secret::new(bytes))
+    }
+
+    /// A path from the file, relative ones taken from the config's directory.
+    fn path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.dir.join(p)
+        }
+    }
+
+    /// Reads a file that holds a secret (key, PKCS#12, passphrase, psk):
+    /// refused when group or others may read it, bounded in size, wiped
+    /// from memory when dropped.
+    fn private_file(
+        &self,
+        f: &Spanned<PathBuf>,
+        field: &str,
+    ) -> Result<Zeroizing<Vec<u8>>, ConfigError> {
+        let path = self.path(f.get_ref());
+        if let Some(mode) = group_other_mode(&path) {
+            return Err(self.err(
+                Some(f.span()),
+                field,
+                format!(
+                    "{} is accessible by group/others (mode {mode:04o}); a key file must be private: run `chmod 600 {}`",
+                    path.display(),
+                    path.display()
+                ),
+            ));
+        }
+        self.read_bounded(f, field, MAX_CERT_FILE)
+    }
+
+    /// [`Cx::private_file`] without the final newline editors add, which is
+    /// never part of a psk or a passphrase.
+    fn secret_file(
+        &self,
+        f: &Spanned<PathBuf>,
+        field: &str,
+    ) -> Result<Zeroizing<Vec<u8>>, ConfigError> {
+        let mut bytes = self.private_file(f, field)?;
+        while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            bytes.pop();
+        }
+        Ok(bytes)
+    }
+
+    /// Reads at most `max` bytes; a larger file is an error, not a truncation.
+    fn read_bounded(
+        &self,
+        f: &Spanned<PathBuf>,
+        field: &str,
+        max: u64,
+    ) -> Result<Zeroizing<Vec<u8>>, ConfigError> {
+        use std::io::Read;
+        let path = self.path(f.get_ref());
+        let cannot = |e: std::io::Error| {
+            self.err(
+                Some(f.span()),
+                field,
+                format!("cannot read {}: {e}", path.display()),
+            )
+        };
+        let file = std::fs::File::open(&path).map_err(cannot)?;
+        let mut out = Zeroizing::new(Vec::new());
+        file.take(max + 1).read_to_end(&mut out).map_err(cannot)?;
+        if out.len() as u64 > max {
+            return Err(self.err(
+                Some(f.span()),
+                field,
+                format!("{} is larger than {max} bytes", path.display()),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// How both sides authenticate: `local_auth`/`remote_auth` with the
+    /// pre-shared key, our certificate and key, and the trust store the
+    /// peer's certificate is checked against.
+    fn credentials(
+        &self,
+        base: &str,
+        rc: &Spanned<RawConnection>,
+        warnings: &mut Vec<ConfigError>,
+    ) -> Result<Creds, ConfigError> {
+        let raw = rc.get_ref();
+        let has_local_cert = raw.local_cert.is_some() || raw.local_p12.is_some();
+        let local_cert = match self.auth_kind(base, "local_auth", raw.local_auth.as_ref())? {
+            Some(k) => k,
+            None => has_local_cert,
+        };
+        let remote_cert = match self.auth_kind(base, "remote_auth", raw.remote_auth.as_ref())? {
+            Some(k) => k,
+            None => raw.ca_certs.is_some(),
+        };
+        // Keys of a method that is not used are mistakes; say so first.
+        if !local_cert {
+            for (key, span) in [
+                ("local_cert", raw.local_cert.as_ref().map(Spanned::span)),
+                ("local_key", raw.local_key.as_ref().map(Spanned::span)),
+                (
+                    "local_key_passphrase_file",
+                    raw.local_key_passphrase_file.as_ref().map(Spanned::span),
+                ),
+                ("local_p12", raw.local_p12.as_ref().map(Spanned::span)),
+                (
+                    "local_p12_passphrase_file",
+                    raw.local_p12_passphrase_file.as_ref().map(Spanned::span),
+                ),
+                ("send_cert", raw.send_cert.as_ref().map(Spanned::span)),
+            ] {
+                if let Some(span) = span {
+                    return Err(self.err(
+                        Some(span),
+                        format!("{base}.{key}"),
+                        "needs a local certificate, but we authenticate with the pre-shared key (local_auth = \"psk\"); remove this key or set local_auth = \"cert\"",
+                    ));
+                }
+            }
+        }
+        if !remote_cert {
+            for (key, span) in [
+                ("ca_certs", raw.ca_certs.as_ref().map(Spanned::span)),
+                ("crls", raw.crls.as_ref().map(Spanned::span)),
+                ("revocation", raw.revocation.as_ref().map(Spanned::span)),
+                ("remote_eku", raw.remote_eku.as_ref().map(Spanned::span)),
+            ] {
+                if let Some(span) = span {
+                    return Err(self.err(
+                        Some(span),
+                        format!("{base}.{key}"),
+                        "the peer authenticates with the pre-shared key (remote_auth = \"psk\"); remove this key or set remote_auth = \"cert\"",
+                    ));
+                }
+            }
+        }
+        let psk_given = raw
+            .psk
+            .as_ref()
+            .map(Spanned::span)
+            .or(raw.psk_file.as_ref().map(Spanned::span));
+        if local_cert
+            && remote_cert
+            && let Some(span) = psk_given
+        {
+            return Err(self.err(
+                Some(span),
+                base,
+                "a pre-shared key is set but both sides authenticate with certificates (local_auth and remote_auth = \"cert\"); remove it",
+            ));
+        }
+        let psk = if local_cert && remote_cert {
+            None
+        } else {
+            Some(self.psk(base, rc, warnings)?)
+        };
+
+        let mut cert = None;
+        let local = match (local_cert, &psk) {
+            (false, Some(k)) => Auth::Psk(k.clone()),
+            _ => {
+                let lc = self.local_cert(base, rc, warnings)?;
+                cert = lc.chain.first().cloned();
+                Auth::Cert(lc)
+            }
+        };
+        let remote = match (remote_cert, psk) {
+            (false, Some(k)) => Auth::Psk(k),
+            _ => Auth::PeerCert(Arc::new(self.trust_store(base, rc, warnings)?)),
+        };
+        Ok(Creds {
+            local,
+            remote,
+            cert,
+        })
+    }
+
+    /// `"psk"` → false, `"cert"` → true.
+    fn auth_kind(
+        &self,
+        base: &str,
+        key: &str,
+        v: Option<&Spanned<String>>,
+    ) -> Result<Option<bool>, ConfigError> {
+        let Some(v) = v else { return Ok(None) };
+        match v.get_ref().as_str() {
+            "psk" => Ok(Some(false)),
+            "cert" | "pubkey" => Ok(Some(true)),
+            other => Err(self.err(
+                Some(v.span()),
+                format!("{base}.{key}"),
+                format!("{other:?} is not an authentication method: use \"psk\" or \"cert\""),
+            )),
+        }
+    }
+
+    /// Our certificate chain and key, from `local_cert` + `local_key` or
+    /// from `local_p12`.
+    fn local_cert(
+        &self,
+        base: &str,
+        rc: &Spanned<RawConnection>,
+        warnings: &mut Vec<ConfigError>,
+    ) -> Result<LocalCert, ConfigError> {
+        let raw = rc.get_ref();
+        let send = match &raw.send_cert {
+            None => SendCert::default(),
+            Some(s) => match s.get_ref().as_str() {
+                "always" => SendCert::Always,
+                "ifasked" => SendCert::IfAsked,
+                "never" => SendCert::Never,
+                other => {
+                    return Err(self.err(
+                        Some(s.span()),
+                        format!("{base}.send_cert"),
+                        format!("{other:?}: use \"always\", \"ifasked\" or \"never\""),
+                    ));
+                }
+            },
+        };
+        let (key, chain, span, field) = match (&raw.local_cert, &raw.local_p12) {
+            (Some(_), Some(p)) => {
+                return Err(self.err(
+                    Some(p.span()),
+                    format!("{base}.local_p12"),
+                    "set either local_cert (with local_key) or local_p12, not both",
+                ));
+            }
+            (None, None) => {
+                return Err(self.err(
+                    Some(rc.span()),
+                    base,
+                    "local_auth = \"cert\" needs local_cert and local_key, or local_p12",
+                ));
+            }
+            (Some(c), None) => {
+                if let Some(p) = &raw.local_p12_passphrase_file {
+                    return Err(self.err(
+                        Some(p.span()),
+                        format!("{base}.local_p12_passphrase_file"),
+                        "only used with local_p12",
+                    ));
+                }
+                let field = format!("{base}.local_cert");
+                let data = self.read_bounded(c, &field, MAX_CERT_FILE)?;
+                let chain = Certificate::from_pem_or_der(&data)
+                    .map_err(|e| self.err(Some(c.span()), &field, e.to_string()))?;
+                let Some(k) = &raw.local_key else {
+                    return Err(self.err(
+                        Some(c.span()),
+                        format!("{base}.local_key"),
+                        "local_cert needs local_key (the private key, mode 0600)",
+                    ));
+                };
+                let kfield = format!("{base}.local_key");
+                let pass = match &raw.local_key_passphrase_file {
+                    Some(p) => {
+                        Some(self.secret_file(p, &format!("{base}.local_key_passphrase_file"))?)
+                    }
+                    None => None,
+                };
+                let kdata = self.private_file(k, &kfield)?;
+                let key = PrivateKey::from_bytes(&kdata, pass.as_ref().map(|p| p.as_slice()))
+                    .map_err(|e| {
+                        let hint = match (&e, &pass) {
+                            (KeyError::Decrypt, None) => {
+                                " (the key is encrypted: set local_key_passphrase_file)"
+                            }
+                            _ => "",
+                        };
+                        self.err(Some(k.span()), &kfield, format!("{e}{hint}"))
+                    })?;
+                (key, chain, c.span(), field)
+            }
+            (None, Some(p)) => {
+                for (key, v) in [
+                    ("local_key", raw.local_key.as_ref()),
+                    (
+                        "local_key_passphrase_file",
+                        raw.local_key_passphrase_file.as_ref(),
+                    ),
+                ] {
+                    if let Some(v) = v {
+                        return Err(self.err(
+                            Some(v.span()),
+                            format!("{base}.{key}"),
+                            "the key comes from local_p12; remove this key",
+                        ));
+                    }
+                }
+                let field = format!("{base}.local_p12");
+                let pass = match &raw.local_p12_passphrase_file {
+                    Some(f) => self.secret_file(f, &format!("{base}.local_p12_passphrase_file"))?,
+                    None => Zeroizing::new(Vec::new()),
+                };
+                let data = self.private_file(p, &field)?;
+                let (key, mut chain) = oxisec_pki::load_pkcs12(&data, &pass).map_err(|e| {
+                    let hint = match (&e, &raw.local_p12_passphrase_file) {
+                        (KeyError::Decrypt, None) => " (set local_p12_passphrase_file)",
+                        _ => "",
+                    };
+                    self.err(Some(p.span()), &field, format!("{e}{hint}"))
+                })?;
+                // The CA certificate a bundle carries is not sent: the peer
+                // has it as its trust anchor.
+                let own = chain.remove(0);
+                chain.retain(|c| !(c.is_ca() && c.subject_der() == c.issuer_der()));
+                chain.insert(0, own);
+                (key, chain, p.span(), field)
+            }
+        };
+        let Some(ee) = chain.first() else {
+            return Err(self.err(Some(span), field, "no certificate in the file"));
+        };
+        if !same_public_key(&key.public_key_der(), ee.spki_der()) {
+            return Err(self.err(
+                Some(span),
+                field,
+                format!(
+                    "the private key does not belong to the certificate {} (its public key differs)",
+                    ee.subject()
+                ),
+            ));
+        }
+        let now = SystemTime::now();
+        if ee.not_after() < now {
+            warnings.push(self.err(
+                Some(span.clone()),
+                &field,
+                format!(
+                    "certificate {} expired on {}: peers will reject it",
+                    ee.subject(),
+                    fmt_date(ee.not_after())
+                ),
+            ));
+        } else if ee.not_after() < now + CERT_EXPIRY_WARNING {
+            warnings.push(self.err(
+                Some(span.clone()),
+                &field,
+                format!(
+                    "certificate {} expires on {}: renew it",
+                    ee.subject(),
+                    fmt_date(ee.not_after())
+                ),
+            ));
+        } else if ee.not_before() > now {
+            warnings.push(self.err(
+                Some(span.clone()),
+                &field,
+                format!(
+                    "certificate {} is not valid before {}",
+                    ee.subject(),
+                    fmt_date(ee.not_before())
+                ),
+            ));
+        }
+        Ok(LocalCert {
+            key: Arc::new(key),
+            chain,
+            send,
+        })
+    }
+
+    /// The trust anchors, CRL files and validation policy for the peer.
+    fn trust_store(
+        &self,
+        base: &str,
+        rc: &Spanned<RawConnection>,
+        warnings: &mut Vec<ConfigError>,
+    ) -> Result<TrustStore, ConfigError> {
+        let raw = rc.get_ref();
+        let Some(cas) = &raw.ca_certs else {
+            return Err(self.err(
+                Some(rc.span()),
+                base,
+                "remote_auth = \"cert\" needs ca_certs (the CA certificates peers' certificates must chain to)",
+            ));
+        };
+        if cas.get_ref().is_empty() {
+            return Err(self.err(
+                Some(cas.span()),
+                format!("{base}.ca_certs"),
+                "empty list: name at least one CA certificate file",
+            ));
+        }
+        let revocation = match &raw.revocation {
+            None => RevocationPolicy::default(),
+            Some(r) => match r.get_ref().as_str() {
+                "strict" => RevocationPolicy::Strict,
+                "ifuri" => RevocationPolicy::IfUri,
+                "relaxed" => RevocationPolicy::Relaxed,
+                other => {
+                    return Err(self.err(
+                        Some(r.span()),
+                        format!("{base}.revocation"),
+                        format!("{other:?}: use \"strict\", \"ifuri\" or \"relaxed\""),
+                    ));
+                }
+            },
+        };
+        let eku = match &raw.remote_eku {
+            // We initiate to a gateway; a responder may hear from gateways
+            // (serverAuth) and from remote-access clients (clientAuth).
+            None if raw.remote_addrs.is_empty() => EkuPolicy::Any,
+            None => EkuPolicy::Gateway,
+            Some(e) => match e.get_ref().as_str() {
+                "gateway" | "server" => EkuPolicy::Gateway,
+                "client" => EkuPolicy::Client,
+                "any" => EkuPolicy::Any,
+                other => {
+                    return Err(self.err(
+                        Some(e.span()),
+                        format!("{base}.remote_eku"),
+                        format!("{other:?}: use \"gateway\", \"client\" or \"any\""),
+                    ));
+                }
+            },
+        };
+        let policy = ValidationPolicy {
+            eku,
+            revocation,
+            ..ValidationPolicy::default()
+        };
+        let mut store = TrustStore::new(Vec::new(), policy);
+        for (i, f) in cas.get_ref().iter().enumerate() {
+            let field = format!("{base}.ca_certs[{i}]");
+            let data = self.read_bounded(f, &field, MAX_CERT_FILE)?;
+            let certs = Certificate::from_pem_or_der(&data)
+                .map_err(|e| self.err(Some(f.span()), &field, e.to_string()))?;
+            for c in certs {
+                if !c.is_ca() {
+                    warnings.push(self.err(
+                        Some(f.span()),
+                        &field,
+                        format!(
+                            "{} is not a CA certificate; it is trusted as given (pinned), but usually this names the CA",
+                            c.subject()
+                        ),
+                    ));
+                }
+                store
+                    .add_anchor(c)
+                    .map_err(|e| self.err(Some(f.span()), &field, e.to_string()))?;
+            }
+        }
+        if let Some(crls) = &raw.crls {
+            for (i, f) in crls.get_ref().iter().enumerate() {
+                let field = format!("{base}.crls[{i}]");
+                let data = self.read_bounded(f, &field, oxisec_pki::MAX_CRL_SIZE as u64)?;
+                store
+                    .add_crl(&data)
+                    .map_err(|e| self.err(Some(f.span()), &field, e.to_string()))?;
+                if let Ok(ders) = crl_ders(&data) {
+                    for s in ders.iter().filter_map(|d| crl_summary(d).ok()) {
+                        if s.next_update.is_some_and(|t| t < SystemTime::now()) {
+                            warnings.push(self.err(
+                                Some(f.span()),
+                                &field,
+                                format!(
+                                    "the CRL of {} is out of date (next update was due {}); certificates it covers will fail unless revocation = \"relaxed\" or a newer CRL is fetched",
+                                    s.issuer,
+                                    s.next_update.map(fmt_date).unwrap_or_default()
+                                ),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        store.set_crl_cache(self.crl_cache.clone());
+        Ok(store)
     }
 
     /// One warning per legacy transform a proposal names: the admin asked
@@ -1241,7 +1769,12 @@ pub fn summary(loaded: &Loaded) -> String {
                 .map_or("any identity".to_string(), |i| i.to_string()),
             c.remote_port
         );
-        let _ = writeln!(s, "  auth: pre-shared key, ESP in UDP (encap)");
+        let _ = writeln!(
+            s,
+            "  auth: local {}, remote {}, ESP in UDP (encap)",
+            auth_text(&c.local_auth),
+            auth_text(&c.remote_auth)
+        );
         for p in &c.ike_proposals {
             let _ = writeln!(s, "  ike: {p}");
         }
@@ -1269,6 +1802,32 @@ pub fn summary(loaded: &Loaded) -> String {
         }
     }
     s
+}
+
+/// One connection side's credential in words, for `check-config`.
+fn auth_text(a: &Auth) -> String {
+    match a {
+        Auth::Psk(_) => "pre-shared key".to_owned(),
+        Auth::Cert(c) => match c.chain.first() {
+            Some(ee) => format!(
+                "certificate {} ({}, until {})",
+                ee.subject(),
+                c.key.algorithm(),
+                fmt_date(ee.not_after())
+            ),
+            None => "certificate".to_owned(),
+        },
+        Auth::PeerCert(t) => {
+            let cas: Vec<String> = t.anchors().iter().map(|c| c.subject()).collect();
+            let p = t.policy();
+            format!(
+                "certificate from CA {} (EKU {:?}, revocation {:?})",
+                cas.join(" or "),
+                p.eku,
+                p.revocation
+            )
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1622,6 +2181,297 @@ remote_ts = ["0.0.0.0/0"]
             l.warnings
                 .iter()
                 .any(|w| w.message.contains("readable by group/others"))
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A CA directory from `oxisec pki` beside the config file: gateway
+    /// gw-a.example.com (192.0.2.1), client alice@example.com exported
+    /// with passphrase "pw" (in p12.pass), and a second CA.
+    #[cfg(unix)]
+    fn cert_fixture(tag: &str) -> PathBuf {
+        use crate::pki::{IssueRequest, KeyType, Pki, Profile};
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("oxisec-cfg-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let pki = Pki::init_ca(&dir.join("pki"), "Example CA", KeyType::Ecdsa, 30, None).unwrap();
+        let mut gw = IssueRequest::new("gw-a.example.com", Profile::Server);
+        gw.ips = vec!["192.0.2.1".parse().unwrap()];
+        pki.issue(&gw).unwrap();
+        pki.issue(&IssueRequest::new("alice@example.com", Profile::Client))
+            .unwrap();
+        pki.export("alice@example.com", "pw", false).unwrap();
+        let other = Pki::init_ca(&dir.join("other"), "Other CA", KeyType::Ecdsa, 30, None).unwrap();
+        other
+            .issue(&IssueRequest::new("gw-a.example.com", Profile::Server))
+            .unwrap();
+        for (f, content) in [("p12.pass", "pw\n"), ("wrong.pass", "nope\n")] {
+            std::fs::write(dir.join(f), content).unwrap();
+            std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        dir
+    }
+
+    const GW_CERT: &str = "[connections.gw]
+local_addrs = [\"192.0.2.1\"]
+remote_addrs = [\"192.0.2.2\"]
+local_cert = \"pki/certs/gw-a.example.com.crt\"
+local_key = \"pki/private/gw-a.example.com.key\"
+ca_certs = [\"pki/ca.crt\"]
+";
+
+    /// The 1-based line of the first line starting with `key`.
+    fn line_of_key(text: &str, key: &str) -> usize {
+        text.lines().position(|l| l.starts_with(key)).unwrap() + 1
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn accepts_certificate_authentication() {
+        let dir = cert_fixture("cert-ok");
+        let origin = dir.join("site.toml");
+        let text = format!(
+            "{GW_CERT}crls = [\"pki/crl.pem\"]\nrevocation = \"strict\"\nremote_eku = \"client\"\nsend_cert = \"always\"\n[daemon]\ncrl_cache_dir = \"/var/cache/oxisec-crls\"\n"
+        );
+        let l = parse(&text, &origin, &FakeResolver).unwrap();
+        let c = &l.ike.connections[0];
+        match &c.local_auth {
+            Auth::Cert(lc) => {
+                assert_eq!(lc.chain.len(), 1);
+                assert_eq!(lc.chain[0].subject(), "CN=gw-a.example.com");
+                assert_eq!(lc.send, SendCert::Always);
+            }
+            other => panic!("{other:?}"),
+        }
+        // Our identity defaults to the certificate's subject.
+        assert_eq!(
+            c.local_id,
+            Identity::Dn(oxisec_pki::dn_from_text("CN=gw-a.example.com").unwrap())
+        );
+        match &c.remote_auth {
+            Auth::PeerCert(t) => {
+                assert_eq!(t.anchors().len(), 1);
+                assert_eq!(t.policy().eku, EkuPolicy::Client);
+                assert_eq!(t.policy().revocation, RevocationPolicy::Strict);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            l.warnings
+                .iter()
+                .all(|w| w.message.starts_with("no children")),
+            "{:?}",
+            l.warnings
+        );
+        assert_eq!(l.crl_cache.dir(), Path::new("/var/cache/oxisec-crls"));
+        let sum = summary(&l);
+        assert!(
+            sum.contains("local certificate CN=gw-a.example.com"),
+            "{sum}"
+        );
+        assert!(
+            sum.contains("remote certificate from CA CN=Example CA"),
+            "{sum}"
+        );
+
+        // An explicit local_id must be in the certificate: its DNS and IP SANs are.
+        for id in ["gw-a.example.com", "192.0.2.1", "CN=gw-a.example.com"] {
+            let t = format!("{GW_CERT}local_id = \"{id}\"\n");
+            parse(&t, &origin, &FakeResolver).unwrap();
+        }
+
+        // A client with a PKCS#12 bundle; the CA inside is not sent. Towards
+        // a gateway (remote_addrs) the peer needs a gateway EKU by default.
+        let text = "[connections.home]\nremote_addrs = [\"192.0.2.2\"]\nlocal_id = \"alice@example.com\"\nlocal_p12 = \"pki/exports/alice@example.com.p12\"\nlocal_p12_passphrase_file = \"p12.pass\"\nca_certs = [\"pki/ca.crt\"]\n";
+        let l = parse(text, &origin, &FakeResolver).unwrap();
+        let c = &l.ike.connections[0];
+        match (&c.local_auth, &c.remote_auth) {
+            (Auth::Cert(lc), Auth::PeerCert(t)) => {
+                assert_eq!(lc.chain.len(), 1);
+                assert_eq!(lc.send, SendCert::IfAsked);
+                assert_eq!(t.policy().eku, EkuPolicy::Gateway);
+                assert_eq!(t.policy().revocation, RevocationPolicy::IfUri);
+            }
+            other => panic!("{other:?}"),
+        }
+        // A responder without remote_addrs takes any EKU by default; and
+        // PSK one way, certificate the other is allowed.
+        let text = "[connections.mixed]\nlocal_id = \"@gw\"\nlocal_auth = \"psk\"\npsk = \"0123456789abcdefghijkl\"\nca_certs = [\"pki/ca.crt\"]\n";
+        let l = parse(text, &origin, &FakeResolver).unwrap();
+        match (
+            &l.ike.connections[0].local_auth,
+            &l.ike.connections[0].remote_auth,
+        ) {
+            (Auth::Psk(_), Auth::PeerCert(t)) => assert_eq!(t.policy().eku, EkuPolicy::Any),
+            other => panic!("{other:?}"),
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn rejects_certificate_mistakes_with_file_line_field() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = cert_fixture("cert-bad");
+        let origin = dir.join("site.toml");
+        let check = |text: &str, key: &str, field: &str, what: &str| {
+            let e = parse(text, &origin, &FakeResolver).unwrap_err().to_string();
+            let line = line_of_key(text, key);
+            assert!(
+                e.contains(&format!("site.toml:{line}: connections.{field}: ")),
+                "{field}: {e}"
+            );
+            assert!(e.contains(what), "{field}: {e}");
+        };
+        let with = |extra: &str| format!("{GW_CERT}{extra}");
+        let p12 = "[connections.home]\nremote_addrs = [\"192.0.2.2\"]\nlocal_p12 = \"pki/exports/alice@example.com.p12\"\nca_certs = [\"pki/ca.crt\"]\n";
+
+        check(
+            &with("revocation = \"sometimes\"\n"),
+            "revocation",
+            "gw.revocation",
+            "\"strict\"",
+        );
+        check(
+            &with("remote_eku = \"server-ish\"\n"),
+            "remote_eku",
+            "gw.remote_eku",
+            "\"gateway\"",
+        );
+        check(
+            &with("send_cert = \"maybe\"\n"),
+            "send_cert",
+            "gw.send_cert",
+            "\"ifasked\"",
+        );
+        check(
+            &with("local_auth = \"rsa\"\n"),
+            "local_auth",
+            "gw.local_auth",
+            "\"psk\" or \"cert\"",
+        );
+        check(
+            &with("local_id = \"gw-b.example.com\"\n"),
+            "local_id",
+            "gw.local_id",
+            "is not in our certificate",
+        );
+        check(
+            &with("ca_certs = []\n").replace("ca_certs = [\"pki/ca.crt\"]\n", ""),
+            "ca_certs",
+            "gw.ca_certs",
+            "empty list",
+        );
+        check(
+            &with("crls = [\"pki/ca.crt\"]\n"),
+            "crls",
+            "gw.crls[0]",
+            "CRL",
+        );
+        check(
+            &with("crls = [\"pki/missing.pem\"]\n"),
+            "crls",
+            "gw.crls[0]",
+            "cannot read",
+        );
+        check(
+            &with("psk = \"0123456789abcdefghijkl\"\n"),
+            "psk",
+            "gw",
+            "both sides authenticate with certificates",
+        );
+        check(
+            &with("local_p12 = \"x.p12\"\n"),
+            "local_p12",
+            "gw.local_p12",
+            "not both",
+        );
+        check(
+            &with("").replace(
+                "local_key = \"pki/private/gw-a.example.com.key\"",
+                "local_key = \"other/private/gw-a.example.com.key\"",
+            ),
+            "local_cert",
+            "gw.local_cert",
+            "does not belong to the certificate",
+        );
+        check(
+            &with("").replace("local_key = \"pki/private/gw-a.example.com.key\"\n", ""),
+            "local_cert",
+            "gw.local_key",
+            "needs local_key",
+        );
+        check(
+            &with("").replace("pki/ca.crt", "pki/nope.crt"),
+            "ca_certs",
+            "gw.ca_certs[0]",
+            "cannot read",
+        );
+        check(
+            &with("remote_auth = \"psk\"\n"),
+            "ca_certs",
+            "gw.ca_certs",
+            "remote_auth = \"psk\"",
+        );
+        check(
+            "[connections.gw]\nlocal_id = \"@a\"\nlocal_auth = \"cert\"\nremote_auth = \"cert\"\nca_certs = [\"pki/ca.crt\"]\n",
+            "[connections.gw]",
+            "gw",
+            "needs local_cert and local_key, or local_p12",
+        );
+        check(
+            "[connections.gw]\nlocal_id = \"@a\"\nremote_auth = \"cert\"\npsk = \"0123456789abcdefghijkl\"\n",
+            "[connections.gw]",
+            "gw",
+            "needs ca_certs",
+        );
+        check(
+            "[connections.gw]\nlocal_id = \"@a\"\npsk = \"0123456789abcdefghijkl\"\nsend_cert = \"always\"\n",
+            "send_cert",
+            "gw.send_cert",
+            "needs a local certificate, but",
+        );
+        check(
+            "[connections.gw]\nlocal_id = \"@a\"\npsk = \"0123456789abcdefghijkl\"\nlocal_auth = \"psk\"\nlocal_key = \"k.pem\"\n",
+            "local_key",
+            "gw.local_key",
+            "local_auth = \"psk\"",
+        );
+        // PKCS#12: passphrase missing, wrong, or in a readable file.
+        check(
+            p12,
+            "local_p12",
+            "home.local_p12",
+            "set local_p12_passphrase_file",
+        );
+        let wrong = format!("{p12}local_p12_passphrase_file = \"wrong.pass\"\n");
+        check(&wrong, "local_p12 ", "home.local_p12", "wrong passphrase");
+        let pass = format!("{p12}local_p12_passphrase_file = \"p12.pass\"\n");
+        std::fs::set_permissions(dir.join("p12.pass"), std::fs::Permissions::from_mode(0o640))
+            .unwrap();
+        check(
+            &pass,
+            "local_p12_passphrase_file",
+            "home.local_p12_passphrase_file",
+            "mode 0640",
+        );
+        std::fs::set_permissions(dir.join("p12.pass"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+        parse(&pass, &origin, &FakeResolver).unwrap();
+        // Key and bundle files must be private too.
+        let p12_file = dir.join("pki/exports/alice@example.com.p12");
+        std::fs::set_permissions(&p12_file, std::fs::Permissions::from_mode(0o604)).unwrap();
+        check(&pass, "local_p12 ", "home.local_p12", "mode 0604");
+        let key = dir.join("pki/private/gw-a.example.com.key");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        check(GW_CERT, "local_key", "gw.local_key", "chmod 600");
+        // The CRL cache directory must be absolute.
+        let e = parse_str("[daemon]\ncrl_cache_dir = \"crls\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("site-a.toml:2: daemon.crl_cache_dir: "),
+            "{e}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -176,6 +176,14 @@ async fn run_async(loaded: Loaded, socket: Option<PathBuf>) -> Result<(), Daemon
         ike_conn: HashMap::new(),
         started: Instant::now(),
     };
+    // Certificates are valid in wall-clock time, which the engine only
+    // knows from us; refreshed on every loop turn to follow clock steps.
+    d.engine
+        .set_wall_clock(Instant::now(), std::time::SystemTime::now());
+    loaded.crl_cache.prefetch(&d.config);
+    if let Err(e) = loaded.crl_cache.start() {
+        warn!("cannot start the CRL fetcher: {e}; only CRL files are used");
+    }
 
     // start_action = "start": the engine picks the first such child.
     let now = Instant::now();
@@ -201,6 +209,8 @@ async fn run_async(loaded: Loaded, socket: Option<PathBuf>) -> Result<(), Daemon
     let mut buf4 = vec![0u8; 65536];
     let mut buf6 = vec![0u8; 65536];
     loop {
+        d.engine
+            .set_wall_clock(Instant::now(), std::time::SystemTime::now());
         let deadline = [d.engine.poll_timeout(), d.waiters.next_deadline()]
             .into_iter()
             .flatten()
