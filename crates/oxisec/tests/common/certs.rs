@@ -267,34 +267,26 @@ pub struct OxisecPki {
 
 impl OxisecPki {
     /// Runs `oxisec pki init-ca` in a fresh `dir` with `key_type` (the
-    /// `--key-type` value: `ecdsa-p256`, `rsa3072`, …).
+    /// `--type` value: `ecdsa` for P-256, `rsa` for RSA-3072).
     pub fn init_ca(dir: &Path, cn: &str, key_type: &str) -> Result<OxisecPki> {
         let me = OxisecPki {
             dir: dir.to_owned(),
         };
-        me.run(&["init-ca", "--cn", cn, "--key-type", key_type])?;
+        me.run(&["init-ca", "--cn", cn, "--type", key_type])?;
         Ok(me)
     }
 
     fn run(&self, args: &[&str]) -> Result<String> {
         let mut cmd = Command::new(oxisec_bin());
-        cmd.arg("pki").args(args).arg("--dir").arg(&self.dir);
+        cmd.arg("pki").arg("--dir").arg(&self.dir).args(args);
         let out = netns::run(&mut cmd, PKI_TIMEOUT)?;
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    /// A gateway certificate (`issue --server`) for `name` with `san` as its
-    /// subjectAltName (a DNS name).
-    pub fn issue_server(&self, name: &str, san: &str, key_type: &str) -> Result<Issued> {
-        self.run(&[
-            "issue",
-            "--server",
-            name,
-            "--san",
-            san,
-            "--key-type",
-            key_type,
-        ])?;
+    /// A gateway certificate (`issue --server NAME`: NAME as its DNS
+    /// subjectAltName, serverAuth and IKE-intermediate EKUs).
+    pub fn issue_server(&self, name: &str, key_type: &str) -> Result<Issued> {
+        self.run(&["issue", "--server", name, "--type", key_type])?;
         Ok(self.issued(name))
     }
 
