@@ -356,7 +356,7 @@ fn swan_pki_pair(dir: &Path) -> common::Result<Pair> {
             sans: &[LEFT_FQDN],
             key: KeyType::EcdsaP384,
             flags: &["serverAuth"],
-            validity: Validity::Days(30),
+            validity: Validity::Days(365),
         },
     )?;
     let right = pki.issue(
@@ -367,7 +367,7 @@ fn swan_pki_pair(dir: &Path) -> common::Result<Pair> {
             sans: &[RIGHT_FQDN],
             key: KeyType::Rsa(3072),
             flags: &["serverAuth"],
-            validity: Validity::Days(30),
+            validity: Validity::Days(365),
         },
     )?;
     Ok(Pair {
@@ -387,8 +387,65 @@ fn swan_pki_pair(dir: &Path) -> common::Result<Pair> {
     })
 }
 
+/// A chain through an intermediate CA (strongSwan's `pki`, ECDSA P-384
+/// root, P-256 below): each side trusts only the root and must send its
+/// intermediate with its own certificate — oxisec from a `local_cert` file
+/// holding both, charon from its `x509ca` directory ("sending issuer
+/// cert").
+fn swan_pki_intermediate_pair(dir: &Path) -> common::Result<Pair> {
+    let pki = SwanPki::new(dir)?;
+    let root = pki.ca(
+        "root",
+        "C=CH, O=Example, CN=Interop Root CA",
+        KeyType::EcdsaP384,
+    )?;
+    let sub = pki.intermediate(
+        &root,
+        "sub",
+        "C=CH, O=Example, OU=Gateways, CN=Interop Sub CA",
+        KeyType::EcdsaP256,
+    )?;
+    let ee = |name, dn, san| {
+        pki.issue(
+            &sub,
+            &EeSpec {
+                name,
+                dn,
+                sans: &[san],
+                key: KeyType::EcdsaP256,
+                flags: &["serverAuth"],
+                validity: Validity::Days(365),
+            },
+        )
+    };
+    let left = ee("left", "C=CH, O=Example, CN=left.example.org", LEFT_FQDN)?;
+    let right = ee("right", "C=CH, O=Example, CN=right.example.org", RIGHT_FQDN)?;
+    let left_chain = pki.bundle("left-chain", &[&left.cert, &sub.cert])?;
+    Ok(Pair {
+        oxi: CertCreds {
+            own: Issued {
+                cert: left_chain,
+                key: left.key,
+            },
+            id: LEFT_FQDN.into(),
+            ca_certs: vec![root.cert.clone()],
+            crls: Vec::new(),
+        },
+        swan: CertCreds {
+            own: right,
+            id: RIGHT_FQDN.into(),
+            // charon sends what it finds between its certificate and a
+            // root; the sub CA is no anchor of oxisec's.
+            ca_certs: vec![root.cert, sub.cert],
+            crls: Vec::new(),
+        },
+        oxi_extra: String::new(),
+    })
+}
+
 /// Certificates made by `oxisec pki` (ECDSA P-256, RSA-3072) and by
-/// strongSwan's `pki`, accepted in both initiator roles.
+/// strongSwan's `pki` (also through an intermediate CA), accepted in both
+/// initiator roles.
 #[test]
 fn accepted() {
     let case = |name: &'static str, make: fn(&Path) -> common::Result<Pair>| {
@@ -408,6 +465,7 @@ fn accepted() {
             case("oxisec-pki-ecdsa-p256", |d| oxisec_pki_pair(d, "ecdsa")),
             case("oxisec-pki-rsa3072", |d| oxisec_pki_pair(d, "rsa")),
             case("strongswan-pki", swan_pki_pair),
+            case("strongswan-pki-intermediate", swan_pki_intermediate_pair),
         ],
     );
 }
@@ -446,7 +504,7 @@ impl Negatives {
                 },
             )
         };
-        let good = Validity::Days(30);
+        let good = Validity::Days(365);
         let server: &[&str] = &["serverAuth"];
         let right_dn = "C=CH, O=Example, CN=right.example.org";
         let oxi = ee(

@@ -183,6 +183,56 @@ impl SwanPki {
         Ok(Issued { cert, key })
     }
 
+    /// An intermediate CA certificate with a new key, issued by `root`
+    /// (`pki --issue --ca`), valid for a year.
+    pub fn intermediate(
+        &self,
+        root: &Issued,
+        name: &str,
+        dn: &str,
+        kind: KeyType,
+    ) -> Result<Issued> {
+        let key = self.key(name, kind)?;
+        let (key_s, ca_cert, ca_key) = (
+            key.to_string_lossy().into_owned(),
+            root.cert.to_string_lossy().into_owned(),
+            root.key.to_string_lossy().into_owned(),
+        );
+        let pem = self.run(&[
+            "--issue",
+            "--ca",
+            "--lifetime",
+            "365",
+            "--in",
+            &key_s,
+            "--type",
+            "priv",
+            "--cacert",
+            &ca_cert,
+            "--cakey",
+            &ca_key,
+            "--dn",
+            dn,
+            "--outform",
+            "pem",
+        ])?;
+        let cert = self.dir.join(format!("{name}.crt"));
+        std::fs::write(&cert, pem)?;
+        Ok(Issued { cert, key })
+    }
+
+    /// `NAME.crt` holding `certs` one after the other (PEM): an end entity
+    /// with its intermediates, as a `local_cert` file.
+    pub fn bundle(&self, name: &str, certs: &[&Path]) -> Result<PathBuf> {
+        let mut pem = Vec::new();
+        for c in certs {
+            pem.extend(std::fs::read(c)?);
+        }
+        let path = self.dir.join(format!("{name}.crt"));
+        std::fs::write(&path, pem)?;
+        Ok(path)
+    }
+
     /// An end-entity certificate with a new key, issued by `ca`.
     pub fn issue(&self, ca: &Issued, spec: &EeSpec<'_>) -> Result<Issued> {
         let key = self.key(spec.name, spec.key)?;
