@@ -116,7 +116,7 @@ impl Bench {
             &swanctl_cert_conf(&r, &pair.swan),
             &swanctl_creds(&pair.swan),
         )?;
-        OxisecPeer::start_with_toml(
+        OxisecPeer::start_with_config(
             self.topo.left.clone(),
             self.topo.dir.sub(&format!("{case}-oxisec-left"))?,
             format!("oxisec@left [{case}]"),

@@ -47,12 +47,13 @@ impl OxisecPeer {
         label: String,
         spec: &TunnelSpec,
     ) -> Result<OxisecPeer> {
-        OxisecPeer::start_with_toml(ns, dir, label, &oxisec_toml(spec))
+        OxisecPeer::start_with_config(ns, dir, label, &oxisec_toml(spec))
     }
 
-    /// Starts the daemon with this configuration text (the certificate
-    /// tests write configurations a [`TunnelSpec`] cannot express).
-    pub fn start_with_toml(
+    /// Starts the daemon with a configuration file written by the caller
+    /// (remote-access and certificate tests need keys a [`TunnelSpec`] does
+    /// not have).
+    pub fn start_with_config(
         ns: Arc<Netns>,
         dir: PathBuf,
         label: String,
@@ -119,7 +120,7 @@ impl OxisecPeer {
     }
 
     /// Runs `oxisec args… --socket <ours>` inside the namespace.
-    fn cli(&self, args: &[&str]) -> Result<String> {
+    pub fn cli(&self, args: &[&str]) -> Result<String> {
         let bin = oxisec_bin();
         let mut cmd = self.ns.command(&bin.to_string_lossy());
         cmd.args(args).arg("--socket").arg(self.socket());
