@@ -56,11 +56,17 @@ impl Identity {
 
     /// Whether a received identity is the configured one. Names compare
     /// case-insensitively (DNS and the domain part of mail addresses are).
+    /// Distinguished names compare by content, not by DER bytes: the same
+    /// text becomes different DER in different implementations (strongSwan
+    /// writes CN as PrintableString, [`oxisec_pki::dn_from_text`] as
+    /// UTF8String), and byte equality refused a strongSwan initiator whose
+    /// ID_DER_ASN1_DN was the configured `remote_id` to the letter.
     pub fn matches(&self, other: &Identity) -> bool {
         match (self, other) {
             (Identity::Fqdn(a), Identity::Fqdn(b)) | (Identity::Email(a), Identity::Email(b)) => {
                 a.eq_ignore_ascii_case(b)
             }
+            (Identity::Dn(a), Identity::Dn(b)) => oxisec_pki::dn_equal(a, b),
             (a, b) => a == b,
         }
     }
@@ -173,6 +179,29 @@ impl FromStr for Identity {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The DER strongSwan 5.9.8 sends for `C=CH, O=Example, CN=gw`
+    /// (PrintableString throughout) names the same entity as our UTF8String
+    /// encoding of the same text; a different CN does not.
+    #[test]
+    fn dn_matches_across_string_types() {
+        let ours: Identity = "C=CH, O=Example, CN=gw".parse().unwrap();
+        let mut swan = vec![0x30, 0x2d];
+        for (oid, value) in [(6u8, "CH"), (10, "Example"), (3, "gw")] {
+            let atv_len = 5 + 2 + value.len();
+            swan.extend([0x31, (atv_len + 2) as u8, 0x30, atv_len as u8]);
+            swan.extend([0x06, 0x03, 0x55, 0x04, oid, 0x13, value.len() as u8]);
+            swan.extend(value.as_bytes());
+        }
+        swan[1] = (swan.len() - 2) as u8;
+        let swan = Identity::Dn(swan);
+        assert_ne!(ours, swan, "the encodings differ");
+        assert!(ours.matches(&swan));
+        assert!(swan.matches(&ours));
+        let other: Identity = "C=CH, O=Example, CN=gw2".parse().unwrap();
+        assert!(!other.matches(&swan));
+        assert!(!Identity::Dn(vec![0x30, 0x00]).matches(&Identity::Dn(vec![0x30, 0x00])));
+    }
 
     #[test]
     fn parses_every_supported_type() {

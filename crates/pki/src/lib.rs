@@ -37,6 +37,16 @@ use std::sync::{Arc, Mutex};
 pub use cert::{BasicConstraints, KeyUsageFlags, MAX_CERT_SIZE, SubjectAltName, eku};
 pub use crl::MAX_CRL_SIZE;
 pub use dn::{DnError, dn_from_text, dn_to_text};
+
+/// Whether two DER distinguished names name the same entity: equal bytes,
+/// or the same RDNs after normalisation (string type, case, spaces — as
+/// [`Certificate::matches`] compares a DN identity with a subject). IKE
+/// identities need this because implementations encode the same text
+/// differently (strongSwan: PrintableString; [`dn_from_text`]:
+/// UTF8String for CN). An empty or unparsable name matches nothing.
+pub fn dn_equal(a: &[u8], b: &[u8]) -> bool {
+    cert::dn_eq(a, b)
+}
 pub use key::{load_pkcs12, load_pkcs12_file};
 
 /// Why a certificate or key could not be used. The `Display` text is the

@@ -36,6 +36,7 @@
 // Each test binary uses a different subset of this module.
 #![allow(dead_code, unused_imports)]
 
+pub mod certs;
 pub mod flood;
 pub mod lifecycle;
 pub mod matrix;

@@ -193,6 +193,36 @@ impl StrongSwan {
         self.load()
     }
 
+    /// Replaces the whole swanctl.conf with `conf` and the credentials with
+    /// `creds` (`(subdirectory, file)`: `x509ca`, `x509`, `private`,
+    /// `x509crl`, …; copied under their own file names), then reloads with
+    /// `--clear`, so that no certificate or key of an earlier case stays
+    /// loaded. For the certificate tests, whose configuration a
+    /// [`TunnelSpec`] cannot express.
+    pub fn reconfigure_with(&self, conf: &str, creds: &[(&str, &Path)]) -> Result<()> {
+        let swanctl_dir = self.dir.join("swanctl");
+        for sub in SWANCTL_DIRS {
+            let d = swanctl_dir.join(sub);
+            for entry in std::fs::read_dir(&d)? {
+                std::fs::remove_file(entry?.path())?;
+            }
+        }
+        for (sub, file) in creds {
+            let name = file
+                .file_name()
+                .ok_or_else(|| format!("{}: not a file", file.display()))?;
+            let to = swanctl_dir.join(sub).join(name);
+            std::fs::copy(file, &to)
+                .map_err(|e| format!("copying {} to {}: {e}", file.display(), to.display()))?;
+        }
+        std::fs::write(swanctl_dir.join("swanctl.conf"), conf)?;
+        let file = swanctl_dir.join("swanctl.conf");
+        let file = file.to_string_lossy();
+        self.swanctl(&["--load-all", "--clear", "--noprompt", "--file", &file])
+            .map(drop)
+            .map_err(|e| self.with_log(e))
+    }
+
     /// The negotiated algorithms of every SA, from `swanctl --list-sas
     /// --raw`, in oxisec's notation (see [`SaAlgorithms`]).
     pub fn sa_algorithms(&self) -> Result<Vec<SaAlgorithms>> {
