@@ -43,7 +43,11 @@ const IKE: &str = "aes128gcm16-prfsha256-x25519";
 const GCM: (&str, &str) = ("AES-128-GCM", "aes128gcm16");
 const CHACHA: (&str, &str) = ("ChaCha20-Poly1305", "chacha20poly1305");
 const PORT: &str = "5201";
-const PINGS: usize = 200;
+/// Pings per RTT measurement, and their spacing: dense (a conversation,
+/// the machine's CPUs awake and its caches warm) and sparse (an idle
+/// tunnel: every packet meets sleeping threads and cold caches).
+const RTT_DENSE: (usize, &str) = (1000, "0.001");
+const RTT_SPARSE: (usize, &str) = (200, "0.01");
 
 fn env_u32(name: &str, default: u32) -> u32 {
     std::env::var(name)
@@ -62,8 +66,21 @@ struct Metrics {
     tcp4: Option<Cell>,
     udp64: Option<Cell>,
     udp1400: Option<Cell>,
-    /// (p50, p99) in microseconds.
+    /// (p50, p99) in microseconds, pings 1 ms apart.
     rtt: Option<Result<(f64, f64), String>>,
+    /// The same, pings 10 ms apart.
+    rtt_sparse: Option<Result<(f64, f64), String>>,
+}
+
+/// A row to measure.
+struct Plan {
+    key: String,
+    setup: &'static str,
+    cipher: &'static str,
+    /// (left, right, ESP proposal); `None`: plain veth.
+    tunnel: Option<(PeerKind, PeerKind, &'static str)>,
+    /// `OXISEC_DATAPLANE` for this row's daemons.
+    dataplane: Option<&'static str>,
 }
 
 struct Row {
@@ -180,13 +197,14 @@ impl Path2<'_> {
         }
     }
 
-    /// Round-trip times of `PINGS` pings 10 ms apart: (p50, p99) in µs.
-    fn rtt(&self) -> common::Result<(f64, f64)> {
+    /// Round-trip times of `pings` pings `interval` seconds apart: (p50,
+    /// p99) in µs.
+    fn rtt(&self, (pings, interval): (usize, &str)) -> common::Result<(f64, f64)> {
         let (src, dst) = (self.client.to_string(), self.server.to_string());
-        let count = PINGS.to_string();
+        let count = pings.to_string();
         let mut cmd = self.client_ns.command("ping");
         cmd.args([
-            "-n", "-c", &count, "-i", "0.01", "-W", "1", "-I", &src, &dst,
+            "-n", "-c", &count, "-i", interval, "-W", "1", "-I", &src, &dst,
         ]);
         let out = netns::run_output(&mut cmd, Duration::from_secs(30))?;
         let text = String::from_utf8_lossy(&out.stdout);
@@ -196,8 +214,8 @@ impl Path2<'_> {
             .filter_map(|t| t.split_whitespace().next()?.parse::<f64>().ok())
             .map(|ms| ms * 1000.0)
             .collect();
-        if us.len() < PINGS / 2 {
-            return Err(format!("ping: only {} of {PINGS} replies", us.len()).into());
+        if us.len() < pings / 2 {
+            return Err(format!("ping: only {} of {pings} replies", us.len()).into());
         }
         us.sort_by(f64::total_cmp);
         let at = |q: f64| us[((us.len() - 1) as f64 * q).round() as usize];
@@ -215,7 +233,8 @@ impl Path2<'_> {
             tcp4: Some(many(&|| self.tcp(4, secs))),
             udp64: Some(many(&|| self.udp(64, secs))),
             udp1400: Some(many(&|| self.udp(1400, secs))),
-            rtt: Some(self.rtt().map_err(|e| e.to_string())),
+            rtt: Some(self.rtt(RTT_DENSE).map_err(|e| e.to_string())),
+            rtt_sparse: Some(self.rtt(RTT_SPARSE).map_err(|e| e.to_string())),
         }
     }
 }
@@ -285,10 +304,7 @@ fn tunnel(
         .measure(secs, runs);
         Ok(m)
     })();
-    result.map_err(|e: common::Error| {
-        topo.dir.keep();
-        e
-    })
+    result.inspect_err(|_| topo.dir.keep())
 }
 
 /// Sets `OXISEC_DATAPLANE` for the daemons started next (they inherit our
@@ -315,7 +331,7 @@ fn fmt_cell(c: &Option<Cell>, scale: f64, prec: usize) -> String {
 
 fn ratio(a: &Option<Cell>, b: Option<&Option<Cell>>) -> String {
     match (a, b) {
-        (Some(Ok(a)), Some(Some(Ok(b)))) if *b > 0.0 => format!("{:.2}", a / b),
+        (Some(Ok(a)), Some(Some(Ok(b)))) if *b > 0.0 => format!("{:.1}", a / b),
         _ => "-".into(),
     }
 }
@@ -339,19 +355,13 @@ fn throughput_table() {
     let wanted = |key: &str| only.as_ref().is_none_or(|o| o.iter().any(|k| k == key));
     let original = std::env::var("OXISEC_DATAPLANE").ok();
 
-    let mut plan: Vec<(
-        String,
-        String,
-        &'static str,
-        Option<(PeerKind, PeerKind, &str)>,
-        Option<&str>,
-    )> = vec![(
-        "veth".into(),
-        "plain veth (no IPsec)".into(),
-        "-",
-        None,
-        None,
-    )];
+    let mut plan = vec![Plan {
+        key: "veth".into(),
+        setup: "plain veth (no IPsec)",
+        cipher: "-",
+        tunnel: None,
+        dataplane: None,
+    }];
     let pairs = [
         (
             "ss",
@@ -375,11 +385,17 @@ fn throughput_table() {
     for (k, setup, l, r) in pairs {
         for (cipher, esp) in [GCM, CHACHA] {
             let key = format!("{k}-{}", if esp == GCM.1 { "gcm" } else { "chacha" });
-            plan.push((key, setup.into(), cipher, Some((l, r, esp)), None));
+            plan.push(Plan {
+                key,
+                setup,
+                cipher,
+                tunnel: Some((l, r, esp)),
+                dataplane: None,
+            });
         }
     }
     if std::env::var("OXISEC_BENCH_ABLATION").is_ok_and(|v| v == "1") {
-        for (key, what, spec) in [
+        for (key, setup, spec) in [
             ("ox-1lane", "oxisec, 1 lane", "lanes=1"),
             ("ox-nooff", "oxisec, no TUN offload", "offload=off"),
             (
@@ -389,27 +405,34 @@ fn throughput_table() {
             ),
             (
                 "ox-none",
-                "oxisec, 1 lane, no offload/GSO/GRO/batching",
+                "oxisec, 1 lane, no offloads, no batching",
                 "lanes=1,offload=off,gso=off,gro=off,batch=1",
             ),
         ] {
-            plan.push((
-                key.into(),
-                what.into(),
-                GCM.0,
-                Some((PeerKind::Oxisec, PeerKind::Oxisec, GCM.1)),
-                Some(spec),
-            ));
+            plan.push(Plan {
+                key: key.into(),
+                setup,
+                cipher: GCM.0,
+                tunnel: Some((PeerKind::Oxisec, PeerKind::Oxisec, GCM.1)),
+                dataplane: Some(spec),
+            });
         }
     }
 
     let mut rows = Vec::new();
-    for (key, setup, cipher, tunnel_of, spec) in plan {
+    for Plan {
+        key,
+        setup,
+        cipher,
+        tunnel: tunnel_of,
+        dataplane,
+    } in plan
+    {
         if !wanted(&key) {
             continue;
         }
         let t0 = Instant::now();
-        set_dataplane(spec, &original);
+        set_dataplane(dataplane, &original);
         let m = match tunnel_of {
             None => plain_veth(secs, runs),
             Some((l, r, esp)) => tunnel(l, r, esp, secs, runs),
@@ -419,45 +442,69 @@ fn throughput_table() {
         eprintln!("{key}: {:.0} s", t0.elapsed().as_secs_f64());
         rows.push(Row {
             key,
-            setup,
+            setup: setup.to_string(),
             cipher,
             m,
         });
     }
 
     let mut failed = Vec::new();
+    let rtt_cell = |r: &Option<Result<(f64, f64), String>>| match r {
+        Some(Ok((p50, p99))) => format!("{p50:.0}/{p99:.0}"),
+        Some(Err(_)) => "err".into(),
+        None => "-".into(),
+    };
     println!();
     println!(
-        "{} s per iperf3 run, median of {runs} run(s); IKE {IKE}; ESP in UDP 4500; \
-         UDP = iperf3 -b 0 flood, IP packet size; RTT = {PINGS} pings 10 ms apart",
-        secs
+        "{secs} s per iperf3 run, median of {runs} run(s); IKE {IKE}; ESP in UDP 4500; \
+         UDP = iperf3 -b 0 flood, IP packet size; RTT = {} pings {} s apart (dense), \
+         {} pings {} s apart (sparse)",
+        RTT_DENSE.0, RTT_DENSE.1, RTT_SPARSE.0, RTT_SPARSE.1
     );
-    println!(
-        "{:<44} {:<18} {:>9} {:>9} {:>9} {:>9} {:>15}",
-        "setup", "ESP cipher", "TCPx1", "TCPx4", "UDP64", "UDP1400", "RTT p50/p99"
+    let header = |a: &str, b: &str, c: [&str; 6]| {
+        println!(
+            "{a:<42} {b:<18} {:>8} {:>8} {:>8} {:>8} {:>11} {:>11}",
+            c[0], c[1], c[2], c[3], c[4], c[5]
+        )
+    };
+    header(
+        "setup",
+        "ESP cipher",
+        [
+            "TCPx1",
+            "TCPx4",
+            "UDP64",
+            "UDP1400",
+            "RTT dense",
+            "RTT sparse",
+        ],
     );
-    println!(
-        "{:<44} {:<18} {:>9} {:>9} {:>9} {:>9} {:>15}",
-        "", "", "Mbit/s", "Mbit/s", "kpps", "kpps", "us"
+    header(
+        "",
+        "",
+        [
+            "Mbit/s",
+            "Mbit/s",
+            "kpps",
+            "kpps",
+            "p50/p99 us",
+            "p50/p99 us",
+        ],
     );
-    println!("{}", "-".repeat(119));
+    println!("{}", "-".repeat(121));
     for row in &rows {
         match &row.m {
             Ok(m) => {
-                let rtt = match &m.rtt {
-                    Some(Ok((p50, p99))) => format!("{p50:.0}/{p99:.0}"),
-                    Some(Err(_)) => "err".into(),
-                    None => "-".into(),
-                };
                 println!(
-                    "{:<44} {:<18} {:>9} {:>9} {:>9} {:>9} {:>15}",
+                    "{:<42} {:<18} {:>8} {:>8} {:>8} {:>8} {:>11} {:>11}",
                     row.setup,
                     row.cipher,
                     fmt_cell(&m.tcp1, 1.0, 0),
                     fmt_cell(&m.tcp4, 1.0, 0),
                     fmt_cell(&m.udp64, 1e3, 1),
                     fmt_cell(&m.udp1400, 1e3, 1),
-                    rtt
+                    rtt_cell(&m.rtt),
+                    rtt_cell(&m.rtt_sparse),
                 );
                 for (what, c) in [
                     ("TCPx1", &m.tcp1),
@@ -469,13 +516,15 @@ fn throughput_table() {
                         failed.push(format!("{} / {} / {what}: {e}", row.setup, row.cipher));
                     }
                 }
-                if let Some(Err(e)) = &m.rtt {
-                    failed.push(format!("{} / {} / RTT: {e}", row.setup, row.cipher));
+                for r in [&m.rtt, &m.rtt_sparse] {
+                    if let Some(Err(e)) = r {
+                        failed.push(format!("{} / {} / RTT: {e}", row.setup, row.cipher));
+                    }
                 }
             }
             Err(e) => {
                 println!(
-                    "{:<44} {:<18} {:>9} {}",
+                    "{:<42} {:<18} {:>8} {}",
                     row.setup,
                     row.cipher,
                     "-",
@@ -495,44 +544,55 @@ fn throughput_table() {
     let veth = find("veth");
     println!();
     println!(
-        "{:<44} {:<18} {:>23} {:>23} {:>12}",
-        "ratio to strongSwan <-> strongSwan | to veth", "", "TCPx1", "TCPx4", "added RTT"
+        "ratios: x strongSwan <-> strongSwan (same cipher) / x plain veth; RTT added to veth's"
     );
-    println!(
-        "{:<44} {:<18} {:>11} {:>11} {:>11} {:>11} {:>12}",
-        "", "", "x ss", "x veth", "x ss", "x veth", "p50 us"
+    header(
+        "setup",
+        "ESP cipher",
+        [
+            "TCPx1",
+            "TCPx4",
+            "UDP64",
+            "UDP1400",
+            "+RTT dense",
+            "+RTT sparse",
+        ],
     );
-    println!("{}", "-".repeat(119));
+    header(
+        "",
+        "",
+        [
+            "ss/veth", "ss/veth", "ss/veth", "ss/veth", "p50 us", "p50 us",
+        ],
+    );
+    println!("{}", "-".repeat(121));
+    let added = |m: &Option<Result<(f64, f64), String>>,
+                 v: Option<&Option<Result<(f64, f64), String>>>| {
+        match (m, v) {
+            (Some(Ok((p50, _))), Some(Some(Ok((v50, _))))) => format!("{:.0}", p50 - v50),
+            _ => "-".into(),
+        }
+    };
     for row in rows.iter().filter(|r| r.key != "veth") {
         let Ok(m) = &row.m else { continue };
-        let ss_key = if row.cipher == CHACHA.0 {
+        let ss = find(if row.cipher == CHACHA.0 {
             "ss-chacha"
         } else {
             "ss-gcm"
-        };
-        let ss = find(ss_key);
-        let added = match (&m.rtt, veth.and_then(|v| v.rtt.as_ref())) {
-            (Some(Ok((p50, _))), Some(Ok((v50, _)))) => format!("{:.0}", p50 - v50),
-            _ => "-".into(),
+        });
+        let both = |c: &Option<Cell>, f: fn(&Metrics) -> &Option<Cell>| {
+            format!("{}/{}", ratio(c, ss.map(f)), ratio(c, veth.map(f)))
         };
         println!(
-            "{:<44} {:<18} {:>11} {:>11} {:>11} {:>11} {:>12}",
+            "{:<42} {:<18} {:>8} {:>8} {:>8} {:>8} {:>11} {:>11}",
             row.setup,
             row.cipher,
-            ratio(&m.tcp1, ss.map(|s| &s.tcp1)),
-            ratio(&m.tcp1, veth.map(|v| &v.tcp1)),
-            ratio(&m.tcp4, ss.map(|s| &s.tcp4)),
-            ratio(&m.tcp4, veth.map(|v| &v.tcp4)),
-            added
-        );
-        println!(
-            "{:<44} {:<18} {:>11} {:>11} {:>11} {:>11}",
-            "",
-            "  UDP64 / UDP1400 pps",
-            ratio(&m.udp64, ss.map(|s| &s.udp64)),
-            ratio(&m.udp64, veth.map(|v| &v.udp64)),
-            ratio(&m.udp1400, ss.map(|s| &s.udp1400)),
-            ratio(&m.udp1400, veth.map(|v| &v.udp1400)),
+            both(&m.tcp1, |m| &m.tcp1),
+            both(&m.tcp4, |m| &m.tcp4),
+            both(&m.udp64, |m| &m.udp64),
+            both(&m.udp1400, |m| &m.udp1400),
+            added(&m.rtt, veth.map(|v| &v.rtt)),
+            added(&m.rtt_sparse, veth.map(|v| &v.rtt_sparse)),
         );
     }
     println!();

@@ -48,6 +48,10 @@ pub mod batch;
 pub mod lane;
 pub mod offload;
 
+/// The packet workers and the tables they read, for tests and benchmarks
+/// that drive a lane's work without I/O.
+pub use super::esp::{Decap, Encap, EncapDrop, Outbound, Reporter, Tables, Worker};
+
 use std::collections::BTreeMap;
 use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, BorrowedFd};
@@ -61,7 +65,7 @@ use oxisec_ike::{Datagram, DataplaneEvent, SaCommand};
 use tokio::sync::mpsc;
 use tracing::{Level, debug, error, info, warn};
 
-use super::esp::{Reporter, Tables, Worker, drop_map};
+use super::esp::drop_map;
 use super::udp::{PortSockets, UdpSock};
 use crate::status::Traffic;
 use batch::{Epoll, RecvBatch, SendBatch};
@@ -87,8 +91,8 @@ const TX_ARENA: usize = 8 * 72 * 1024;
 /// Messages per `sendmmsg` (and family) before the TUN reader must send.
 const TX_MSGS: usize = 128;
 
-/// TUN reads per round before the reader sends what it has: bounds the
-/// delay the first packet of a burst sees.
+/// TUN reads per round before the lane sends what it has and looks at its
+/// sockets: bounds the delay the first packet of a burst sees.
 const TX_READS_PER_ROUND: usize = 64;
 
 /// `recvmmsg` rounds per readable socket before the other family's socket
@@ -702,8 +706,10 @@ impl<'l> TxState<'l> {
         }
     }
 
-    /// Reads the TUN queue until it is empty (or a round's worth), encrypts
-    /// and sends; whether there was anything.
+    /// Reads the TUN queue until it is empty or a round's worth
+    /// ([`TX_READS_PER_ROUND`]) is done, encrypts and sends; whether there
+    /// was anything. One round at a time, so that a busy TUN queue cannot
+    /// starve the sockets (and the other way round: [`RX_ROUNDS`]).
     fn drain(&mut self, worker: &mut Worker) -> bool {
         let lane = self.lane;
         let drops = &*lane.drops;
@@ -740,55 +746,48 @@ impl<'l> TxState<'l> {
                 }
             });
         };
-        let mut any = false;
-        loop {
-            let mut reads = 0;
-            while reads < TX_READS_PER_ROUND {
-                let n = match tun.recv(&mut self.rd) {
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        if let Some(s) = self.log.allow() {
-                            debug!(suppressed = s, "TUN read failed: {e}");
-                        }
-                        break;
+        let mut reads = 0;
+        while reads < TX_READS_PER_ROUND {
+            let n = match tun.recv(&mut self.rd) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    if let Some(s) = self.log.allow() {
+                        debug!(suppressed = s, "TUN read failed: {e}");
                     }
-                };
-                reads += 1;
-                let rd = &self.rd[..n];
-                let (hdr, pkt) = if offload {
-                    match (VnetHdr::parse(rd), rd.get(VNET_HDR_LEN..)) {
-                        (Some(h), Some(p)) => (h, p),
-                        _ => {
-                            drops.tun_malformed.fetch_add(1, Ordering::Relaxed);
-                            continue;
-                        }
-                    }
-                } else {
-                    (VnetHdr::default(), rd)
-                };
-                let seg = match Segmenter::new(&hdr, pkt) {
-                    Ok(s) => s,
-                    Err(e) => {
+                    break;
+                }
+            };
+            reads += 1;
+            let rd = &self.rd[..n];
+            let (hdr, pkt) = if offload {
+                match (VnetHdr::parse(rd), rd.get(VNET_HDR_LEN..)) {
+                    (Some(h), Some(p)) => (h, p),
+                    _ => {
                         drops.tun_malformed.fetch_add(1, Ordering::Relaxed);
-                        if let Some(s) = self.log.allow() {
-                            debug!(suppressed = s, "TUN read dropped: {e}");
-                        }
                         continue;
                     }
-                };
-                encap_read(worker, &seg, &mut self.arena, drops, &mut flush);
-            }
-            any |= reads > 0;
-            if !self.arena.is_empty() {
-                flush(&mut self.arena);
-            }
-            if reads < TX_READS_PER_ROUND {
-                break;
-            }
+                }
+            } else {
+                (VnetHdr::default(), rd)
+            };
+            let seg = match Segmenter::new(&hdr, pkt) {
+                Ok(s) => s,
+                Err(e) => {
+                    drops.tun_malformed.fetch_add(1, Ordering::Relaxed);
+                    if let Some(s) = self.log.allow() {
+                        debug!(suppressed = s, "TUN read dropped: {e}");
+                    }
+                    continue;
+                }
+            };
+            encap_read(worker, &seg, &mut self.arena, drops, &mut flush);
         }
-        any
+        if !self.arena.is_empty() {
+            flush(&mut self.arena);
+        }
+        reads > 0
     }
 }
 

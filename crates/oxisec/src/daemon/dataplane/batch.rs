@@ -331,6 +331,16 @@ impl SendBatch {
         self.msgs.is_empty()
     }
 
+    /// The queued messages.
+    pub fn messages(&self) -> &[SendMsg] {
+        &self.msgs
+    }
+
+    /// Forgets the queued messages (after handing them elsewhere).
+    pub fn clear(&mut self) {
+        self.msgs.clear();
+    }
+
     /// The last message, to extend a run.
     pub fn last_mut(&mut self) -> Option<&mut SendMsg> {
         self.msgs.last_mut()
