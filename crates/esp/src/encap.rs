@@ -19,7 +19,7 @@
 //! Neither allocates. On error the buffer's content is unspecified (it may be
 //! partly decrypted); the caller drops the packet and reuses the buffer.
 use oxisec_crypto::CryptoError;
-use oxisec_wire::esp::{ESP_HEADER_LEN, EspHeader};
+use oxisec_wire::esp::EspHeader;
 
 use crate::buf::{BufError, BufStorage, PacketBuf};
 use crate::inner::{self, FlowKey, proto};
@@ -89,16 +89,12 @@ pub fn encap_overhead(sa: &OutboundSa, inner_len: usize) -> (usize, usize) {
 /// ESP overhead of a suite: bytes in front of the inner packet, and padding +
 /// trailer + ICV behind an inner packet of `inner_len` bytes.
 fn overhead(sa: &OutboundSa, inner_len: usize) -> (usize, usize, usize) {
-    let suite = sa.suite();
+    let sizes = sa.sizes();
     // RFC 4303 §2.4: the ciphertext must fill whole cipher blocks and end on
     // a 4-byte boundary.
-    let align = suite.block_align().max(4);
+    let align = sizes.align;
     let pad = (align - (inner_len + 2) % align) % align;
-    (
-        ESP_HEADER_LEN + suite.iv_len(),
-        pad,
-        pad + 2 + suite.icv_len(),
-    )
+    (sizes.head, pad, pad + 2 + sizes.icv)
 }
 
 /// Encapsulates the inner IP packet in `buf` with `sa`, in place.
@@ -213,9 +209,8 @@ fn decapsulate_sa<S: BufStorage>(
     if sa.counters().hard_reached(sa.limits()) {
         return Err(DropReason::Expired);
     }
-    let suite = sa.suite();
-    let head = ESP_HEADER_LEN + suite.iv_len();
-    let icv_len = suite.icv_len();
+    let sizes = sa.sizes();
+    let (head, icv_len) = (sizes.head, sizes.icv);
     // At least pad length and next header between IV and ICV.
     if buf.len() < head + 2 + icv_len {
         return Err(DropReason::Truncated);
