@@ -380,15 +380,20 @@ impl SendBatch {
             let err = io::Error::last_os_error();
             match err.raw_os_error() {
                 Some(libc::EINTR) => continue,
-                // The kernel or the route cannot segment (no checksum
-                // offload on the way out, an old kernel): send this and
-                // everything after one datagram at a time.
-                Some(libc::EIO | libc::EINVAL | libc::ENOPROTOOPT | libc::EOPNOTSUPP)
+                // The kernel or the way out cannot segment at all (no
+                // checksum offload on the route, an old kernel): from now
+                // on one datagram per packet.
+                Some(libc::EIO | libc::ENOPROTOOPT | libc::EOPNOTSUPP)
                     if self.gso && self.msgs[first].count > 1 =>
                 {
                     self.gso = false;
                     out.gso_disabled = true;
-                    self.split_from(first);
+                    self.split(first, self.msgs.len());
+                }
+                // This run does not fit (a segment larger than the path
+                // MTU, say): send it one datagram at a time, keep GSO.
+                Some(libc::EINVAL | libc::EMSGSIZE) if self.msgs[first].count > 1 => {
+                    self.split(first, first + 1);
                 }
                 e => {
                     // This message is lost; go on with the rest.
@@ -410,11 +415,13 @@ impl SendBatch {
         n
     }
 
-    /// Replaces messages `from..` by one message per packet (after GSO
-    /// failed). May exceed the header count; `flush` sends in rounds.
-    fn split_from(&mut self, from: usize) {
-        let rest: Vec<SendMsg> = self.msgs.drain(from..).collect();
-        for m in rest {
+    /// Replaces messages `from..to` by one message per packet (after GSO
+    /// failed for them). The batch may then hold more messages than
+    /// headers; `flush` sends in rounds. Allocates: error path only.
+    fn split(&mut self, from: usize, to: usize) {
+        let tail: Vec<SendMsg> = self.msgs.drain(to..).collect();
+        let runs: Vec<SendMsg> = self.msgs.drain(from..).collect();
+        for m in runs {
             let mut at = m.range.start;
             while at < m.range.end {
                 let end = (at + m.seg).min(m.range.end);
@@ -428,6 +435,7 @@ impl SendBatch {
                 at = end;
             }
         }
+        self.msgs.extend(tail);
     }
 
     /// Fills kernel header `j` for message `i`.
@@ -677,12 +685,35 @@ mod tests {
     }
 
     #[test]
+    fn a_run_the_kernel_refuses_goes_out_one_by_one() {
+        let a = UdpSock::bind(false, 0, false).unwrap();
+        let b = UdpSock::bind(false, 0, false).unwrap();
+        let to_b: SocketAddr = format!("127.0.0.1:{}", b.port()).parse().unwrap();
+        // More segments than any kernel's UDP_MAX_SEGMENTS: EINVAL.
+        let arena = vec![5u8; 1300];
+        let mut s = SendBatch::new(4, true);
+        s.push(SendMsg {
+            range: 0..1300,
+            seg: 10,
+            count: 130,
+            local: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            remote: to_b,
+        });
+        let out = s.flush(a.std().as_fd(), &arena);
+        assert_eq!((out.sent, out.failed, out.gso_disabled), (130, 0, false));
+        assert!(s.gso(), "GSO stays on for the runs that fit");
+        let mut r = RecvBatch::new(16, 2048);
+        let got = recv_all(&mut r, &b, 130);
+        assert!(got.iter().all(|(m, d)| m.len == 10 && d == &[5u8; 10]));
+    }
+
+    #[test]
     fn without_gso_every_packet_is_its_own_datagram() {
         let a = UdpSock::bind(false, 0, false).unwrap();
         let b = UdpSock::bind(false, 0, false).unwrap();
         let to_b: SocketAddr = format!("127.0.0.1:{}", b.port()).parse().unwrap();
         let arena = vec![9u8; 300];
-        let mut s = SendBatch::new(2, false);
+        let mut s = SendBatch::new(2, true);
         s.push(SendMsg {
             range: 0..300,
             seg: 100,
@@ -690,7 +721,8 @@ mod tests {
             local: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             remote: to_b,
         });
-        s.split_from(0);
+        s.split(0, 1);
+        assert_eq!(s.messages().len(), 3);
         let out = s.flush(a.std().as_fd(), &arena);
         assert_eq!(out.sent, 3);
         let mut r = RecvBatch::new(8, 2048);
