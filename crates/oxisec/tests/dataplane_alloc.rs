@@ -175,7 +175,7 @@ fn round_trip(offload: bool, gso: bool) {
     let mut tx = TxArena::new(256 * 1024, 64, gso);
     let mut rx_area = vec![0u8; 256 * 1024].into_boxed_slice();
     let mut received = [(0usize, 0usize, 0usize); 64];
-    let mut path = RxPath::new(offload);
+    let mut path = RxPath::new(offload, true);
     let mut cycle = |check: bool| {
         let seg = Segmenter::new(&hdr, &sp).unwrap();
         let mut n_msgs = 0;

@@ -41,8 +41,9 @@
 //! **Tuning.** The environment variable `OXISEC_DATAPLANE` overrides the
 //! defaults for benchmarks and for kernels that misbehave, as comma-separated
 //! `key=value`: `lanes=N` (1..=16), `offload=on|off` (TUN TSO and the
-//! coalescer), `gso=on|off` (UDP GSO sends), `gro=on|off` (UDP GRO
-//! receives), `batch=N` (datagrams per `recvmmsg`, 1..=64), `spin=µs`
+//! coalescer), `uso=on|off` (the coalescer merges received UDP too, where
+//! the TUN device takes UDP segmentation offload), `gso=on|off` (UDP GSO
+//! sends), `gro=on|off` (UDP GRO receives), `batch=N` (datagrams per `recvmmsg`, 1..=64), `spin=µs`
 //! (polling without sleeping after the last packet, 0..=10000, default 0).
 pub mod batch;
 pub mod lane;
@@ -104,6 +105,10 @@ const RX_ROUNDS: usize = 8;
 pub struct Tuning {
     pub lanes: usize,
     pub tun_offload: bool,
+    /// The TUN device also takes UDP segmentation offload (Linux 6.2+):
+    /// received UDP datagrams of one flow are merged too. Follows
+    /// `tun_offload` and what the kernel supports.
+    pub tun_uso: bool,
     pub udp_gso: bool,
     pub udp_gro: bool,
     pub batch: usize,
@@ -119,6 +124,7 @@ impl Tuning {
         Tuning {
             lanes: cores.clamp(1, MAX_LANES),
             tun_offload: true,
+            tun_uso: true,
             udp_gso: true,
             udp_gro: true,
             batch: 16,
@@ -145,6 +151,7 @@ impl Tuning {
             match k {
                 "lanes" => t.lanes = num(MAX_LANES)?,
                 "offload" => t.tun_offload = flag()?,
+                "uso" => t.tun_uso = flag()?,
                 "gso" => t.udp_gso = flag()?,
                 "gro" => t.udp_gro = flag()?,
                 "batch" => t.batch = num(64)?,
@@ -279,6 +286,7 @@ fn create_tun(name: &str, mtu: u16, t: &mut Tuning) -> io::Result<tun_rs::SyncDe
     if t.tun_offload && !dev.tcp_gso() {
         t.tun_offload = false;
     }
+    t.tun_uso &= t.tun_offload && dev.udp_gso();
     Ok(dev)
 }
 
@@ -381,9 +389,10 @@ impl DataPlane {
             )?);
         }
         info!(
-            "TUN device {tun_name} up (mtu {mtu}, {} lane(s), TUN offload {}, UDP GSO {}, UDP GRO {})",
+            "TUN device {tun_name} up (mtu {mtu}, {} lane(s), TUN offload {} (UDP {}), UDP GSO {}, UDP GRO {})",
             tuning.lanes,
             on_off(tuning.tun_offload),
+            on_off(tuning.tun_uso),
             on_off(tuning.udp_gso),
             on_off(tuning.udp_gro)
         );
@@ -424,6 +433,9 @@ impl DataPlane {
         let mut offloads = Vec::new();
         if t.tun_offload {
             offloads.push("TUN TSO/GRO");
+        }
+        if t.tun_uso {
+            offloads.push("TUN USO");
         }
         if t.udp_gso {
             offloads.push("UDP GSO");
@@ -605,7 +617,7 @@ impl<'l> RxState<'l> {
         RxState {
             lane,
             rb: RecvBatch::new(lane.tuning.batch, RECV_SLOT),
-            path: RxPath::new(lane.tuning.tun_offload),
+            path: RxPath::new(lane.tuning.tun_offload, lane.tuning.tun_uso),
             log: LogLimit::new(),
             tun_log: LogLimit::new(),
             ike_tx,
@@ -832,12 +844,13 @@ mod tests {
         let auto = Tuning::auto();
         assert!(auto.lanes >= 1 && auto.tun_offload && auto.udp_gso && auto.udp_gro);
         assert_eq!(Tuning::parse("").unwrap(), auto);
-        let t = Tuning::parse("lanes=1, offload=off,gso=0,gro=no,batch=1,spin=0").unwrap();
+        let t = Tuning::parse("lanes=1, offload=off,uso=off,gso=0,gro=no,batch=1,spin=0").unwrap();
         assert_eq!(
             t,
             Tuning {
                 lanes: 1,
                 tun_offload: false,
+                tun_uso: false,
                 udp_gso: false,
                 udp_gro: false,
                 batch: 1,

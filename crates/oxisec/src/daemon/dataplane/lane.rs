@@ -188,9 +188,12 @@ pub struct RxPath {
 }
 
 impl RxPath {
-    pub fn new(offload: bool) -> RxPath {
+    /// `offload`: the TUN device takes virtio headers (TCP segments are
+    /// merged); `udp`: it also takes UDP segmentation offload (datagrams
+    /// are merged too).
+    pub fn new(offload: bool, udp: bool) -> RxPath {
         RxPath {
-            coalescer: Coalescer::new(),
+            coalescer: Coalescer::new(offload && udp),
             offload,
         }
     }

@@ -2,7 +2,8 @@
 //! super-packets into wire-sized IP packets before encryption
 //! ([`Segmenter`], "GSO"), and merging consecutive TCP segments of one flow
 //! after decryption into one super-packet for the TUN device ([`Coalescer`],
-//! "GRO").
+//! "GRO"; UDP datagrams too, when the kernel takes UDP segmentation
+//! offload on the TUN device).
 //!
 //! With `IFF_VNET_HDR` and the `TUN_F_TSO*`/`TUN_F_USO*` offloads turned on,
 //! every read from and write to the TUN device starts with a 10-byte
@@ -14,12 +15,15 @@
 //! Both directions keep every packet an ordinary, valid IP packet on the
 //! wire: the segments get their own IP lengths, IDs, TCP sequence numbers
 //! and full checksums, so any IPsec peer can receive them. The coalescer
-//! only merges segments whose TCP checksum verifies (the kernel trusts a
-//! merged packet's data, `CHECKSUM_PARTIAL`, and would otherwise forward a
-//! segment that a host on the path corrupted with a freshly computed,
-//! valid checksum), that carry nothing but data (ACK, PSH on the last
-//! one), and whose headers match byte for byte except for the lengths,
-//! IDs, checksums and sequence numbers — the rules of the kernel's own GRO.
+//! only merges segments whose TCP or UDP checksum verifies (the kernel
+//! trusts a merged packet's data, `CHECKSUM_PARTIAL`, and would otherwise
+//! forward a segment that a host on the path corrupted with a freshly
+//! computed, valid checksum; an IPv4 UDP datagram sent without a checksum
+//! had no such protection to lose), that carry nothing but data (ACK, PSH
+//! on the last one), and whose headers match byte for byte except for the
+//! lengths, IDs, checksums and sequence numbers — the rules of the
+//! kernel's own GRO. Merged UDP follows the kernel's UDP GRO: equal-sized
+//! datagrams of one flow, the last one maybe shorter.
 //!
 //! Nothing here allocates or does I/O; every length comes from the packet
 //! and is checked before use.
@@ -384,74 +388,104 @@ impl<'p> Segmenter<'p> {
     }
 }
 
-/// The coalescing-relevant facts of a TCP packet.
+/// The coalescing-relevant facts of a TCP or UDP packet.
 #[derive(Debug, Clone, Copy)]
-struct TcpSeg {
+struct Seg {
+    udp: bool,
     v6: bool,
-    /// IP header length = start of the TCP header.
+    /// IP header length = start of the transport header.
     l4: usize,
-    /// IP + TCP header length.
+    /// IP + transport header length.
     hdr_len: usize,
+    /// TCP only.
     seq: u32,
     flags: u8,
 }
 
-impl TcpSeg {
+impl Seg {
     /// `Some` for an IPv4 (no options, not a fragment) or IPv6 (no
-    /// extension headers) TCP packet that carries data, only the ACK and
-    /// maybe the PSH flag, and a correct checksum: a packet the coalescer
-    /// may merge. Anything else is written as it is.
-    fn parse(p: &[u8]) -> Option<TcpSeg> {
-        let (v6, l4, src, dst) = match p.first()? >> 4 {
+    /// extension headers) packet the coalescer may merge: TCP that carries
+    /// data, only the ACK and maybe the PSH flag, and a correct checksum;
+    /// with `udp`, also UDP that carries data and a correct (or, over IPv4,
+    /// no) checksum. Anything else is written as it is.
+    fn parse(p: &[u8], udp: bool) -> Option<Seg> {
+        let (v6, l4, proto) = match p.first()? >> 4 {
             4 => {
-                if p.len() < 40
+                if p.len() < 28
                     || p[0] & 0x0f != 5
-                    || p[9] != PROTO_TCP
                     || usize::from(u16::from_be_bytes([p[2], p[3]])) != p.len()
                     || u16::from_be_bytes([p[6], p[7]]) & 0x3fff != 0
                 {
                     return None;
                 }
-                (false, 20, 12..16, 16..20)
+                (false, 20, p[9])
             }
             6 => {
-                if p.len() < 60
-                    || p[6] != PROTO_TCP
-                    || usize::from(u16::from_be_bytes([p[4], p[5]])) + 40 != p.len()
-                {
+                if p.len() < 48 || usize::from(u16::from_be_bytes([p[4], p[5]])) + 40 != p.len() {
                     return None;
                 }
-                (true, 40, 8..24, 24..40)
+                (true, 40, p[6])
             }
             _ => return None,
         };
-        let doff = usize::from(p[l4 + 12] >> 4) * 4;
-        let hdr_len = l4 + doff;
-        let flags = p[l4 + 13];
-        if doff < 20
-            || hdr_len >= p.len()
-            || flags & !(TCP_ACK | TCP_PSH) != 0
-            || flags & TCP_ACK == 0
-        {
-            return None;
+        let (src, dst) = if v6 {
+            (8..24, 24..40)
+        } else {
+            (12..16, 16..20)
+        };
+        let verified = |p: &[u8], proto| {
+            let pseudo = csum::pseudo(&p[src.clone()], &p[dst.clone()], proto, p.len() - l4);
+            csum::add(pseudo, csum::sum(&p[l4..])) == 0xffff
+        };
+        match proto {
+            PROTO_TCP => {
+                let doff = usize::from(*p.get(l4 + 12)? >> 4) * 4;
+                let hdr_len = l4 + doff;
+                let flags = *p.get(l4 + 13)?;
+                if doff < 20
+                    || hdr_len >= p.len()
+                    || flags & !(TCP_ACK | TCP_PSH) != 0
+                    || flags & TCP_ACK == 0
+                    || !verified(p, PROTO_TCP)
+                {
+                    return None;
+                }
+                let seq = u32::from_be_bytes([p[l4 + 4], p[l4 + 5], p[l4 + 6], p[l4 + 7]]);
+                Some(Seg {
+                    udp: false,
+                    v6,
+                    l4,
+                    hdr_len,
+                    seq,
+                    flags,
+                })
+            }
+            PROTO_UDP if udp => {
+                let hdr_len = l4 + 8;
+                let len_field = usize::from(u16::from_be_bytes([p[l4 + 4], p[l4 + 5]]));
+                let no_csum = !v6 && p[l4 + 6..l4 + 8] == [0, 0];
+                if hdr_len >= p.len()
+                    || len_field != p.len() - l4
+                    || !(no_csum || verified(p, PROTO_UDP))
+                {
+                    return None;
+                }
+                Some(Seg {
+                    udp: true,
+                    v6,
+                    l4,
+                    hdr_len,
+                    seq: 0,
+                    flags: 0,
+                })
+            }
+            _ => None,
         }
-        let pseudo = csum::pseudo(&p[src], &p[dst], PROTO_TCP, p.len() - l4);
-        if csum::add(pseudo, csum::sum(&p[l4..])) != 0xffff {
-            return None;
-        }
-        let seq = u32::from_be_bytes([p[l4 + 4], p[l4 + 5], p[l4 + 6], p[l4 + 7]]);
-        Some(TcpSeg {
-            v6,
-            l4,
-            hdr_len,
-            seq,
-            flags,
-        })
     }
 
     /// Whether `q` (a packet of this shape) belongs to the same flow and
     /// burst as `p`: every header byte equal except lengths, IDs,
-    /// checksums, the sequence number and PSH.
+    /// checksums, the TCP sequence number and PSH.
     fn same_flow(&self, p: &[u8], q: &[u8]) -> bool {
         let l4 = self.l4;
         let ip_same = if self.v6 {
@@ -465,12 +499,13 @@ impl TcpSeg {
                 && p[8..10] == q[8..10]
                 && p[12..20] == q[12..20]
         };
-        // Ports; ack; data offset; window; options.
+        // Ports; for TCP also ack; data offset; window; options.
         ip_same
             && p[l4..l4 + 4] == q[l4..l4 + 4]
-            && p[l4 + 8..l4 + 13] == q[l4 + 8..l4 + 13]
-            && p[l4 + 14..l4 + 16] == q[l4 + 14..l4 + 16]
-            && p[l4 + 20..self.hdr_len] == q[l4 + 20..self.hdr_len]
+            && (self.udp
+                || (p[l4 + 8..l4 + 13] == q[l4 + 8..l4 + 13]
+                    && p[l4 + 14..l4 + 16] == q[l4 + 14..l4 + 16]
+                    && p[l4 + 20..self.hdr_len] == q[l4 + 20..self.hdr_len]))
     }
 }
 
@@ -479,7 +514,7 @@ impl TcpSeg {
 struct Group {
     /// The first packet, whole; its headers become the merged packet's.
     first: Range<usize>,
-    seg: TcpSeg,
+    seg: Seg,
     /// Payload bytes per segment: the first packet's.
     gso_size: usize,
     /// Length of the merged IP packet so far.
@@ -493,15 +528,19 @@ struct Group {
     count: usize,
 }
 
-/// Merges runs of consecutive TCP segments of one flow into super-packets
+/// Merges runs of consecutive TCP segments (and, when the TUN device takes
+/// UDP segmentation offload, UDP datagrams) of one flow into super-packets
 /// for the TUN device, in order; everything else passes through unchanged.
 ///
 /// Packets are given as ranges of one buffer (the receive area they were
 /// decrypted in); merging patches the first packet's headers in place and
 /// gathers the payloads with one vectored write, so no payload is copied.
+/// A merged UDP packet is cut back into the original datagrams by the
+/// kernel before any socket that did not ask for UDP GRO sees it.
 #[derive(Debug)]
 pub struct Coalescer {
     group: Option<Group>,
+    udp: bool,
     /// Writes handed out, and packets they carried (statistics, tests).
     pub writes: u64,
     pub packets: u64,
@@ -509,14 +548,16 @@ pub struct Coalescer {
 
 impl Default for Coalescer {
     fn default() -> Self {
-        Coalescer::new()
+        Coalescer::new(false)
     }
 }
 
 impl Coalescer {
-    pub fn new() -> Coalescer {
+    /// `udp`: also merge UDP (the TUN device accepts `GSO_UDP_L4`).
+    pub fn new(udp: bool) -> Coalescer {
         Coalescer {
             group: None,
+            udp,
             writes: 0,
             packets: 0,
         }
@@ -530,7 +571,7 @@ impl Coalescer {
         W: FnMut(&[IoSlice<'_>]),
     {
         self.packets += 1;
-        let Some(seg) = area.get(pkt.clone()).and_then(TcpSeg::parse) else {
+        let Some(seg) = area.get(pkt.clone()).and_then(|p| Seg::parse(p, self.udp)) else {
             self.flush(area, write);
             self.write_single(area, pkt, write);
             return;
@@ -539,9 +580,10 @@ impl Coalescer {
         if let Some(g) = &mut self.group
             && !g.closed
             && g.count < MAX_COALESCE
+            && g.seg.udp == seg.udp
             && g.seg.v6 == seg.v6
             && g.seg.hdr_len == seg.hdr_len
-            && g.next_seq == seg.seq
+            && (seg.udp || g.next_seq == seg.seq)
             && payload_len <= g.gso_size
             && g.total + payload_len <= MAX_MERGED
             && g.seg.same_flow(&area[g.first.clone()], &area[pkt.clone()])
@@ -602,20 +644,29 @@ impl Coalescer {
             p[10..12].copy_from_slice(&c.to_be_bytes());
             (12..16, 16..20)
         };
-        if g.psh {
-            p[l4 + 13] |= TCP_PSH;
-        }
+        let (proto, csum_offset, gso_type) = if s.udp {
+            // The length of the merged datagram; the kernel writes each
+            // segment's own when it cuts them apart.
+            p[l4 + 4..l4 + 6].copy_from_slice(&((g.total - l4) as u16).to_be_bytes());
+            (PROTO_UDP, 6, GSO_UDP_L4)
+        } else {
+            if g.psh {
+                p[l4 + 13] |= TCP_PSH;
+            }
+            let t = if s.v6 { GSO_TCPV6 } else { GSO_TCPV4 };
+            (PROTO_TCP, 16, t)
+        };
         // CHECKSUM_PARTIAL: the field holds the pseudo-header sum and the
         // kernel (or the NIC) completes it over the merged payload.
-        let pseudo = csum::pseudo(&p[src], &p[dst], PROTO_TCP, g.total - l4);
-        p[l4 + 16..l4 + 18].copy_from_slice(&pseudo.to_be_bytes());
+        let pseudo = csum::pseudo(&p[src], &p[dst], proto, g.total - l4);
+        p[l4 + csum_offset..l4 + csum_offset + 2].copy_from_slice(&pseudo.to_be_bytes());
         let hdr = VnetHdr {
             flags: F_NEEDS_CSUM,
-            gso_type: if s.v6 { GSO_TCPV6 } else { GSO_TCPV4 },
+            gso_type,
             hdr_len: s.hdr_len as u16,
             gso_size: g.gso_size as u16,
             csum_start: l4 as u16,
-            csum_offset: 16,
+            csum_offset: csum_offset as u16,
         }
         .encode();
         let area: &[u8] = area;
@@ -803,7 +854,7 @@ mod tests {
             }
             assert_eq!(s.write(0, &mut out[..100]), None);
             // Merge them back: one write, a GSO packet equal to the original.
-            let mut c = Coalescer::new();
+            let mut c = Coalescer::new(true);
             let mut writes: Vec<Vec<u8>> = Vec::new();
             let mut w =
                 |iov: &[IoSlice<'_>]| writes.push(iov.iter().flat_map(|s| s.to_vec()).collect());
@@ -929,7 +980,7 @@ mod tests {
             area.extend_from_slice(p);
             area.extend_from_slice(&[0xee; 5]);
         }
-        let mut c = Coalescer::new();
+        let mut c = Coalescer::new(true);
         let mut writes = Vec::new();
         let mut w = |iov: &[IoSlice<'_>]| {
             let all: Vec<u8> = iov.iter().flat_map(|s| s.to_vec()).collect();
@@ -1010,6 +1061,67 @@ mod tests {
         frag[6] |= 0x20;
         assert_eq!(coalesce(&[d(0, ack), frag]).len(), 2);
         assert_eq!(coalesce(&[vec![0x45; 3], vec![]]).len(), 2);
+    }
+
+    /// An IPv4 UDP datagram with a valid checksum (or none).
+    fn udp(payload: &[u8], port: u16, with_csum: bool) -> Vec<u8> {
+        let len = 28 + payload.len();
+        let mut p = vec![0u8; len];
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+        p[8] = 64;
+        p[9] = PROTO_UDP;
+        p[12..20].copy_from_slice(&[198, 51, 100, 1, 203, 0, 113, 1]);
+        let c = !csum::sum(&p[..20]);
+        p[10..12].copy_from_slice(&c.to_be_bytes());
+        p[20..22].copy_from_slice(&port.to_be_bytes());
+        p[22..24].copy_from_slice(&5201u16.to_be_bytes());
+        p[24..26].copy_from_slice(&((len - 20) as u16).to_be_bytes());
+        p[28..].copy_from_slice(payload);
+        if with_csum {
+            let pseudo = csum::pseudo(&p[12..16], &p[16..20], PROTO_UDP, len - 20);
+            let c = !csum::add(pseudo, csum::sum(&p[20..]));
+            p[26..28].copy_from_slice(&c.to_be_bytes());
+        }
+        p
+    }
+
+    #[test]
+    fn udp_datagrams_merge_and_split_back_exactly() {
+        let d: Vec<Vec<u8>> = (0..5u8)
+            .map(|i| udp(&vec![i; if i == 4 { 20 } else { 36 }], 4000, i != 2))
+            .collect();
+        let w = coalesce(&d);
+        assert_eq!(w.len(), 1);
+        let (h, merged) = &w[0];
+        assert_eq!((h.gso_type, h.gso_size, h.hdr_len), (GSO_UDP_L4, 36, 28));
+        assert_eq!(
+            (h.csum_start, h.csum_offset, h.flags),
+            (20, 6, F_NEEDS_CSUM)
+        );
+        assert_eq!(merged.len(), 28 + 4 * 36 + 20);
+        // What the kernel does with it: cut it back into the datagrams.
+        let s = Segmenter::new(h, merged).unwrap();
+        assert_eq!(s.count(), 5);
+        let mut out = [0u8; 100];
+        for (i, orig) in d.iter().enumerate() {
+            let n = s.write(i, &mut out).unwrap();
+            assert_eq!(&out[28..n], &orig[28..], "payload {i}");
+            assert_eq!(out[20..26], orig[20..26], "ports and length {i}");
+            assert!(valid_l4_checksum(&out[..n]));
+        }
+        // Another flow, a bad checksum, or a coalescer without UDP: apart.
+        let mut bad = udp(&[1; 36], 4000, true);
+        bad[40] ^= 1;
+        let other = udp(&[1; 36], 4001, true);
+        assert_eq!(coalesce(&[d[0].clone(), other, bad]).len(), 3);
+        let mut c = Coalescer::new(false);
+        let mut area: Vec<u8> = d[..2].concat();
+        let mut n = 0;
+        c.push(&mut area, 0..64, &mut |_: &[IoSlice<'_>]| n += 1);
+        c.push(&mut area, 64..128, &mut |_: &[IoSlice<'_>]| n += 1);
+        c.flush(&mut area, &mut |_: &[IoSlice<'_>]| n += 1);
+        assert_eq!(n, 2);
     }
 
     #[test]
