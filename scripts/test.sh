@@ -29,9 +29,11 @@ cd "$(dirname "$0")/.."
 . scripts/setup.sh
 
 # libstrongswan-standard-plugins (openssl: X25519, ChaCha20-Poly1305, AES-GCM)
-# is only a Recommends of libstrongswan, so it is named explicitly.
+# is only a Recommends of libstrongswan, so it is named explicitly;
+# libstrongswan-extra-plugins has `cmac` (AES-CMAC integrity and PRF) for the
+# algorithm matrix in crates/oxisec/tests/algs.rs.
 PACKAGES=(strongswan-charon strongswan-swanctl libcharon-extra-plugins strongswan-pki
-          libstrongswan-standard-plugins
+          libstrongswan-standard-plugins libstrongswan-extra-plugins
           iperf3 nftables iproute2 iputils-ping procps tcpdump)
 
 step() { printf '\n==> %s\n' "$*"; }

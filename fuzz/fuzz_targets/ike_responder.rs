@@ -125,6 +125,7 @@ fn responder(force_encap: bool) -> Engine {
         ike_lifetime: IkeLifetime::from_rekey_time(std::time::Duration::from_secs(900)),
         dpd_delay: std::time::Duration::from_secs(30),
         dpd_action: DpdAction::Clear,
+        remote_access: Default::default(),
     };
     let config = Config {
         connections: vec![Arc::new(conn)],

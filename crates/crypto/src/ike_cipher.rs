@@ -1,28 +1,41 @@
-//! Protection of the SK / SKF payload (RFC 7296 §3.14, RFC 5282 for AEAD).
+//! Protection of the SK / SKF payload (RFC 7296 §3.14; RFC 5282 for AEAD).
 //!
 //! Layout of the protected body (everything after the SK/SKF payload header):
 //!
 //! ```text
-//! AEAD (RFC 5282, RFC 7634):  IV(8)  ‖ E(inner ‖ pad length 0)           ‖ ICV(16)
-//! AES-CBC + HMAC (RFC 4868):  IV(16) ‖ E(inner ‖ padding ‖ pad length)   ‖ ICV(truncated HMAC)
+//! AEAD (RFC 5282, RFC 7634):      IV(8)  ‖ E(inner ‖ pad length 0)         ‖ ICV(8/12/16)
+//! cipher + integrity (RFC 7296):  IV     ‖ E(inner ‖ padding ‖ pad length) ‖ ICV(truncated MAC)
 //! ```
 //!
 //! For AEAD the associated data is the message up to the body (IKE header and
-//! the SK/SKF payload header) and the nonce is salt(4) ‖ IV(8). For CBC the
-//! ICV is the truncated HMAC over the whole message except the ICV itself
-//! (encrypt-then-MAC); it is checked before anything is decrypted.
-use aws_lc_rs::cipher::{
-    self, DecryptingKey, DecryptionContext, EncryptingKey, EncryptionContext, UnboundCipherKey,
-};
-use aws_lc_rs::{aead, hmac, iv::FixedLength};
-use oxisec_wire::{TransformId, encr, integ};
-use subtle::ConstantTimeEq;
-use zeroize::Zeroizing;
+//! the SK/SKF payload header) and the nonce is salt ‖ IV (salt: the last 4
+//! bytes of SK_e, 3 for CCM). Otherwise the ICV is the truncated MAC over the
+//! whole message except the ICV itself (encrypt-then-MAC); it is checked
+//! before anything is decrypted. The IV is 16 bytes for AES-CBC and 8 for
+//! 3DES and AES-CTR (RFC 5930: counter block = nonce from SK_e ‖ IV ‖ 1); the
+//! ciphertext is padded to the cipher block (none for AEAD and CTR, whose
+//! block is one byte).
+//!
+//! The algorithms themselves live in private modules shared with ESP; see
+//! [`IkeSuite`] for the transforms accepted.
+use oxisec_wire::TransformId;
 
+use crate::aead_alg::{self, AeadKey};
+use crate::encr::{Encr, EncrKey};
+use crate::integ::IntegKey;
+use crate::suite::{self, Proto, Transform};
 use crate::{CryptoError, Rng, Secret};
 
 /// A negotiated IKE encryption (+ integrity) suite: which transforms and how
 /// long their keys are. Built from the selected proposal before keys exist.
+///
+/// Implemented: ENCR_AES_GCM_8/12/16, ENCR_AES_CCM_8/12/16 (RFC 5282) and
+/// ENCR_CHACHA20_POLY1305 (RFC 7634) without integrity; ENCR_AES_CBC,
+/// ENCR_AES_CTR (RFC 5930) and ENCR_3DES with AUTH_HMAC_SHA2_256_128 /
+/// 384_192 / 512_256, AUTH_AES_XCBC_96, AUTH_AES_CMAC_96 or
+/// AUTH_HMAC_SHA1_96. AES needs the Key Length attribute (128/192/256);
+/// ChaCha20-Poly1305 and 3DES must not carry one. ENCR_NULL is refused: the
+/// SK payload is always encrypted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IkeSuite {
     pub encr: TransformId,
@@ -32,130 +45,49 @@ pub struct IkeSuite {
     pub integ: Option<TransformId>,
 }
 
-/// RFC 5282 §4 / RFC 7634 §2: the last 4 bytes of SK_e are a salt.
-const AEAD_SALT_LEN: usize = 4;
-/// Explicit IV carried in each AEAD-protected message.
-const AEAD_IV_LEN: usize = 8;
-const AEAD_ICV_LEN: usize = 16;
-const AES_BLOCK: usize = 16;
-
-/// What a valid suite resolves to.
-#[derive(Clone, Copy)]
-enum Kind {
-    Aead {
-        alg: &'static aead::Algorithm,
-        key_len: usize,
-    },
-    Cbc {
-        alg: &'static cipher::Algorithm,
-        key_len: usize,
-        mac: hmac::Algorithm,
-        /// RFC 4868 §2.1.1: the key is as long as the hash output.
-        mac_key_len: usize,
-        icv_len: usize,
-    },
-}
-
 impl IkeSuite {
-    fn kind(&self) -> Result<Kind, CryptoError> {
-        // RFC 7296 §3.3.2: an AEAD proposal carries no integrity transform,
-        // or INTEG NONE.
-        let no_integ = matches!(self.integ, None | Some(integ::NONE));
-        match self.encr {
-            encr::AES_GCM_16 => {
-                if !no_integ {
-                    return Err(CryptoError::Unsupported("integrity transform with AEAD"));
-                }
-                let (alg, key_len) = match self.encr_key_bits {
-                    Some(128) => (&aead::AES_128_GCM, 16),
-                    Some(192) => (&aead::AES_192_GCM, 24),
-                    Some(256) => (&aead::AES_256_GCM, 32),
-                    _ => return Err(CryptoError::Unsupported("AES-GCM key length")),
-                };
-                Ok(Kind::Aead { alg, key_len })
-            }
-            encr::CHACHA20_POLY1305 => {
-                if !no_integ {
-                    return Err(CryptoError::Unsupported("integrity transform with AEAD"));
-                }
-                // RFC 7634 §2: the Key Length attribute must not be sent.
-                if self.encr_key_bits.is_some() {
-                    return Err(CryptoError::Unsupported("ChaCha20-Poly1305 key length"));
-                }
-                Ok(Kind::Aead {
-                    alg: &aead::CHACHA20_POLY1305,
-                    key_len: 32,
-                })
-            }
-            encr::AES_CBC => {
-                let (alg, key_len) = match self.encr_key_bits {
-                    Some(128) => (&cipher::AES_128, 16),
-                    Some(192) => (&cipher::AES_192, 24),
-                    Some(256) => (&cipher::AES_256, 32),
-                    _ => return Err(CryptoError::Unsupported("AES-CBC key length")),
-                };
-                let (mac, mac_key_len, icv_len) = match self.integ {
-                    Some(integ::HMAC_SHA2_256_128) => (hmac::HMAC_SHA256, 32, 16),
-                    Some(integ::HMAC_SHA2_384_192) => (hmac::HMAC_SHA384, 48, 24),
-                    Some(integ::HMAC_SHA2_512_256) => (hmac::HMAC_SHA512, 64, 32),
-                    None | Some(integ::NONE) => {
-                        return Err(CryptoError::Unsupported("AES-CBC without integrity"));
-                    }
-                    Some(_) => return Err(CryptoError::Unsupported("integrity transform")),
-                };
-                Ok(Kind::Cbc {
-                    alg,
-                    key_len,
-                    mac,
-                    mac_key_len,
-                    icv_len,
-                })
-            }
-            _ => Err(CryptoError::Unsupported("encryption transform")),
-        }
+    fn resolve(&self) -> Result<Transform, CryptoError> {
+        suite::resolve(Proto::Ike, self.encr, self.encr_key_bits, self.integ)
     }
 
     /// `Err(Unsupported)` if the combination is not implemented (or an AEAD is
     /// combined with an integrity transform, or a non-AEAD lacks one).
     pub fn validate(&self) -> Result<(), CryptoError> {
-        self.kind().map(|_| ())
+        self.resolve().map(|_| ())
     }
-    /// SK_e length in bytes (key + salt for AEAD); 0 for an invalid suite.
+    /// SK_e length in bytes (key + salt for AEAD, key + nonce for AES-CTR);
+    /// 0 for an invalid suite.
     pub fn encr_key_len(&self) -> usize {
-        match self.kind() {
-            Ok(Kind::Aead { key_len, .. }) => key_len + AEAD_SALT_LEN,
-            Ok(Kind::Cbc { key_len, .. }) => key_len,
+        match self.resolve() {
+            Ok(Transform::Aead(a)) => a.keymat_len(),
+            Ok(Transform::Split { encr, .. }) => encr.key_len(),
             Err(_) => 0,
         }
     }
     /// SK_a length in bytes (0 for AEAD and for an invalid suite).
     pub fn integ_key_len(&self) -> usize {
-        match self.kind() {
-            Ok(Kind::Cbc { mac_key_len, .. }) => mac_key_len,
+        match self.resolve() {
+            Ok(Transform::Split { integ, .. }) => integ.key_len(),
             _ => 0,
         }
     }
 }
 
 enum Inner {
-    Aead {
-        key: aead::LessSafeKey,
-        salt: Zeroizing<[u8; AEAD_SALT_LEN]>,
-    },
-    /// Boxed: the two AES key schedules make this variant several times
-    /// larger than the AEAD one.
-    Cbc(Box<CbcKeys>),
+    Aead(AeadKey),
+    /// Boxed: AES key schedules plus MAC state make this variant several
+    /// times larger than the AEAD one.
+    Split(Box<SplitKeys>),
 }
 
-struct CbcKeys {
-    enc: EncryptingKey,
-    dec: DecryptingKey,
-    mac: hmac::Key,
-    icv_len: usize,
+struct SplitKeys {
+    alg: Encr,
+    encr: EncrKey,
+    integ: IntegKey,
 }
 
 /// Protects one direction of an IKE SA. Holds no mutable state, so it is
-/// `Send + Sync`; its keys are wiped by the provider when it is dropped.
+/// `Send + Sync`; its keys are wiped when it is dropped.
 pub struct IkeCipher {
     inner: Inner,
 }
@@ -172,43 +104,24 @@ impl IkeCipher {
     /// # Errors
     /// `Unsupported` for an invalid suite, `InvalidKeyLength` if a key is not
     /// exactly [`IkeSuite::encr_key_len`] / [`IkeSuite::integ_key_len`] long.
+    /// A 3DES SK_e made of weak or repeated DES keys (probability about
+    /// 2^-50) is refused with `Unsupported`.
     pub fn new(
         suite: IkeSuite,
         encr_key: &Secret,
         integ_key: &Secret,
     ) -> Result<IkeCipher, CryptoError> {
-        let kind = suite.kind()?;
+        let transform = suite.resolve()?;
         if encr_key.len() != suite.encr_key_len() || integ_key.len() != suite.integ_key_len() {
             return Err(CryptoError::InvalidKeyLength);
         }
-        let inner = match kind {
-            Kind::Aead { alg, key_len } => {
-                let (key, salt) = encr_key.as_bytes().split_at(key_len);
-                let key =
-                    aead::UnboundKey::new(alg, key).map_err(|_| CryptoError::InvalidKeyLength)?;
-                let mut salt_arr = Zeroizing::new([0u8; AEAD_SALT_LEN]);
-                salt_arr.copy_from_slice(salt);
-                Inner::Aead {
-                    key: aead::LessSafeKey::new(key),
-                    salt: salt_arr,
-                }
-            }
-            Kind::Cbc {
-                alg, mac, icv_len, ..
-            } => {
-                let unbound = || {
-                    UnboundCipherKey::new(alg, encr_key.as_bytes())
-                        .map_err(|_| CryptoError::InvalidKeyLength)
-                };
-                Inner::Cbc(Box::new(CbcKeys {
-                    enc: EncryptingKey::cbc(unbound()?)
-                        .map_err(|_| CryptoError::InvalidKeyLength)?,
-                    dec: DecryptingKey::cbc(unbound()?)
-                        .map_err(|_| CryptoError::InvalidKeyLength)?,
-                    mac: hmac::Key::new(mac, integ_key.as_bytes()),
-                    icv_len,
-                }))
-            }
+        let inner = match transform {
+            Transform::Aead(alg) => Inner::Aead(AeadKey::new(alg, encr_key.as_bytes())?),
+            Transform::Split { encr, integ } => Inner::Split(Box::new(SplitKeys {
+                alg: encr,
+                encr: EncrKey::new(encr, encr_key.as_bytes())?,
+                integ: IntegKey::new(integ, integ_key.as_bytes())?,
+            })),
         };
         Ok(IkeCipher { inner })
     }
@@ -219,10 +132,11 @@ impl IkeCipher {
         match &self.inner {
             // No alignment needed for AEAD (RFC 5282 §3, RFC 7634 §3): no
             // padding, just the pad-length byte.
-            Inner::Aead { .. } => AEAD_IV_LEN + plaintext_len + 1 + AEAD_ICV_LEN,
-            Inner::Cbc(keys) => {
-                let icv_len = keys.icv_len;
-                AES_BLOCK + (plaintext_len + 1).next_multiple_of(AES_BLOCK) + icv_len
+            Inner::Aead(key) => aead_alg::IV_LEN + plaintext_len + 1 + key.icv_len(),
+            Inner::Split(keys) => {
+                keys.alg.iv_len()
+                    + (plaintext_len + 1).next_multiple_of(keys.alg.block_len())
+                    + keys.integ.icv_len()
             }
         }
     }
@@ -234,8 +148,8 @@ impl IkeCipher {
     ///
     /// The IV is drawn from `rng`: random IVs stay unique per key even if the
     /// same keys were ever loaded into two `IkeCipher`s, which a counter would
-    /// not (64-bit AEAD IVs collide with probability below 2^-30 after 2^16
-    /// messages, far more than an IKE SA carries).
+    /// not (64-bit AEAD and CTR IVs collide with probability below 2^-30 after
+    /// 2^16 messages, far more than an IKE SA carries).
     ///
     /// # Errors
     /// `Malformed` if `msg` is not laid out as above (a caller bug).
@@ -250,37 +164,28 @@ impl IkeCipher {
             return Err(CryptoError::Malformed);
         }
         match &self.inner {
-            Inner::Aead { key, salt } => {
+            Inner::Aead(key) => {
                 let (aad, body) = msg.split_at_mut(body_offset);
-                let (iv, rest) = body.split_at_mut(AEAD_IV_LEN);
+                let (iv, rest) = body.split_at_mut(aead_alg::IV_LEN);
                 let (ct, icv) = rest.split_at_mut(plaintext.len() + 1);
                 rng.fill(iv);
                 ct[..plaintext.len()].copy_from_slice(plaintext);
                 ct[plaintext.len()] = 0; // pad length
-                let nonce = aead_nonce(salt, iv);
-                let tag = key
-                    .seal_in_place_separate_tag(nonce, aead::Aad::from(&*aad), ct)
-                    .map_err(|_| CryptoError::Malformed)?;
-                icv.copy_from_slice(tag.as_ref());
+                key.seal(iv, aad, ct, icv)?;
             }
-            Inner::Cbc(keys) => {
-                let CbcKeys {
-                    enc, mac, icv_len, ..
-                } = &**keys;
+            Inner::Split(keys) => {
+                let icv_len = keys.integ.icv_len();
                 let mac_end = msg.len() - icv_len;
-                let (iv, ct) = msg[body_offset..mac_end].split_at_mut(AES_BLOCK);
-                let mut iv_arr = [0u8; AES_BLOCK];
-                rng.fill(&mut iv_arr);
-                iv.copy_from_slice(&iv_arr);
+                let (iv, ct) = msg[body_offset..mac_end].split_at_mut(keys.alg.iv_len());
+                rng.fill(iv);
                 let pad_len = ct.len() - plaintext.len() - 1;
                 ct[..plaintext.len()].copy_from_slice(plaintext);
                 ct[plaintext.len()..plaintext.len() + pad_len].fill(0);
-                // pad_len < 16 by construction of body_len.
-                ct[ct.len() - 1] = pad_len as u8;
-                enc.less_safe_encrypt(ct, EncryptionContext::Iv128(FixedLength::from(iv_arr)))
-                    .map_err(|_| CryptoError::Malformed)?;
-                let tag = hmac::sign(mac, &msg[..mac_end]);
-                msg[mac_end..].copy_from_slice(&tag.as_ref()[..*icv_len]);
+                // pad_len < block (at most 16) by construction of body_len.
+                ct[ct.len() - 1] = u8::try_from(pad_len).map_err(|_| CryptoError::Malformed)?;
+                keys.encr.encrypt(iv, ct)?;
+                let (covered, icv) = msg.split_at_mut(mac_end);
+                keys.integ.icv(&[covered], icv)?;
             }
         }
         Ok(())
@@ -296,47 +201,32 @@ impl IkeCipher {
     pub fn open(&self, msg: &[u8], body_offset: usize) -> Result<Secret, CryptoError> {
         let body = msg.get(body_offset..).ok_or(CryptoError::Malformed)?;
         let mut plain = match &self.inner {
-            Inner::Aead { key, salt } => {
+            Inner::Aead(key) => {
+                let icv_len = key.icv_len();
                 // At least the pad-length byte must be there.
-                if body.len() < AEAD_IV_LEN + 1 + AEAD_ICV_LEN {
+                if body.len() < aead_alg::IV_LEN + 1 + icv_len {
                     return Err(CryptoError::Malformed);
                 }
-                let (iv, rest) = body.split_at(AEAD_IV_LEN);
-                let (ct, icv) = rest.split_at(rest.len() - AEAD_ICV_LEN);
-                let mut out = Secret::new(vec![0u8; ct.len()]);
-                key.open_separate_gather(
-                    aead_nonce(salt, iv),
-                    aead::Aad::from(&msg[..body_offset]),
-                    ct,
-                    icv,
-                    out.as_mut_bytes(),
-                )
-                .map_err(|_| CryptoError::IntegrityCheckFailed)?;
+                let (iv, rest) = body.split_at(aead_alg::IV_LEN);
+                let (ct, icv) = rest.split_at(rest.len() - icv_len);
+                let mut out = Secret::from_slice(ct);
+                key.open(iv, &msg[..body_offset], out.as_mut_bytes(), icv)?;
                 out
             }
-            Inner::Cbc(keys) => {
-                let CbcKeys {
-                    dec, mac, icv_len, ..
-                } = &**keys;
-                let icv_len = *icv_len;
-                if body.len() < AES_BLOCK + AES_BLOCK + icv_len
-                    || !(body.len() - AES_BLOCK - icv_len).is_multiple_of(AES_BLOCK)
+            Inner::Split(keys) => {
+                let (iv_len, block) = (keys.alg.iv_len(), keys.alg.block_len());
+                let icv_len = keys.integ.icv_len();
+                // At least one block, which ends in the pad-length byte.
+                if body.len() < iv_len + block + icv_len
+                    || !(body.len() - iv_len - icv_len).is_multiple_of(block)
                 {
                     return Err(CryptoError::Malformed);
                 }
-                let mac_end = msg.len() - icv_len;
-                let tag = hmac::sign(mac, &msg[..mac_end]);
-                if !bool::from(tag.as_ref()[..icv_len].ct_eq(&msg[mac_end..])) {
-                    return Err(CryptoError::IntegrityCheckFailed);
-                }
-                let (iv, ct) = msg[body_offset..mac_end].split_at(AES_BLOCK);
-                let iv: [u8; AES_BLOCK] = iv.try_into().map_err(|_| CryptoError::Malformed)?;
+                let (covered, icv) = msg.split_at(msg.len() - icv_len);
+                keys.integ.verify(&[covered], icv)?;
+                let (iv, ct) = covered[body_offset..].split_at(iv_len);
                 let mut out = Secret::from_slice(ct);
-                dec.decrypt(
-                    out.as_mut_bytes(),
-                    DecryptionContext::Iv128(FixedLength::from(iv)),
-                )
-                .map_err(|_| CryptoError::Malformed)?;
+                keys.encr.decrypt(iv, out.as_mut_bytes())?;
                 out
             }
         };
@@ -353,16 +243,12 @@ impl IkeCipher {
     }
 }
 
-fn aead_nonce(salt: &[u8; AEAD_SALT_LEN], iv: &[u8]) -> aead::Nonce {
-    let mut nonce = [0u8; AEAD_SALT_LEN + AEAD_IV_LEN];
-    nonce[..AEAD_SALT_LEN].copy_from_slice(salt);
-    nonce[AEAD_SALT_LEN..].copy_from_slice(iv);
-    aead::Nonce::assume_unique_for_key(nonce)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_lc_rs::cipher::{self, EncryptingKey, EncryptionContext, UnboundCipherKey};
+    use aws_lc_rs::{aead, hmac, iv::FixedLength};
+    use oxisec_wire::{encr, integ};
 
     struct Counter(u8);
     impl Rng for Counter {
@@ -374,31 +260,54 @@ mod tests {
         }
     }
 
+    const INTEGS: [TransformId; 6] = [
+        integ::HMAC_SHA2_256_128,
+        integ::HMAC_SHA2_384_192,
+        integ::HMAC_SHA2_512_256,
+        integ::AES_XCBC_96,
+        integ::AES_CMAC_96,
+        integ::HMAC_SHA1_96,
+    ];
+
+    fn aead(e: TransformId, bits: Option<u16>) -> IkeSuite {
+        IkeSuite {
+            encr: e,
+            encr_key_bits: bits,
+            integ: None,
+        }
+    }
+
+    fn split(e: TransformId, bits: Option<u16>, i: TransformId) -> IkeSuite {
+        IkeSuite {
+            encr: e,
+            encr_key_bits: bits,
+            integ: Some(i),
+        }
+    }
+
+    /// Every implemented suite.
     fn suites() -> Vec<IkeSuite> {
         let mut v = Vec::new();
         for bits in [128, 192, 256] {
-            v.push(IkeSuite {
-                encr: encr::AES_GCM_16,
-                encr_key_bits: Some(bits),
-                integ: None,
-            });
-            for i in [
-                integ::HMAC_SHA2_256_128,
-                integ::HMAC_SHA2_384_192,
-                integ::HMAC_SHA2_512_256,
+            for e in [
+                encr::AES_GCM_16,
+                encr::AES_GCM_12,
+                encr::AES_GCM_8,
+                encr::AES_CCM_16,
+                encr::AES_CCM_12,
+                encr::AES_CCM_8,
             ] {
-                v.push(IkeSuite {
-                    encr: encr::AES_CBC,
-                    encr_key_bits: Some(bits),
-                    integ: Some(i),
-                });
+                v.push(aead(e, Some(bits)));
+            }
+            for i in INTEGS {
+                v.push(split(encr::AES_CBC, Some(bits), i));
+                v.push(split(encr::AES_CTR, Some(bits), i));
             }
         }
-        v.push(IkeSuite {
-            encr: encr::CHACHA20_POLY1305,
-            encr_key_bits: None,
-            integ: None,
-        });
+        for i in INTEGS {
+            v.push(split(encr::TRIPLE_DES, None, i));
+        }
+        v.push(aead(encr::CHACHA20_POLY1305, None));
         v
     }
 
@@ -417,26 +326,34 @@ mod tests {
 
     #[test]
     fn key_lengths() {
-        let gcm = |bits| IkeSuite {
-            encr: encr::AES_GCM_16,
-            encr_key_bits: Some(bits),
-            integ: None,
-        };
-        assert_eq!(gcm(128).encr_key_len(), 20);
-        assert_eq!(gcm(256).encr_key_len(), 36);
-        assert_eq!(gcm(256).integ_key_len(), 0);
-        let cbc = IkeSuite {
-            encr: encr::AES_CBC,
-            encr_key_bits: Some(192),
-            integ: Some(integ::HMAC_SHA2_384_192),
-        };
-        assert_eq!((cbc.encr_key_len(), cbc.integ_key_len()), (24, 48));
+        let lens = |s: IkeSuite| (s.encr_key_len(), s.integ_key_len());
+        assert_eq!(lens(aead(encr::AES_GCM_16, Some(128))), (20, 0));
+        assert_eq!(lens(aead(encr::AES_GCM_16, Some(256))), (36, 0));
+        assert_eq!(lens(aead(encr::AES_GCM_8, Some(192))), (28, 0));
+        // RFC 5282 §4: a 3-byte salt for CCM.
+        assert_eq!(lens(aead(encr::AES_CCM_8, Some(128))), (19, 0));
+        assert_eq!(lens(aead(encr::AES_CCM_16, Some(256))), (35, 0));
+        let cbc = split(encr::AES_CBC, Some(192), integ::HMAC_SHA2_384_192);
+        assert_eq!(lens(cbc), (24, 48));
+        // RFC 5930 / RFC 3686 §5.1: key ‖ 4-byte nonce.
+        assert_eq!(
+            lens(split(encr::AES_CTR, Some(128), integ::AES_XCBC_96)),
+            (20, 16)
+        );
+        assert_eq!(
+            lens(split(encr::AES_CTR, Some(256), integ::AES_CMAC_96)),
+            (36, 16)
+        );
+        assert_eq!(
+            lens(split(encr::TRIPLE_DES, None, integ::HMAC_SHA1_96)),
+            (24, 20)
+        );
         let chacha = IkeSuite {
             encr: encr::CHACHA20_POLY1305,
             encr_key_bits: None,
             integ: Some(integ::NONE),
         };
-        assert_eq!((chacha.encr_key_len(), chacha.integ_key_len()), (36, 0));
+        assert_eq!(lens(chacha), (36, 0));
     }
 
     #[test]
@@ -445,7 +362,9 @@ mod tests {
             (encr::AES_GCM_16, Some(256), Some(integ::HMAC_SHA2_256_128)),
             (encr::AES_GCM_16, None, None),
             (encr::AES_GCM_16, Some(512), None),
-            (encr::AES_GCM_8, Some(128), None),
+            (encr::AES_GCM_8, Some(64), None),
+            (encr::AES_CCM_12, Some(128), Some(integ::AES_XCBC_96)),
+            (encr::AES_CCM_8, None, None),
             (encr::CHACHA20_POLY1305, Some(256), None),
             (
                 encr::CHACHA20_POLY1305,
@@ -454,10 +373,16 @@ mod tests {
             ),
             (encr::AES_CBC, Some(128), None),
             (encr::AES_CBC, Some(128), Some(integ::NONE)),
-            (encr::AES_CBC, Some(128), Some(integ::HMAC_SHA1_96)),
+            (encr::AES_CBC, Some(128), Some(integ::HMAC_MD5_96)),
             (encr::AES_CBC, None, Some(integ::HMAC_SHA2_256_128)),
-            (encr::TRIPLE_DES, None, Some(integ::HMAC_SHA2_256_128)),
+            (encr::AES_CTR, None, Some(integ::HMAC_SHA2_256_128)),
+            (encr::AES_CTR, Some(128), None),
+            (encr::TRIPLE_DES, Some(192), Some(integ::HMAC_SHA2_256_128)),
+            (encr::TRIPLE_DES, None, None),
+            (encr::DES, None, Some(integ::HMAC_SHA2_256_128)),
+            // RFC 7296 §3.14: IKE always encrypts.
             (encr::NULL, None, Some(integ::HMAC_SHA2_256_128)),
+            (encr::NULL_AUTH_AES_GMAC, Some(128), None),
         ];
         for (e, bits, i) in bad {
             let suite = IkeSuite {
@@ -481,7 +406,7 @@ mod tests {
     #[test]
     fn rejects_wrong_key_lengths() {
         for suite in suites() {
-            let ek = Secret::new(vec![1; suite.encr_key_len()]);
+            let ek = Secret::new((0..suite.encr_key_len() as u8).collect());
             let ik = Secret::new(vec![2; suite.integ_key_len()]);
             let short = Secret::new(vec![1; suite.encr_key_len() - 1]);
             let long_i = Secret::new(vec![2; suite.integ_key_len() + 1]);
@@ -500,16 +425,20 @@ mod tests {
     fn body_len_is_aligned() {
         for suite in suites() {
             let c = cipher(suite);
+            let (iv, block, icv) = match suite.resolve().unwrap() {
+                Transform::Aead(a) => (8, 1, a.icv_len()),
+                Transform::Split { encr, integ } => {
+                    (encr.iv_len(), encr.block_len(), integ.icv_len())
+                }
+            };
             for n in 0..70 {
                 let len = c.body_len(n);
-                match suite.integ {
-                    None => assert_eq!(len, 8 + n + 1 + 16),
-                    Some(_) => {
-                        let icv = suite.integ_key_len() / 2;
-                        assert_eq!((len - 16 - icv) % 16, 0);
-                        assert!(len - 16 - icv > n);
-                        assert!(len - 16 - icv <= n + 16);
-                    }
+                let ct = len - iv - icv;
+                assert_eq!(ct % block, 0, "{suite:?}");
+                assert!(ct > n);
+                assert!(ct <= n + block.max(1));
+                if block == 1 {
+                    assert_eq!(ct, n + 1, "no padding for AEAD and CTR");
                 }
             }
         }
@@ -577,19 +506,21 @@ mod tests {
 
     #[test]
     fn directions_do_not_open_each_other() {
-        let suite = suites()[0];
-        let a = cipher(suite);
-        let b = IkeCipher::new(
-            suite,
-            &Secret::new(vec![9; suite.encr_key_len()]),
-            &Secret::default(),
-        )
-        .unwrap();
-        let msg = sealed(&a, &mut Counter(3), &[1; 28], b"x");
-        assert_eq!(
-            b.open(&msg, 28).err(),
-            Some(CryptoError::IntegrityCheckFailed)
-        );
+        for suite in suites() {
+            let a = cipher(suite);
+            let b = IkeCipher::new(
+                suite,
+                &Secret::new((0..suite.encr_key_len() as u8).map(|b| b ^ 0x99).collect()),
+                &Secret::new(vec![8; suite.integ_key_len()]),
+            )
+            .unwrap();
+            let msg = sealed(&a, &mut Counter(3), &[1; 28], b"x");
+            assert_eq!(
+                b.open(&msg, 28).err(),
+                Some(CryptoError::IntegrityCheckFailed),
+                "{suite:?}"
+            );
+        }
     }
 
     #[test]
@@ -617,11 +548,7 @@ mod tests {
     /// is impossible, to reach the padding check.
     #[test]
     fn cbc_bad_pad_length_is_malformed() {
-        let suite = IkeSuite {
-            encr: encr::AES_CBC,
-            encr_key_bits: Some(128),
-            integ: Some(integ::HMAC_SHA2_256_128),
-        };
+        let suite = split(encr::AES_CBC, Some(128), integ::HMAC_SHA2_256_128);
         let ek = Secret::new(vec![3; 16]);
         let ik = Secret::new(vec![4; 32]);
         let c = IkeCipher::new(suite, &ek, &ik).unwrap();
@@ -653,34 +580,54 @@ mod tests {
 
     #[test]
     fn aead_bad_pad_length_is_malformed() {
-        let suite = IkeSuite {
-            encr: encr::CHACHA20_POLY1305,
-            encr_key_bits: None,
-            integ: None,
-        };
+        let suite = aead(encr::CHACHA20_POLY1305, None);
         let c = cipher(suite);
-        // Seal "\x05" as the whole plaintext: the AEAD adds pad length 0, so
-        // seal a plaintext whose last byte (our fake pad length) is too big,
-        // by sealing with pad length applied manually.
         let mut msg = vec![0u8; 4];
         msg.resize(4 + c.body_len(0), 0);
         c.seal(&mut Counter(5), &mut msg, 4, &[]).unwrap();
         assert!(c.open(&msg, 4).unwrap().is_empty());
-        // Re-seal with a key we control to set the pad length byte to 1
-        // while only one byte of plaintext exists.
+        // Seal, with the same key, a one-byte plaintext whose last byte (the
+        // pad length) claims one byte of padding before it.
         let key = aead::LessSafeKey::new(
             aead::UnboundKey::new(&aead::CHACHA20_POLY1305, &(0..32).collect::<Vec<u8>>()).unwrap(),
         );
-        let salt = [32u8, 33, 34, 35];
-        let iv = [0u8; 8];
+        let mut nonce = [0u8; 12];
+        nonce[..4].copy_from_slice(&[32, 33, 34, 35]);
         let mut ct = [1u8];
         let tag = key
-            .seal_in_place_separate_tag(aead_nonce(&salt, &iv), aead::Aad::from(&[0u8; 4]), &mut ct)
+            .seal_in_place_separate_tag(
+                aead::Nonce::assume_unique_for_key(nonce),
+                aead::Aad::from(&[0u8; 4]),
+                &mut ct,
+            )
             .unwrap();
         let mut msg = vec![0u8; 4];
-        msg.extend_from_slice(&iv);
+        msg.extend_from_slice(&[0u8; 8]);
         msg.extend_from_slice(&ct);
         msg.extend_from_slice(tag.as_ref());
         assert_eq!(c.open(&msg, 4).err(), Some(CryptoError::Malformed));
+    }
+
+    /// The AES-CTR SK payload is IV ‖ E(inner ‖ pad length 0) ‖ ICV with the
+    /// RFC 5930 counter block: checked by decrypting with aws-lc-rs directly.
+    #[test]
+    fn ctr_layout_matches_rfc5930() {
+        let suite = split(encr::AES_CTR, Some(128), integ::HMAC_SHA2_256_128);
+        let c = cipher(suite);
+        let msg = sealed(&c, &mut Counter(6), &[0xee; 28], b"inner");
+        let body = &msg[28..];
+        assert_eq!(body.len(), 8 + 5 + 1 + 16);
+        let mut block = [0u8; 16];
+        block[..4].copy_from_slice(&[16, 17, 18, 19]); // SK_e = 0..16 ‖ nonce 16..20
+        block[4..12].copy_from_slice(&body[..8]);
+        block[15] = 1;
+        let ctr = EncryptingKey::ctr(
+            UnboundCipherKey::new(&cipher::AES_128, &(0..16).collect::<Vec<u8>>()).unwrap(),
+        )
+        .unwrap();
+        let mut pt = body[8..14].to_vec();
+        ctr.less_safe_encrypt(&mut pt, EncryptionContext::Iv128(FixedLength::from(block)))
+            .unwrap();
+        assert_eq!(pt, b"inner\0");
     }
 }

@@ -5,12 +5,12 @@
 //! | 2, 5, 14–18 | MODP (RFC 2409, RFC 3526) | g^x, left-padded to the prime length | g^xy, same length | crypto-bigint |
 //! | 19–21 | ECP-256/384/521 (RFC 5903) | x ‖ y, no 0x04 octet | x | aws-lc-rs |
 //! | 28, 29 | brainpoolP256r1/P384r1 (RFC 6954) | x ‖ y | x | RustCrypto `bp256`/`bp384` |
+//! | 30 | brainpoolP512r1 (RFC 6954) | x ‖ y | x | RustCrypto `primefield` + `primeorder` (curve defined in `ke/brainpool512.rs`) |
 //! | 31 | Curve25519 (RFC 8031) | 32-byte u | 32-byte u, all-zero rejected | aws-lc-rs |
 //! | 32 | Curve448 (RFC 8031) | 56-byte u | 56-byte u, all-zero rejected | RustCrypto `x448` |
 //! | 35–37 | ML-KEM-512/768/1024 (FIPS 203, draft-ietf-ipsecme-ikev2-mlkem) | initiator: ek; responder: ciphertext | K (32 bytes) | aws-lc-rs `kem` |
 //!
-//! Not implemented: group 30 (brainpoolP512r1: no maintained crate has its
-//! arithmetic) and the deprecated groups 1, 22–24, 25–27.
+//! Not implemented: the deprecated groups 1, 22–24, 25–27.
 //!
 //! ## Initiator and responder
 //! For a Diffie-Hellman group both sides do the same: [`generate`] a share,
@@ -32,6 +32,7 @@ use oxisec_wire::{TransformId, ke};
 use crate::{CryptoError, Rng, Secret};
 
 mod brainpool;
+mod brainpool512;
 mod curve448;
 mod mlkem;
 mod modp;
@@ -428,7 +429,7 @@ mod tests {
         }
     }
 
-    const EC_GROUPS: [TransformId; 7] = [
+    const EC_GROUPS: [TransformId; 8] = [
         ke::CURVE25519,
         ke::CURVE448,
         ke::ECP_256,
@@ -436,6 +437,7 @@ mod tests {
         ke::ECP_521,
         ke::ECP_256_BP,
         ke::ECP_384_BP,
+        ke::ECP_512_BP,
     ];
 
     #[test]
@@ -444,7 +446,8 @@ mod tests {
             assert!(is_supported(g), "{g:?}");
             assert!(!is_legacy(g));
         }
-        for g in [ke::MODP_768, ke::ECP_512_BP, TransformId(27), ke::NONE] {
+        // 26, 27: ECP-224 and brainpoolP224r1, deprecated and not offered.
+        for g in [ke::MODP_768, TransformId(26), TransformId(27), ke::NONE] {
             assert!(!is_supported(g), "{g:?}");
             assert!(matches!(
                 generate(g, &mut Counter(1)),
@@ -463,6 +466,7 @@ mod tests {
             (ke::ECP_521, 132, 66),
             (ke::ECP_256_BP, 64, 32),
             (ke::ECP_384_BP, 96, 48),
+            (ke::ECP_512_BP, 128, 64),
             (ke::CURVE448, 56, 56),
         ] {
             let a = generate(g, &mut rng).unwrap();
@@ -512,6 +516,7 @@ mod tests {
             ke::ECP_521,
             ke::ECP_256_BP,
             ke::ECP_384_BP,
+            ke::ECP_512_BP,
         ] {
             let a = generate(g, &mut rng).unwrap();
             let mut bad = generate(g, &mut rng).unwrap().public_key().to_vec();
@@ -559,7 +564,7 @@ mod tests {
     #[test]
     fn brainpool_scalars_are_rejection_sampled() {
         // 0xff.. and 0 are never in [1, n); an RNG stuck there is reported.
-        for g in [ke::ECP_256_BP, ke::ECP_384_BP] {
+        for g in [ke::ECP_256_BP, ke::ECP_384_BP, ke::ECP_512_BP] {
             for stuck in [0xff, 0] {
                 assert_eq!(
                     generate(g, &mut Fixed(vec![stuck])).err(),
@@ -578,7 +583,7 @@ mod tests {
         for g in EC_GROUPS.into_iter().chain([ke::MODP_2048]) {
             assert!(!is_kem(g), "{g:?}");
         }
-        for g in [ke::MODP_768, ke::ECP_512_BP, ke::NONE] {
+        for g in [ke::MODP_768, TransformId(27), ke::NONE] {
             assert!(!is_kem(g));
             assert!(matches!(
                 respond(g, &[0; 64], &mut Counter(1)),

@@ -9,14 +9,20 @@
 //! [`Secret`], which is zeroized on drop and never printed.
 #![forbid(unsafe_code)]
 
+mod aead_alg;
+mod cbcmac;
+mod encr;
 pub mod esp_cipher;
 pub mod hash;
 pub mod ike_cipher;
+mod integ;
 pub mod kdf;
 pub mod ke;
+pub mod policy;
 pub mod prf;
 mod rng;
 mod secret;
+mod suite;
 
 pub use rng::{Rng, SystemRng};
 pub use secret::Secret;

@@ -90,6 +90,7 @@ fn integ_for(prf: Prf) -> TransformId {
         Prf::HmacSha256 => integ::HMAC_SHA2_256_128,
         Prf::HmacSha384 => integ::HMAC_SHA2_384_192,
         Prf::HmacSha512 => integ::HMAC_SHA2_512_256,
+        other => panic!("no RFC 4868 integrity transform for {other:?}"),
     }
 }
 

@@ -217,6 +217,33 @@ pub enum Event {
         remote: SocketAddr,
         reason: String,
     },
+    /// Client: the gateway assigned these virtual IPs and attributes; the
+    /// driver puts the addresses on its tunnel interface, routes `subnets`
+    /// (everything if empty) into the tunnel and applies the DNS servers
+    /// (for `domains` only, if any).
+    VirtualIp {
+        ike: IkeId,
+        connection: String,
+        addresses: Vec<std::net::IpAddr>,
+        dns: Vec<std::net::IpAddr>,
+        domains: Vec<String>,
+        subnets: Vec<TsRange>,
+    },
+    /// Client: the IKE SA that held these virtual IPs is gone (not
+    /// replaced by a rekey): undo what [`Event::VirtualIp`] set up.
+    VirtualIpReleased {
+        ike: IkeId,
+        connection: String,
+        addresses: Vec<std::net::IpAddr>,
+    },
+    /// Gateway: a client took a lease or its lease went offline; the driver
+    /// saves [`crate::Engine::leases`] so that they survive a restart.
+    LeaseChanged {
+        pool: String,
+        identity: String,
+        address: std::net::IpAddr,
+        online: bool,
+    },
 }
 
 /// A snapshot of one IKE SA for `oxisec status`.

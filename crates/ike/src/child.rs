@@ -18,6 +18,8 @@ pub(crate) struct Negotiated<'a> {
     pub initiator: bool,
     /// g^ir of a CREATE_CHILD_SA with PFS.
     pub g_ir: Option<&'a [u8]>,
+    /// Shared secrets of the IKE_FOLLOWUP_KE exchanges (RFC 9370), in order.
+    pub additional: &'a [Secret],
     pub ni: &'a [u8],
     pub nr: &'a [u8],
     /// Responder of a rekey: keep the outbound half back until the old SA is deleted.
@@ -40,19 +42,22 @@ pub(crate) fn esp_suite(s: &Selected) -> EspSuite {
     }
 }
 
-/// KEYMAT = prf+(SK_d, [g^ir |] Ni | Nr): initiator→responder keys first,
+/// KEYMAT = prf+(SK_d, [g^ir |] Ni | Nr [| SK(1) | ...]): initiator→responder keys first,
 /// then responder→initiator. Returns (inbound, outbound) keys for our role
 /// in the exchange that created the SA.
-fn split_keymat(
-    keys: &SaKeys,
-    suite: &EspSuite,
-    g_ir: Option<&[u8]>,
-    ni: &[u8],
-    nr: &[u8],
-    initiator: bool,
-) -> (Secret, Secret) {
+fn split_keymat(keys: &SaKeys, suite: &EspSuite, n: &Negotiated) -> (Secret, Secret) {
     let per_dir = suite.keymat_len();
-    let mut keymat = kdf::child_keymat(keys.prf, keys.sk_d.as_bytes(), g_ir, ni, nr, 2 * per_dir);
+    let additional: Vec<&[u8]> = n.additional.iter().map(Secret::as_bytes).collect();
+    let mut keymat = kdf::child_keymat_multi(
+        keys.prf,
+        keys.sk_d.as_bytes(),
+        n.g_ir,
+        n.ni,
+        n.nr,
+        &additional,
+        2 * per_dir,
+    );
+    let initiator = n.initiator;
     let i_to_r = keymat.split_to(per_dir);
     let r_to_i = keymat;
     if initiator {
@@ -81,7 +86,7 @@ pub(crate) fn install(sa: &mut IkeSa, cx: &mut Cx, n: Negotiated) -> Result<(), 
         .validate()
         .map_err(|e| format!("ESP suite not supported: {e}"))?;
     let keys = sa.keys.as_ref().ok_or("IKE SA has no keys")?;
-    let (k_in, k_out) = split_keymat(keys, &suite, n.g_ir, n.ni, n.nr, n.initiator);
+    let (k_in, k_out) = split_keymat(keys, &suite, &n);
     let udp_encap = sa.udp_encap();
     out.push_back(SaCommand::InstallInbound {
         child: n.id,
@@ -207,12 +212,65 @@ pub(crate) fn peer_spi(s: &Selected) -> Option<u32> {
 }
 
 /// A child configuration that fits a peer's request.
+#[derive(Debug)]
 pub(crate) struct Choice {
     pub name: String,
     pub selected: Selected,
     pub spi_out: u32,
     pub local_ts: Vec<TsRange>,
     pub remote_ts: Vec<TsRange>,
+}
+
+/// What "dynamic" selectors (an empty `local_ts`/`remote_ts` in a child's
+/// configuration) stand for on one IKE SA: a virtual IP where one was
+/// assigned, else the address the IKE SA runs on.
+#[derive(Debug, Clone)]
+pub(crate) struct Dynamic {
+    pub local: Vec<TsRange>,
+    pub remote: Vec<TsRange>,
+}
+
+fn host(a: std::net::IpAddr) -> TsRange {
+    let bits = if a.is_ipv4() { 32 } else { 128 };
+    TsRange::subnet(a, bits).expect("a host prefix is valid")
+}
+
+impl Dynamic {
+    pub fn of(sa: &IkeSa) -> Dynamic {
+        let local = if sa.own_vips.is_empty() {
+            vec![host(sa.local.ip())]
+        } else {
+            sa.own_vips.iter().copied().map(host).collect()
+        };
+        let remote = if sa.peer_vips.is_empty() {
+            vec![host(sa.remote.ip())]
+        } else {
+            sa.peer_vips.iter().map(|(_, a)| host(*a)).collect()
+        };
+        Dynamic { local, remote }
+    }
+
+    /// Before IKE_AUTH a client that asks for virtual IPs proposes any
+    /// address of each family it asks for; the gateway narrows that to the
+    /// address it assigns.
+    pub fn requesting(sa: &IkeSa, vips: &[std::net::IpAddr]) -> Dynamic {
+        let mut d = Dynamic::of(sa);
+        if !vips.is_empty() {
+            let mut fams: Vec<bool> = vips.iter().map(|v| v.is_ipv4()).collect();
+            fams.dedup();
+            d.local = fams.into_iter().map(TsRange::any).collect();
+        }
+        d
+    }
+}
+
+/// The configured selectors, or what "dynamic" stands for.
+pub(crate) fn resolve(configured: &[TsRange], dynamic: &[TsRange]) -> Vec<TsRange> {
+    if configured.is_empty() {
+        dynamic.to_vec()
+    } else {
+        configured.to_vec()
+    }
 }
 
 /// Responder: the child configuration (of `only`, if given) that fits the
@@ -228,6 +286,7 @@ pub(crate) fn choose(
     tsi: &[TsRange],
     tsr: &[TsRange],
     skip_ke: bool,
+    dynamic: &Dynamic,
 ) -> Result<Choice, oxisec_wire::NotifyType> {
     use oxisec_wire::NotifyType;
     let mut failure = NotifyType::TS_UNACCEPTABLE;
@@ -237,8 +296,10 @@ pub(crate) fn choose(
         .iter()
         .filter(|c| only.is_none_or(|n| n == c.name))
     {
-        let remote_ts = crate::ts::narrow(tsi, &cfg.remote_ts);
-        let local_ts = crate::ts::narrow(tsr, &cfg.local_ts);
+        let cfg_remote = resolve(&cfg.remote_ts, &dynamic.remote);
+        let cfg_local = resolve(&cfg.local_ts, &dynamic.local);
+        let remote_ts = crate::ts::narrow(tsi, &cfg_remote);
+        let local_ts = crate::ts::narrow(tsr, &cfg_local);
         if remote_ts.is_empty() || local_ts.is_empty() {
             continue;
         }
@@ -253,7 +314,7 @@ pub(crate) fn choose(
             continue;
         };
         let unnarrowed = remote_ts == tsi && local_ts == tsr;
-        let exact = unnarrowed && cfg.remote_ts == tsi && cfg.local_ts == tsr;
+        let exact = unnarrowed && cfg_remote == tsi && cfg_local == tsr;
         let score = u8::from(unnarrowed) + u8::from(exact);
         if best.as_ref().is_none_or(|(s, _)| score > *s) {
             let c = Choice {

@@ -22,6 +22,38 @@ pub struct Config {
     pub dos: DosConfig,
     /// IKE fragmentation (RFC 7383).
     pub fragmentation: FragmentationConfig,
+    /// Address pools for virtual IPs, referred to by name from
+    /// [`RemoteAccess::pools`].
+    pub pools: Vec<PoolConfig>,
+}
+
+/// A range of addresses handed out as virtual IPs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolConfig {
+    pub name: String,
+    /// First and last address, both included, of one family.
+    pub first: IpAddr,
+    pub last: IpAddr,
+}
+
+/// Remote access through the configuration payload (RFC 7296 §2.19, §3.15).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemoteAccess {
+    /// Client: the virtual IPs to ask for in IKE_AUTH — 0.0.0.0 or :: for
+    /// any address of that family, a specific address to ask for that one
+    /// (strongSwan's `vips`).
+    pub request_vips: Vec<IpAddr>,
+    /// Gateway: the pools (by name) to assign a client's addresses from,
+    /// the first pool of each family that has room.
+    pub pools: Vec<String>,
+    /// Gateway: DNS servers (INTERNAL_IP4/IP6_DNS) sent with an address.
+    pub dns: Vec<IpAddr>,
+    /// Gateway: DNS domains to resolve through those servers
+    /// (INTERNAL_DNS_DOMAIN, RFC 8598): split DNS.
+    pub dns_domains: Vec<String>,
+    /// Gateway: the subnets the client should send through the tunnel
+    /// (INTERNAL_IP4/IP6_SUBNET): split tunnelling; empty means everything.
+    pub subnets: Vec<TsRange>,
 }
 
 /// IKE fragmentation: offered in IKE_SA_INIT when enabled, used when both
@@ -170,6 +202,16 @@ pub struct RetransmitConfig {
     pub tries: u32,
 }
 
+impl RetransmitConfig {
+    /// How long a request is retransmitted before its SA is given up: the
+    /// sum of every wait of the schedule.
+    pub fn span(&self) -> Duration {
+        (0..=self.tries)
+            .map(|n| crate::window::retransmit_delay(self, n))
+            .sum()
+    }
+}
+
 impl Default for RetransmitConfig {
     fn default() -> Self {
         RetransmitConfig {
@@ -185,6 +227,30 @@ impl Default for RetransmitConfig {
 pub enum Auth {
     /// Pre-shared key (RFC 7296 §2.15).
     Psk(Secret),
+    /// Our side: sign with this key and send these certificates.
+    Cert(LocalCert),
+    /// The peer's side: a certificate that validates against this trust
+    /// store for the peer's identity, and a signature with its key.
+    PeerCert(Arc<oxisec_pki::TrustStore>),
+}
+
+/// When we send our certificate chain in IKE_AUTH (strongSwan's `send_cert`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SendCert {
+    Always,
+    /// Only if the peer sent a CERTREQ.
+    #[default]
+    IfAsked,
+    Never,
+}
+
+/// Our certificate credential.
+#[derive(Debug, Clone)]
+pub struct LocalCert {
+    pub key: Arc<oxisec_pki::PrivateKey>,
+    /// End entity first, then intermediates (not the root).
+    pub chain: Vec<oxisec_pki::Certificate>,
+    pub send: SendCert,
 }
 
 /// Whether a child is brought up when the daemon starts.
@@ -200,7 +266,11 @@ pub enum StartAction {
 pub struct ChildConfig {
     pub name: String,
     /// Our side's selectors (TSi when we initiate, TSr when we respond).
+    /// Empty means "dynamic" (strongSwan's term): our address, or our
+    /// virtual IP once the gateway assigned one.
     pub local_ts: Vec<TsRange>,
+    /// The peer's selectors; empty means "dynamic": the peer's address, or
+    /// the virtual IP we assigned it.
     pub remote_ts: Vec<TsRange>,
     pub esp_proposals: Vec<EspProposal>,
     pub start_action: StartAction,
@@ -235,6 +305,8 @@ pub struct Connection {
     pub dpd_delay: Duration,
     /// What to do when the peer does not answer through the retransmission schedule.
     pub dpd_action: DpdAction,
+    /// Virtual IPs, DNS and split tunnelling (client or gateway side).
+    pub remote_access: RemoteAccess,
 }
 
 /// Where datagrams come from and go to.

@@ -52,6 +52,8 @@ pub(crate) struct Allocator {
     next_ike: u64,
     next_child: u64,
     pub child_spis: HashSet<u32>,
+    /// Virtual IP pools and their leases.
+    pub pools: crate::pool::Pools,
 }
 
 impl Allocator {
@@ -94,6 +96,8 @@ pub struct Engine {
     half_open_by_ip: HashMap<IpAddr, usize>,
     cookies: crate::cookie::Cookies,
     timers: crate::timers::Timers,
+    /// Wall-clock time at a monotonic instant, for certificate validity.
+    wall: Option<(Instant, std::time::SystemTime)>,
     /// Budget for unprotected error answers (they can be spoofed into a
     /// reflection flood).
     error_budget: crate::ratelimit::RateLimit,
@@ -105,7 +109,6 @@ pub struct Engine {
 impl Engine {
     pub fn new(config: Config, rng: Box<dyn Rng>) -> Engine {
         Engine {
-            config,
             rng,
             sas: HashMap::new(),
             by_spi: HashMap::new(),
@@ -113,10 +116,15 @@ impl Engine {
             half_open_by_ip: HashMap::new(),
             cookies: crate::cookie::Cookies::default(),
             timers: crate::timers::Timers::default(),
+            wall: None,
             error_budget: crate::ratelimit::RateLimit::new(
                 crate::ratelimit::ERROR_ANSWERS_PER_SECOND,
             ),
-            alloc: Allocator::default(),
+            alloc: Allocator {
+                pools: crate::pool::Pools::from_config(&config.pools, Default::default()),
+                ..Allocator::default()
+            },
+            config,
             out: Outputs::default(),
             stats: Stats::default(),
         }
@@ -124,7 +132,35 @@ impl Engine {
 
     /// Replaces the configuration; existing SAs keep the connection they were made with.
     pub fn reload(&mut self, config: Config) {
+        let pools = std::mem::take(&mut self.alloc.pools);
+        self.alloc.pools = crate::pool::Pools::from_config(&config.pools, pools);
         self.config = config;
+    }
+
+    /// Every virtual IP lease (online or kept for a returning client), for
+    /// the driver to save; see [`Engine::restore_leases`].
+    pub fn leases(&self) -> Vec<crate::pool::Lease> {
+        self.alloc.pools.leases()
+    }
+
+    /// Puts back leases saved before a restart, so that clients get their
+    /// addresses back; leases that no longer fit a pool are dropped.
+    /// Returns how many were restored.
+    pub fn restore_leases(&mut self, leases: &[crate::pool::Lease]) -> usize {
+        self.alloc.pools.restore(leases)
+    }
+
+    /// (pool, addresses in use, leases held offline) per pool.
+    pub fn pool_usage(&self) -> Vec<(String, usize, usize)> {
+        self.alloc.pools.usage()
+    }
+
+    /// Tells the engine the wall-clock time that corresponds to `now`
+    /// (certificate validity is in wall-clock time; the engine keeps only
+    /// monotonic time otherwise). The driver calls this at start and after
+    /// the system clock was set.
+    pub fn set_wall_clock(&mut self, now: Instant, wall: std::time::SystemTime) {
+        self.wall = Some((now, wall));
     }
 
     pub fn config(&self) -> &Config {
@@ -145,6 +181,9 @@ impl Engine {
                 config: &self.config,
                 stats: &mut self.stats,
                 error_budget: &mut self.error_budget,
+                wall: self
+                    .wall
+                    .map(|(at, wall)| wall + now.saturating_duration_since(at)),
             },
             &mut self.sas,
         )
@@ -342,6 +381,11 @@ impl Engine {
                 exchange::close(sa, &mut cx, why);
                 continue;
             }
+            if sa.redundant_until.is_some_and(|d| d <= now) {
+                debug!(ike = id.0, peer = %sa.remote, "the peer never deleted the redundant IKE SA of crossing rekeys; removing it");
+                exchange::close(sa, &mut cx, DownReason::Rekeyed);
+                continue;
+            }
             let retransmit = cx.config.retransmit;
             match sa.requests.on_timer(now, &retransmit) {
                 TimerAction::Idle => {}
@@ -507,17 +551,31 @@ impl Engine {
             };
             let carry = crate::sa::Carry::take_from(src);
             if let Some(dst) = self.sas.get_mut(&to) {
+                dst.crossing_of = None;
                 carry.put_into(dst);
             }
+        }
+        if let Some((origin, deleted)) = spawn.crossing_lost
+            && let Some(sa) = self.sas.get_mut(&origin)
+            && sa
+                .ike_collision
+                .as_ref()
+                .is_some_and(|c| c.created == deleted)
+        {
+            sa.ike_collision = None;
         }
         if let Some((dup, winner)) = spawn.redundant
             && let Some(sa) = self.sas.get_mut(&dup)
         {
             sa.rekeyed_to = Some(winner);
+            sa.redundant_until = Some(now + self.config.retransmit.span());
         }
         if let Some((to, carry)) = spawn.adopt {
             match self.sas.get_mut(&to) {
-                Some(dst) => carry.put_into(dst),
+                Some(dst) => {
+                    dst.crossing_of = None;
+                    carry.put_into(dst);
+                }
                 None => {
                     warn!("the IKE SA that should take over the CHILD_SAs is gone; removing them");
                     for mut c in carry.children {

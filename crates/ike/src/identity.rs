@@ -16,6 +16,9 @@ pub enum Identity {
     Email(String),
     /// An opaque key identifier.
     KeyId(Vec<u8>),
+    /// The DER of an X.501 distinguished name (ID_DER_ASN1_DN), matched
+    /// against a certificate's subject.
+    Dn(Vec<u8>),
 }
 
 impl Identity {
@@ -26,6 +29,7 @@ impl Identity {
             Identity::Fqdn(s) => (IdType::FQDN, s.as_bytes().to_vec()),
             Identity::Email(s) => (IdType::RFC822_ADDR, s.as_bytes().to_vec()),
             Identity::KeyId(k) => (IdType::KEY_ID, k.clone()),
+            Identity::Dn(d) => (IdType::DER_ASN1_DN, d.clone()),
         };
         IdPayload { id_type, data }
     }
@@ -45,6 +49,7 @@ impl Identity {
             IdType::FQDN => Some(Identity::Fqdn(String::from_utf8(id.data.clone()).ok()?)),
             IdType::RFC822_ADDR => Some(Identity::Email(String::from_utf8(id.data.clone()).ok()?)),
             IdType::KEY_ID => Some(Identity::KeyId(id.data.clone())),
+            IdType::DER_ASN1_DN if !id.data.is_empty() => Some(Identity::Dn(id.data.clone())),
             _ => None,
         }
     }
@@ -57,6 +62,19 @@ impl Identity {
                 a.eq_ignore_ascii_case(b)
             }
             (a, b) => a == b,
+        }
+    }
+
+    /// The form the certificate layer matches against subjects and SANs.
+    pub fn claim(&self) -> oxisec_pki::IdClaim {
+        use oxisec_pki::IdClaim;
+        match self {
+            Identity::Ipv4(a) => IdClaim::Ip(IpAddr::V4(*a)),
+            Identity::Ipv6(a) => IdClaim::Ip(IpAddr::V6(*a)),
+            Identity::Fqdn(s) => IdClaim::Fqdn(s.clone()),
+            Identity::Email(s) => IdClaim::Email(s.clone()),
+            Identity::KeyId(k) => IdClaim::KeyId(k.clone()),
+            Identity::Dn(d) => IdClaim::Dn(d.clone()),
         }
     }
 
@@ -80,6 +98,13 @@ impl fmt::Display for Identity {
                 write!(f, "@#")?;
                 k.iter().try_for_each(|b| write!(f, "{b:02x}"))
             }
+            Identity::Dn(d) => match oxisec_pki::dn_to_text(d) {
+                Some(text) => write!(f, "{}", text.escape_debug()),
+                None => {
+                    write!(f, "asn1dn:#")?;
+                    d.iter().try_for_each(|b| write!(f, "{b:02x}"))
+                }
+            },
         }
     }
 }
@@ -87,7 +112,7 @@ impl fmt::Display for Identity {
 /// Error for [`Identity::from_str`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "invalid identity {0:?}: expected an IP address, a host name (gw.example.com or @gw), an email (user@example.com) or a key id (@#0a1b2c)"
+    "invalid identity {0:?}: expected an IP address, a host name (gw.example.com or @gw), an email (user@example.com), a key id (@#0a1b2c) or a distinguished name (C=CH, O=Example, CN=gw.example.com)"
 )]
 pub struct IdentityParseError(pub String);
 
@@ -99,8 +124,21 @@ impl FromStr for Identity {
     /// `user@host` is RFC822_ADDR; any other name is FQDN.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || IdentityParseError(s.to_string());
+        // strongSwan: an identity with `=` is a distinguished name,
+        // `C=CH, O=Example, CN=gw.example.com`.
+        if s.contains('=') && !s.starts_with('@') && !s.starts_with("asn1dn:") {
+            return oxisec_pki::dn_from_text(s)
+                .map(Identity::Dn)
+                .map_err(|e| IdentityParseError(format!("{s} ({e})")));
+        }
         if s.is_empty() || s.len() > 255 || s.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return Err(err());
+        }
+        if let Some(hex) = s.strip_prefix("asn1dn:#") {
+            return match Identity::from_str(&format!("@#{hex}")) {
+                Ok(Identity::KeyId(der)) => Ok(Identity::Dn(der)),
+                _ => Err(err()),
+            };
         }
         if let Some(hex) = s.strip_prefix("@#") {
             if hex.is_empty() || hex.len() % 2 != 0 {
@@ -198,7 +236,7 @@ mod tests {
         };
         assert_eq!(Identity::from_wire(&bad_utf8), None);
         let dn = IdPayload {
-            id_type: IdType::DER_ASN1_DN,
+            id_type: IdType::DER_ASN1_GN,
             data: vec![0x30, 0],
         };
         assert_eq!(Identity::from_wire(&dn), None);

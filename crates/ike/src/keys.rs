@@ -1,4 +1,5 @@
 //! IKE SA key derivation (RFC 7296 §2.14, §2.18) from a negotiated proposal.
+use oxisec_crypto::Secret;
 use oxisec_crypto::ike_cipher::{IkeCipher, IkeSuite};
 use oxisec_crypto::kdf::{self, IkeKeySizes};
 use oxisec_crypto::prf::Prf;
@@ -10,9 +11,15 @@ use crate::sa::{Role, SaKeys};
 pub(crate) enum Seed<'a> {
     /// IKE_SA_INIT: SKEYSEED = prf(Ni | Nr, g^ir).
     Initial { g_ir: &'a [u8] },
-    /// IKE SA rekey: SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr), with
-    /// the old SA's PRF (the new PRF then drives prf+), as strongSwan does.
-    Rekey { old: &'a SaKeys, g_ir: &'a [u8] },
+    /// IKE SA rekey: SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr
+    /// [| SK(1) | ... | SK(n)]), with the old SA's PRF (the new PRF then
+    /// drives prf+), as strongSwan does; `additional` are the secrets of the
+    /// IKE_FOLLOWUP_KE exchanges (RFC 9370 §2.2.4).
+    Rekey {
+        old: &'a SaKeys,
+        g_ir: &'a [u8],
+        additional: &'a [Secret],
+    },
 }
 
 /// Nonces and SPIs of the exchange that creates the SA.
@@ -44,8 +51,13 @@ pub(crate) fn derive(
     };
     let skeyseed = match seed {
         Seed::Initial { g_ir } => kdf::skeyseed(prf, x.ni, x.nr, g_ir),
-        Seed::Rekey { old, g_ir } => {
-            kdf::rekey_skeyseed(old.prf, old.sk_d.as_bytes(), g_ir, x.ni, x.nr)
+        Seed::Rekey {
+            old,
+            g_ir,
+            additional,
+        } => {
+            let additional: Vec<&[u8]> = additional.iter().map(Secret::as_bytes).collect();
+            kdf::rekey_skeyseed_multi(old.prf, old.sk_d.as_bytes(), g_ir, x.ni, x.nr, &additional)
         }
     };
     let k = kdf::ike_keys(

@@ -12,12 +12,14 @@ mod auth;
 mod child;
 pub mod config;
 mod cookie;
+mod cp;
 mod engine;
 mod exchange;
 mod fragment;
 pub mod identity;
 mod keys;
 mod nat;
+mod pool;
 pub mod proposal;
 mod ratelimit;
 mod sa;
@@ -28,9 +30,11 @@ mod window;
 pub use api::*;
 pub use config::{
     Auth, ChildConfig, ChildLifetime, Config, Connection, DosConfig, DpdAction,
-    FragmentationConfig, IkeLifetime, NatKeepalive, RetransmitConfig, StartAction,
+    FragmentationConfig, IkeLifetime, LocalCert, NatKeepalive, PoolConfig, RemoteAccess,
+    RetransmitConfig, SendCert, StartAction,
 };
 pub use engine::{Engine, Stats};
 pub use identity::Identity;
+pub use pool::Lease;
 pub use proposal::{EspProposal, IkeProposal};
 pub use ts::TsRange;

@@ -2,6 +2,7 @@
 //! conversion to SA payload proposals, and selection (RFC 7296 §2.7, §3.3.6).
 use std::fmt;
 
+use oxisec_crypto::policy::{self, Usage};
 use oxisec_wire::{
     self as wire, ProtocolId, Transform, TransformId, TransformType, encr, esn, integ, ke, prf,
 };
@@ -12,17 +13,6 @@ pub struct Algorithm {
     pub ty: TransformType,
     pub id: TransformId,
     pub key_bits: Option<u16>,
-}
-
-/// How a keyword is judged by RFC 8221 / RFC 8247.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    /// MUST / SHOULD: in the defaults.
-    Recommended,
-    /// MAY: accepted when configured.
-    Allowed,
-    /// SHOULD NOT / MUST NOT or broken: only with an explicit configuration and a warning.
-    Legacy,
 }
 
 struct Keyword {
@@ -51,44 +41,162 @@ const P: TransformType = TransformType::PRF;
 const K: TransformType = TransformType::KE;
 const N: TransformType = TransformType::ESN;
 
-/// strongSwan's proposal keywords that oxisec knows, with aliases.
+/// strongSwan's proposal keywords that oxisec knows, with aliases (the
+/// names of strongSwan's `proposal_keywords_static.txt`, so that a proposal
+/// string pasted from `swanctl.conf` means the same here).
 static KEYWORDS: &[Keyword] = &[
     kw("aes128", E, encr::AES_CBC, Some(128), false),
     kw("aes192", E, encr::AES_CBC, Some(192), false),
     kw("aes256", E, encr::AES_CBC, Some(256), false),
+    kw("aes", E, encr::AES_CBC, Some(128), false),
+    kw("aes128ctr", E, encr::AES_CTR, Some(128), false),
+    kw("aes192ctr", E, encr::AES_CTR, Some(192), false),
+    kw("aes256ctr", E, encr::AES_CTR, Some(256), false),
     kw("aes128gcm16", E, encr::AES_GCM_16, Some(128), true),
     kw("aes128gcm128", E, encr::AES_GCM_16, Some(128), true),
     kw("aes192gcm16", E, encr::AES_GCM_16, Some(192), true),
     kw("aes192gcm128", E, encr::AES_GCM_16, Some(192), true),
     kw("aes256gcm16", E, encr::AES_GCM_16, Some(256), true),
     kw("aes256gcm128", E, encr::AES_GCM_16, Some(256), true),
+    kw("aes128gcm12", E, encr::AES_GCM_12, Some(128), true),
+    kw("aes128gcm96", E, encr::AES_GCM_12, Some(128), true),
+    kw("aes192gcm12", E, encr::AES_GCM_12, Some(192), true),
+    kw("aes192gcm96", E, encr::AES_GCM_12, Some(192), true),
+    kw("aes256gcm12", E, encr::AES_GCM_12, Some(256), true),
+    kw("aes256gcm96", E, encr::AES_GCM_12, Some(256), true),
+    kw("aes128gcm8", E, encr::AES_GCM_8, Some(128), true),
+    kw("aes128gcm64", E, encr::AES_GCM_8, Some(128), true),
+    kw("aes192gcm8", E, encr::AES_GCM_8, Some(192), true),
+    kw("aes192gcm64", E, encr::AES_GCM_8, Some(192), true),
+    kw("aes256gcm8", E, encr::AES_GCM_8, Some(256), true),
+    kw("aes256gcm64", E, encr::AES_GCM_8, Some(256), true),
+    kw("aes128ccm16", E, encr::AES_CCM_16, Some(128), true),
+    kw("aes128ccm128", E, encr::AES_CCM_16, Some(128), true),
+    kw("aes192ccm16", E, encr::AES_CCM_16, Some(192), true),
+    kw("aes192ccm128", E, encr::AES_CCM_16, Some(192), true),
+    kw("aes256ccm16", E, encr::AES_CCM_16, Some(256), true),
+    kw("aes256ccm128", E, encr::AES_CCM_16, Some(256), true),
+    kw("aes128ccm12", E, encr::AES_CCM_12, Some(128), true),
+    kw("aes128ccm96", E, encr::AES_CCM_12, Some(128), true),
+    kw("aes192ccm12", E, encr::AES_CCM_12, Some(192), true),
+    kw("aes192ccm96", E, encr::AES_CCM_12, Some(192), true),
+    kw("aes256ccm12", E, encr::AES_CCM_12, Some(256), true),
+    kw("aes256ccm96", E, encr::AES_CCM_12, Some(256), true),
+    kw("aes128ccm8", E, encr::AES_CCM_8, Some(128), true),
+    kw("aes128ccm64", E, encr::AES_CCM_8, Some(128), true),
+    kw("aes192ccm8", E, encr::AES_CCM_8, Some(192), true),
+    kw("aes192ccm64", E, encr::AES_CCM_8, Some(192), true),
+    kw("aes256ccm8", E, encr::AES_CCM_8, Some(256), true),
+    kw("aes256ccm64", E, encr::AES_CCM_8, Some(256), true),
     kw("chacha20poly1305", E, encr::CHACHA20_POLY1305, None, true),
+    kw("3des", E, encr::TRIPLE_DES, None, false),
+    kw("null", E, encr::NULL, None, false),
     kw("sha256", I, integ::HMAC_SHA2_256_128, None, false),
     kw("sha2_256", I, integ::HMAC_SHA2_256_128, None, false),
     kw("sha384", I, integ::HMAC_SHA2_384_192, None, false),
     kw("sha2_384", I, integ::HMAC_SHA2_384_192, None, false),
     kw("sha512", I, integ::HMAC_SHA2_512_256, None, false),
     kw("sha2_512", I, integ::HMAC_SHA2_512_256, None, false),
+    kw("sha1", I, integ::HMAC_SHA1_96, None, false),
+    kw("sha", I, integ::HMAC_SHA1_96, None, false),
+    kw("aesxcbc", I, integ::AES_XCBC_96, None, false),
+    kw("aescmac", I, integ::AES_CMAC_96, None, false),
     kw("prfsha256", P, prf::HMAC_SHA2_256, None, false),
     kw("prfsha384", P, prf::HMAC_SHA2_384, None, false),
     kw("prfsha512", P, prf::HMAC_SHA2_512, None, false),
+    kw("prfsha1", P, prf::HMAC_SHA1, None, false),
+    kw("prfaesxcbc", P, prf::AES128_XCBC, None, false),
+    kw("prfaescmac", P, prf::AES128_CMAC, None, false),
     kw("modp2048", K, ke::MODP_2048, None, false),
     kw("modp3072", K, ke::MODP_3072, None, false),
     kw("modp4096", K, ke::MODP_4096, None, false),
     kw("modp6144", K, ke::MODP_6144, None, false),
     kw("modp8192", K, ke::MODP_8192, None, false),
+    kw("modp1536", K, ke::MODP_1536, None, false),
+    kw("modp1024", K, ke::MODP_1024, None, false),
     kw("ecp256", K, ke::ECP_256, None, false),
     kw("ecp384", K, ke::ECP_384, None, false),
     kw("ecp521", K, ke::ECP_521, None, false),
+    kw("ecp256bp", K, ke::ECP_256_BP, None, false),
+    kw("ecp384bp", K, ke::ECP_384_BP, None, false),
+    kw("ecp512bp", K, ke::ECP_512_BP, None, false),
     kw("curve25519", K, ke::CURVE25519, None, false),
+    kw("x25519", K, ke::CURVE25519, None, false),
+    kw("curve448", K, ke::CURVE448, None, false),
+    kw("x448", K, ke::CURVE448, None, false),
     kw("mlkem512", K, ke::ML_KEM_512, None, false),
     kw("mlkem768", K, ke::ML_KEM_768, None, false),
     kw("mlkem1024", K, ke::ML_KEM_1024, None, false),
     kw("none", K, ke::NONE, None, false),
-    kw("x25519", K, ke::CURVE25519, None, false),
     kw("esn", N, esn::YES, None, false),
     kw("noesn", N, esn::NO, None, false),
 ];
+
+/// strongSwan keywords oxisec deliberately does not implement, with the
+/// reason, so that a pasted legacy proposal fails with an explanation rather
+/// than "unknown keyword".
+static REFUSED: &[(&str, &str)] = &[
+    (
+        "des",
+        "DES is prohibited (RFC 8221 §5 and RFC 8247 §2.1: MUST NOT)",
+    ),
+    (
+        "md5",
+        "HMAC-MD5-96 is prohibited (RFC 8221 §6 and RFC 8247 §2.3: MUST NOT)",
+    ),
+    ("md5_128", "HMAC-MD5-128 is deprecated (RFC 9395 §5)"),
+    (
+        "prfmd5",
+        "PRF_HMAC_MD5 is prohibited (RFC 8247 §2.2: MUST NOT)",
+    ),
+    (
+        "modp768",
+        "MODP-768 is prohibited (RFC 8247 §2.4: MUST NOT)",
+    ),
+    (
+        "modp1024s160",
+        "MODP-1024 with a 160-bit subgroup is prohibited (RFC 8247 §2.4: MUST NOT)",
+    ),
+    (
+        "modp2048s224",
+        "the MODP groups with prime-order subgroups (23, 24) are legacy (RFC 8247 §2.4: SHOULD NOT) and not implemented; use modp2048",
+    ),
+    (
+        "modp2048s256",
+        "the MODP groups with prime-order subgroups (23, 24) are legacy (RFC 8247 §2.4: SHOULD NOT) and not implemented; use modp2048",
+    ),
+    (
+        "ecp224",
+        "ECP-224 (group 26) is not implemented; use ecp256",
+    ),
+    (
+        "ecp192",
+        "ECP-192 (group 25) is not implemented; use ecp256",
+    ),
+    (
+        "ecp224bp",
+        "brainpoolP224r1 (group 27) is not implemented; use ecp256bp",
+    ),
+    ("blowfish", "Blowfish is deprecated (RFC 9395 §5)"),
+    ("cast128", "CAST is deprecated (RFC 9395 §5)"),
+    (
+        "camellia",
+        "Camellia is not implemented; use aes or chacha20poly1305",
+    ),
+    (
+        "aes128gmac",
+        "AES-GMAC (ENCR_NULL_AUTH_AES_GMAC) is not implemented yet; use aes128gcm16",
+    ),
+    (
+        "aes256gmac",
+        "AES-GMAC (ENCR_NULL_AUTH_AES_GMAC) is not implemented yet; use aes256gcm16",
+    ),
+];
+
+/// Every keyword oxisec accepts, in table order, for `oxisec proposals`.
+pub fn keywords() -> impl Iterator<Item = (&'static str, Algorithm)> {
+    KEYWORDS.iter().map(|k| (k.name, k.alg))
+}
 
 fn lookup(name: &str) -> Option<&'static Keyword> {
     KEYWORDS.iter().find(|k| k.name == name)
@@ -125,43 +233,71 @@ fn prf_for_integ(id: TransformId) -> Option<TransformId> {
         integ::HMAC_SHA2_256_128 => Some(prf::HMAC_SHA2_256),
         integ::HMAC_SHA2_384_192 => Some(prf::HMAC_SHA2_384),
         integ::HMAC_SHA2_512_256 => Some(prf::HMAC_SHA2_512),
+        integ::HMAC_SHA1_96 => Some(prf::HMAC_SHA1),
+        integ::AES_XCBC_96 => Some(prf::AES128_XCBC),
+        integ::AES_CMAC_96 => Some(prf::AES128_CMAC),
         _ => None,
     }
 }
 
+/// IANA names of the transforms oxisec implements (the registry's names
+/// without the ENCR_/AUTH_ prefixes), for logs, `oxisec status` and
+/// `oxisec proposals`.
+static NAMES: &[(TransformType, TransformId, &str)] = &[
+    (E, encr::AES_CBC, "AES_CBC"),
+    (E, encr::AES_CTR, "AES_CTR"),
+    (E, encr::AES_GCM_16, "AES_GCM_16"),
+    (E, encr::AES_GCM_12, "AES_GCM_12"),
+    (E, encr::AES_GCM_8, "AES_GCM_8"),
+    (E, encr::AES_CCM_16, "AES_CCM_16"),
+    (E, encr::AES_CCM_12, "AES_CCM_12"),
+    (E, encr::AES_CCM_8, "AES_CCM_8"),
+    (E, encr::CHACHA20_POLY1305, "CHACHA20_POLY1305"),
+    (E, encr::TRIPLE_DES, "3DES"),
+    (E, encr::NULL, "NULL"),
+    (I, integ::HMAC_SHA2_256_128, "HMAC_SHA2_256_128"),
+    (I, integ::HMAC_SHA2_384_192, "HMAC_SHA2_384_192"),
+    (I, integ::HMAC_SHA2_512_256, "HMAC_SHA2_512_256"),
+    (I, integ::HMAC_SHA1_96, "HMAC_SHA1_96"),
+    (I, integ::AES_XCBC_96, "AES_XCBC_96"),
+    (I, integ::AES_CMAC_96, "AES_CMAC_96"),
+    (P, prf::HMAC_SHA2_256, "PRF_HMAC_SHA2_256"),
+    (P, prf::HMAC_SHA2_384, "PRF_HMAC_SHA2_384"),
+    (P, prf::HMAC_SHA2_512, "PRF_HMAC_SHA2_512"),
+    (P, prf::HMAC_SHA1, "PRF_HMAC_SHA1"),
+    (P, prf::AES128_XCBC, "PRF_AES128_XCBC"),
+    (P, prf::AES128_CMAC, "PRF_AES128_CMAC"),
+    (K, ke::CURVE25519, "CURVE_25519"),
+    (K, ke::CURVE448, "CURVE_448"),
+    (K, ke::ECP_256, "ECP_256"),
+    (K, ke::ECP_384, "ECP_384"),
+    (K, ke::ECP_521, "ECP_521"),
+    (K, ke::ECP_256_BP, "ECP_256_BP"),
+    (K, ke::ECP_384_BP, "ECP_384_BP"),
+    (K, ke::ECP_512_BP, "ECP_512_BP"),
+    (K, ke::MODP_1024, "MODP_1024"),
+    (K, ke::MODP_1536, "MODP_1536"),
+    (K, ke::MODP_2048, "MODP_2048"),
+    (K, ke::MODP_3072, "MODP_3072"),
+    (K, ke::MODP_4096, "MODP_4096"),
+    (K, ke::MODP_6144, "MODP_6144"),
+    (K, ke::MODP_8192, "MODP_8192"),
+    (K, ke::ML_KEM_512, "ML_KEM_512"),
+    (K, ke::ML_KEM_768, "ML_KEM_768"),
+    (K, ke::ML_KEM_1024, "ML_KEM_1024"),
+    (K, ke::NONE, "NONE"),
+    (N, esn::YES, "ESN"),
+    (N, esn::NO, "NO_ESN"),
+];
+
 /// Human name of a transform for logs and `oxisec status`.
 pub fn transform_name(ty: TransformType, id: TransformId, key_bits: Option<u16>) -> String {
-    let base = match (ty, id) {
-        (TransformType::ENCR, encr::AES_CBC) => "AES_CBC",
-        (TransformType::ENCR, encr::AES_GCM_16) => "AES_GCM_16",
-        (TransformType::ENCR, encr::AES_GCM_12) => "AES_GCM_12",
-        (TransformType::ENCR, encr::AES_GCM_8) => "AES_GCM_8",
-        (TransformType::ENCR, encr::CHACHA20_POLY1305) => "CHACHA20_POLY1305",
-        (TransformType::INTEG, integ::HMAC_SHA2_256_128) => "HMAC_SHA2_256_128",
-        (TransformType::INTEG, integ::HMAC_SHA2_384_192) => "HMAC_SHA2_384_192",
-        (TransformType::INTEG, integ::HMAC_SHA2_512_256) => "HMAC_SHA2_512_256",
-        (TransformType::PRF, prf::HMAC_SHA2_256) => "PRF_HMAC_SHA2_256",
-        (TransformType::PRF, prf::HMAC_SHA2_384) => "PRF_HMAC_SHA2_384",
-        (TransformType::PRF, prf::HMAC_SHA2_512) => "PRF_HMAC_SHA2_512",
-        (TransformType::KE, ke::CURVE25519) => "CURVE_25519",
-        (TransformType::KE, ke::ECP_256) => "ECP_256",
-        (TransformType::KE, ke::ECP_384) => "ECP_384",
-        (TransformType::KE, ke::MODP_2048) => "MODP_2048",
-        (TransformType::KE, ke::MODP_3072) => "MODP_3072",
-        (TransformType::KE, ke::MODP_4096) => "MODP_4096",
-        (TransformType::KE, ke::ML_KEM_512) => "ML_KEM_512",
-        (TransformType::KE, ke::ML_KEM_768) => "ML_KEM_768",
-        (TransformType::KE, ke::ML_KEM_1024) => "ML_KEM_1024",
-        (t, id) if is_ke_type(t) && t != TransformType::KE => {
-            let n = t.0 - TransformType::ADDKE1.0 + 1;
-            return format!("KE{n}_{}", transform_name(TransformType::KE, id, None));
-        }
-        (TransformType::KE, ke::MODP_6144) => "MODP_6144",
-        (TransformType::KE, ke::MODP_8192) => "MODP_8192",
-        (TransformType::KE, ke::ECP_521) => "ECP_521",
-        (TransformType::ESN, esn::YES) => "ESN",
-        (TransformType::ESN, esn::NO) => "NO_ESN",
-        _ => return format!("{:?}:{}", ty, id.0),
+    if is_ke_type(ty) && ty != TransformType::KE {
+        let n = ty.0 - TransformType::ADDKE1.0 + 1;
+        return format!("KE{n}_{}", transform_name(TransformType::KE, id, None));
+    }
+    let Some(&(_, _, base)) = NAMES.iter().find(|(t, i, _)| *t == ty && *i == id) else {
+        return format!("{:?}:{}", ty, id.0);
     };
     match key_bits {
         Some(b) => format!("{base}_{b}"),
@@ -176,6 +312,11 @@ pub enum ProposalError {
     UnknownKeyword {
         keyword: String,
         suggestions: Vec<&'static str>,
+    },
+    #[error("algorithm keyword {keyword:?} is not supported: {reason}")]
+    Refused {
+        keyword: String,
+        reason: &'static str,
     },
     #[error("{0}")]
     Incomplete(String),
@@ -245,6 +386,12 @@ impl ProposalSpec {
                 }
                 continue;
             }
+            if let Some((_, why)) = REFUSED.iter().find(|(name, _)| *name == word) {
+                return Err(ProposalError::Refused {
+                    keyword: word.clone(),
+                    reason: why,
+                });
+            }
             let k = lookup(&word).ok_or_else(|| ProposalError::UnknownKeyword {
                 suggestions: closest(&word),
                 keyword: word.clone(),
@@ -300,6 +447,36 @@ impl ProposalSpec {
             .chain(&self.ke)
             .chain(&self.esn)
             .chain(self.addke.iter().flatten())
+    }
+
+    /// Each transform that RFC 8221/8247 rank as legacy or worse, described
+    /// for the warning at configuration load ("3DES: legacy, SHOULD NOT
+    /// (RFC 8221 §5): 64-bit block ...").
+    fn legacy(&self, usage: Usage) -> Vec<String> {
+        let mut out = Vec::new();
+        for a in self.all() {
+            let Some(c) = policy::classify(usage, a.ty, a.id) else {
+                continue;
+            };
+            if c.status < policy::Status::Legacy {
+                continue;
+            }
+            let mut line = format!(
+                "{}: {}, {} ({})",
+                transform_name(a.ty, a.id, a.key_bits),
+                c.status,
+                c.requirement,
+                c.source
+            );
+            if !c.note.is_empty() {
+                line.push_str(": ");
+                line.push_str(c.note);
+            }
+            if !out.contains(&line) {
+                out.push(line);
+            }
+        }
+        out
     }
 
     /// Whether this proposal asks for any additional key exchange.
@@ -379,6 +556,11 @@ impl IkeProposal {
                 "IKE proposal {s:?} cannot contain esn/noesn"
             )));
         }
+        if spec.encr.iter().any(|a| a.id == encr::NULL) {
+            return Err(ProposalError::Incomplete(format!(
+                "IKE proposal {s:?}: null encryption is for ESP only; IKE messages are always encrypted (RFC 7296 §3.14)"
+            )));
+        }
         Ok(IkeProposal(spec))
     }
 
@@ -406,6 +588,12 @@ impl IkeProposal {
         p
     }
 
+    /// Legacy transforms in this proposal, one description each: the
+    /// configuration loader turns them into warnings.
+    pub fn legacy(&self) -> Vec<String> {
+        self.0.legacy(Usage::Ike)
+    }
+
     /// The preferred key exchange method: the first one configured.
     pub fn first_ke(&self) -> TransformId {
         self.0.ke[0].id
@@ -420,12 +608,13 @@ impl EspProposal {
                 "ESP proposal {s:?} cannot contain a PRF"
             )));
         }
-        if spec.has_addke() {
-            return Err(ProposalError::Incomplete(format!(
-                "ESP proposal {s:?}: additional key exchanges for CHILD_SAs (IKE_FOLLOWUP_KE) are not supported yet"
-            )));
-        }
         Ok(EspProposal(spec))
+    }
+
+    /// Legacy transforms in this proposal (PFS groups included), one
+    /// description each, for configuration warnings.
+    pub fn legacy(&self) -> Vec<String> {
+        self.0.legacy(Usage::Esp)
     }
 
     pub fn defaults() -> Vec<EspProposal> {
@@ -785,6 +974,10 @@ mod tests {
         );
         let e = EspProposal::parse("chacha20poly1305").unwrap();
         assert_eq!(e.0.encr[0].id, encr::CHACHA20_POLY1305);
+        // Group 30 is accepted (it used to be refused), with no warning.
+        let p = ike("aes256gcm16-prfsha512-ecp512bp");
+        assert_eq!(p.0.ke[0].id, ke::ECP_512_BP);
+        assert!(p.legacy().is_empty());
     }
 
     #[test]
@@ -1006,5 +1199,115 @@ mod tests {
             assert!(!p.0.ke.iter().any(|a| a.id == ke::MODP_1024));
         }
         assert_eq!(EspProposal::defaults().len(), 2);
+    }
+
+    /// Every keyword names something the crypto crate implements, so a
+    /// proposal that parses can also be negotiated; and every transform has
+    /// a name for status output.
+    #[test]
+    fn every_keyword_is_implemented_and_named() {
+        use oxisec_crypto::esp_cipher::EspSuite;
+        use oxisec_crypto::ike_cipher::IkeSuite;
+        use oxisec_crypto::prf::Prf;
+        let integs: Vec<_> = keywords()
+            .filter(|(_, a)| a.ty == TransformType::INTEG)
+            .map(|(_, a)| a.id)
+            .collect();
+        for (name, a) in keywords() {
+            assert!(
+                !transform_name(a.ty, a.id, a.key_bits).contains(':'),
+                "{name} has no name"
+            );
+            match a.ty {
+                TransformType::ENCR => {
+                    let aead = lookup(name).unwrap().aead;
+                    let partners: Vec<Option<TransformId>> = if aead {
+                        vec![None]
+                    } else {
+                        integs.iter().map(|&i| Some(i)).collect()
+                    };
+                    for integ in partners {
+                        let esp = EspSuite {
+                            encr: a.id,
+                            encr_key_bits: a.key_bits,
+                            integ,
+                            esn: false,
+                        };
+                        assert!(esp.validate().is_ok(), "ESP {name} {integ:?}");
+                        let ike = IkeSuite {
+                            encr: a.id,
+                            encr_key_bits: a.key_bits,
+                            integ,
+                        };
+                        assert_eq!(ike.validate().is_ok(), a.id != encr::NULL, "IKE {name}");
+                    }
+                }
+                TransformType::PRF => assert!(Prf::from_id(a.id).is_some(), "{name}"),
+                TransformType::INTEG => {
+                    assert!(
+                        prf_for_integ(a.id).is_some(),
+                        "{name} has no PRF to follow it"
+                    )
+                }
+                TransformType::KE if a.id != ke::NONE => {
+                    assert!(oxisec_crypto::ke::is_supported(a.id), "{name}")
+                }
+                _ => {}
+            }
+        }
+        for (word, _) in REFUSED {
+            assert!(
+                lookup(word).is_none(),
+                "{word} is both accepted and refused"
+            );
+        }
+    }
+
+    #[test]
+    fn strongswan_legacy_keywords_parse_with_warnings() {
+        let p = ike("3des-sha1-modp1024");
+        assert_eq!(p.0.prf[0].id, prf::HMAC_SHA1);
+        let warnings = p.legacy();
+        assert_eq!(
+            warnings.len(),
+            4,
+            "3DES, SHA-1 twice, MODP-1024: {warnings:?}"
+        );
+        assert!(warnings.iter().any(|w| w.starts_with("3DES: legacy")));
+        assert!(warnings.iter().any(|w| w.starts_with("MODP_1024: legacy")));
+        assert!(ike("aes256-sha256-modp2048").legacy().is_empty());
+        assert!(
+            ike("aes128gcm16-prfsha256-x25519-ke1_mlkem768")
+                .legacy()
+                .is_empty()
+        );
+
+        let esp = EspProposal::parse("null-sha256").unwrap();
+        assert!(esp.legacy().is_empty(), "NULL is allowed for ESP");
+        assert!(IkeProposal::parse("null-sha256-x25519").is_err());
+        let esp = EspProposal::parse("aes128-aesxcbc").unwrap();
+        assert!(
+            esp.legacy().is_empty(),
+            "AES-XCBC is MAY for ESP (RFC 8221 §6)"
+        );
+        assert!(ike("aes128-aesxcbc-x25519").legacy().is_empty());
+        assert_eq!(ike("aes128-aescmac-curve448").0.prf[0].id, prf::AES128_CMAC);
+        assert_eq!(
+            ike("aes128ccm12-prfaesxcbc-ecp256bp").0.encr[0].id,
+            encr::AES_CCM_12
+        );
+    }
+
+    #[test]
+    fn prohibited_keywords_explain_themselves() {
+        for (word, what) in [
+            ("des", "prohibited"),
+            ("md5", "MD5"),
+            ("modp768", "MUST NOT"),
+        ] {
+            let err = IkeProposal::parse(&format!("aes128-sha256-x25519-{word}")).unwrap_err();
+            assert!(matches!(err, ProposalError::Refused { .. }), "{err:?}");
+            assert!(err.to_string().contains(what), "{err}");
+        }
     }
 }

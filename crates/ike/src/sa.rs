@@ -11,6 +11,7 @@ use oxisec_wire::TransformId;
 
 use crate::api::{ChildId, IkeId};
 use crate::config::Connection;
+use crate::exchange::ike_followup_ke::{Followup, Pending};
 use crate::identity::Identity;
 use crate::proposal::Selected;
 use crate::ts::TsRange;
@@ -97,6 +98,10 @@ pub(crate) struct Handshake {
     pub int_auth_r: Option<Secret>,
     /// Message ID of the first IKE_AUTH request (part of IntAuth).
     pub auth_mid: u32,
+    /// Hash algorithms the peer announced (SIGNATURE_HASH_ALGORITHMS).
+    pub peer_hashes: Vec<u16>,
+    /// The peer asked for our certificate (CERTREQ).
+    pub peer_certreq: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,6 +184,27 @@ pub(crate) struct ChildExchange {
     /// The peer's crossing rekey of the same SA completed first (it deleted
     /// the old SA): whatever this exchange creates is redundant.
     pub superseded: bool,
+    /// Additional key exchanges (IKE_FOLLOWUP_KE) under way after the
+    /// CREATE_CHILD_SA was answered.
+    pub followup: Option<Box<Followup<ChildAgreed>>>,
+}
+
+/// What the answer to our CREATE_CHILD_SA for a CHILD_SA settled.
+#[derive(Debug)]
+pub(crate) struct ChildAgreed {
+    pub selected: Selected,
+    pub spi_out: u32,
+    pub nr: Vec<u8>,
+    pub local_ts: Vec<TsRange>,
+    pub remote_ts: Vec<TsRange>,
+}
+
+/// What the answer to our IKE rekey settled.
+#[derive(Debug)]
+pub(crate) struct IkeAgreed {
+    pub selected: Selected,
+    pub nr: Vec<u8>,
+    pub peer_spi: u64,
 }
 
 /// Our half of a CREATE_CHILD_SA rekeying the IKE SA.
@@ -189,6 +215,8 @@ pub(crate) struct IkeRekeyExchange {
     pub ni: Vec<u8>,
     pub ke: Box<dyn KeyExchange>,
     pub tried_groups: Vec<TransformId>,
+    /// Additional key exchanges (IKE_FOLLOWUP_KE) under way.
+    pub followup: Option<Box<Followup<IkeAgreed>>>,
 }
 
 /// What our outstanding request is about, so the response goes to the right handler.
@@ -247,6 +275,19 @@ pub(crate) struct IkeSa {
     pub rekeyed_to: Option<IkeId>,
     /// A crossing IKE rekey by the peer that we answered (§2.8.2).
     pub ike_collision: Option<Collision<IkeId>>,
+    /// This SA was made by the peer's rekey of that IKE SA, which crossed
+    /// our own rekey of it; until ours completes, it is unknown which of the
+    /// two new SAs survives. If the peer deletes this one meanwhile, its
+    /// exchange lost and this SA was redundant.
+    pub crossing_of: Option<IkeId>,
+    /// A redundant SA of crossing rekeys waits this long for the peer to
+    /// delete it; a peer whose losing exchange never completed (its answer
+    /// came after the old SA was gone) never will, and we remove it.
+    pub redundant_until: Option<Instant>,
+    /// Client: the virtual IPs the gateway assigned us.
+    pub own_vips: Vec<std::net::IpAddr>,
+    /// Gateway: the virtual IPs we assigned the peer, with their pools.
+    pub peer_vips: Vec<(String, std::net::IpAddr)>,
     /// Tasks to retry later (after TEMPORARY_FAILURE, §2.25).
     pub delayed: Vec<(Instant, Task)>,
     /// IKE SA lifetime: when to rekey and when to give up on it.
@@ -269,6 +310,9 @@ pub(crate) struct IkeSa {
     pub fragmentation: bool,
     /// A fragmented message being reassembled.
     pub reassembly: Option<crate::fragment::Reassembly>,
+    /// Responder: the peer's additional key exchanges (IKE_FOLLOWUP_KE)
+    /// still to come for a CREATE_CHILD_SA we answered.
+    pub followup: Option<Box<Pending>>,
 }
 
 /// How long the inbound half of a rekeyed CHILD_SA outlives its delete
@@ -334,15 +378,17 @@ impl ChildSa {
     }
 
     /// Takes the inbound half out of the data plane after [`INBOUND_LINGER`]
-    /// when the SA was replaced by a rekey (packets sent on it may still be on
-    /// the way), at once otherwise.
+    /// when the SA was replaced by a rekey — its own, or the peer's that
+    /// crossed ours (`collision`) — since packets sent on it may still be on
+    /// the way; at once otherwise.
     pub fn retire_inbound(
         &mut self,
         now: Instant,
         lingering: &mut Vec<(Instant, ChildId, u32)>,
         out: &mut std::collections::VecDeque<crate::api::SaCommand>,
     ) {
-        if self.successor.is_some() && self.inbound_installed {
+        let replaced = self.successor.is_some() || self.collision.is_some();
+        if replaced && self.inbound_installed {
             self.inbound_installed = false;
             lingering.push((now + INBOUND_LINGER, self.id, self.spi_in));
         } else {
@@ -400,6 +446,10 @@ impl IkeSa {
             half_open_deadline: None,
             rekeyed_to: None,
             ike_collision: None,
+            crossing_of: None,
+            redundant_until: None,
+            own_vips: Vec::new(),
+            peer_vips: Vec::new(),
             delayed: Vec::new(),
             rekey_at: None,
             expire_at: None,
@@ -410,6 +460,7 @@ impl IkeSa {
             lingering: Vec::new(),
             fragmentation: false,
             reassembly: None,
+            followup: None,
         }
     }
 
@@ -446,6 +497,8 @@ impl IkeSa {
             delayed,
             lingering,
             self.keepalive_at,
+            self.followup.as_ref().map(|f| f.deadline),
+            self.redundant_until,
         ]
         .into_iter()
         .flatten()

@@ -542,3 +542,101 @@ fn create_child_sa_request_in_clear_is_dropped() {
     assert!(w.b.drain().is_empty());
     assert_one_child(&w);
 }
+
+/// Events that report an SA going for another reason than a rekey.
+fn downs(p: &Peer) -> Vec<&Event> {
+    p.events
+        .iter()
+        .filter(|e| match e {
+            Event::IkeDown { reason, .. } | Event::ChildDown { reason, .. } => {
+                *reason != DownReason::Rekeyed
+            }
+            _ => false,
+        })
+        .collect()
+}
+
+/// Crossing rekeys where one side's answer is held back until everything
+/// else has moved: in one of the two runs the side whose exchange lost
+/// hears its answer first and deletes its redundant SA before the winner's
+/// own answer arrives (found by the simulation, seed 0x5eed2004).
+fn crossing_with_one_answer_late(ike: bool, hold_from_a: bool) -> World {
+    let mut w = up(Side::a(), Side::b());
+    let cmd = || {
+        if ike {
+            Command::RekeyIke {
+                connection: "tunnel".into(),
+            }
+        } else {
+            Command::RekeyChild {
+                child: "net".into(),
+            }
+        }
+    };
+    w.a.engine.handle_command(w.now, cmd());
+    w.b.engine.handle_command(w.now, cmd());
+    let mut held = None;
+    w.pump_with(|from_a, t| {
+        let answer = oxisec_wire::Header::new_checked(t.data.as_slice()).is_ok_and(|h| {
+            h.exchange_type() == ExchangeType::CREATE_CHILD_SA && h.flags().response()
+        });
+        if answer && from_a == hold_from_a && held.is_none() {
+            held = Some(t.clone());
+            return false;
+        }
+        true
+    });
+    let held = held.expect("an answer was held");
+    if hold_from_a {
+        deliver(&mut w.b, w.now, &held);
+    } else {
+        deliver(&mut w.a, w.now, &held);
+    }
+    w
+}
+
+#[test]
+fn the_losers_redundant_ike_sa_deleted_before_the_winners_answer_is_no_outage() {
+    for hold_from_a in [true, false] {
+        let mut w = crossing_with_one_answer_late(true, hold_from_a);
+        settle(&mut w);
+        // A redundant SA the peer can no longer delete is removed after the
+        // retransmission schedule's span.
+        while w.advance(Duration::from_secs(300)) {
+            w.pump();
+        }
+        assert_eq!(ike_spis(&w.a).len(), 1, "{:?}", w.a.engine.status());
+        assert_eq!(ike_spis(&w.a), ike_spis(&w.b));
+        assert_one_child(&w);
+        assert!(downs(&w.a).is_empty(), "A: {:?}", downs(&w.a));
+        assert!(downs(&w.b).is_empty(), "B: {:?}", downs(&w.b));
+    }
+}
+
+#[test]
+fn an_sa_replaced_by_a_crossing_rekey_keeps_its_inbound_half_for_packets_in_flight() {
+    for hold_from_a in [true, false] {
+        let mut w = crossing_with_one_answer_late(false, hold_from_a);
+        // The original CHILD_SA's inbound halves (installed at connect).
+        let first_in = |p: &Peer| match p.commands.first() {
+            Some(SaCommand::InstallInbound { sa, .. }) => sa.spi,
+            other => panic!("{other:?}"),
+        };
+        let (old_a, old_b) = (first_in(&w.a), first_in(&w.b));
+        w.pump();
+        // Both sides deleted the original SA by now (it was replaced), but
+        // ESP sent on it just before may still be on the way.
+        assert!(
+            w.a.dp.inbound.contains_key(&old_a),
+            "A dropped {old_a:08x} at once"
+        );
+        assert!(
+            w.b.dp.inbound.contains_key(&old_b),
+            "B dropped {old_b:08x} at once"
+        );
+        settle(&mut w);
+        assert_one_child(&w);
+        assert!(!w.a.dp.inbound.contains_key(&old_a));
+        assert!(downs(&w.a).is_empty() && downs(&w.b).is_empty());
+    }
+}

@@ -250,28 +250,3 @@ fn lost_intermediate_answer_is_retransmitted_from_the_cache() {
     assert_up(&w);
     assert_eq!(w.b.engine.stats().retransmits_answered, 1);
 }
-
-#[test]
-fn hybrid_ike_sa_rekeys_with_the_classic_exchange() {
-    // Additional key exchanges in CREATE_CHILD_SA (IKE_FOLLOWUP_KE) are not
-    // implemented: a rekey of a hybrid IKE SA uses its classic method.
-    let p = "aes256gcm16-prfsha384-x25519-ke1_mlkem768";
-    let mut w = up(p, p);
-    assert_up(&w);
-    for cmd in [
-        Command::RekeyIke {
-            connection: "tunnel".into(),
-        },
-        Command::RekeyChild {
-            child: "net".into(),
-        },
-    ] {
-        w.b.engine.handle_command(w.now, cmd);
-        w.pump();
-        while w.advance(std::time::Duration::from_secs(6)) {
-            w.pump();
-        }
-        assert_up(&w);
-    }
-    assert!(EspProposal::parse("aes256gcm16-x25519-ke1_mlkem768").is_err());
-}

@@ -85,6 +85,12 @@ pub enum Command {
         /// The TOML configuration file.
         file: PathBuf,
     },
+    /// List the algorithm keywords for ike_proposals / esp_proposals and how RFC 8247/8221 rank them.
+    Proposals {
+        /// Only the keywords that draw a "legacy" warning.
+        #[arg(long)]
+        legacy: bool,
+    },
     /// Two network namespaces, two oxisec daemons, a tunnel and a ping across (needs root).
     Demo {
         /// Keep the namespaces after the ping until Ctrl-C.

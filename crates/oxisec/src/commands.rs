@@ -61,6 +61,10 @@ pub fn dispatch(cli: Cli) -> ExitCode {
             wait_cmd(&socket_path(socket), &req, timeout)
         }
         Command::CheckConfig { file } => check_config(&file),
+        Command::Proposals { legacy } => {
+            out(&crate::proposals::render(legacy));
+            ExitCode::SUCCESS
+        }
         Command::Demo { keep } => crate::demo::run(keep),
     }
 }

@@ -372,6 +372,7 @@ pub fn parse(text: &str, origin: &Path, resolver: &dyn Resolver) -> Result<Loade
             nat_keepalive: wide.nat_keepalive,
             dos: wide.dos,
             fragmentation: wide.fragmentation,
+            pools: Vec::new(),
         },
         warnings,
     })
@@ -755,13 +756,11 @@ impl Cx<'_> {
                 }
                 let mut out = Vec::new();
                 for (i, p) in list.get_ref().iter().enumerate() {
-                    out.push(IkeProposal::parse(p.get_ref()).map_err(|e| {
-                        self.err(
-                            Some(p.span()),
-                            format!("{base}.ike_proposals[{i}]"),
-                            e.to_string(),
-                        )
-                    })?);
+                    let field = format!("{base}.ike_proposals[{i}]");
+                    let proposal = IkeProposal::parse(p.get_ref())
+                        .map_err(|e| self.err(Some(p.span()), &field, e.to_string()))?;
+                    self.warn_legacy(proposal.legacy(), p.span(), &field, warnings);
+                    out.push(proposal);
                 }
                 out
             }
@@ -781,7 +780,7 @@ impl Cx<'_> {
         kids.sort_by_key(|(_, c)| c.span().start);
         let mut children = Vec::new();
         for (cname, rchild) in kids {
-            let child = self.child(&base, cname, rchild)?;
+            let child = self.child(&base, cname, rchild, warnings)?;
             if child.start_action == StartAction::Start && remote_addrs.is_empty() {
                 let span = rchild.get_ref().start_action.as_ref().map(|s| s.span());
                 return Err(self.err(
@@ -817,6 +816,7 @@ impl Cx<'_> {
                 .duration(&base, "dpd_delay", raw.dpd_delay.as_ref())?
                 .unwrap_or_default(),
             dpd_action: self.dpd_action(&base, raw.dpd_action.as_ref())?,
+            remote_access: Default::default(),
         })
     }
 
@@ -998,11 +998,30 @@ impl Cx<'_> {
         Ok(Secret::new(bytes))
     }
 
+    /// One warning per legacy transform a proposal names: the admin asked
+    /// for it explicitly, so it is honoured, but never silently.
+    fn warn_legacy(
+        &self,
+        legacy: Vec<String>,
+        span: Range<usize>,
+        field: &str,
+        warnings: &mut Vec<ConfigError>,
+    ) {
+        for what in legacy {
+            warnings.push(self.err(
+                Some(span.clone()),
+                field,
+                format!("{what}; keep it only for peers that offer nothing better"),
+            ));
+        }
+    }
+
     fn child(
         &self,
         base: &str,
         n: &String,
         rc: &Spanned<RawChild>,
+        warnings: &mut Vec<ConfigError>,
     ) -> Result<ChildConfig, ConfigError> {
         let base = format!("{base}.children.{n}");
         if !valid_name(n) {
@@ -1039,13 +1058,11 @@ impl Cx<'_> {
                 }
                 let mut out = Vec::new();
                 for (i, p) in list.get_ref().iter().enumerate() {
-                    out.push(EspProposal::parse(p.get_ref()).map_err(|e| {
-                        self.err(
-                            Some(p.span()),
-                            format!("{base}.esp_proposals[{i}]"),
-                            e.to_string(),
-                        )
-                    })?);
+                    let field = format!("{base}.esp_proposals[{i}]");
+                    let proposal = EspProposal::parse(p.get_ref())
+                        .map_err(|e| self.err(Some(p.span()), &field, e.to_string()))?;
+                    self.warn_legacy(proposal.legacy(), p.span(), &field, warnings);
+                    out.push(proposal);
                 }
                 out
             }
@@ -1341,6 +1358,7 @@ remote_ts = ["0.0.0.0/0"]
         assert_eq!(c.remote_id, Some(Identity::Fqdn("gw-b.example.com".into())));
         match &c.local_auth {
             Auth::Psk(s) => assert_eq!(s.as_bytes(), b"a long random secret, really long"),
+            other => panic!("{other:?}"),
         }
         assert_eq!(c.ike_proposals.len(), 2);
         assert_eq!(
@@ -1529,6 +1547,52 @@ remote_ts = ["0.0.0.0/0"]
         assert!(w.starts_with(&format!("site-a.toml:{line}: connections.roadside.psk: the pre-shared key is only 5 characters")), "{w}");
     }
 
+    #[test]
+    fn warns_about_each_legacy_transform_and_refuses_prohibited_ones() {
+        let text = VALID
+            .replace(
+                "\"aes256-sha384-ecp384\"",
+                "\"aes256-sha384-ecp384\", \"3des-sha256-modp1024\"",
+            )
+            .replace(
+                "esp_proposals = [\"aes128gcm16\"]",
+                "esp_proposals = [\"aes128-sha1\"]",
+            );
+        let l = parse_str(&text).unwrap();
+        let w: Vec<String> = l.warnings.iter().map(|w| w.to_string()).collect();
+        assert_eq!(w.len(), 3, "{w:?}");
+        let ike_line = text.lines().position(|l| l.contains("3des")).unwrap() + 1;
+        assert!(
+            w[0].starts_with(&format!(
+                "site-a.toml:{ike_line}: connections.site-b.ike_proposals[2]: 3DES: legacy"
+            )),
+            "{}",
+            w[0]
+        );
+        assert!(
+            w[1].contains("ike_proposals[2]: MODP_1024: legacy"),
+            "{}",
+            w[1]
+        );
+        assert!(
+            w[2].contains("children.lan.esp_proposals[0]: HMAC_SHA1_96: legacy"),
+            "{}",
+            w[2]
+        );
+
+        let text = VALID.replace(
+            "esp_proposals = [\"aes128gcm16\"]",
+            "esp_proposals = [\"des-md5\"]",
+        );
+        let e = err(&text);
+        assert!(
+            e.contains(
+                "esp_proposals[0]: algorithm keyword \"des\" is not supported: DES is prohibited"
+            ),
+            "{e}"
+        );
+    }
+
     #[cfg(unix)]
     #[test]
     fn psk_file_must_be_private() {
@@ -1547,6 +1611,7 @@ remote_ts = ["0.0.0.0/0"]
         let l = parse(text, &origin, &FakeResolver).unwrap();
         match &l.ike.connections[0].local_auth {
             Auth::Psk(s) => assert_eq!(s.as_bytes(), b"a secret from a file, long enough"),
+            other => panic!("{other:?}"),
         }
         // And the inline-psk permission warning of `load`.
         let cfg = dir.join("inline.toml");

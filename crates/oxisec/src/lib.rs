@@ -9,4 +9,5 @@ pub mod control;
 pub mod daemon;
 pub mod demo;
 pub mod netns;
+pub mod proposals;
 pub mod status;

@@ -314,6 +314,69 @@ mod wrong_psk {
     }
 }
 
+/// IKEv2 lifecycle against strongSwan (issue "IKEv2 lifecycle", item 9):
+/// dead peer detection, NAT traversal through a real NAT, COOKIE challenges
+/// under a spoofed flood. Short timers keep each under about 30 s; see
+/// `tests/common/lifecycle.rs` for what each checks.
+mod lifecycle {
+    use super::*;
+    use common::lifecycle;
+    use common::peer::DpdAction;
+
+    fn guarded<T>(test: &str, f: impl FnOnce() -> common::Result<T>) -> Option<T> {
+        let _serial = common::serial();
+        if common::skip(test, STRONGSWAN_TOOLS) {
+            return None;
+        }
+        let started = std::time::Instant::now();
+        let out = f().unwrap_or_else(|e| panic!("{e}"));
+        eprintln!("{test}: passed in {:.1} s", started.elapsed().as_secs_f64());
+        Some(out)
+    }
+
+    /// strongSwan dies (SIGKILL): oxisec clears the SAs and the route.
+    #[test]
+    fn dead_peer_clear() {
+        guarded("dead_peer_clear", || {
+            lifecycle::run_liveness("dead_peer_clear", DpdAction::Clear)
+        });
+    }
+
+    /// strongSwan dies, then comes back: oxisec reconnects on its own.
+    #[test]
+    fn dead_peer_restart() {
+        guarded("dead_peer_restart", || {
+            lifecycle::run_liveness("dead_peer_restart", DpdAction::Restart)
+        });
+    }
+
+    #[test]
+    fn nat_oxisec_behind_nat_initiates_to_strongswan() {
+        guarded("nat_oxisec_inside", || {
+            lifecycle::run_nat("nat_oxisec_inside", PeerKind::Oxisec, PeerKind::StrongSwan)
+        });
+    }
+
+    #[test]
+    fn nat_strongswan_behind_nat_initiates_to_oxisec() {
+        guarded("nat_strongswan_inside", || {
+            lifecycle::run_nat(
+                "nat_strongswan_inside",
+                PeerKind::StrongSwan,
+                PeerKind::Oxisec,
+            )
+        });
+    }
+
+    /// 2000 spoofed IKE_SA_INIT requests in 4 s; strongSwan still gets in.
+    #[test]
+    fn cookie_flood_strongswan_still_connects() {
+        guarded("cookie_flood", || {
+            lifecycle::run_cookie_flood("cookie_flood", 2000, Duration::from_secs(4))
+        });
+    }
+}
+
 /// Facts about strongSwan in a namespace that the harness relies on; if one
 /// of them changes with a strongSwan update, this test says which.
 #[test]
@@ -531,6 +594,9 @@ other: #2, CONNECTING, IKEv2, 1111111111111111_i* 0000000000000000_r
             ike_proposal: "aes128gcm16-prfsha256-x25519".into(),
             esp_proposal: "aes128gcm16".into(),
             start_action: super::common::StartAction::None,
+            remote_any: false,
+            dpd: None,
+            tuning: Default::default(),
         };
         let swan = swanctl_conf(&topo_less);
         assert!(swan.contains("encap = yes"));
@@ -549,5 +615,193 @@ other: #2, CONNECTING, IKEv2, 1111111111111111_i* 0000000000000000_r
         assert_eq!(mirrored.local_addr, super::common::RIGHT_OUTER);
         assert_eq!(mirrored.local_ts, super::common::RIGHT_SUBNET);
         assert_eq!(mirrored.remote_id, "left.example.org");
+    }
+
+    #[test]
+    fn swanctl_list_sas_raw_nat_flags() {
+        use super::common::strongswan::{NatFlags, parse_nat_flags};
+        // Captured from strongSwan 5.9.8 behind the test NAT (one line).
+        let raw = "list-sa event {net {uniqueid=1 version=2 state=ESTABLISHED local-host=192.0.2.1 local-port=4500 local-id=inside.example.org remote-host=198.51.100.2 remote-port=4500 remote-id=outside.example.org initiator=yes initiator-spi=add9819d1528508b responder-spi=4e3c95083aeaa52e nat-local=yes nat-remote=yes nat-any=yes encr-alg=AES_GCM_16 encr-keysize=128 prf-alg=PRF_HMAC_SHA2_256 dh-group=CURVE_25519 established=0 rekey-time=13175 child-sas {net-1 {name=net uniqueid=1 reqid=1 state=INSTALLED mode=TUNNEL protocol=ESP encap=yes spi-in=47011ab1 spi-out=8deb96bf encr-alg=AES_GCM_16 encr-keysize=128 bytes-in=0 packets-in=0 bytes-out=0 packets-out=0 rekey-time=3278 life-time=3960 install-time=0 local-ts=[203.0.113.0/25] remote-ts=[203.0.113.128/25]}}}}\nlist-sas reply {}\n";
+        assert_eq!(
+            parse_nat_flags(raw),
+            vec![NatFlags {
+                name: "net".into(),
+                local: true,
+                remote: true,
+                fake: false,
+                any: true,
+                remote_host: "198.51.100.2".into(),
+                remote_port: "4500".into(),
+            }]
+        );
+        let public = "list-sa event {net {uniqueid=1 remote-host=198.51.100.254 remote-port=40476 nat-remote=yes nat-any=yes child-sas {}}}";
+        let f = &parse_nat_flags(public)[0];
+        assert!(f.remote && f.any && !f.local);
+        assert_eq!(f.remote_port, "40476");
+        assert!(parse_nat_flags("list-sas reply {}\n").is_empty());
+    }
+
+    #[test]
+    fn nft_counter_and_vm_rss() {
+        use super::common::nat::parse_nft_packets;
+        use super::common::oxisec_peer::parse_vm_rss_kib;
+        let counter = "table ip oxnat {\n\tcounter keepalives {\n\t\tpackets 3 bytes 87\n\t}\n}\n";
+        assert_eq!(parse_nft_packets(counter), Some(3));
+        assert_eq!(parse_nft_packets("table ip oxnat {}"), None);
+        let status = "Name:\toxisec\nVmPeak:\t  20000 kB\nVmRSS:\t   16088 kB\nThreads:\t9\n";
+        assert_eq!(parse_vm_rss_kib(status), Some(16088));
+        assert_eq!(parse_vm_rss_kib("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn conntrack_flush_netlink_messages() {
+        use super::common::netsys::{conntrack_flush_request, parse_netlink_ack};
+        let m = conntrack_flush_request(7);
+        assert_eq!(m.len(), 20);
+        assert_eq!(u32::from_ne_bytes(m[0..4].try_into().unwrap()), 20);
+        // NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_DELETE
+        assert_eq!(u16::from_ne_bytes(m[4..6].try_into().unwrap()), 0x0102);
+        // NLM_F_REQUEST | NLM_F_ACK
+        assert_eq!(u16::from_ne_bytes(m[6..8].try_into().unwrap()), 0x5);
+        assert_eq!(u32::from_ne_bytes(m[8..12].try_into().unwrap()), 7);
+        assert_eq!(m[16], libc::AF_INET as u8);
+        // An acknowledgement: nlmsghdr(type NLMSG_ERROR) + error code.
+        let ack = |code: i32| {
+            let mut a = Vec::new();
+            a.extend_from_slice(&36u32.to_ne_bytes());
+            a.extend_from_slice(&2u16.to_ne_bytes());
+            a.extend_from_slice(&[0; 10]);
+            a.extend_from_slice(&code.to_ne_bytes());
+            a.extend_from_slice(&m[..16]);
+            a
+        };
+        parse_netlink_ack(&ack(0)).unwrap();
+        let e = parse_netlink_ack(&ack(-libc::EPERM))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not permitted"), "{e}");
+        assert!(parse_netlink_ack(&[0; 8]).is_err());
+    }
+
+    /// The flood's requests are valid IKE_SA_INIT messages, and the packet
+    /// around them a valid IPv4/UDP datagram (checksums included).
+    #[test]
+    fn flood_packets() {
+        use super::common::flood::ike_sa_init_request;
+        use super::common::netsys::udp_packet;
+        use oxisec_wire::{ExchangeType, Message, Payload};
+        let ike = ike_sa_init_request(0x1122_3344_5566_7788, 42);
+        let msg = Message::parse(&ike).unwrap();
+        assert_eq!(msg.header.spi_i, 0x1122_3344_5566_7788);
+        assert_eq!(msg.header.spi_r, 0);
+        assert_eq!(msg.header.exchange, ExchangeType::IKE_SA_INIT);
+        assert!(msg.header.flags.initiator() && !msg.header.flags.response());
+        assert!(matches!(
+            msg.payloads[..],
+            [Payload::Sa(_), Payload::Ke(_), Payload::Nonce(_)]
+        ));
+        assert_ne!(ike, ike_sa_init_request(0x1122_3344_5566_7788, 43));
+
+        let src = "192.0.2.129:500".parse().unwrap();
+        let dst = "192.0.2.2:500".parse().unwrap();
+        let p = udp_packet(src, dst, &ike);
+        assert_eq!(p.len(), 28 + ike.len());
+        assert_eq!(p[9], 17);
+        assert_eq!(&p[12..16], &[192, 0, 2, 129]);
+        assert_eq!(u16::from_be_bytes([p[24], p[25]]) as usize, 8 + ike.len());
+        // Summing the pseudo header and the datagram, checksum included,
+        // gives 0xffff when the checksum is right.
+        let mut sum: u32 = 0;
+        let mut add = |b: &[u8]| {
+            for c in b.chunks(2) {
+                sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+            }
+        };
+        add(&p[12..20]);
+        add(&[0, 17]);
+        add(&((p.len() - 20) as u16).to_be_bytes());
+        add(&p[20..]);
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        assert_eq!(sum, 0xffff);
+    }
+
+    #[test]
+    fn lifecycle_configs() {
+        use super::common::lifecycle::{FAST, FAST_RETRANSMIT, info_lines};
+        use super::common::peer::Dpd;
+        use super::common::peer::DpdAction;
+        use super::common::strongswan::strongswan_conf;
+        let mut spec = super::common::TunnelSpec {
+            name: "net".into(),
+            local_addr: super::common::RIGHT_OUTER,
+            remote_addr: super::common::LEFT_OUTER,
+            local_id: "right.example.org".into(),
+            remote_id: "left.example.org".into(),
+            local_ts: super::common::RIGHT_SUBNET.into(),
+            remote_ts: super::common::LEFT_SUBNET.into(),
+            psk: "k".into(),
+            ike_proposal: "aes128gcm16-prfsha256-x25519".into(),
+            esp_proposal: "aes128gcm16".into(),
+            start_action: super::common::StartAction::None,
+            remote_any: true,
+            dpd: Some(Dpd {
+                delay_secs: 2,
+                action: DpdAction::Restart,
+            }),
+            tuning: FAST,
+        };
+        let v: toml::Table = oxisec_toml(&spec).parse().unwrap();
+        assert_eq!(v["daemon"]["retransmit_timeout"].as_float(), Some(1.0));
+        assert_eq!(v["daemon"]["retransmit_base"].as_float(), Some(1.8));
+        assert_eq!(v["daemon"]["retransmit_tries"].as_integer(), Some(3));
+        assert_eq!(v["daemon"]["nat_keepalive"].as_str(), Some("1s"));
+        assert!(v["daemon"].get("cookie_threshold").is_none());
+        let conn = &v["connections"]["net"];
+        assert_eq!(conn["remote_addrs"].as_array().map(Vec::len), Some(0));
+        assert_eq!(conn["dpd_delay"].as_str(), Some("2s"));
+        assert_eq!(conn["dpd_action"].as_str(), Some("restart"));
+        let swan = swanctl_conf(&spec);
+        assert!(swan.contains("remote_addrs = %any\n"), "{swan}");
+        assert!(swan.contains("dpd_delay = 2s\n"), "{swan}");
+        assert!(swan.contains("dpd_action = restart\n"), "{swan}");
+        assert!(swan.lines().all(|l| l.matches(" = ").count() <= 1));
+        let conf = strongswan_conf(std::path::Path::new("/x"), &FAST);
+        for want in [
+            "retransmit_timeout = 1\n",
+            "retransmit_base = 1.8\n",
+            "retransmit_tries = 3\n",
+            "keep_alive = 1s\n",
+        ] {
+            assert!(conf.contains(want), "{want:?} missing in\n{conf}");
+        }
+        spec.tuning.dos = Some(super::common::lifecycle::COOKIE_TEST_LIMITS);
+        let v: toml::Table = oxisec_toml(&spec).parse().unwrap();
+        assert_eq!(v["daemon"]["cookie_threshold"].as_integer(), Some(20));
+        assert_eq!(v["daemon"]["block_threshold"].as_integer(), Some(5));
+        assert_eq!(v["daemon"]["half_open_limit"].as_integer(), Some(1000));
+        let conf = strongswan_conf(std::path::Path::new("/x"), &spec.tuning);
+        assert!(conf.contains("cookie_threshold = 20\n"), "{conf}");
+        assert!(conf.contains("init_limit_half_open = 1000\n"), "{conf}");
+        // Without settings nothing is written: the defaults stay.
+        spec.tuning = Default::default();
+        spec.dpd = None;
+        spec.remote_any = false;
+        let v: toml::Table = oxisec_toml(&spec).parse().unwrap();
+        assert!(v.get("daemon").is_none());
+        assert!(v["connections"]["net"].get("dpd_delay").is_none());
+        assert!(!swanctl_conf(&spec).contains("dpd"));
+        assert!(!strongswan_conf(std::path::Path::new("/x"), &spec.tuning).contains("retransmit"));
+        // 1 + 1.8 + 3.24 + 5.832 s
+        let t = FAST_RETRANSMIT.give_up_after().as_secs_f64();
+        assert!((t - 11.872).abs() < 1e-9, "{t}");
+
+        let log = "\
+2026-11-26T07:29:52.933266Z  WARN oxisec_ike::engine: peer did not answer: giving up on the IKE SA connection=net peer=192.0.2.2:4500
+2026-11-26T07:29:52.933369Z  WARN oxisec_ike::exchange: IKE SA down connection=net peer=right.example.org (192.0.2.2:4500) reason=PeerDead
+2026-11-26T07:29:50.000000Z DEBUG oxisec_ike::engine: peer did not answer: giving up on the IKE SA
+";
+        assert_eq!(info_lines(log, "peer did not answer").len(), 1);
     }
 }

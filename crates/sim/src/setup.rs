@@ -162,6 +162,7 @@ impl Gateway {
             ike_lifetime: self.ike_lifetime,
             dpd_delay: self.dpd_delay,
             dpd_action: self.dpd_action,
+            remote_access: Default::default(),
         };
         Config {
             connections: vec![Arc::new(conn)],

@@ -149,6 +149,65 @@ fn a_week_of_engine_rekeys_from_both_sides_under_loss() {
     }
 }
 
+/// A gateway that adds ML-KEM-768 to every key exchange. Its messages with
+/// an ML-KEM share exceed 1280 bytes and go in two IKE fragments, so an
+/// exchange fails on this path more often (p ≈ 0.27 rather than 0.19); the
+/// hard lifetime leaves 6–9 minutes rather than 3–6 for a rekey to get
+/// through, so that only an engine fault, not a run of losses long enough
+/// to declare the peer dead, could let a CHILD_SA expire.
+fn hybrid_gateway(g: Gateway) -> Gateway {
+    let g = gateway(g, true);
+    Gateway {
+        ike: vec!["aes256gcm16-prfsha384-x25519-ke1_mlkem768".into()],
+        esp: vec!["aes256gcm16-x25519-ke1_mlkem768".into()],
+        child_lifetime: ChildLifetime {
+            life_time: Duration::from_secs(12 * 60),
+            ..g.child_lifetime
+        },
+        ..g
+    }
+}
+
+#[test]
+fn a_week_of_hybrid_post_quantum_rekeys_from_both_sides_under_loss() {
+    // Every rekey of either kind runs an ML-KEM-768 exchange in
+    // IKE_FOLLOWUP_KE (RFC 9370) after the CREATE_CHILD_SA; crossing
+    // rekeys are refused with TEMPORARY_FAILURE and retried.
+    let wall = Instant::now();
+    let hybrid = hybrid_gateway;
+    let link = LinkConfig {
+        duplicate: 0.01,
+        ..LinkConfig::lossy(0.10)
+    };
+    let mut sim = sim_with(
+        0x5eed_2001,
+        &hybrid(Gateway::a()),
+        &hybrid(Gateway::b()),
+        link,
+    );
+    sim.start_flows(FlowConfig::every(Duration::from_millis(7_500)));
+    sim.connect();
+    let first = sim.assert_consistent();
+    run_week(&mut sim, |_, _| {});
+    for n in NodeId::BOTH {
+        let status = sim.node(n).engine.status();
+        assert!(
+            status[0].algorithms.contains("KE1_ML_KEM_768"),
+            "{status:?}"
+        );
+        assert!(
+            status[0].children[0].algorithms.contains("KE1_ML_KEM_768"),
+            "{status:?}"
+        );
+    }
+    finish(
+        sim,
+        first,
+        wall,
+        "week, hybrid ML-KEM rekeys from both sides",
+    );
+}
+
 #[test]
 fn a_week_of_engine_rekeys_from_one_side_under_loss() {
     let wall = Instant::now();
@@ -194,4 +253,43 @@ fn a_week_of_scheduled_rekeys_from_random_sides_under_loss() {
         }
     });
     finish(sim, first, wall, "week, scheduled rekeys from random sides");
+}
+
+/// Not part of the suite: more seeds for either variant, for hunting rare
+/// interleavings (`OXISEC_SIM_SEEDS=5eed2001,5eed2002`, `CLASSIC=1` for the
+/// classic proposals). 24 hybrid seeds passed when IKE_FOLLOWUP_KE landed;
+/// classic seed 5eed200b loses its CHILD_SA to seven lost transmissions in
+/// a row (the answer to a rekey, for 5 minutes), which no retransmission
+/// schedule within the 9-minute hard lifetime rides out.
+#[test]
+#[ignore]
+fn many_seeds() {
+    let seeds: Vec<u64> = match std::env::var("OXISEC_SIM_SEEDS") {
+        Ok(s) => s
+            .split(',')
+            .map(|x| u64::from_str_radix(x.trim(), 16).expect("hex seed"))
+            .collect(),
+        Err(_) => (0x5eed_2001u64..0x5eed_2019).collect(),
+    };
+    let classic = std::env::var_os("CLASSIC").is_some();
+    for seed in seeds {
+        let wall = Instant::now();
+        let g = |g| {
+            if classic {
+                gateway(g, true)
+            } else {
+                hybrid_gateway(g)
+            }
+        };
+        let link = LinkConfig {
+            duplicate: 0.01,
+            ..LinkConfig::lossy(0.10)
+        };
+        let mut sim = sim_with(seed, &g(Gateway::a()), &g(Gateway::b()), link);
+        sim.start_flows(FlowConfig::every(Duration::from_millis(7_500)));
+        sim.connect();
+        let first = sim.assert_consistent();
+        run_week(&mut sim, |_, _| {});
+        finish(sim, first, wall, &format!("seed {seed:#x}"));
+    }
 }

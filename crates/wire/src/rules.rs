@@ -73,7 +73,8 @@ use PayloadType as P;
 /// authentication rounds, where later rounds carry only IDi, AUTH or EAP),
 /// §1.3 (CREATE_CHILD_SA: new Child SA, Child rekey, IKE rekey without TS),
 /// §1.4 (INFORMATIONAL), RFC 9242 (IKE_INTERMEDIATE, as used by RFC 9370),
-/// RFC 5685 (REDIRECT in IKE_SA_INIT).
+/// RFC 9370 §2.2.4 (IKE_FOLLOWUP_KE: one KE each way, with the
+/// ADDITIONAL_KEY_EXCHANGE notify), RFC 5685 (REDIRECT in IKE_SA_INIT).
 static RULES: &[MessageRules] = &[
     MessageRules {
         exchange: ExchangeType::IKE_SA_INIT,
@@ -183,6 +184,22 @@ static RULES: &[MessageRules] = &[
         exchange: ExchangeType::IKE_INTERMEDIATE,
         response: true,
         payloads: &[may(P::KE)],
+        all_or_none: &[],
+        at_least_one: &[],
+        waived_by: &[],
+    },
+    MessageRules {
+        exchange: ExchangeType::IKE_FOLLOWUP_KE,
+        response: false,
+        payloads: &[must(P::KE)],
+        all_or_none: &[],
+        at_least_one: &[],
+        waived_by: &[],
+    },
+    MessageRules {
+        exchange: ExchangeType::IKE_FOLLOWUP_KE,
+        response: true,
+        payloads: &[must(P::KE)],
         all_or_none: &[],
         at_least_one: &[],
         waived_by: &[],
@@ -656,6 +673,24 @@ mod tests {
 
     #[test]
     fn unknown_exchange_passes() {
-        ok(ExchangeType(44), false, vec![sa(), sa(), del()]);
+        ok(ExchangeType(45), false, vec![sa(), sa(), del()]);
+    }
+
+    #[test]
+    fn ike_followup_ke_carries_one_ke_each_way() {
+        let fx = ExchangeType::IKE_FOLLOWUP_KE;
+        for resp in [false, true] {
+            ok(fx, resp, vec![ke(), n(NotifyType::ADDITIONAL_KEY_EXCHANGE)]);
+            ok(fx, resp, vec![ke()]);
+            bad(
+                fx,
+                resp,
+                vec![n(NotifyType::ADDITIONAL_KEY_EXCHANGE)],
+                Missing(P::KE),
+            );
+            bad(fx, resp, vec![ke(), ke()], TooMany(P::KE));
+            bad(fx, resp, vec![ke(), sa()], Forbidden(P::SA));
+        }
+        ok(fx, true, vec![n(NotifyType::STATE_NOT_FOUND)]);
     }
 }

@@ -1,15 +1,14 @@
-//! Brainpool ECP groups 28 and 29 (RFC 6954): brainpoolP256r1 and
-//! brainpoolP384r1 of RFC 5639, on RustCrypto's `bp256`/`bp384` arithmetic
-//! (constant-time field and scalar arithmetic, complete addition formulas
-//! from `primeorder`).
+//! Brainpool ECP groups 28, 29 and 30 (RFC 6954): brainpoolP256r1,
+//! brainpoolP384r1 and brainpoolP512r1 of RFC 5639. The first two run on
+//! RustCrypto's `bp256`/`bp384`; brainpoolP512r1 has no crate, so the
+//! `brainpool512` module defines it from the same generic pieces those crates
+//! are built from. All three have constant-time field and scalar arithmetic
+//! and the complete addition formulas of `primeorder`.
 //!
 //! The IKEv2 encoding is the one RFC 5903 uses for the NIST curves (RFC 6954
 //! §2 refers to it): the KE payload carries x ‖ y, each coordinate left-padded
 //! to the field length, without a point-format octet, and the shared secret
 //! g^ir is the x-coordinate of the product.
-//!
-//! Group 30 (brainpoolP512r1) is not offered: no maintained Rust crate
-//! implements its arithmetic, and aws-lc-rs exposes no Brainpool curve.
 use bp256::elliptic_curve::{
     self as ec, AffinePoint, CurveArithmetic, FieldBytes, FieldBytesSize, PublicKey, SecretKey,
     group::Curve as _,
@@ -18,11 +17,11 @@ use bp256::elliptic_curve::{
 use oxisec_wire::{TransformId, ke};
 use zeroize::Zeroizing;
 
-use super::{BAD_RNG, KEYGEN_ATTEMPTS, KeyExchange};
+use super::{BAD_RNG, KEYGEN_ATTEMPTS, KeyExchange, brainpool512::BrainpoolP512r1};
 use crate::{CryptoError, Rng, Secret};
 
 /// The bounds `elliptic-curve` needs for SEC1 point decoding and encoding;
-/// both Brainpool crates satisfy them.
+/// all three Brainpool curves satisfy them.
 pub(super) trait BrainpoolCurve: CurveArithmetic + Send + Sync + 'static
 where
     FieldBytesSize<Self>: ModulusSize,
@@ -39,8 +38,12 @@ impl BrainpoolCurve for bp384::BrainpoolP384r1 {
     const GROUP: TransformId = ke::ECP_384_BP;
 }
 
+impl BrainpoolCurve for BrainpoolP512r1 {
+    const GROUP: TransformId = ke::ECP_512_BP;
+}
+
 pub(super) fn is_supported(group: TransformId) -> bool {
-    group == ke::ECP_256_BP || group == ke::ECP_384_BP
+    group == ke::ECP_256_BP || group == ke::ECP_384_BP || group == ke::ECP_512_BP
 }
 
 /// `Ok(None)` if `group` is not a supported Brainpool group.
@@ -55,6 +58,7 @@ pub(super) fn generate(
         ke::ECP_384_BP => Some(Box::new(
             BrainpoolShare::<bp384::BrainpoolP384r1>::generate(rng)?,
         )),
+        ke::ECP_512_BP => Some(Box::new(BrainpoolShare::<BrainpoolP512r1>::generate(rng)?)),
         _ => None,
     })
 }

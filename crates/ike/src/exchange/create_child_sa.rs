@@ -19,6 +19,7 @@ use oxisec_wire::{
 };
 use tracing::{debug, info, warn};
 
+use super::ike_followup_ke::{self as followup, Failure, Followup, Plan, Step};
 use super::ike_sa_init::NONCE_LEN;
 use super::{Cx, Spawn, send_request, send_response};
 use crate::api::{ChildId, Datagram, DownReason, Event, IkeId};
@@ -26,8 +27,8 @@ use crate::child::{self, Negotiated};
 use crate::keys::{self, Inputs, Seed};
 use crate::proposal::{self, IkeProposal, ProposalSpec, Selected};
 use crate::sa::{
-    Active, ChildExchange, ChildState, Collision, IkeRekeyExchange, IkeSa, IkeState, PendingChild,
-    Role, SaKeys, Task, loses,
+    Active, ChildAgreed, ChildExchange, ChildState, Collision, IkeAgreed, IkeRekeyExchange, IkeSa,
+    IkeState, PendingChild, Role, SaKeys, Task, loses,
 };
 use crate::ts::{self, TsRange};
 
@@ -129,11 +130,12 @@ pub(crate) fn start_new_child(sa: &mut IkeSa, cx: &mut Cx, name: &str) {
         debug!(child = name, "CHILD_SA already up; not creating another");
         return;
     }
+    let dynamic = child::Dynamic::of(sa);
     let pending = PendingChild {
         name: name.to_string(),
         spi_in: cx.alloc.child_spi(cx.rng),
-        local_ts: cfg.local_ts.clone(),
-        remote_ts: cfg.remote_ts.clone(),
+        local_ts: child::resolve(&cfg.local_ts, &dynamic.local),
+        remote_ts: child::resolve(&cfg.remote_ts, &dynamic.remote),
     };
     let group = pfs_group(&esp_specs(sa, name), None);
     send_child_request(sa, cx, pending, None, group, Vec::new());
@@ -141,12 +143,31 @@ pub(crate) fn start_new_child(sa: &mut IkeSa, cx: &mut Cx, name: &str) {
 
 /// Rekeys an installed CHILD_SA (§2.8), with PFS if its configuration asks.
 pub(crate) fn start_rekey_child(sa: &mut IkeSa, cx: &mut Cx, id: ChildId) {
+    if !sa
+        .children
+        .iter()
+        .any(|c| c.id == id && c.state == ChildState::Installed)
+    {
+        return;
+    }
+    // Not while the peer is still rekeying it, and not before the peer
+    // confirmed it: an SA we installed as the responder of a rekey stays
+    // unconfirmed (its outbound half held back) until the peer deletes the
+    // old one; if the peer has not even seen our answer yet, it would not
+    // know the SA we rekey.
+    let unconfirmed = sa
+        .children
+        .iter()
+        .any(|c| c.id == id && c.deferred_outbound.is_some());
+    if unconfirmed || followup::peer_rekeys_child(sa, id) {
+        debug!("CHILD_SA rekey waits for the peer's exchange about it to finish");
+        sa.delayed
+            .push((cx.now + FOLLOWUP_WAIT, Task::RekeyChild(id)));
+        return;
+    }
     let Some(c) = sa.children.iter_mut().find(|c| c.id == id) else {
         return;
     };
-    if c.state != ChildState::Installed {
-        return;
-    }
     c.state = ChildState::Rekeying;
     let pending = PendingChild {
         name: c.name.clone(),
@@ -222,6 +243,7 @@ fn send_child_request(
         rekeys,
         tried_groups,
         superseded: false,
+        followup: None,
     };
     send_request(
         sa,
@@ -241,8 +263,29 @@ fn revert_rekey(sa: &mut IkeSa, rekeys: Option<ChildId>) {
     }
 }
 
-/// Handles the answer to our CREATE_CHILD_SA for a CHILD_SA.
-pub(crate) fn child_response(sa: &mut IkeSa, cx: &mut Cx, ex: ChildExchange, payloads: &[Payload]) {
+/// Handles the answer to our CREATE_CHILD_SA for a CHILD_SA, or to one of
+/// the IKE_FOLLOWUP_KE exchanges that follow it.
+pub(crate) fn child_response(
+    sa: &mut IkeSa,
+    cx: &mut Cx,
+    mut ex: ChildExchange,
+    payloads: &[Payload],
+) {
+    if let Some(mut f) = ex.followup.take() {
+        match followup::step(cx, &mut f.progress, payloads) {
+            Ok(Step::Next(out)) => {
+                ex.followup = Some(f);
+                let active = Active::CreateChild(Box::new(ex));
+                send_request(sa, cx, ExchangeType::IKE_FOLLOWUP_KE, out, active);
+            }
+            Ok(Step::Done) => {
+                let Followup { agreed, progress } = *f;
+                finish_child_initiator(sa, cx, ex, agreed, progress.g_ir, &progress.done);
+            }
+            Err(fail) => followup_failed_child(sa, cx, ex, fail),
+        }
+        return;
+    }
     let ChildExchange {
         pending,
         ni,
@@ -250,6 +293,7 @@ pub(crate) fn child_response(sa: &mut IkeSa, cx: &mut Cx, ex: ChildExchange, pay
         rekeys,
         mut tried_groups,
         superseded,
+        followup: _,
     } = ex;
     if let Some(err) = crate::engine::error_notify(payloads) {
         child_error(sa, cx, pending, rekeys, share, tried_groups, err, payloads);
@@ -307,20 +351,84 @@ pub(crate) fn child_response(sa: &mut IkeSa, cx: &mut Cx, ex: ChildExchange, pay
         }
     };
     tried_groups.clear();
+    let remaining = selected.pending_addke();
+    let agreed = ChildAgreed {
+        selected,
+        spi_out,
+        nr: nr.to_vec(),
+        local_ts,
+        remote_ts,
+    };
+    let mut ex = ChildExchange {
+        pending,
+        ni,
+        ke: None,
+        rekeys,
+        tried_groups,
+        superseded,
+        followup: None,
+    };
+    if remaining.is_empty() {
+        return finish_child_initiator(sa, cx, ex, agreed, g_ir, &[]);
+    }
+    let Some(link) = followup::link(payloads) else {
+        let why = "CREATE_CHILD_SA answer lacks the ADDITIONAL_KEY_EXCHANGE notify".to_string();
+        return child_failed(sa, cx, ex.pending, ex.rekeys, why);
+    };
+    match followup::start(cx, g_ir, remaining, link) {
+        Ok((progress, out)) => {
+            debug!(child = %ex.pending.name, "CREATE_CHILD_SA answered; additional key exchanges follow");
+            ex.followup = Some(Box::new(Followup { agreed, progress }));
+            let active = Active::CreateChild(Box::new(ex));
+            send_request(sa, cx, ExchangeType::IKE_FOLLOWUP_KE, out, active);
+        }
+        Err(fail) => followup_failed_child(sa, cx, ex, fail),
+    }
+}
+
+/// The additional key exchanges of our CHILD_SA exchange failed: no new
+/// SA; after invalid key exchange data the IKE SA goes too (the ML-KEM
+/// draft's rule for a ciphertext that fails its checks).
+fn followup_failed_child(sa: &mut IkeSa, cx: &mut Cx, ex: ChildExchange, fail: Failure) {
+    if matches!(fail, Failure::BadKeyExchange(_)) {
+        warn!(connection = %sa.conn.name, "{fail}: deleting the IKE SA");
+        sa.tasks.push_front(Task::DeleteIke);
+    }
+    child_failed(sa, cx, ex.pending, ex.rekeys, fail.to_string());
+}
+
+/// Installs the CHILD_SA our exchange negotiated (after the additional key
+/// exchanges, if any) and settles a rekey.
+fn finish_child_initiator(
+    sa: &mut IkeSa,
+    cx: &mut Cx,
+    ex: ChildExchange,
+    a: ChildAgreed,
+    g_ir: Option<Secret>,
+    additional: &[Secret],
+) {
+    let ChildExchange {
+        pending,
+        ni,
+        rekeys,
+        superseded,
+        ..
+    } = ex;
     let id = cx.alloc.child_id();
     let n = Negotiated {
         initiator: true,
         g_ir: g_ir.as_ref().map(Secret::as_bytes),
+        additional,
         ni: &ni,
-        nr,
+        nr: &a.nr,
         defer_outbound: false,
         id,
         name: pending.name.clone(),
-        selected: selected.clone(),
+        selected: a.selected.clone(),
         spi_in: pending.spi_in,
-        spi_out,
-        local_ts: local_ts.clone(),
-        remote_ts: remote_ts.clone(),
+        spi_out: a.spi_out,
+        local_ts: a.local_ts.clone(),
+        remote_ts: a.remote_ts.clone(),
     };
     if let Err(e) = child::install(sa, cx, n) {
         return child_failed(sa, cx, pending, rekeys, e);
@@ -328,10 +436,10 @@ pub(crate) fn child_response(sa: &mut IkeSa, cx: &mut Cx, ex: ChildExchange, pay
     child::log_up(
         &pending.name,
         pending.spi_in,
-        spi_out,
-        &local_ts,
-        &remote_ts,
-        &selected,
+        a.spi_out,
+        &a.local_ts,
+        &a.remote_ts,
+        &a.selected,
         rekeys.is_some(),
     );
     cx.event(Event::ChildUp {
@@ -339,10 +447,10 @@ pub(crate) fn child_response(sa: &mut IkeSa, cx: &mut Cx, ex: ChildExchange, pay
         child: id,
         name: pending.name.clone(),
         spi_in: pending.spi_in,
-        spi_out,
+        spi_out: a.spi_out,
     });
     if let Some(old_id) = rekeys {
-        finish_child_rekey(sa, old_id, id, [ni, nr.to_vec()], superseded);
+        finish_child_rekey(sa, old_id, id, [ni, a.nr], superseded);
     }
 }
 
@@ -562,6 +670,30 @@ pub(crate) fn respond(
     None
 }
 
+/// Responder: a CHILD_SA the peer's CREATE_CHILD_SA negotiated, to install
+/// at once or after the additional key exchanges.
+#[derive(Debug)]
+pub(crate) struct ChildPlan {
+    choice: child::Choice,
+    ni: Vec<u8>,
+    nr: Vec<u8>,
+    pub(crate) spi_in: u32,
+    /// The CHILD_SA it rekeys.
+    old: Option<(ChildId, String)>,
+}
+
+impl ChildPlan {
+    /// The CHILD_SA this plan replaces.
+    pub(crate) fn rekeys(&self) -> Option<ChildId> {
+        self.old.as_ref().map(|(id, _)| *id)
+    }
+}
+
+/// Whether our own proposals for child `name` ask for additional key exchanges.
+fn we_want_addke(sa: &IkeSa, name: &str) -> bool {
+    esp_specs(sa, name).iter().any(ProposalSpec::has_addke)
+}
+
 /// A new or rekeyed CHILD_SA for the peer. `Err` carries an error answer.
 #[allow(clippy::too_many_arguments)]
 fn respond_child(
@@ -597,6 +729,19 @@ fn respond_child(
             if matches!(old.state, ChildState::Deleting | ChildState::Rekeyed) {
                 return Err(vec![notify(NotifyType::TEMPORARY_FAILURE)]);
             }
+            if old.state == ChildState::Rekeying
+                && (followup::offers_addke(sa_p) || we_want_addke(sa, &old.name))
+            {
+                let ours = match &sa.active {
+                    Some(Active::CreateChild(ex)) if ex.rekeys == Some(old.id) => Some(&ex.ni),
+                    _ => None,
+                };
+                if ours.is_none_or(|n| followup::we_proceed(n, ni)) {
+                    debug!(child = %old.name, "crossing rekeys with additional key exchanges: ours proceeds, the peer's is refused");
+                    return Err(vec![notify(NotifyType::TEMPORARY_FAILURE)]);
+                }
+                debug!(child = %old.name, "crossing rekeys with additional key exchanges: the peer's proceeds");
+            }
             Some((old.id, old.name.clone()))
         }
     };
@@ -605,7 +750,8 @@ fn respond_child(
     };
     let only = old.as_ref().map(|(_, n)| n.as_str());
     let conn = sa.conn.clone();
-    let choice = child::choose(&conn, only, &sa_p.proposals, &tsi, &tsr, false)
+    let dynamic = child::Dynamic::of(sa);
+    let choice = child::choose(&conn, only, &sa_p.proposals, &tsi, &tsr, false, &dynamic)
         .map_err(|n| vec![notify(n)])?;
     // PFS: the KE payload must be for the selected group (§1.3.1).
     let pfs = match (choice.selected.ke, ke_p) {
@@ -626,14 +772,68 @@ fn respond_child(
             ))]);
         }
     };
-    let g_ir = pfs.as_ref().map(|(_, _, s)| s);
     let nr = cx.random(NONCE_LEN);
     let spi_in = cx.alloc.child_spi(cx.rng);
+    let mut out = vec![
+        Payload::Sa(SaPayload {
+            proposals: vec![
+                choice
+                    .selected
+                    .to_wire(ProtocolId::ESP, spi_in.to_be_bytes().to_vec()),
+            ],
+        }),
+        Payload::Nonce(nr.clone()),
+    ];
+    let g_ir = pfs.map(|(group, data, g_ir)| {
+        out.push(Payload::Ke(KePayload { group, data }));
+        g_ir
+    });
+    out.push(Payload::TsI(ts_payload(&choice.remote_ts)));
+    out.push(Payload::TsR(ts_payload(&choice.local_ts)));
+    let remaining = choice.selected.pending_addke();
+    let plan = ChildPlan {
+        choice,
+        ni: ni.to_vec(),
+        nr,
+        spi_in,
+        old,
+    };
+    if remaining.is_empty() {
+        finish_child_responder(sa, cx, plan, g_ir, &[]).map_err(|n| vec![notify(n)])?;
+    } else {
+        out.push(followup::expect(sa, cx, g_ir, remaining, Plan::Child(plan)));
+    }
+    Ok(out)
+}
+
+/// Responder: installs the peer's new CHILD_SA (before the answer goes out:
+/// make-before-break) and records what it replaces.
+pub(crate) fn finish_child_responder(
+    sa: &mut IkeSa,
+    cx: &mut Cx,
+    plan: ChildPlan,
+    g_ir: Option<Secret>,
+    additional: &[Secret],
+) -> Result<(), NotifyType> {
+    let ChildPlan {
+        choice,
+        ni,
+        nr,
+        spi_in,
+        old,
+    } = plan;
+    // The SA being rekeyed may have gone during the additional exchanges.
+    let old = old.filter(|(id, _)| {
+        sa.children
+            .iter()
+            .any(|c| c.id == *id && c.state != ChildState::Deleting)
+    });
     let id = cx.alloc.child_id();
     let n = Negotiated {
         initiator: false,
-        g_ir: g_ir.map(Secret::as_bytes),
-        ni,
+        g_ir: g_ir.as_ref().map(Secret::as_bytes),
+        additional,
+        ni: &ni,
         nr: &nr,
         defer_outbound: old.is_some(),
         id,
@@ -647,7 +847,7 @@ fn respond_child(
     if let Err(e) = child::install(sa, cx, n) {
         warn!(child = %choice.name, error = %e, "cannot install CHILD_SA");
         cx.alloc.child_spis.remove(&spi_in);
-        return Err(vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)]);
+        return Err(NotifyType::NO_PROPOSAL_CHOSEN);
     }
     child::log_up(
         &choice.name,
@@ -670,29 +870,14 @@ fn respond_child(
             // Our own rekey of this SA crosses the peer's (§2.8.1).
             o.collision = Some(Collision {
                 created: id,
-                nonces: [ni.to_vec(), nr.clone()],
+                nonces: [ni, nr],
             });
         } else {
             o.state = ChildState::Rekeyed;
             o.successor = Some(id);
         }
     }
-    let mut out = vec![
-        Payload::Sa(SaPayload {
-            proposals: vec![
-                choice
-                    .selected
-                    .to_wire(ProtocolId::ESP, spi_in.to_be_bytes().to_vec()),
-            ],
-        }),
-        Payload::Nonce(nr),
-    ];
-    if let Some((group, data, _)) = pfs {
-        out.push(Payload::Ke(KePayload { group, data }));
-    }
-    out.push(Payload::TsI(ts_payload(&choice.remote_ts)));
-    out.push(Payload::TsR(ts_payload(&choice.local_ts)));
-    Ok(out)
+    Ok(())
 }
 
 // ----------------------------------------------------------------------------
@@ -727,19 +912,21 @@ fn successor(
     n.nat_remote = sa.nat_remote;
     n.fragmentation = sa.fragmentation;
     n.established = Some(cx.now);
+    // Virtual IPs belong to the peer, not to one IKE SA: the new SA holds
+    // them too (the old one lets go of its hold when it closes).
+    n.own_vips = sa.own_vips.clone();
+    n.peer_vips = sa.peer_vips.clone();
+    for (pool, address) in &n.peer_vips {
+        cx.alloc.pools.moved(pool, *address, sa.id, n.id);
+    }
     super::lifecycle::on_established(&mut n, cx);
     n
 }
 
-/// Our IKE proposals for a rekey. Additional key exchanges in
-/// CREATE_CHILD_SA need IKE_FOLLOWUP_KE (RFC 9370 §2.2.4), which is not
-/// implemented yet: rekeys use the classic key exchange only.
+/// Our IKE proposals for a rekey: the configured ones, additional key
+/// exchanges included (they run in IKE_FOLLOWUP_KE, RFC 9370 §2.2.4).
 fn rekey_proposals(sa: &IkeSa) -> Vec<IkeProposal> {
-    sa.conn
-        .ike_proposals
-        .iter()
-        .map(|p| p.without_addke())
-        .collect()
+    sa.conn.ike_proposals.clone()
 }
 
 fn ike_proposals_with_spi(sa: &IkeSa, spi: u64) -> Vec<oxisec_wire::Proposal> {
@@ -750,8 +937,18 @@ fn ike_proposals_with_spi(sa: &IkeSa, spi: u64) -> Vec<oxisec_wire::Proposal> {
         .collect()
 }
 
+/// How long an IKE rekey waits for the peer's unfinished additional key
+/// exchanges (a CHILD_SA they create would otherwise be stranded on the old
+/// IKE SA).
+const FOLLOWUP_WAIT: Duration = Duration::from_secs(2);
+
 /// Starts rekeying the IKE SA with its current key exchange method.
 pub(crate) fn start_rekey_ike(sa: &mut IkeSa, cx: &mut Cx) {
+    if sa.followup.is_some() {
+        debug!(connection = %sa.conn.name, "IKE rekey waits for the peer's additional key exchanges");
+        sa.delayed.push((cx.now + FOLLOWUP_WAIT, Task::RekeyIke));
+        return;
+    }
     let group = sa.selected.as_ref().and_then(|s| s.ke).map(|a| a.id);
     let Some(group) = group else { return };
     send_ike_rekey(sa, cx, group, Vec::new());
@@ -783,6 +980,7 @@ fn send_ike_rekey(sa: &mut IkeSa, cx: &mut Cx, group: TransformId, tried_groups:
         ni,
         ke: share,
         tried_groups,
+        followup: None,
     };
     send_request(
         sa,
@@ -791,6 +989,17 @@ fn send_ike_rekey(sa: &mut IkeSa, cx: &mut Cx, group: TransformId, tried_groups:
         payloads,
         Active::RekeyIke(Box::new(ex)),
     );
+}
+
+/// Responder: the peer's new IKE SA, to create at once or after the
+/// additional key exchanges.
+#[derive(Debug)]
+pub(crate) struct IkePlan {
+    selected: Selected,
+    ni: Vec<u8>,
+    nr: Vec<u8>,
+    peer_spi: u64,
+    spi: u64,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -822,10 +1031,25 @@ fn respond_ike_rekey(
     ) || sa
         .children
         .iter()
-        .any(|c| matches!(c.state, ChildState::Rekeying | ChildState::Deleting));
+        .any(|c| matches!(c.state, ChildState::Rekeying | ChildState::Deleting))
+        || sa
+            .followup
+            .as_ref()
+            .is_some_and(|f| matches!(f.plan, Plan::Child(_)));
     if child_busy {
         reply(sa, cx, vec![notify(NotifyType::TEMPORARY_FAILURE)]);
         return None;
+    }
+    let ours_with_addke = rekey_proposals(sa).iter().any(|p| p.0.has_addke());
+    if let Some(Active::RekeyIke(ours)) = &sa.active
+        && (ours_with_addke || followup::offers_addke(sa_p))
+    {
+        if followup::we_proceed(&ours.ni, ni) {
+            debug!(connection = %sa.conn.name, "crossing IKE rekeys with additional key exchanges: ours proceeds, the peer's is refused");
+            reply(sa, cx, vec![notify(NotifyType::TEMPORARY_FAILURE)]);
+            return None;
+        }
+        debug!(connection = %sa.conn.name, "crossing IKE rekeys with additional key exchanges: the peer's proceeds");
     }
     let Some(ke_p) = ke_p else {
         reply(sa, cx, vec![notify(NotifyType::INVALID_SYNTAX)]);
@@ -862,38 +1086,7 @@ fn respond_ike_rekey(
     };
     let spi = cx.ike_spi();
     let nr = cx.random(NONCE_LEN);
-    let old_keys = sa.keys.as_ref()?;
-    let keys = match keys::derive(
-        &selected,
-        Role::Responder,
-        Seed::Rekey {
-            old: old_keys,
-            g_ir: g_ir.as_bytes(),
-        },
-        Inputs {
-            ni,
-            nr: &nr,
-            spi_i: peer_spi,
-            spi_r: spi,
-        },
-    ) {
-        Ok(k) => k,
-        Err(e) => {
-            warn!(error = %e, "cannot derive keys for the rekeyed IKE SA");
-            reply(sa, cx, vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)]);
-            return None;
-        }
-    };
-    let mut new = successor(
-        sa,
-        cx,
-        Role::Responder,
-        peer_spi,
-        spi,
-        keys,
-        selected.clone(),
-    );
-    let out = vec![
+    let mut out = vec![
         Payload::Sa(SaPayload {
             proposals: vec![selected.to_wire(ProtocolId::IKE, spi.to_be_bytes().to_vec())],
         }),
@@ -903,13 +1096,82 @@ fn respond_ike_rekey(
             data: our_ke,
         }),
     ];
-    reply(sa, cx, out);
+    let remaining = selected.pending_addke();
+    let plan = IkePlan {
+        selected,
+        ni: ni.to_vec(),
+        nr,
+        peer_spi,
+        spi,
+    };
+    if !remaining.is_empty() {
+        out.push(followup::expect(
+            sa,
+            cx,
+            Some(g_ir),
+            remaining,
+            Plan::Ike(plan),
+        ));
+        reply(sa, cx, out);
+        return None;
+    }
+    match finish_ike_responder(sa, cx, plan, Some(g_ir), &[]) {
+        Ok(spawn) => {
+            reply(sa, cx, out);
+            Some(spawn)
+        }
+        Err(n) => {
+            reply(sa, cx, vec![notify(n)]);
+            None
+        }
+    }
+}
+
+/// Responder: derives the peer's new IKE SA and hands it the CHILD_SAs —
+/// unless our own rekey crosses it, which is then decided when ours completes.
+pub(crate) fn finish_ike_responder(
+    sa: &mut IkeSa,
+    cx: &mut Cx,
+    plan: IkePlan,
+    g_ir: Option<Secret>,
+    additional: &[Secret],
+) -> Result<Spawn, NotifyType> {
+    let IkePlan {
+        selected,
+        ni,
+        nr,
+        peer_spi,
+        spi,
+    } = plan;
+    let g_ir = g_ir.ok_or(NotifyType::INVALID_SYNTAX)?;
+    let old_keys = sa.keys.as_ref().ok_or(NotifyType::TEMPORARY_FAILURE)?;
+    let keys = keys::derive(
+        &selected,
+        Role::Responder,
+        Seed::Rekey {
+            old: old_keys,
+            g_ir: g_ir.as_bytes(),
+            additional,
+        },
+        Inputs {
+            ni: &ni,
+            nr: &nr,
+            spi_i: peer_spi,
+            spi_r: spi,
+        },
+    )
+    .map_err(|e| {
+        warn!(error = %e, "cannot derive keys for the rekeyed IKE SA");
+        NotifyType::NO_PROPOSAL_CHOSEN
+    })?;
+    let mut new = successor(sa, cx, Role::Responder, peer_spi, spi, keys, selected);
     if matches!(sa.active, Some(Active::RekeyIke(_))) {
         // Our own IKE rekey crosses the peer's: decided when ours completes.
         sa.ike_collision = Some(Collision {
             created: new.id,
-            nonces: [ni.to_vec(), nr],
+            nonces: [ni, nr],
         });
+        new.crossing_of = Some(sa.id);
     } else {
         info!(connection = %sa.conn.name, peer = %sa.describe_peer(), "IKE SA rekeyed by the peer");
         crate::sa::Carry::take_from(sa).put_into(&mut new);
@@ -920,21 +1182,47 @@ fn respond_ike_rekey(
             connection: sa.conn.name.clone(),
         });
     }
-    Some(Spawn::ike(new))
+    Ok(Spawn::ike(new))
 }
 
-/// Handles the answer to our IKE rekey.
+/// Handles the answer to our IKE rekey, or to one of its IKE_FOLLOWUP_KE
+/// exchanges.
 pub(crate) fn ike_rekey_response(
     sa: &mut IkeSa,
     cx: &mut Cx,
-    ex: IkeRekeyExchange,
+    mut ex: IkeRekeyExchange,
     payloads: &[Payload],
 ) -> Option<Spawn> {
+    if let Some(mut f) = ex.followup.take() {
+        return match followup::step(cx, &mut f.progress, payloads) {
+            Ok(Step::Next(out)) => {
+                ex.followup = Some(f);
+                let active = Active::RekeyIke(Box::new(ex));
+                send_request(sa, cx, ExchangeType::IKE_FOLLOWUP_KE, out, active);
+                None
+            }
+            Ok(Step::Done) => {
+                let Followup { agreed, progress } = *f;
+                let g_ir = progress.g_ir?;
+                finish_ike_initiator(sa, cx, ex.spi, ex.ni, agreed, g_ir, &progress.done)
+            }
+            Err(fail) => {
+                warn!(connection = %sa.conn.name, "IKE rekey failed: {fail}");
+                if matches!(fail, Failure::BadKeyExchange(_)) {
+                    sa.tasks.push_front(Task::DeleteIke);
+                }
+                sa.ike_collision
+                    .take()
+                    .map(|col| adopt_peer_rekey(sa, cx, col.created))
+            }
+        };
+    }
     let IkeRekeyExchange {
         spi,
         ni,
         ke: share,
         mut tried_groups,
+        followup: _,
     } = ex;
     if let Some(err) = crate::engine::error_notify(payloads) {
         if let Some(col) = sa.ike_collision.take() {
@@ -996,16 +1284,75 @@ pub(crate) fn ike_rekey_response(
             .map(|col| adopt_peer_rekey(sa, cx, col.created));
     };
     let g_ir = share.shared_secret(&k.data).ok()?;
+    let remaining = selected.pending_addke();
+    let agreed = IkeAgreed {
+        selected,
+        nr: nr.to_vec(),
+        peer_spi,
+    };
+    if remaining.is_empty() {
+        return finish_ike_initiator(sa, cx, spi, ni, agreed, g_ir, &[]);
+    }
+    let started = followup::link(payloads)
+        .ok_or_else(|| {
+            Failure::Refused("IKE rekey answer lacks the ADDITIONAL_KEY_EXCHANGE notify".into())
+        })
+        .and_then(|link| followup::start(cx, Some(g_ir), remaining, link));
+    match started {
+        Ok((progress, out)) => {
+            debug!(connection = %sa.conn.name, "IKE rekey answered; additional key exchanges follow");
+            let ex = IkeRekeyExchange {
+                spi,
+                ni,
+                ke: share,
+                tried_groups,
+                followup: Some(Box::new(Followup { agreed, progress })),
+            };
+            send_request(
+                sa,
+                cx,
+                ExchangeType::IKE_FOLLOWUP_KE,
+                out,
+                Active::RekeyIke(Box::new(ex)),
+            );
+            None
+        }
+        Err(fail) => {
+            warn!(connection = %sa.conn.name, "IKE rekey failed: {fail}");
+            sa.ike_collision
+                .take()
+                .map(|col| adopt_peer_rekey(sa, cx, col.created))
+        }
+    }
+}
+
+/// Our IKE rekey is complete: derive the new IKE SA, settle a crossing
+/// rekey (§2.8.2) and move the CHILD_SAs.
+fn finish_ike_initiator(
+    sa: &mut IkeSa,
+    cx: &mut Cx,
+    spi: u64,
+    ni: Vec<u8>,
+    a: IkeAgreed,
+    g_ir: Secret,
+    additional: &[Secret],
+) -> Option<Spawn> {
+    let IkeAgreed {
+        selected,
+        nr,
+        peer_spi,
+    } = a;
     let keys = keys::derive(
         &selected,
         Role::Initiator,
         Seed::Rekey {
             old: sa.keys.as_ref()?,
             g_ir: g_ir.as_bytes(),
+            additional,
         },
         Inputs {
             ni: &ni,
-            nr,
+            nr: &nr,
             spi_i: spi,
             spi_r: peer_spi,
         },
@@ -1013,7 +1360,7 @@ pub(crate) fn ike_rekey_response(
     .ok()?;
     let mut new = successor(sa, cx, Role::Initiator, spi, peer_spi, keys, selected);
     match sa.ike_collision.take() {
-        Some(col) if loses(&[ni.clone(), nr.to_vec()], &col.nonces) => {
+        Some(col) if loses(&[ni.clone(), nr.clone()], &col.nonces) => {
             // Our new IKE SA is redundant: we delete it; the peer (winner)
             // deletes the old one, and the children go to the peer's SA.
             info!(connection = %sa.conn.name, "simultaneous IKE rekey lost: deleting our redundant IKE SA");

@@ -1,28 +1,24 @@
-//! IKE_AUTH (RFC 7296 §1.2, §2.15): identities, PSK authentication and the
-//! first CHILD_SA with traffic selector narrowing (§2.9).
+//! IKE_AUTH (RFC 7296 §1.2, §2.15): identities, authentication with a
+//! pre-shared key or a certificate (RFC 7427 signatures, CERT/CERTREQ), and
+//! the first CHILD_SA with traffic selector narrowing (§2.9).
 use std::sync::Arc;
 
+use oxisec_pki::{Certificate, PublicKey};
 use oxisec_wire::{
-    AuthMethod, AuthPayload, ExchangeType, IdPayload, NotifyPayload, NotifyType, Payload,
-    ProtocolId, SaPayload, TsPayload,
+    AuthPayload, CertEncoding, CertPayload, ExchangeType, IdPayload, NotifyPayload, NotifyType,
+    Payload, ProtocolId, SaPayload, TsPayload,
 };
 use tracing::{info, warn};
 
 use super::{Cx, close, send_request, send_response};
 use crate::api::{Datagram, DownReason, Event};
-use crate::auth::{psk_auth, verify};
+use crate::auth;
 use crate::child::{self, Negotiated};
-use crate::config::{Auth, Connection};
+use crate::config::{Auth, Connection, SendCert};
 use crate::identity::Identity;
 use crate::proposal::{self, ProposalSpec, Selected};
 use crate::sa::{Active, IkeSa, IkeState, PendingChild};
 use crate::ts::{self, TsRange};
-
-fn psk(auth: &Auth) -> &[u8] {
-    match auth {
-        Auth::Psk(k) => k.as_bytes(),
-    }
-}
 
 fn notify(ty: NotifyType) -> Payload {
     Payload::Notify(NotifyPayload::new(ty, Vec::new()))
@@ -35,6 +31,9 @@ struct Parts<'a> {
     sa: Option<&'a SaPayload>,
     tsi: Option<&'a TsPayload>,
     tsr: Option<&'a TsPayload>,
+    certs: Vec<&'a CertPayload>,
+    certreq: bool,
+    cp: Option<&'a oxisec_wire::CpPayload>,
 }
 
 fn parts(payloads: &[Payload]) -> Parts<'_> {
@@ -45,6 +44,9 @@ fn parts(payloads: &[Payload]) -> Parts<'_> {
         sa: None,
         tsi: None,
         tsr: None,
+        certs: Vec::new(),
+        certreq: false,
+        cp: None,
     };
     for pl in payloads {
         match pl {
@@ -54,6 +56,9 @@ fn parts(payloads: &[Payload]) -> Parts<'_> {
             Payload::Sa(x) => p.sa = Some(x),
             Payload::TsI(x) => p.tsi = Some(x),
             Payload::TsR(x) => p.tsr = Some(x),
+            Payload::Cert(c) => p.certs.push(c),
+            Payload::CertReq(_) => p.certreq = true,
+            Payload::Cp(c) => p.cp = Some(c),
             _ => {}
         }
     }
@@ -79,11 +84,88 @@ fn specs(conn: &Connection, child: &str) -> Vec<ProposalSpec> {
         .unwrap_or_default()
 }
 
-/// Initiator: sends IDi, [IDr], AUTH and the first child's SA and selectors.
+/// The CERT payloads we send with our AUTH: the chain (end entity first)
+/// if we authenticate with a certificate and the policy says so.
+fn our_certs(auth: &Auth, peer_asked: bool) -> Vec<Payload> {
+    let Auth::Cert(c) = auth else {
+        return Vec::new();
+    };
+    let send = match c.send {
+        SendCert::Always => true,
+        SendCert::IfAsked => peer_asked,
+        SendCert::Never => false,
+    };
+    if !send {
+        return Vec::new();
+    }
+    c.chain
+        .iter()
+        .map(|cert| {
+            Payload::Cert(CertPayload {
+                encoding: CertEncoding::X509_SIGNATURE,
+                data: cert.der().to_vec(),
+            })
+        })
+        .collect()
+}
+
+/// CERTREQ naming the CAs we trust (SHA-1 of their keys), when we expect
+/// the peer to authenticate with a certificate.
+pub(crate) fn certreq(auth: &Auth) -> Option<Payload> {
+    let Auth::PeerCert(trust) = auth else {
+        return None;
+    };
+    let data: Vec<u8> = trust.ca_hashes().concat();
+    Some(Payload::CertReq(CertPayload {
+        encoding: CertEncoding::X509_SIGNATURE,
+        data,
+    }))
+}
+
+/// The peer's validated public key when `expected` asks for a certificate:
+/// the CERT payloads must form a chain to our trust anchors that holds the
+/// claimed identity. `Ok(None)` for pre-shared keys.
+fn peer_key(
+    expected: &Auth,
+    certs: &[&CertPayload],
+    claimed: &Identity,
+    cx: &Cx,
+) -> Result<Option<PublicKey>, String> {
+    let Auth::PeerCert(trust) = expected else {
+        return Ok(None);
+    };
+    let chain: Vec<Certificate> = certs
+        .iter()
+        .filter(|c| c.encoding == CertEncoding::X509_SIGNATURE)
+        .take(8)
+        .map(|c| Certificate::from_der(&c.data))
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("certificate of {claimed}: {e}"))?;
+    if chain.is_empty() {
+        return Err(format!("{claimed} sent no certificate"));
+    }
+    let now = cx
+        .wall
+        .ok_or("no wall-clock time to check certificates against")?;
+    let peer = trust
+        .validate(&chain, now, &claimed.claim())
+        .map_err(|e| format!("certificate of {claimed}: {e}"))?;
+    info!(peer = %claimed, subject = %peer.subject, "peer certificate valid");
+    Ok(Some(peer.key))
+}
+
+/// Initiator: sends IDi, [CERT], [CERTREQ], [IDr], AUTH and the first
+/// child's SA and selectors.
 pub(crate) fn start(sa: &mut IkeSa, cx: &mut Cx) {
     let mid = sa.requests.next_id;
+    let vips = sa.conn.remote_access.request_vips.clone();
+    let dynamic = child::Dynamic::requesting(sa, &vips);
     if let Some(hs) = sa.hs.as_mut() {
         hs.auth_mid = mid;
+        if let Some(pending) = hs.child.as_mut() {
+            pending.local_ts = child::resolve(&pending.local_ts, &dynamic.local);
+            pending.remote_ts = child::resolve(&pending.remote_ts, &dynamic.remote);
+        }
     }
     let ia = super::ike_intermediate::int_auth(sa, mid);
     let (Some(hs), Some(keys)) = (sa.hs.as_ref(), sa.keys.as_ref()) else {
@@ -91,40 +173,49 @@ pub(crate) fn start(sa: &mut IkeSa, cx: &mut Cx) {
     };
     let conn = sa.conn.clone();
     let idi = conn.local_id.to_wire();
-    let auth = psk_auth(
+    let octets = auth::signed_octets(
         keys.prf,
-        psk(&conn.local_auth),
         &hs.init_request,
         &hs.nr,
         keys.sk_p_own.as_bytes(),
         &idi.body_bytes(),
         &ia,
     );
+    let auth_p = match auth::make(&conn.local_auth, keys.prf, &octets, &hs.peer_hashes) {
+        Ok(a) => a,
+        Err(e) => {
+            warn!(connection = %conn.name, "cannot authenticate: {e}");
+            close(sa, cx, DownReason::Failed(e));
+            return;
+        }
+    };
     let mut payloads = vec![Payload::IdI(idi)];
+    payloads.extend(our_certs(&conn.local_auth, hs.peer_certreq));
+    payloads.extend(certreq(&conn.remote_auth));
     if let Some(rid) = &conn.remote_id {
         payloads.push(Payload::IdR(rid.to_wire()));
     }
-    payloads.push(Payload::Auth(AuthPayload {
-        method: AuthMethod::SHARED_KEY_MIC,
-        data: auth.as_bytes().to_vec(),
-    }));
+    payloads.push(Payload::Auth(auth_p));
+    if !vips.is_empty() {
+        payloads.push(Payload::Cp(
+            crate::cp::Request::for_vips(&vips).to_payload(),
+        ));
+    }
     if hs.initial_contact {
         payloads.push(notify(NotifyType::INITIAL_CONTACT));
     }
     if let Some(pending) = &hs.child
         && let Some(cfg) = conn.children.iter().find(|c| c.name == pending.name)
     {
-        {
-            let proposals = cfg
-                .esp_proposals
-                .iter()
-                .enumerate()
-                .map(|(i, p)| p.to_wire(i as u8 + 1, pending.spi_in, false))
-                .collect();
-            payloads.push(Payload::Sa(SaPayload { proposals }));
-            payloads.push(Payload::TsI(ts_payload(&pending.local_ts)));
-            payloads.push(Payload::TsR(ts_payload(&pending.remote_ts)));
-        }
+        let proposals = cfg
+            .esp_proposals
+            .iter()
+            .enumerate()
+            .map(|(i, p)| p.to_wire(i as u8 + 1, pending.spi_in, false))
+            .collect();
+        payloads.push(Payload::Sa(SaPayload { proposals }));
+        payloads.push(Payload::TsI(ts_payload(&pending.local_ts)));
+        payloads.push(Payload::TsR(ts_payload(&pending.remote_ts)));
     }
     send_request(sa, cx, ExchangeType::IKE_AUTH, payloads, Active::IkeAuth);
 }
@@ -185,13 +276,14 @@ fn authenticate_and_answer(
     let p = parts(&payloads);
     let reject = |sa: &mut IkeSa, cx: &mut Cx, conn: Option<String>, reason: String| {
         auth_failed(sa, cx, conn, reason);
+        let n = vec![notify(NotifyType::AUTHENTICATION_FAILED)];
         send_response(
             sa,
             cx,
             ExchangeType::IKE_AUTH,
             hdr.message_id,
             &dgram.data,
-            vec![notify(NotifyType::AUTHENTICATION_FAILED)],
+            n,
         );
         close(sa, cx, DownReason::AuthFailed);
     };
@@ -213,10 +305,21 @@ fn authenticate_and_answer(
         );
         return;
     };
+    if let Some(hs) = sa.hs.as_mut() {
+        hs.peer_certreq = p.certreq;
+    }
     let idr = p.idr.map(Identity::from_wire);
     let (Some(hs), Some(keys)) = (sa.hs.as_ref(), sa.keys.as_ref()) else {
         return;
     };
+    let octets = auth::signed_octets(
+        keys.prf,
+        &hs.init_request,
+        &hs.nr,
+        keys.sk_p_peer.as_bytes(),
+        &idi_p.body_bytes(),
+        &ia,
+    );
     let mut reason = format!("no connection accepts identity {idi}");
     let mut chosen: Option<Arc<Connection>> = None;
     for conn in &sa.candidates {
@@ -237,59 +340,53 @@ fn authenticate_and_answer(
             }
             _ => {}
         }
-        if auth_p.method != AuthMethod::SHARED_KEY_MIC {
-            reason = format!(
-                "peer {idi} uses authentication method {}, connection {} expects a pre-shared key",
-                auth_p.method, conn.name
-            );
-            continue;
+        let checked = peer_key(&conn.remote_auth, &p.certs, &idi, cx).and_then(|key| {
+            auth::check(&conn.remote_auth, keys.prf, &octets, auth_p, key.as_ref())
+        });
+        match checked {
+            Ok(()) => {
+                chosen = Some(conn.clone());
+                break;
+            }
+            Err(e) => reason = format!("{idi} on connection {}: {e}", conn.name),
         }
-        let expected = psk_auth(
-            keys.prf,
-            psk(&conn.remote_auth),
-            &hs.init_request,
-            &hs.nr,
-            keys.sk_p_peer.as_bytes(),
-            &idi_p.body_bytes(),
-            &ia,
-        );
-        if verify(&expected, &auth_p.data) {
-            chosen = Some(conn.clone());
-            break;
-        }
-        reason = format!(
-            "pre-shared key of {idi} does not match connection {}",
-            conn.name
-        );
     }
     let Some(conn) = chosen else {
         let name = sa.candidates.first().map(|c| c.name.clone());
         reject(sa, cx, name, reason);
         return;
     };
-    sa.conn = conn.clone();
-    sa.peer_id = Some(idi.clone());
-    sa.state = IkeState::Established;
-    sa.established = Some(cx.now);
-    sa.half_open_deadline = None;
     let (ni, nr) = (hs.ni.clone(), hs.nr.clone());
     let idr_own = conn.local_id.to_wire();
-    let auth = psk_auth(
+    let octets_r = auth::signed_octets(
         keys.prf,
-        psk(&conn.local_auth),
         &hs.init_response,
         &hs.ni,
         keys.sk_p_own.as_bytes(),
         &idr_own.body_bytes(),
         &ia,
     );
-    let mut out = vec![
-        Payload::IdR(idr_own),
-        Payload::Auth(AuthPayload {
-            method: AuthMethod::SHARED_KEY_MIC,
-            data: auth.as_bytes().to_vec(),
-        }),
-    ];
+    let our_auth = match auth::make(&conn.local_auth, keys.prf, &octets_r, &hs.peer_hashes) {
+        Ok(a) => a,
+        Err(e) => {
+            warn!(connection = %conn.name, "cannot authenticate ourselves: {e}");
+            reject(
+                sa,
+                cx,
+                Some(conn.name.clone()),
+                format!("we cannot authenticate: {e}"),
+            );
+            return;
+        }
+    };
+    let mut out = vec![Payload::IdR(idr_own)];
+    out.extend(our_certs(&conn.local_auth, hs.peer_certreq));
+    out.push(Payload::Auth(our_auth));
+    sa.conn = conn.clone();
+    sa.peer_id = Some(idi.clone());
+    sa.state = IkeState::Established;
+    sa.established = Some(cx.now);
+    sa.half_open_deadline = None;
     super::lifecycle::on_established(sa, cx);
     info!(connection = %conn.name, peer = %sa.describe_peer(), algorithms = %sa.selected.as_ref().map(|s| s.describe()).unwrap_or_default(), "IKE SA established");
     cx.event(Event::IkeUp {
@@ -297,7 +394,21 @@ fn authenticate_and_answer(
         connection: conn.name.clone(),
         remote: sa.remote,
     });
-    if let (Some(sa_p), Some(tsi_p), Some(tsr_p)) = (p.sa, p.tsi, p.tsr) {
+    let mut no_address = false;
+    let request = p.cp.and_then(crate::cp::Request::parse);
+    if let Some(req) = request.filter(|r| !r.is_empty())
+        && !conn.remote_access.pools.is_empty()
+    {
+        match assign_vips(sa, cx, &conn, &req) {
+            Some(reply) => out.push(Payload::Cp(reply.to_payload())),
+            None => {
+                // RFC 7296 §3.15.4: the IKE SA stands, without a CHILD_SA.
+                out.push(notify(NotifyType::INTERNAL_ADDRESS_FAILURE));
+                no_address = true;
+            }
+        }
+    }
+    if let (Some(sa_p), Some(tsi_p), Some(tsr_p), false) = (p.sa, p.tsi, p.tsr, no_address) {
         out.extend(respond_child(sa, cx, &conn, sa_p, tsi_p, tsr_p, &ni, &nr));
     }
     send_response(
@@ -309,6 +420,59 @@ fn authenticate_and_answer(
         out,
     );
     sa.hs = None;
+}
+
+/// Gateway: addresses for the client from the connection's pools (one per
+/// family it asks for and we have a pool of) and the reply that carries
+/// them with DNS, domains and split-tunnel subnets. `None` if no address
+/// could be assigned.
+fn assign_vips(
+    sa: &mut IkeSa,
+    cx: &mut Cx,
+    conn: &Connection,
+    req: &crate::cp::Request,
+) -> Option<crate::cp::Reply> {
+    let identity = sa
+        .peer_id
+        .as_ref()
+        .map(|i| i.to_string())
+        .unwrap_or_default();
+    let ra = &conn.remote_access;
+    let wanted = [
+        req.v4.map(|a| (true, a.map(std::net::IpAddr::V4))),
+        req.v6.map(|a| (false, a.map(std::net::IpAddr::V6))),
+    ];
+    for (v4, hint) in wanted.into_iter().flatten() {
+        match cx
+            .alloc
+            .pools
+            .acquire(&ra.pools, v4, &identity, sa.id, hint)
+        {
+            Ok((pool, address)) => {
+                info!(connection = %conn.name, peer = %identity, %address, pool = %pool, "assigned virtual IP");
+                cx.event(Event::LeaseChanged {
+                    pool: pool.clone(),
+                    identity: identity.clone(),
+                    address,
+                    online: true,
+                });
+                sa.peer_vips.push((pool, address));
+            }
+            Err(_) => {
+                let family = if v4 { "IPv4" } else { "IPv6" };
+                warn!(connection = %conn.name, peer = %identity, "no {family} virtual IP for the client: pools {:?} are full or have none of that family", ra.pools);
+            }
+        }
+    }
+    if sa.peer_vips.is_empty() {
+        return None;
+    }
+    Some(crate::cp::Reply {
+        addresses: sa.peer_vips.iter().map(|(_, a)| *a).collect(),
+        dns: ra.dns.clone(),
+        domains: ra.dns_domains.clone(),
+        subnets: ra.subnets.clone(),
+    })
 }
 
 /// Picks a child config whose selectors and proposals fit the request,
@@ -328,7 +492,8 @@ fn respond_child(
     let (Some(tsi), Some(tsr)) = (ranges(tsi_p), ranges(tsr_p)) else {
         return vec![notify(NotifyType::TS_UNACCEPTABLE)];
     };
-    let c = match child::choose(conn, None, &sa_p.proposals, &tsi, &tsr, true) {
+    let dynamic = child::Dynamic::of(sa);
+    let c = match child::choose(conn, None, &sa_p.proposals, &tsi, &tsr, true, &dynamic) {
         Ok(c) => c,
         Err(n) => {
             info!(connection = %conn.name, notify = %n, "no CHILD_SA for the peer's request");
@@ -338,6 +503,7 @@ fn respond_child(
     let spi_in = cx.alloc.child_spi(cx.rng);
     let id = cx.alloc.child_id();
     let n = Negotiated {
+        additional: &[],
         initiator: false,
         g_ir: None,
         ni,
@@ -392,15 +558,11 @@ pub(crate) fn handle_response(sa: &mut IkeSa, cx: &mut Cx, payloads: Vec<Payload
     let conn = sa.conn.clone();
     let err = crate::engine::error_notify(&payloads);
     if err == Some(NotifyType::AUTHENTICATION_FAILED) {
-        auth_failed(
-            sa,
-            cx,
-            Some(conn.name.clone()),
-            format!(
-                "peer {} rejected our authentication (AUTHENTICATION_FAILED)",
-                sa.remote
-            ),
+        let why = format!(
+            "peer {} rejected our authentication (AUTHENTICATION_FAILED)",
+            sa.remote
         );
+        auth_failed(sa, cx, Some(conn.name.clone()), why);
         close(sa, cx, DownReason::AuthFailed);
         return;
     }
@@ -438,38 +600,66 @@ pub(crate) fn handle_response(sa: &mut IkeSa, cx: &mut Cx, payloads: Vec<Payload
         );
         return;
     }
-    if auth_p.method != AuthMethod::SHARED_KEY_MIC {
-        reject(
-            sa,
-            cx,
-            format!(
-                "responder {idr} uses authentication method {}, we expect a pre-shared key",
-                auth_p.method
-            ),
-        );
-        return;
-    }
     let (Some(hs), Some(keys)) = (sa.hs.as_ref(), sa.keys.as_ref()) else {
         return;
     };
-    let expected = psk_auth(
+    let octets = auth::signed_octets(
         keys.prf,
-        psk(&conn.remote_auth),
         &hs.init_response,
         &hs.ni,
         keys.sk_p_peer.as_bytes(),
         &idr_p.body_bytes(),
         &ia,
     );
-    if !verify(&expected, &auth_p.data) {
-        reject(
-            sa,
-            cx,
-            format!("pre-shared key of responder {idr} does not match"),
-        );
+    let checked = peer_key(&conn.remote_auth, &p.certs, &idr, cx)
+        .and_then(|key| auth::check(&conn.remote_auth, keys.prf, &octets, auth_p, key.as_ref()));
+    if let Err(e) = checked {
+        reject(sa, cx, format!("responder {idr}: {e}"));
         return;
     }
     let (ni, nr, pending) = (hs.ni.clone(), hs.nr.clone(), hs.child.clone());
+    if !conn.remote_access.request_vips.is_empty() {
+        let reply =
+            p.cp.and_then(crate::cp::Reply::parse)
+                .filter(|r| !r.addresses.is_empty());
+        let Some(reply) = reply else {
+            let why = match err {
+                Some(e) => format!("the gateway assigned no virtual IP ({e})"),
+                None => "the gateway assigned no virtual IP".to_string(),
+            };
+            warn!(connection = %conn.name, peer = %sa.remote, "{why}");
+            if let Some(pending) = &pending {
+                cx.alloc.child_spis.remove(&pending.spi_in);
+            }
+            // The IKE SA is authenticated: tell the peer it goes (best
+            // effort), and give up on it.
+            sa.peer_id = Some(idr);
+            let d = oxisec_wire::DeletePayload {
+                protocol: ProtocolId::IKE,
+                spi_size: 0,
+                spis: Vec::new(),
+            };
+            send_request(
+                sa,
+                cx,
+                ExchangeType::INFORMATIONAL,
+                vec![Payload::Delete(d)],
+                Active::Inform,
+            );
+            close(sa, cx, DownReason::Failed(why));
+            return;
+        };
+        info!(connection = %conn.name, addresses = ?reply.addresses, dns = ?reply.dns, domains = ?reply.domains, "virtual IP assigned by the gateway");
+        sa.own_vips = reply.addresses.clone();
+        cx.event(Event::VirtualIp {
+            ike: sa.id,
+            connection: conn.name.clone(),
+            addresses: reply.addresses,
+            dns: reply.dns,
+            domains: reply.domains,
+            subnets: reply.subnets,
+        });
+    }
     sa.peer_id = Some(idr);
     sa.state = IkeState::Established;
     sa.established = Some(cx.now);
@@ -536,6 +726,7 @@ fn finish_child(
         return;
     };
     let n = Negotiated {
+        additional: &[],
         initiator: true,
         g_ir: None,
         ni,

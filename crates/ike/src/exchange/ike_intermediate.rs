@@ -88,6 +88,7 @@ fn update_keys(sa: &mut IkeSa, shared: &Secret) -> Result<(), String> {
         spi_r: sa.spi_r,
     };
     let seed = Seed::Rekey {
+        additional: &[],
         old,
         g_ir: shared.as_bytes(),
     };

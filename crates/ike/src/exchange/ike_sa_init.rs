@@ -157,6 +157,8 @@ fn send_init_request(sa: &mut IkeSa, cx: &mut Cx, group: TransformId) {
             Vec::new(),
         ));
     }
+    // RFC 7427: we verify and make digital signatures with these hashes.
+    payloads.push(notify(NotifyType::SIGNATURE_HASH_ALGORITHMS, hash_list()));
     // RFC 9242: announced when we propose additional key exchanges.
     if sa.conn.ike_proposals.iter().any(|p| p.0.has_addke()) {
         payloads.push(notify(
@@ -407,6 +409,17 @@ pub(crate) fn respond(
             Vec::new(),
         ));
     }
+    let peer_hashes = hashes_of(payloads);
+    if !peer_hashes.is_empty() {
+        out.push(notify(NotifyType::SIGNATURE_HASH_ALGORITHMS, hash_list()));
+    }
+    // Ask for the initiator's certificate when a connection it may use
+    // authenticates peers by certificate (RFC 7296 §3.7).
+    out.extend(
+        sa.candidates
+            .iter()
+            .find_map(|c| super::ike_auth::certreq(&c.remote_auth)),
+    );
     // RFC 7383 §2.3: offered by the initiator, confirmed in the response.
     if cx.config.fragmentation.enabled
         && find_notify(payloads, NotifyType::IKEV2_FRAGMENTATION_SUPPORTED).is_some()
@@ -443,6 +456,7 @@ pub(crate) fn respond(
         init_request: dgram.data.clone(),
         init_response: response,
         addke: selected.pending_addke(),
+        peer_hashes,
         ..Handshake::default()
     });
     debug!(peer = %dgram.remote, algorithms = %selected.describe(), nat_remote = sa.nat_remote, nat_local = sa.nat_local, "answered IKE_SA_INIT");
@@ -608,6 +622,8 @@ pub(crate) fn handle_response(
     }
     if let Some(hs) = sa.hs.as_mut() {
         hs.addke = addke;
+        hs.peer_hashes = hashes_of(payloads);
+        hs.peer_certreq = payloads.iter().any(|p| matches!(p, Payload::CertReq(_)));
     }
     sa.selected = Some(selected);
     // Float to port 4500 when a NAT is in the path or encapsulation is forced (§2.23).
@@ -621,4 +637,25 @@ pub(crate) fn handle_response(
     if !super::ike_intermediate::start_next(sa, cx) {
         super::ike_auth::start(sa, cx);
     }
+}
+
+/// Our SIGNATURE_HASH_ALGORITHMS notify data.
+fn hash_list() -> Vec<u8> {
+    crate::auth::OUR_HASHES
+        .iter()
+        .flat_map(|h| h.to_be_bytes())
+        .collect()
+}
+
+/// The hash algorithms a peer announced (RFC 7427 §4).
+fn hashes_of(payloads: &[Payload]) -> Vec<u16> {
+    find_notify(payloads, NotifyType::SIGNATURE_HASH_ALGORITHMS)
+        .map(|n| {
+            n.data
+                .chunks_exact(2)
+                .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                .take(16)
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -161,6 +161,17 @@ pub(crate) fn respond(
                 ..Default::default()
             });
         }
+        // The redundant SA of crossing rekeys, deleted by the peer whose
+        // exchange lost (it saw both nonce pairs first): ours stands.
+        if let Some(origin) = sa.crossing_of.take() {
+            debug!(connection = %sa.conn.name, "peer deleted its redundant IKE SA from crossing rekeys");
+            sa.rekeyed_to = Some(origin);
+            close(sa, cx, DownReason::Rekeyed);
+            return Some(super::Spawn {
+                crossing_lost: Some((origin, sa.id)),
+                ..Default::default()
+            });
+        }
         if sa.rekeyed_to.is_none() {
             info!(connection = %sa.conn.name, peer = %sa.describe_peer(), "peer deleted the IKE SA");
         }

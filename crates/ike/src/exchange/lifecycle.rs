@@ -46,6 +46,7 @@ fn queue_back(sa: &mut IkeSa, task: Task) {
 pub(crate) fn on_timeout(sa: &mut IkeSa, cx: &mut Cx) {
     let now = cx.now;
     super::expire_lingering(sa, cx, false);
+    super::ike_followup_ke::expire(sa, cx);
     if sa.keepalive_at.is_some_and(|t| t <= now) {
         cx.out
             .transmits

@@ -17,6 +17,7 @@ use crate::sa::{Active, ChildSa, IkeSa, IkeState, Role, Task};
 
 pub(crate) mod create_child_sa;
 pub(crate) mod ike_auth;
+pub(crate) mod ike_followup_ke;
 pub(crate) mod ike_intermediate;
 pub(crate) mod ike_sa_init;
 pub(crate) mod informational;
@@ -40,6 +41,9 @@ pub(crate) struct Spawn {
     /// An IKE SA left redundant by crossing rekeys (§2.8.2), replaced by the
     /// second one: it closes without an IkeDown event.
     pub redundant: Option<(IkeId, IkeId)>,
+    /// The peer deleted the redundant SA its losing rekey made: (the SA
+    /// both rekeys replaced, the deleted SA) — the crossing is over.
+    pub crossing_lost: Option<(IkeId, IkeId)>,
 }
 
 impl Spawn {
@@ -72,6 +76,8 @@ pub(crate) struct Cx<'a> {
     pub config: &'a Config,
     pub stats: &'a mut Stats,
     pub error_budget: &'a mut crate::ratelimit::RateLimit,
+    /// Wall-clock time, if the driver told us (certificate validity).
+    pub wall: Option<std::time::SystemTime>,
 }
 
 impl Cx<'_> {
@@ -217,6 +223,7 @@ pub(crate) fn send_response(
 
 /// Answers a retransmitted request from the cache.
 pub(crate) fn resend_cached_response(sa: &mut IkeSa, cx: &mut Cx, dgram: &Datagram) {
+    ike_followup_ke::peer_still_at_it(sa, cx);
     let Some(cached) = &sa.responses.last else {
         return;
     };
@@ -475,6 +482,9 @@ pub(crate) fn dispatch_request(
         ExchangeType::CREATE_CHILD_SA if !connecting => {
             create_child_sa::respond(sa, cx, dgram, hdr, payloads)
         }
+        ExchangeType::IKE_FOLLOWUP_KE if !connecting => {
+            ike_followup_ke::respond(sa, cx, dgram, hdr, &payloads)
+        }
         other => {
             cx.stats.malformed += 1;
             debug!(peer = %dgram.remote, exchange = %other, state = sa.state.name(),
@@ -558,6 +568,16 @@ pub(crate) fn run_tasks(sa: &mut IkeSa, cx: &mut Cx) {
         ready.into_iter().map(|(_, t)| t).collect()
     };
     sa.tasks.extend(due);
+    // The peer is rekeying this IKE SA with additional key exchanges still
+    // to come: new work waits and moves to the new IKE SA with the children
+    // (a CHILD_SA exchange started now would be stranded on the old one).
+    if sa
+        .followup
+        .as_ref()
+        .is_some_and(|f| matches!(f.plan, ike_followup_ke::Plan::Ike(_)))
+    {
+        return;
+    }
     while sa.requests.is_free() && sa.state == IkeState::Established {
         let Some(task) = sa.tasks.pop_front() else {
             return;
@@ -595,11 +615,15 @@ pub(crate) fn close(sa: &mut IkeSa, cx: &mut Cx, reason: DownReason) {
         });
     }
     expire_lingering(sa, cx, true);
+    release_vips(sa, cx);
     if let Some(pending) = sa.hs.as_ref().and_then(|h| h.child.as_ref()) {
         cx.alloc.child_spis.remove(&pending.spi_in);
     }
     if let Some(Active::CreateChild(ex)) = &sa.active {
         cx.alloc.child_spis.remove(&ex.pending.spi_in);
+    }
+    if let Some(pending) = sa.followup.take() {
+        pending.abort(cx);
     }
     let was_known = (sa.established.is_some() || sa.is_initiator()) && sa.rekeyed_to.is_none();
     sa.state = IkeState::Closed;
@@ -625,6 +649,38 @@ pub(crate) fn close(sa: &mut IkeSa, cx: &mut Cx, reason: DownReason) {
             ike,
             connection,
             reason,
+        });
+    }
+}
+
+/// A closing IKE SA lets go of its virtual IPs: a gateway's lease goes
+/// offline (kept for the client's return) unless a successor holds it; a
+/// client removes its addresses unless a rekey carried them over.
+fn release_vips(sa: &mut IkeSa, cx: &mut Cx) {
+    let replaced = sa.rekeyed_to.is_some();
+    let identity = sa
+        .peer_id
+        .as_ref()
+        .map(|i| i.to_string())
+        .unwrap_or_default();
+    for (pool, address) in std::mem::take(&mut sa.peer_vips) {
+        cx.alloc.pools.release(&pool, address, sa.id);
+        if !replaced {
+            info!(connection = %sa.conn.name, peer = %identity, %address, "virtual IP released");
+            cx.event(Event::LeaseChanged {
+                pool,
+                identity: identity.clone(),
+                address,
+                online: false,
+            });
+        }
+    }
+    let own = std::mem::take(&mut sa.own_vips);
+    if !own.is_empty() && !replaced {
+        cx.event(Event::VirtualIpReleased {
+            ike: sa.id,
+            connection: sa.conn.name.clone(),
+            addresses: own,
         });
     }
 }

@@ -49,6 +49,12 @@ pub struct Side {
     pub ike_lifetime: IkeLifetime,
     pub dpd_delay: Duration,
     pub dpd_action: DpdAction,
+    /// Certificate (or mixed) authentication: (how we prove ourselves, what
+    /// the peer must prove) instead of the two PSKs.
+    pub auth: Option<(Auth, Auth)>,
+    /// Virtual IPs (client or gateway side) and the gateway's pools.
+    pub remote_access: RemoteAccess,
+    pub pools: Vec<PoolConfig>,
 }
 
 /// Lifetimes that never fire.
@@ -79,6 +85,9 @@ impl Side {
             ike_lifetime: IkeLifetime::from_rekey_time(Duration::ZERO),
             dpd_delay: Duration::ZERO,
             dpd_action: DpdAction::Clear,
+            auth: None,
+            remote_access: RemoteAccess::default(),
+            pools: Vec::new(),
         }
     }
 
@@ -102,8 +111,14 @@ impl Side {
             remote_port: 500,
             local_id: self.id.parse().unwrap(),
             remote_id: self.peer_id.map(|s| s.parse().unwrap()),
-            local_auth: Auth::Psk(Secret::from_slice(self.psk.as_bytes())),
-            remote_auth: Auth::Psk(Secret::from_slice(self.peer_psk.as_bytes())),
+            local_auth: match &self.auth {
+                Some((local, _)) => local.clone(),
+                None => Auth::Psk(Secret::from_slice(self.psk.as_bytes())),
+            },
+            remote_auth: match &self.auth {
+                Some((_, remote)) => remote.clone(),
+                None => Auth::Psk(Secret::from_slice(self.peer_psk.as_bytes())),
+            },
             ike_proposals: self
                 .ike
                 .iter()
@@ -132,6 +147,7 @@ impl Side {
             ike_lifetime: self.ike_lifetime,
             dpd_delay: self.dpd_delay,
             dpd_action: self.dpd_action,
+            remote_access: self.remote_access.clone(),
         }
     }
 
@@ -139,6 +155,7 @@ impl Side {
         let config = Config {
             connections: vec![Arc::new(self.connection())],
             retransmit: RetransmitConfig::default(),
+            pools: self.pools.clone(),
             ..Config::default()
         };
         Peer {
@@ -354,6 +371,13 @@ impl World {
     pub fn connect(&mut self) {
         self.initiate();
         self.pump();
+    }
+
+    /// Gives both engines the wall-clock time of `self.now` (certificate
+    /// validity is checked against it).
+    pub fn set_wall_clock(&mut self, wall: std::time::SystemTime) {
+        self.a.engine.set_wall_clock(self.now, wall);
+        self.b.engine.set_wall_clock(self.now, wall);
     }
 }
 

@@ -392,6 +392,30 @@ pub fn describe(ev: &Event, conn_of: &dyn Fn(IkeId) -> Option<String>) -> String
             ),
             None => format!("authentication failed with {}: {reason}", remote.ip()),
         },
+        Event::VirtualIp {
+            connection,
+            addresses,
+            dns,
+            ..
+        } => format!("{connection}: virtual IPs {addresses:?}, DNS {dns:?}"),
+        Event::VirtualIpReleased {
+            connection,
+            addresses,
+            ..
+        } => format!("{connection}: virtual IPs {addresses:?} released"),
+        Event::LeaseChanged {
+            pool,
+            identity,
+            address,
+            online,
+        } => format!(
+            "pool {pool}: {address} {} {identity}",
+            if *online {
+                "leased to"
+            } else {
+                "offline, kept for"
+            }
+        ),
     }
 }
 

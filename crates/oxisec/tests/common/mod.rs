@@ -23,14 +23,24 @@
 //!
 //! or run a whole site-to-site scenario with [`scenario::run`].
 //!
+//! The lifecycle scenarios ([`lifecycle`]: dead peer, NAT traversal, COOKIE
+//! flood) add a three-namespace topology with a NAT box ([`nat`]), sockets
+//! opened inside a namespace from the test process ([`netsys`]: ctnetlink,
+//! raw IPv4) and a spoofed IKE_SA_INIT flood ([`flood`]).
+//!
 //! Every resource is a guard: namespaces ([`Netns`]), daemons (the peers)
 //! and the log directory ([`TestDir`]) clean up on drop, also when a test
 //! panics; the log directory is kept (and its path printed) when the test
 //! failed. Every wait has a timeout.
 
 // Each test binary uses a different subset of this module.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
+pub mod flood;
+pub mod lifecycle;
+pub mod matrix;
+pub mod nat;
+pub mod netsys;
 pub mod oxisec_peer;
 pub mod peer;
 pub mod scenario;
@@ -44,7 +54,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 pub use ::oxisec::netns::{self, Netns};
-pub use peer::{PeerKind, StartAction, TunnelSpec};
+pub use peer::{PeerKind, StartAction, Tuning, TunnelSpec};
 
 /// Errors of the harness: anything printable, with context added as text.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -164,6 +174,18 @@ pub fn skip(test: &str, tools: &[Tool]) -> bool {
 pub fn wait_until<T>(
     what: &str,
     timeout: Duration,
+    probe: impl FnMut() -> Result<Option<T>>,
+) -> Result<T> {
+    wait_until_every(what, timeout, Duration::from_millis(100), probe)
+}
+
+/// [`wait_until`] polling every `interval`: for cheap probes of things
+/// that happen within milliseconds (a daemon's start or exit), where a
+/// 100 ms step would dominate a short test case.
+pub fn wait_until_every<T>(
+    what: &str,
+    timeout: Duration,
+    interval: Duration,
     mut probe: impl FnMut() -> Result<Option<T>>,
 ) -> Result<T> {
     let deadline = Instant::now() + timeout;
@@ -174,7 +196,7 @@ pub fn wait_until<T>(
         if Instant::now() >= deadline {
             return Err(format!("timed out after {timeout:?} waiting for {what}").into());
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(interval);
     }
 }
 
@@ -291,6 +313,9 @@ impl Topology {
             ike_proposal: ike_proposal.to_owned(),
             esp_proposal: esp_proposal.to_owned(),
             start_action: StartAction::None,
+            remote_any: false,
+            dpd: None,
+            tuning: Tuning::default(),
         };
         let right = left.mirrored();
         (left, right)

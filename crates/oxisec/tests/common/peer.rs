@@ -35,15 +35,108 @@ pub struct TunnelSpec {
     pub local_ts: String,
     pub remote_ts: String,
     pub psk: String,
-    /// e.g. `aes128gcm16-prfsha256-x25519`.
+    /// e.g. `aes128gcm16-prfsha256-x25519`; several proposals are
+    /// comma-separated, as in swanctl.conf.
     pub ike_proposal: String,
     /// e.g. `aes128gcm16`.
     pub esp_proposal: String,
     pub start_action: StartAction,
+    /// Accept the peer from any address: the configuration names no remote
+    /// address (oxisec `remote_addrs = []`, strongSwan `%any`), so this
+    /// side can only respond. `remote_addr` is then not written.
+    pub remote_any: bool,
+    /// Liveness check of the connection; `None` leaves it off (both
+    /// implementations' default).
+    pub dpd: Option<Dpd>,
+    /// Daemon-wide settings of the peer that runs this tunnel.
+    pub tuning: Tuning,
+}
+
+/// What a peer does when its liveness check finds the other side dead
+/// (the same three words in swanctl.conf and oxisec's TOML).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DpdAction {
+    /// Remove the SAs (and the routes into the tunnel).
+    Clear,
+    /// Remove the SAs; the next packet for the tunnel brings it up again.
+    Trap,
+    /// Remove the SAs and initiate the connection again at once.
+    Restart,
+}
+
+impl DpdAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DpdAction::Clear => "clear",
+            DpdAction::Trap => "trap",
+            DpdAction::Restart => "restart",
+        }
+    }
+}
+
+/// Liveness check (RFC 7296 §2.4) of one connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dpd {
+    /// Quiet time after which an empty INFORMATIONAL checks the peer.
+    pub delay_secs: u32,
+    pub action: DpdAction,
+}
+
+/// IKE request retransmission: `timeout × base^n` seconds before the n-th
+/// retransmission, `tries` of them, then the peer counts as dead.
+/// Both implementations use strongSwan's names and defaults (4 s, 1.8, 5).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Retransmit {
+    pub timeout_secs: f64,
+    pub base: f64,
+    pub tries: u32,
+}
+
+impl Retransmit {
+    /// How long after the first send of a request the peer is declared
+    /// dead when nothing comes back: the first timeout plus every
+    /// retransmission's wait.
+    pub fn give_up_after(&self) -> std::time::Duration {
+        let total: f64 = (0..=self.tries)
+            .map(|n| self.timeout_secs * self.base.powi(n as i32))
+            .sum();
+        std::time::Duration::from_secs_f64(total)
+    }
+}
+
+/// Limits on half-open IKE SAs (RFC 7296 §2.6), with strongSwan's meaning
+/// in both implementations (strongSwan: `cookie_threshold`,
+/// `block_threshold`, `init_limit_half_open`; oxisec: `[daemon]`
+/// `cookie_threshold`, `block_threshold`, `half_open_limit`). Both default
+/// to 30, 5 and no limit (oxisec: 10000).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DosLimits {
+    /// From this many half-open IKE SAs on, a new initiator must return a
+    /// COOKIE first.
+    pub cookie_threshold: u32,
+    /// Requests from an address with this many half-open SAs are dropped.
+    pub block_threshold: u32,
+    /// Half-open SAs in total (0 = no limit).
+    pub half_open_limit: u32,
+}
+
+/// Daemon-wide settings of the peer that runs a tunnel; `None` keeps the
+/// implementation's default. The lifecycle tests shorten the timers so that
+/// a dead peer is found in seconds, not minutes, and a keepalive comes in
+/// seconds, not 20.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Tuning {
+    pub retransmit: Option<Retransmit>,
+    /// NAT keepalive interval (strongSwan `charon.keep_alive`, oxisec
+    /// `[daemon] nat_keepalive`).
+    pub keepalive_secs: Option<u32>,
+    pub dos: Option<DosLimits>,
 }
 
 impl TunnelSpec {
-    /// The same tunnel seen from the other end.
+    /// The same tunnel seen from the other end. The daemon settings are
+    /// copied (a test wants both daemons equally fast); the liveness check
+    /// and `remote_any` are one side's choice and are not.
     pub fn mirrored(&self) -> TunnelSpec {
         TunnelSpec {
             name: self.name.clone(),
@@ -57,6 +150,9 @@ impl TunnelSpec {
             ike_proposal: self.ike_proposal.clone(),
             esp_proposal: self.esp_proposal.clone(),
             start_action: StartAction::None,
+            remote_any: false,
+            dpd: None,
+            tuning: self.tuning,
         }
     }
 }

@@ -318,7 +318,7 @@ fn iperf_with_rekey(
 
 /// Both sides hold exactly one ESTABLISHED IKE SA [`CONN`] with exactly one
 /// INSTALLED CHILD_SA, and they agree on all six SPIs.
-fn single_pair(left: &[IkeSa], right: &[IkeSa]) -> Result<()> {
+pub fn single_pair(left: &[IkeSa], right: &[IkeSa]) -> Result<()> {
     let one = |sas: &[IkeSa], side: &str| -> Result<()> {
         match sas {
             [ike]

@@ -30,6 +30,11 @@
 //!   swanctl looks for credential directories (`x509`, `private`, …) next to
 //!   that file and complains on stderr if they are missing, so they are
 //!   created empty.
+//! * What the data plane can carry: libipsec builds ESP contexts for the
+//!   AEADs AES-GCM (8/12/16) and ChaCha20-Poly1305 only (no AES-CCM), any
+//!   cipher + integrity pair otherwise (CBC, CTR, 3DES, NULL), and refuses
+//!   extended sequence numbers ("IPsec SA: ESN not supported"). IKE itself
+//!   (charon's crypto plugins) has CCM, and charon negotiates ESN.
 //! * `ip netns exec` and `unshare` exec rather than fork, so the pid of the
 //!   spawned child is charon's own and SIGTERM reaches it: charon then sends
 //!   DELETEs, removes its routes and the TUN device, and exits.
@@ -41,7 +46,7 @@ use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::peer::{ChildSa, IkeSa, Peer, PeerKind, RekeyKind, StartAction, TunnelSpec};
+use super::peer::{ChildSa, IkeSa, Peer, PeerKind, RekeyKind, StartAction, Tuning, TunnelSpec};
 use super::{Netns, Result, netns, tail, wait_until};
 
 /// charon's location in Debian's `strongswan-charon`; `OXISEC_CHARON`
@@ -53,7 +58,11 @@ pub fn charon_path() -> PathBuf {
 }
 
 /// Plugins charon loads, in this order (see the module documentation).
-const CHARON_PLUGINS: &str = "random nonce openssl aes sha1 sha2 hmac gcm gmp kdf \
+/// `xcbc` gives AES-XCBC (integrity and PRF); `cmac` gives AES-CMAC and
+/// comes from `libstrongswan-extra-plugins` (scripts/test.sh installs it;
+/// without it charon logs the missing plugin and carries on, and the
+/// algorithm matrix reports the CMAC cases as not runnable).
+const CHARON_PLUGINS: &str = "random nonce openssl aes sha1 sha2 hmac gcm gmp kdf xcbc cmac \
      pem pkcs1 pkcs8 pubkey x509 kernel-libipsec kernel-netlink socket-default vici";
 
 /// Plugins swanctl needs to parse credentials (none for PSK, but certificate
@@ -90,7 +99,7 @@ impl StrongSwan {
         spec: &TunnelSpec,
     ) -> Result<StrongSwan> {
         let conf = dir.join("strongswan.conf");
-        std::fs::write(&conf, strongswan_conf(&dir))?;
+        std::fs::write(&conf, strongswan_conf(&dir, &spec.tuning))?;
         let swanctl_dir = dir.join("swanctl");
         for sub in SWANCTL_DIRS {
             std::fs::create_dir_all(swanctl_dir.join(sub))?;
@@ -171,6 +180,51 @@ impl StrongSwan {
             swanctl_conf(spec),
         )?;
         self.load()
+    }
+
+    /// The negotiated algorithms of every SA, from `swanctl --list-sas
+    /// --raw`, in oxisec's notation (see [`SaAlgorithms`]).
+    pub fn sa_algorithms(&self) -> Result<Vec<SaAlgorithms>> {
+        Ok(parse_sa_algorithms(
+            &self.swanctl(&["--list-sas", "--raw"])?,
+        ))
+    }
+
+    /// The algorithm names charon's loaded plugins provide (`swanctl
+    /// --list-algs`, e.g. `AES_CMAC_96`, `CURVE_448`), without the plugin
+    /// in brackets.
+    pub fn list_algs(&self) -> Result<Vec<String>> {
+        Ok(self
+            .swanctl(&["--list-algs"])?
+            .lines()
+            .filter(|l| l.starts_with("  "))
+            .filter_map(|l| l.trim().split('[').next())
+            .map(str::to_owned)
+            .collect())
+    }
+
+    /// Appends charon's log tail to an error (for callers outside the
+    /// [`Peer`] methods, which add it themselves).
+    pub fn explain(&self, e: super::Error) -> super::Error {
+        self.with_log(e)
+    }
+
+    /// Kills charon with SIGKILL, as a crash or a power cut would: no
+    /// DELETE reaches the peer. Its TUN device (and with it the routes into
+    /// the tunnel) goes with the process. Idempotent.
+    pub fn kill_hard(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// The NAT conditions charon found for each IKE SA, from `swanctl
+    /// --list-sas --raw` (the VICI keys `nat-local`, `nat-remote`,
+    /// `nat-fake`, `nat-any`, present only when set).
+    pub fn nat_flags(&self) -> Result<Vec<NatFlags>> {
+        Ok(parse_nat_flags(&self.swanctl(&["--list-sas", "--raw"])?))
     }
 
     fn log_path(&self) -> PathBuf {
@@ -274,12 +328,30 @@ impl Drop for StrongSwan {
 }
 
 /// charon's and swanctl's settings for one instance living in `dir`.
-fn strongswan_conf(dir: &Path) -> String {
+pub fn strongswan_conf(dir: &Path, tuning: &Tuning) -> String {
     let dir = dir.display();
+    let mut timers = String::new();
+    if let Some(r) = tuning.retransmit {
+        let _ = write!(
+            timers,
+            "    retransmit_timeout = {}\n    retransmit_base = {}\n    retransmit_tries = {}\n",
+            r.timeout_secs, r.base, r.tries
+        );
+    }
+    if let Some(k) = tuning.keepalive_secs {
+        let _ = writeln!(timers, "    keep_alive = {k}s");
+    }
+    if let Some(d) = tuning.dos {
+        let _ = write!(
+            timers,
+            "    cookie_threshold = {}\n    block_threshold = {}\n    init_limit_half_open = {}\n",
+            d.cookie_threshold, d.block_threshold, d.half_open_limit
+        );
+    }
     format!(
         r#"# Generated by the oxisec interop harness.
 charon {{
-    load_modular = no
+{timers}    load_modular = no
     load = {CHARON_PLUGINS}
     port = 500
     port_nat_t = 4500
@@ -317,6 +389,18 @@ pub fn swanctl_conf(spec: &TunnelSpec) -> String {
         StartAction::None => "none",
         StartAction::Start => "start",
     };
+    let remote_addr = if spec.remote_any {
+        "%any".to_owned()
+    } else {
+        spec.remote_addr.to_string()
+    };
+    let (dpd_delay, dpd_action) = match spec.dpd {
+        Some(d) => (
+            format!("        dpd_delay = {}s\n", d.delay_secs),
+            format!("                dpd_action = {}\n", d.action.as_str()),
+        ),
+        None => (String::new(), String::new()),
+    };
     let mut s = String::new();
     let _ = write!(
         s,
@@ -329,7 +413,7 @@ connections {{
         # kernel-libipsec only handles ESP in UDP.
         encap = yes
         proposals = {ike}
-        local {{
+{dpd_delay}        local {{
             auth = psk
             id = {local_id}
         }}
@@ -344,7 +428,7 @@ connections {{
                 esp_proposals = {esp}
                 mode = tunnel
                 start_action = {start_action}
-            }}
+{dpd_action}            }}
         }}
     }}
 }}
@@ -358,7 +442,6 @@ secrets {{
 "#,
         name = spec.name,
         local_addr = spec.local_addr,
-        remote_addr = spec.remote_addr,
         ike = spec.ike_proposal,
         esp = spec.esp_proposal,
         local_id = spec.local_id,
@@ -467,4 +550,243 @@ pub fn routed_via_ipsec0(ns: &Netns, addr: IpAddr) -> Result<bool> {
     )?;
     // "Network is unreachable" (exit 2) when no table has a route at all.
     Ok(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("dev ipsec0"))
+}
+
+/// NAT conditions of one IKE SA as charon reports them over VICI.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NatFlags {
+    /// The IKE SA's name (the connection).
+    pub name: String,
+    /// This host is behind a NAT (the peer's NAT_DETECTION_DESTINATION_IP
+    /// did not match our address).
+    pub local: bool,
+    /// The peer is behind a NAT, or claims to be (`encap = yes` fakes it).
+    pub remote: bool,
+    /// We faked our own NAT_DETECTION_SOURCE_IP (`encap = yes`).
+    pub fake: bool,
+    /// Any of the above.
+    pub any: bool,
+    /// The peer's address and port as charon now talks to it
+    /// (`remote-host`, `remote-port`).
+    pub remote_host: String,
+    pub remote_port: String,
+}
+
+/// Parses `swanctl --list-sas --raw`: one line per IKE SA,
+///
+/// ```text
+/// list-sa event {net {uniqueid=1 version=2 state=ESTABLISHED local-host=192.0.2.1
+///   local-port=4500 ... nat-local=yes nat-any=yes ... child-sas {...}}}
+/// ```
+///
+/// (all on one line). The SA's name is the first word inside the event's
+/// braces; the flags are `key=value` words at any depth before its
+/// `child-sas`, which is enough since children have no such keys.
+pub fn parse_nat_flags(text: &str) -> Vec<NatFlags> {
+    text.lines()
+        .filter_map(|line| {
+            let body = line.trim().strip_prefix("list-sa event {")?;
+            let name = body.split_whitespace().next()?.trim_end_matches('{');
+            let ike = body.split("child-sas").next().unwrap_or(body);
+            let mut f = NatFlags {
+                name: name.to_owned(),
+                ..NatFlags::default()
+            };
+            for word in ike.split_whitespace() {
+                let Some((k, v)) = word.split_once('=') else {
+                    continue;
+                };
+                let v = v.trim_end_matches('}');
+                match k {
+                    "nat-local" => f.local = v == "yes",
+                    "nat-remote" => f.remote = v == "yes",
+                    "nat-fake" => f.fake = v == "yes",
+                    "nat-any" => f.any = v == "yes",
+                    "remote-host" => f.remote_host = v.to_owned(),
+                    "remote-port" => f.remote_port = v.to_owned(),
+                    _ => {}
+                }
+            }
+            Some(f)
+        })
+        .collect()
+}
+
+/// A value in VICI's raw rendering (`swanctl --raw`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Vici {
+    Str(String),
+    List(Vec<String>),
+    Section(Vec<(String, Vici)>),
+}
+
+impl Vici {
+    /// The member `key` of a section.
+    pub fn get(&self, key: &str) -> Option<&Vici> {
+        match self {
+            Vici::Section(m) => m.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    pub fn str(&self, key: &str) -> Option<&str> {
+        match self.get(key)? {
+            Vici::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The members of a section, in order.
+    pub fn members(&self) -> &[(String, Vici)] {
+        match self {
+            Vici::Section(m) => m,
+            _ => &[],
+        }
+    }
+}
+
+/// Parses one message of VICI's raw rendering, the part after the event or
+/// reply name: `{key=value list=[a b] sub {…} …}`. Values with blanks are
+/// not quoted by swanctl and come out split (none of the keys the tests
+/// read has any). `None` for unbalanced input.
+pub fn parse_vici_raw(text: &str) -> Option<Vici> {
+    // Tokens: "{", "}", "[", "]" and words (which may end in "=").
+    let mut tokens = Vec::new();
+    let mut word = String::new();
+    for c in text.chars() {
+        match c {
+            '{' | '}' | '[' | ']' => {
+                if !word.is_empty() {
+                    tokens.push(std::mem::take(&mut word));
+                }
+                tokens.push(c.to_string());
+            }
+            c if c.is_whitespace() => {
+                if !word.is_empty() {
+                    tokens.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        tokens.push(word);
+    }
+    let mut it = tokens.into_iter().peekable();
+    if it.next()? != "{" {
+        return None;
+    }
+    let v = parse_section(&mut it)?;
+    it.next().is_none().then_some(v)
+}
+
+/// After an opening brace: members until the matching closing brace.
+fn parse_section(it: &mut std::iter::Peekable<std::vec::IntoIter<String>>) -> Option<Vici> {
+    let mut members = Vec::new();
+    loop {
+        let tok = it.next()?;
+        match tok.as_str() {
+            "}" => return Some(Vici::Section(members)),
+            "{" | "[" | "]" => return None,
+            _ => {}
+        }
+        if let Some((key, value)) = tok.split_once('=') {
+            if value.is_empty() && it.peek().map(String::as_str) == Some("[") {
+                it.next();
+                let mut items = Vec::new();
+                loop {
+                    let t = it.next()?;
+                    match t.as_str() {
+                        "]" => break,
+                        "{" | "}" | "[" => return None,
+                        _ => items.push(t),
+                    }
+                }
+                members.push((key.to_owned(), Vici::List(items)));
+            } else {
+                members.push((key.to_owned(), Vici::Str(value.to_owned())));
+            }
+        } else if it.peek().map(String::as_str) == Some("{") {
+            it.next();
+            members.push((tok, parse_section(it)?));
+        } else {
+            return None;
+        }
+    }
+}
+
+/// The algorithms of one IKE SA and its CHILD_SAs as charon reports them,
+/// written the way oxisec's status does (`AES_CBC_128/HMAC_SHA2_256_128/
+/// PRF_HMAC_SHA2_256/CURVE_25519`, children `AES_GCM_16_128/ESN`), so
+/// that the two sides' views compare as strings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaAlgorithms {
+    /// The connection name.
+    pub name: String,
+    pub state: String,
+    pub ike: String,
+    /// (child name, child state, algorithms)
+    pub children: Vec<(String, String, String)>,
+}
+
+/// One SA's (IKE or child) VICI algorithm keys in oxisec's notation:
+/// encryption (with the key size where the transform has a Key Length
+/// attribute), integrity, PRF, key exchange, then `ESN`.
+fn algorithms_of(sa: &Vici) -> String {
+    let mut parts = Vec::new();
+    if let Some(encr) = sa.str("encr-alg") {
+        // Transforms without a Key Length attribute: charon still reports
+        // their (fixed) key size, oxisec's names carry none.
+        let name = match encr {
+            "3DES_CBC" => "3DES".to_owned(),
+            "CHACHA20_POLY1305" | "NULL" => encr.to_owned(),
+            _ => match sa.str("encr-keysize") {
+                Some(bits) => format!("{encr}_{bits}"),
+                None => encr.to_owned(),
+            },
+        };
+        parts.push(name);
+    }
+    for key in ["integ-alg", "prf-alg", "dh-group"] {
+        if let Some(v) = sa.str(key) {
+            parts.push(v.to_owned());
+        }
+    }
+    if sa.str("esn") == Some("1") {
+        parts.push("ESN".to_owned());
+    }
+    parts.join("/")
+}
+
+/// Parses `swanctl --list-sas --raw` (one `list-sa event {…}` line per IKE
+/// SA) into [`SaAlgorithms`].
+pub fn parse_sa_algorithms(text: &str) -> Vec<SaAlgorithms> {
+    text.lines()
+        .filter_map(|line| {
+            let body = line.trim().strip_prefix("list-sa event ")?;
+            let event = parse_vici_raw(body)?;
+            let (name, ike) = event.members().first()?;
+            let children = ike
+                .get("child-sas")
+                .map(|c| {
+                    c.members()
+                        .iter()
+                        .map(|(key, child)| {
+                            (
+                                child.str("name").unwrap_or(key).to_owned(),
+                                child.str("state").unwrap_or("").to_owned(),
+                                algorithms_of(child),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            Some(SaAlgorithms {
+                name: name.clone(),
+                state: ike.str("state").unwrap_or("").to_owned(),
+                ike: algorithms_of(ike),
+                children,
+            })
+        })
+        .collect()
 }
