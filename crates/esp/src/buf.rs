@@ -8,6 +8,13 @@
 //! nothing. Every operation that would leave the storage fails with a
 //! [`BufError`] instead of panicking or reallocating.
 //!
+//! The storage is owned (`PacketBuf`, a `Box<[u8]>`) or borrowed
+//! ([`PacketBuf::over`], a `&mut [u8]`): a batching driver keeps one large
+//! arena per thread and encapsulates packets side by side in it, so that a
+//! run of ESP packets is one contiguous slice for a single segmented send
+//! (UDP GSO), or decapsulates the segments of one coalesced datagram (UDP
+//! GRO) where they were received.
+//!
 //! ```text
 //!  0        start                end              capacity
 //!  |headroom |====== data ========| tailroom         |
@@ -24,10 +31,16 @@ pub enum BufError {
     TooShort { needed: usize, available: usize },
 }
 
-/// A fixed-size byte buffer with a movable data window.
+/// Storage a [`PacketBuf`] can work on: any byte slice it may write.
+pub trait BufStorage: AsRef<[u8]> + AsMut<[u8]> {}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]> + ?Sized> BufStorage for T {}
+
+/// A fixed-size byte buffer with a movable data window, over owned storage
+/// (the default) or a borrowed slice ([`PacketBuf::over`]).
 #[derive(Clone)]
-pub struct PacketBuf {
-    storage: Box<[u8]>,
+pub struct PacketBuf<S = Box<[u8]>> {
+    storage: S,
     start: usize,
     end: usize,
     /// Where the window starts after [`clear`](Self::clear).
@@ -75,6 +88,33 @@ impl PacketBuf {
         b.end = b.start + data.len();
         b
     }
+}
+
+impl<'a> PacketBuf<&'a mut [u8]> {
+    /// A window `start..end` over borrowed storage: the bytes before `start`
+    /// are the headroom, those after `end` the tailroom, and
+    /// [`clear`](Self::clear) goes back to an empty window at `start`.
+    pub fn over(storage: &'a mut [u8], start: usize, end: usize) -> Result<Self, BufError> {
+        if start > end || end > storage.len() {
+            return Err(BufError::TooShort {
+                needed: end.max(start),
+                available: storage.len(),
+            });
+        }
+        Ok(PacketBuf {
+            storage,
+            start,
+            end,
+            reserved_head: start,
+        })
+    }
+}
+
+impl<S: BufStorage> PacketBuf<S> {
+    /// Where the window lies in the storage (offsets from its first byte).
+    pub fn range(&self) -> core::ops::Range<usize> {
+        self.start..self.end
+    }
 
     /// Empties the window and puts it back after the headroom given at
     /// construction. Call before reusing the buffer for the next packet.
@@ -93,7 +133,7 @@ impl PacketBuf {
     /// The bytes after the window, to receive into: `clear()`, read into
     /// `spare_mut()`, then `commit(n)`.
     pub fn spare_mut(&mut self) -> &mut [u8] {
-        &mut self.storage[self.end..]
+        &mut self.storage.as_mut()[self.end..]
     }
 
     /// Extends the window over `n` bytes that were written into
@@ -104,12 +144,12 @@ impl PacketBuf {
 
     /// The data window.
     pub fn as_slice(&self) -> &[u8] {
-        &self.storage[self.start..self.end]
+        &self.storage.as_ref()[self.start..self.end]
     }
 
     /// The data window, mutable.
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        &mut self.storage[self.start..self.end]
+        &mut self.storage.as_mut()[self.start..self.end]
     }
 
     pub fn len(&self) -> usize {
@@ -127,12 +167,12 @@ impl PacketBuf {
 
     /// Free bytes behind the window.
     pub fn tailroom(&self) -> usize {
-        self.storage.len() - self.end
+        self.storage.as_ref().len() - self.end
     }
 
     /// Total storage size.
     pub fn capacity(&self) -> usize {
-        self.storage.len()
+        self.storage.as_ref().len()
     }
 
     /// Grows the window by `n` bytes at the front and returns them (their
@@ -145,7 +185,7 @@ impl PacketBuf {
             });
         }
         self.start -= n;
-        Ok(&mut self.storage[self.start..self.start + n])
+        Ok(&mut self.storage.as_mut()[self.start..self.start + n])
     }
 
     /// Grows the window by `n` bytes at the back and returns them.
@@ -159,7 +199,7 @@ impl PacketBuf {
         }
         let old = self.end;
         self.end += n;
-        Ok(&mut self.storage[old..self.end])
+        Ok(&mut self.storage.as_mut()[old..self.end])
     }
 
     /// Appends a copy of `data`.
@@ -200,7 +240,7 @@ impl PacketBuf {
     }
 }
 
-impl core::fmt::Debug for PacketBuf {
+impl<S: BufStorage> core::fmt::Debug for PacketBuf<S> {
     /// Lengths only: the content may be plaintext user traffic.
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("PacketBuf")
@@ -280,6 +320,22 @@ mod tests {
         b.commit(3).unwrap();
         assert_eq!(b.as_slice(), &[5, 6, 7]);
         assert!(b.commit(6).is_err());
+    }
+
+    #[test]
+    fn borrowed_storage_windows() {
+        let mut arena = [0u8; 32];
+        arena[10..14].copy_from_slice(&[1, 2, 3, 4]);
+        let mut b = PacketBuf::over(&mut arena[4..], 6, 10).unwrap();
+        assert_eq!(b.as_slice(), &[1, 2, 3, 4]);
+        assert_eq!((b.headroom(), b.tailroom(), b.range()), (6, 18, 6..10));
+        b.push_front(2).unwrap().copy_from_slice(&[8, 9]);
+        b.push_back(1).unwrap()[0] = 5;
+        assert_eq!(b.range(), 4..11);
+        assert!(b.push_back(18).is_err());
+        assert_eq!(&arena[8..15], &[8, 9, 1, 2, 3, 4, 5]);
+        assert!(PacketBuf::over(&mut arena[..4], 2, 5).is_err());
+        assert!(PacketBuf::over(&mut arena[..4], 3, 2).is_err());
     }
 
     #[test]

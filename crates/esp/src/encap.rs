@@ -19,9 +19,9 @@
 //! Neither allocates. On error the buffer's content is unspecified (it may be
 //! partly decrypted); the caller drops the packet and reuses the buffer.
 use oxisec_crypto::CryptoError;
-use oxisec_wire::esp::{ESP_HEADER_LEN, EspHeader};
+use oxisec_wire::esp::EspHeader;
 
-use crate::buf::{BufError, PacketBuf};
+use crate::buf::{BufError, BufStorage, PacketBuf};
 use crate::inner::{self, FlowKey, proto};
 use crate::limits::Crossed;
 use crate::replay::ReplayError;
@@ -76,19 +76,25 @@ pub struct Decapsulated {
     pub crossed: Crossed,
 }
 
+/// ESP overhead of `sa` around an inner packet of `inner_len` bytes: the
+/// bytes [`encapsulate`] puts in front of it (ESP header and IV) and behind it
+/// (padding, pad length, next header and ICV). A batching driver uses it to
+/// place packets exactly: with `head` bytes of headroom and `tail` of
+/// tailroom, the ESP packet fills the storage `0..head + inner_len + tail`.
+pub fn encap_overhead(sa: &OutboundSa, inner_len: usize) -> (usize, usize) {
+    let (head, _, tail) = overhead(sa, inner_len);
+    (head, tail)
+}
+
 /// ESP overhead of a suite: bytes in front of the inner packet, and padding +
 /// trailer + ICV behind an inner packet of `inner_len` bytes.
 fn overhead(sa: &OutboundSa, inner_len: usize) -> (usize, usize, usize) {
-    let suite = sa.suite();
+    let sizes = sa.sizes();
     // RFC 4303 §2.4: the ciphertext must fill whole cipher blocks and end on
     // a 4-byte boundary.
-    let align = suite.block_align().max(4);
+    let align = sizes.align;
     let pad = (align - (inner_len + 2) % align) % align;
-    (
-        ESP_HEADER_LEN + suite.iv_len(),
-        pad,
-        pad + 2 + suite.icv_len(),
-    )
+    (sizes.head, pad, pad + 2 + sizes.icv)
 }
 
 /// Encapsulates the inner IP packet in `buf` with `sa`, in place.
@@ -101,7 +107,10 @@ fn overhead(sa: &OutboundSa, inner_len: usize) -> (usize, usize, usize) {
 /// Returns the SA limits this packet crossed first (usually none); once a
 /// hard limit is reached, every later packet fails with
 /// [`EncapError::Expired`] without using a sequence number.
-pub fn encapsulate(sa: &OutboundSa, buf: &mut PacketBuf) -> Result<Crossed, EncapError> {
+pub fn encapsulate<S: BufStorage>(
+    sa: &OutboundSa,
+    buf: &mut PacketBuf<S>,
+) -> Result<Crossed, EncapError> {
     let result = encapsulate_inner(sa, buf);
     if let Err(e) = &result {
         sa.counters().drop(e.reason());
@@ -109,7 +118,10 @@ pub fn encapsulate(sa: &OutboundSa, buf: &mut PacketBuf) -> Result<Crossed, Enca
     result
 }
 
-fn encapsulate_inner(sa: &OutboundSa, buf: &mut PacketBuf) -> Result<Crossed, EncapError> {
+fn encapsulate_inner<S: BufStorage>(
+    sa: &OutboundSa,
+    buf: &mut PacketBuf<S>,
+) -> Result<Crossed, EncapError> {
     if sa.counters().hard_reached(sa.limits()) {
         return Err(EncapError::Expired);
     }
@@ -163,7 +175,10 @@ fn replay_reason(e: ReplayError) -> DropReason {
 /// Decapsulates the ESP packet in `buf` (the UDP 4500 payload, or the IP
 /// payload of protocol 50) in place. On success the buffer's window holds the
 /// inner IP packet, trimmed to the length its header gives.
-pub fn decapsulate(sad: &Sad, buf: &mut PacketBuf) -> Result<Decapsulated, DropReason> {
+pub fn decapsulate<S: BufStorage>(
+    sad: &Sad,
+    buf: &mut PacketBuf<S>,
+) -> Result<Decapsulated, DropReason> {
     let Ok(header) = EspHeader::new_checked(buf.as_slice()) else {
         sad.drop_global(DropReason::Truncated);
         return Err(DropReason::Truncated);
@@ -185,18 +200,17 @@ pub fn decapsulate(sad: &Sad, buf: &mut PacketBuf) -> Result<Decapsulated, DropR
     }
 }
 
-fn decapsulate_sa(
+fn decapsulate_sa<S: BufStorage>(
     sa: &InboundSa,
-    buf: &mut PacketBuf,
+    buf: &mut PacketBuf<S>,
     seq_low: u32,
 ) -> Result<Decapsulated, DropReason> {
     // An expired SA costs no decryption.
     if sa.counters().hard_reached(sa.limits()) {
         return Err(DropReason::Expired);
     }
-    let suite = sa.suite();
-    let head = ESP_HEADER_LEN + suite.iv_len();
-    let icv_len = suite.icv_len();
+    let sizes = sa.sizes();
+    let (head, icv_len) = (sizes.head, sizes.icv);
     // At least pad length and next header between IV and ICV.
     if buf.len() < head + 2 + icv_len {
         return Err(DropReason::Truncated);
@@ -424,6 +438,35 @@ mod tests {
         );
         let mut buf = PacketBuf::from_slice(&inner);
         assert_eq!(encapsulate(&out, &mut buf), Err(EncapError::Expired));
+    }
+
+    #[test]
+    fn packets_placed_side_by_side_in_an_arena_round_trip() {
+        // What a batching driver does: ESP packets back to back in one
+        // arena (for a segmented UDP send), each exactly where
+        // `encap_overhead` says, then decapsulated where they lie.
+        let out = sa(false);
+        let sad = inbound(Limits::NONE);
+        let mut arena = [0u8; 1024];
+        let mut frames = Vec::new();
+        let mut at = 0;
+        for n in [8usize, 9, 10, 8] {
+            let inner = v4([192, 0, 2, 1], [192, 0, 2, 2], 17, &vec![n as u8; n]);
+            let (head, tail) = encap_overhead(&out, inner.len());
+            let end = at + head + inner.len() + tail;
+            arena[at + head..at + head + inner.len()].copy_from_slice(&inner);
+            let mut pb = PacketBuf::over(&mut arena[at..end], head, head + inner.len()).unwrap();
+            encapsulate(&out, &mut pb).unwrap();
+            assert_eq!(pb.range(), 0..end - at, "the frame is filled exactly");
+            frames.push((at..end, inner));
+            at = end;
+        }
+        for (r, inner) in frames {
+            let len = r.len();
+            let mut pb = PacketBuf::over(&mut arena[r], 0, len).unwrap();
+            decapsulate(&sad, &mut pb).unwrap();
+            assert_eq!(pb.as_slice(), &inner[..]);
+        }
     }
 
     #[test]

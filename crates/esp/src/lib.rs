@@ -75,8 +75,8 @@ pub mod snapshot;
 pub mod spd;
 pub mod stats;
 
-pub use buf::PacketBuf;
-pub use encap::{Decapsulated, EncapError, decapsulate, encapsulate};
+pub use buf::{BufStorage, PacketBuf};
+pub use encap::{Decapsulated, EncapError, decapsulate, encap_overhead, encapsulate};
 pub use limits::{Crossed, Limits};
 pub use replay::ReplayWindow;
 pub use sa::{InboundSa, OutboundSa, UdpEncap};

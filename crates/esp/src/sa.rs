@@ -44,9 +44,31 @@ struct OutboundState {
     counters: SaCounters,
 }
 
+/// A suite's per-packet sizes, worked out once per SA rather than per
+/// packet (each answer of [`EspSuite`] re-derives the cipher kind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Sizes {
+    /// ESP header and IV.
+    pub head: usize,
+    pub icv: usize,
+    /// The payload incl. trailer ends on a multiple of this (≥ 4).
+    pub align: usize,
+}
+
+impl Sizes {
+    fn of(suite: EspSuite) -> Sizes {
+        Sizes {
+            head: oxisec_wire::esp::ESP_HEADER_LEN + suite.iv_len(),
+            icv: suite.icv_len(),
+            align: suite.block_align().max(4),
+        }
+    }
+}
+
 /// One outbound (sending) ESP SA.
 pub struct OutboundSa {
     spi: u32,
+    sizes: Sizes,
     cipher: Arc<EspCipher>,
     state: Arc<OutboundState>,
     local_ts: Vec<Selector>,
@@ -80,6 +102,7 @@ impl OutboundSa {
     ) -> OutboundSa {
         OutboundSa {
             spi,
+            sizes: Sizes::of(cipher.suite()),
             cipher: Arc::new(cipher),
             state: Arc::new(OutboundState {
                 next_seq: AtomicU64::new(1),
@@ -111,6 +134,7 @@ impl OutboundSa {
     pub fn with_udp_encap(&self, udp_encap: Option<UdpEncap>) -> OutboundSa {
         OutboundSa {
             spi: self.spi,
+            sizes: self.sizes,
             cipher: Arc::clone(&self.cipher),
             state: Arc::clone(&self.state),
             local_ts: self.local_ts.clone(),
@@ -130,6 +154,10 @@ impl OutboundSa {
 
     pub fn cipher(&self) -> &EspCipher {
         &self.cipher
+    }
+
+    pub(crate) fn sizes(&self) -> Sizes {
+        self.sizes
     }
 
     pub fn local_ts(&self) -> &[Selector] {
@@ -194,6 +222,7 @@ impl OutboundSa {
 /// One inbound (receiving) ESP SA.
 pub struct InboundSa {
     spi: u32,
+    sizes: Sizes,
     cipher: EspCipher,
     replay: Mutex<ReplayWindow>,
     local_ts: Vec<Selector>,
@@ -235,6 +264,7 @@ impl InboundSa {
         let replay = ReplayWindow::new(replay_window, cipher.suite().esn)?;
         Ok(InboundSa {
             spi,
+            sizes: Sizes::of(cipher.suite()),
             cipher,
             replay: Mutex::new(replay),
             local_ts,
@@ -283,6 +313,10 @@ impl InboundSa {
 
     pub(crate) fn cipher(&self) -> &EspCipher {
         &self.cipher
+    }
+
+    pub(crate) fn sizes(&self) -> Sizes {
+        self.sizes
     }
 
     pub fn local_ts(&self) -> &[Selector] {

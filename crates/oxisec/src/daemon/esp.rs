@@ -26,17 +26,20 @@ use std::time::{Duration, Instant};
 use oxisec_crypto::esp_cipher::EspCipher;
 use oxisec_esp::stats::{DropCounts, SaStats};
 use oxisec_esp::{
-    Crossed, DropReason, InboundSa, Limits, OutboundSa, PacketBuf, PolicyAction, Sad, Selector,
-    Snapshot, SnapshotReader, Spd, SpdEntry, UdpEncap, decapsulate, encapsulate,
+    BufStorage, Crossed, DropReason, InboundSa, Limits, OutboundSa, PacketBuf, PolicyAction, Sad,
+    Selector, Snapshot, SnapshotReader, Spd, SpdEntry, UdpEncap, decapsulate, encapsulate,
 };
 use oxisec_ike::{DataplaneEvent, SaCommand, SaLimits, TsRange};
 use tokio::sync::mpsc;
 
 use crate::status::Traffic;
 
-/// Packets tracked by each inbound SA's anti-replay window. Generous: a
-/// userspace data plane reorders across threads and the peer may batch.
-const REPLAY_WINDOW: u32 = 1024;
+/// Packets tracked by each inbound SA's anti-replay window. Generous: the
+/// sender's lanes take sequence numbers for whole batches of up to a few
+/// hundred packets and may send them in any order (a lane preempted between
+/// encrypting and sending lets the others overtake it), and the peer may
+/// batch the same way. 4096 bits are 512 bytes per inbound SA.
+const REPLAY_WINDOW: u32 = 4096;
 
 /// How often at most inbound traffic on one SA is reported to the engine
 /// (the engine's contract for [`DataplaneEvent::InboundActivity`]).
@@ -218,6 +221,7 @@ impl Tables {
         Worker {
             sad: SnapshotReader::new(Arc::clone(&self.sad)),
             spd: SnapshotReader::new(Arc::clone(&self.spd)),
+            now_ms: reporter.now_ms(),
             reporter,
         }
     }
@@ -375,15 +379,47 @@ pub struct Worker {
     sad: SnapshotReader<Sad>,
     spd: SnapshotReader<Spd>,
     reporter: Reporter,
+    /// The reporter's clock, read once per batch ([`Worker::start_batch`]).
+    now_ms: u64,
+}
+
+/// The outbound SA one packet (or one TUN read's worth of segments) goes
+/// through, as found by [`Worker::outbound_for`].
+pub struct Outbound<'w> {
+    pub sa: &'w OutboundSa,
+    pub udp: UdpEncap,
+    reporter: &'w Reporter,
+}
+
+impl Outbound<'_> {
+    /// Encapsulates the IP packet in `buf` in place with this SA; reports
+    /// crossed limits to the engine.
+    pub fn encapsulate<S: BufStorage>(&self, buf: &mut PacketBuf<S>) -> Result<(), EncapDrop> {
+        match encapsulate(self.sa, buf) {
+            Ok(crossed) => {
+                if crossed.any() {
+                    self.reporter.crossed(self.sa.spi(), false, crossed);
+                }
+                Ok(())
+            }
+            Err(e) => Err(EncapDrop::Esp(e.reason())),
+        }
+    }
 }
 
 impl Worker {
+    /// Reads the clock for the packets that follow (per batch, not per
+    /// packet: it only rate-limits activity reports).
+    pub fn start_batch(&mut self) {
+        self.now_ms = self.reporter.now_ms();
+    }
+
     /// Decapsulates the ESP packet in `buf` (received on `local` from
     /// `remote`) in place, and reports to the engine what it tells:
     /// crossed limits, inbound activity, an unknown SPI.
-    pub fn decapsulate(
+    pub fn decapsulate<S: BufStorage>(
         &mut self,
-        buf: &mut PacketBuf,
+        buf: &mut PacketBuf<S>,
         local: SocketAddr,
         remote: SocketAddr,
     ) -> Decap {
@@ -401,7 +437,7 @@ impl Worker {
                     r.crossed(d.spi, true, d.crossed);
                 }
                 let due = sad.inbound(d.spi).is_some_and(|sa| {
-                    sa.claim_report(r.now_ms(), ACTIVITY_INTERVAL.as_millis() as u64)
+                    sa.claim_report(self.now_ms, ACTIVITY_INTERVAL.as_millis() as u64)
                 });
                 if due {
                     r.send(DataplaneEvent::InboundActivity { spi: d.spi });
@@ -419,34 +455,43 @@ impl Worker {
         }
     }
 
-    /// Finds the policy for the IP packet in `buf` and encapsulates it in
-    /// place; reports crossed limits to the engine.
-    pub fn encapsulate(&mut self, buf: &mut PacketBuf) -> Encap {
-        let child = match self.spd.get().lookup_packet(buf.as_slice()) {
+    /// The policy and outbound SA for the IP packet `pkt` (whose headers
+    /// are those of every segment of a TUN read). `Err` is the outcome for
+    /// the packet: no policy, or a drop.
+    pub fn outbound_for(&mut self, pkt: &[u8]) -> Result<Outbound<'_>, Encap> {
+        let Worker {
+            sad, spd, reporter, ..
+        } = self;
+        let child = match spd.get().lookup_packet(pkt) {
             Ok(Some(e)) => match e.action {
                 PolicyAction::Protect(c) => c,
-                PolicyAction::Bypass | PolicyAction::Discard => return Encap::NoPolicy,
+                PolicyAction::Bypass | PolicyAction::Discard => return Err(Encap::NoPolicy),
             },
-            Ok(None) => return Encap::NoPolicy,
-            Err(_) => return Encap::Drop(EncapDrop::Esp(DropReason::NotIp)),
+            Ok(None) => return Err(Encap::NoPolicy),
+            Err(_) => return Err(Encap::Drop(EncapDrop::Esp(DropReason::NotIp))),
         };
-        let Some(sa) = self.sad.get().outbound(child) else {
-            return Encap::Drop(EncapDrop::NoSa);
+        let Some(sa) = sad.get().outbound(child) else {
+            return Err(Encap::Drop(EncapDrop::NoSa));
         };
         let Some(udp) = sa.udp_encap() else {
-            return Encap::Drop(EncapDrop::NoUdpEncap);
+            return Err(Encap::Drop(EncapDrop::NoUdpEncap));
         };
-        match encapsulate(sa, buf) {
-            Ok(crossed) => {
-                if crossed.any() {
-                    self.reporter.crossed(sa.spi(), false, crossed);
-                }
-                Encap::Send {
-                    local: udp.local,
-                    remote: udp.remote,
-                }
-            }
-            Err(e) => Encap::Drop(EncapDrop::Esp(e.reason())),
+        Ok(Outbound { sa, udp, reporter })
+    }
+
+    /// Finds the policy for the IP packet in `buf` and encapsulates it in
+    /// place; reports crossed limits to the engine.
+    pub fn encapsulate<S: BufStorage>(&mut self, buf: &mut PacketBuf<S>) -> Encap {
+        let out = match self.outbound_for(buf.as_slice()) {
+            Ok(o) => o,
+            Err(e) => return e,
+        };
+        match out.encapsulate(buf) {
+            Ok(()) => Encap::Send {
+                local: out.udp.local,
+                remote: out.udp.remote,
+            },
+            Err(d) => Encap::Drop(d),
         }
     }
 }

@@ -42,6 +42,14 @@ impl UdpSock {
     /// Binds `[::]:port` (IPv6 only) or `0.0.0.0:port` and turns on packet
     /// info. `nonblocking` for sockets driven by tokio; blocking sockets get
     /// a read timeout so that their thread can notice shutdown.
+    ///
+    /// Blocking sockets are the data plane's (UDP 4500): they are bound with
+    /// `SO_REUSEPORT` so that each data-plane lane can bind its own socket
+    /// to the same port ([`UdpSock::bind_lane`]); the kernel keeps every
+    /// peer's address pair on one of them, so a peer's packets stay in
+    /// order. Only sockets of the same user can join, and the daemon binds
+    /// the exclusive UDP 500 socket first, so a second daemon still fails to
+    /// start instead of sharing the port.
     pub fn bind(v6: bool, port: u16, nonblocking: bool) -> io::Result<UdpSock> {
         let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
         let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
@@ -52,6 +60,9 @@ impl UdpSock {
             setsockopt(&s, sockopt::Ipv4PacketInfo, &true).map_err(io::Error::from)?;
         }
         s.set_reuse_address(true)?;
+        if !nonblocking {
+            s.set_reuse_port(true)?;
+        }
         let addr: SocketAddr = if v6 {
             SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0))
         } else {
@@ -70,6 +81,19 @@ impl UdpSock {
         let sock: std::net::UdpSocket = s.into();
         let port = sock.local_addr()?.port();
         Ok(UdpSock { sock, port, v6 })
+    }
+
+    /// Another socket on `port` for a data-plane lane (see [`bind`](Self::bind)).
+    pub fn bind_lane(v6: bool, port: u16) -> io::Result<UdpSock> {
+        UdpSock::bind(v6, port, false)
+    }
+
+    /// Turns on UDP GRO: the kernel may deliver a run of same-size
+    /// datagrams from one sender as one, with the segment size in a
+    /// control message. Only for readers that understand that (the data
+    /// plane's batched receive). Whether the kernel accepted it.
+    pub fn enable_gro(&self) -> bool {
+        setsockopt(&self.sock, sockopt::UdpGroSegment, &true).is_ok()
     }
 
     pub fn port(&self) -> u16 {

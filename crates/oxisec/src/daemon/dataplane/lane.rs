@@ -1,0 +1,274 @@
+//! The per-packet work of a data-plane lane, without the I/O: what the
+//! TUN reader does with one read ([`encap_read`] into a [`TxArena`]) and
+//! what the UDP reader does with one received datagram ([`RxPath`]).
+//!
+//! Kept apart from the loops in the parent module so that tests can drive
+//! it with real SAs and check that the steady state neither allocates nor
+//! loses a byte (`tests/dataplane_alloc.rs`).
+use std::io::IoSlice;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::sync::atomic::Ordering;
+
+use oxisec_esp::{DropReason, PacketBuf, UdpEncap, encap_overhead};
+use oxisec_ike::Datagram;
+use oxisec_wire::esp::{Udp4500, classify_udp4500};
+
+use super::DropCounters;
+use super::batch::{MAX_GSO_BYTES, MAX_GSO_SEGMENTS, SendBatch, SendMsg};
+use super::offload::{Coalescer, Segmenter};
+use crate::daemon::esp::{Decap, Encap, EncapDrop, Worker};
+
+/// Where a TUN reader builds ESP packets, back to back, and the messages
+/// (runs of equal-size packets to one peer) that send them.
+pub struct TxArena {
+    arena: Box<[u8]>,
+    used: usize,
+    v4: SendBatch,
+    v6: SendBatch,
+}
+
+impl TxArena {
+    /// `bytes` of arena; up to `msgs` messages per family and flush; `gso`:
+    /// runs of packets go out as one UDP GSO send.
+    pub fn new(bytes: usize, msgs: usize, gso: bool) -> TxArena {
+        TxArena {
+            arena: vec![0u8; bytes].into_boxed_slice(),
+            used: 0,
+            v4: SendBatch::new(msgs, gso),
+            v6: SendBatch::new(msgs, gso),
+        }
+    }
+
+    fn batch(&mut self, v4: bool) -> &mut SendBatch {
+        if v4 { &mut self.v4 } else { &mut self.v6 }
+    }
+
+    /// Whether a packet of `len` bytes for a peer of family `v4` fits
+    /// without a flush.
+    fn room(&mut self, len: usize, v4: bool) -> bool {
+        self.used + len <= self.arena.len() && !self.batch(v4).is_full()
+    }
+
+    /// Whether nothing waits to be sent.
+    pub fn is_empty(&self) -> bool {
+        self.v4.is_empty() && self.v6.is_empty()
+    }
+
+    /// Records the ESP packet at `at..at + len` (just after the previous
+    /// one) for `udp`: it extends the last message when that goes to the
+    /// same peer, all its packets have this length (a shorter one may end
+    /// a run) and the run has room.
+    fn commit(&mut self, at: usize, len: usize, udp: UdpEncap) {
+        self.used = at + len;
+        let b = self.batch(udp.remote.is_ipv4());
+        let local = udp.local.ip();
+        if b.gso()
+            && let Some(m) = b.last_mut()
+            && m.remote == udp.remote
+            && m.local == local
+            && m.range.end == at
+            && m.range.len() == m.seg * m.count
+            && len <= m.seg
+            && m.count < MAX_GSO_SEGMENTS
+            && m.range.len() + len <= MAX_GSO_BYTES
+        {
+            m.range.end += len;
+            m.count += 1;
+            return;
+        }
+        let pushed = b.push(SendMsg {
+            range: at..at + len,
+            seg: len,
+            count: 1,
+            local,
+            remote: udp.remote,
+        });
+        debug_assert!(pushed, "room() checked the batch");
+    }
+
+    /// Hands every queued message to `send` (one call per family with its
+    /// batch and the arena) and starts over.
+    pub fn flush_with(&mut self, mut send: impl FnMut(bool, &mut SendBatch, &[u8])) {
+        let arena = &self.arena[..self.used];
+        if !self.v4.is_empty() {
+            send(true, &mut self.v4, arena);
+        }
+        if !self.v6.is_empty() {
+            send(false, &mut self.v6, arena);
+        }
+        self.used = 0;
+    }
+}
+
+/// Encapsulates every packet one TUN read stands for into `tx`, calling
+/// `flush` whenever the arena is full. One policy and SA lookup for all
+/// segments (they share addresses, protocol and ports); each segment then
+/// takes its own sequence number and is counted on the SA as usual.
+pub fn encap_read(
+    worker: &mut Worker,
+    seg: &Segmenter<'_>,
+    tx: &mut TxArena,
+    drops: &DropCounters,
+    flush: &mut impl FnMut(&mut TxArena),
+) {
+    let n = seg.count() as u64;
+    let out = match worker.outbound_for(seg.packet()) {
+        Ok(o) => o,
+        Err(Encap::NoPolicy) => {
+            drops.no_policy.fetch_add(n, Ordering::Relaxed);
+            return;
+        }
+        Err(Encap::Drop(d)) => {
+            count_drop(drops, d, n);
+            return;
+        }
+        Err(Encap::Send { .. }) => return,
+    };
+    let v4 = out.udp.remote.is_ipv4();
+    for i in 0..seg.count() {
+        let inner_len = seg.len(i);
+        let (head, tail) = encap_overhead(out.sa, inner_len);
+        let len = head + inner_len + tail;
+        if !tx.room(len, v4) {
+            flush(tx);
+        }
+        let at = tx.used;
+        let Some(frame) = tx.arena.get_mut(at..at + len) else {
+            // Larger than the whole arena: cannot be (segments are at most
+            // 64 KiB and the arena is larger), but not worth a panic.
+            count_drop(drops, EncapDrop::Esp(DropReason::NoRoom), 1);
+            continue;
+        };
+        if seg.write(i, &mut frame[head..head + inner_len]).is_none() {
+            count_drop(drops, EncapDrop::Esp(DropReason::NoRoom), 1);
+            continue;
+        }
+        let Ok(mut pb) = PacketBuf::over(frame, head, head + inner_len) else {
+            continue;
+        };
+        match out.encapsulate(&mut pb) {
+            Ok(()) => tx.commit(at, len, out.udp),
+            Err(d) => count_drop(drops, d, 1),
+        }
+    }
+}
+
+fn count_drop(drops: &DropCounters, d: EncapDrop, n: u64) {
+    match d {
+        EncapDrop::NoSa => {
+            drops.no_sa.fetch_add(n, Ordering::Relaxed);
+        }
+        EncapDrop::NoUdpEncap => {
+            drops.no_udp_encap.fetch_add(n, Ordering::Relaxed);
+        }
+        EncapDrop::Esp(r) => {
+            for _ in 0..n {
+                drops.encap.bump(r);
+            }
+        }
+    }
+}
+
+/// What became of one received datagram (for logging by the caller).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RxCounts {
+    pub delivered: usize,
+    /// The last decapsulation drop, if any.
+    pub dropped: Option<DropReason>,
+}
+
+/// The UDP reader's per-datagram work: demultiplex (ESP, IKE behind the
+/// non-ESP marker, keepalive), decapsulate in place, and hand the inner
+/// packets to the TUN writer — merged by the [`Coalescer`] when the TUN
+/// device takes offloaded packets, one by one otherwise.
+pub struct RxPath {
+    coalescer: Coalescer,
+    offload: bool,
+}
+
+impl RxPath {
+    /// `offload`: the TUN device takes virtio headers (TCP segments are
+    /// merged); `udp`: it also takes UDP segmentation offload (datagrams
+    /// are merged too).
+    pub fn new(offload: bool, udp: bool) -> RxPath {
+        RxPath {
+            coalescer: Coalescer::new(offload && udp),
+            offload,
+        }
+    }
+
+    /// Processes the datagram `area[range]` received on `local` from
+    /// `remote`: a run of `seg`-byte datagrams when the kernel coalesced
+    /// them (UDP GRO). `ike` gets IKE messages (marker stripped), `write`
+    /// whole TUN writes (with the virtio header when offloading).
+    #[allow(clippy::too_many_arguments)]
+    pub fn datagram(
+        &mut self,
+        worker: &mut Worker,
+        area: &mut [u8],
+        range: Range<usize>,
+        seg: usize,
+        local: SocketAddr,
+        remote: SocketAddr,
+        drops: &DropCounters,
+        ike: &mut impl FnMut(Datagram),
+        write: &mut impl FnMut(&[IoSlice<'_>]),
+    ) -> RxCounts {
+        let mut counts = RxCounts::default();
+        let seg = seg.max(1);
+        let mut at = range.start;
+        while at < range.end {
+            let one = at..(at + seg).min(range.end);
+            at = one.end;
+            match classify_udp4500(&area[one.clone()]) {
+                Udp4500::Keepalive => continue,
+                Udp4500::Invalid => {
+                    drops.invalid_4500.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                Udp4500::Ike(msg) => {
+                    ike(Datagram {
+                        local,
+                        remote,
+                        data: msg.to_vec(),
+                    });
+                    continue;
+                }
+                Udp4500::Esp(_) => {}
+            }
+            let len = one.len();
+            let Ok(mut pb) = PacketBuf::over(&mut area[one.clone()], 0, len) else {
+                continue;
+            };
+            match worker.decapsulate(&mut pb, local, remote) {
+                Decap::Deliver => {
+                    let w = pb.range();
+                    let inner = one.start + w.start..one.start + w.end;
+                    counts.delivered += 1;
+                    if self.offload {
+                        self.coalescer.push(area, inner, write);
+                    } else {
+                        write(&[IoSlice::new(&area[inner])]);
+                    }
+                }
+                Decap::Drop(why) => {
+                    drops.decap.bump(why);
+                    counts.dropped = Some(why);
+                }
+            }
+        }
+        counts
+    }
+
+    /// Writes whatever the coalescer still holds: call after the last
+    /// datagram of a receive batch, before the area is reused.
+    pub fn end_batch(&mut self, area: &mut [u8], write: &mut impl FnMut(&[IoSlice<'_>])) {
+        self.coalescer.flush(area, write);
+    }
+
+    /// TUN writes made and packets they carried (statistics).
+    pub fn writes(&self) -> (u64, u64) {
+        (self.coalescer.writes, self.coalescer.packets)
+    }
+}
