@@ -190,6 +190,10 @@ pub struct Gateway {
     /// The virtual IPs a client asks for (`0.0.0.0` and/or `::`): one per
     /// address family the connection's pools hand out.
     pub virtual_ips: Vec<IpAddr>,
+    /// The connection checks users' names and passwords (`remote_auth =
+    /// "eap-mschapv2"`): an EAP user's oxisec client uses `local_auth =
+    /// "eap"` there rather than the gateway's own PSK.
+    pub eap_users: bool,
 }
 
 fn covers_everything(ts: &TsRange) -> bool {
@@ -274,6 +278,7 @@ impl Gateway {
             subnets,
             dns: conn.remote_access.dns.clone(),
             virtual_ips,
+            eap_users: matches!(conn.remote_auth, Auth::Eap(_)),
         })
     }
 
