@@ -102,7 +102,7 @@ fn gateway_pki(dir: &Path) -> Result<OxisecPki> {
 }
 
 /// oxisec gateway: certificate for itself, EAP-MSCHAPv2 for its users.
-fn oxisec_gateway(dir: &Path, pki: &OxisecPki) -> String {
+fn oxisec_gateway(dir: &Path, pki: &OxisecPki, ask_identity: bool) -> String {
     let gw = pki.issued(GATEWAY_ID);
     format!(
         r#"[daemon]
@@ -116,6 +116,7 @@ local_id = "{GATEWAY_ID}"
 local_cert = "{cert}"
 local_key = "{key}"
 remote_auth = "eap-mschapv2"
+eap_ask_identity = {ask_identity}
 ike_proposals = ["aes128gcm16-prfsha256-x25519"]
 pools = ["staff"]
 [connections.rw.children.rw]
@@ -131,9 +132,11 @@ esp_proposals = ["aes128gcm16"]
 }
 
 /// One strongSwan road-warrior connection per user (their IKE identity is
-/// their user name, as strongSwan's `eap_id` defaults to it).
+/// their user name, as strongSwan's `eap_id` defaults to it), and `rw-win`
+/// for alice as Windows does it: its IP address as IKE identity, the user
+/// name only in the EAP-Identity round.
 fn strongswan_client() -> String {
-    let conn = |name: &str| {
+    let conn = |name: &str, id: &str, eap_id: &str| {
         format!(
             r#"    rw-{name} {{
         version = 2
@@ -144,7 +147,8 @@ fn strongswan_client() -> String {
         vips = 0.0.0.0
         local {{
             auth = eap-mschapv2
-            id = {name}
+            id = {id}
+            eap_id = {eap_id}
         }}
         remote {{
             auth = pubkey
@@ -164,7 +168,7 @@ fn strongswan_client() -> String {
     };
     format!(
         r#"connections {{
-{}{}}}
+{}{}{}}}
 secrets {{
     eap-{USER} {{
         id = {USER}
@@ -176,8 +180,9 @@ secrets {{
     }}
 }}
 "#,
-        conn(USER),
-        conn(BAD_USER)
+        conn(USER, USER, USER),
+        conn(BAD_USER, BAD_USER, BAD_USER),
+        conn("win", &LEFT_OUTER.to_string(), USER),
     )
 }
 
@@ -218,11 +223,11 @@ fn strongswan_eap_user_logs_in_to_oxisec_gateway() {
         let users = gw_dir.join("users.toml");
         add_user(&users, USER, PASSWORD)?;
         add_user(&users, BAD_USER, BAD_PASSWORD_ON_GATEWAY)?;
-        let gw = OxisecPeer::start_with_config(
+        let mut gw = OxisecPeer::start_with_config(
             topo.right.clone(),
             gw_dir.clone(),
             "oxisec@right".into(),
-            &oxisec_gateway(&gw_dir, &pki),
+            &oxisec_gateway(&gw_dir, &pki, false),
         )?;
         let client_dir = topo.dir.sub("left")?;
         swanctl_cred(&client_dir, "x509ca", &pki.ca_cert())?;
@@ -269,12 +274,33 @@ fn strongswan_eap_user_logs_in_to_oxisec_gateway() {
         })?;
         let log = gw.log();
         let since = log.get(before..).unwrap_or("");
-        let refused = since
-            .lines()
-            .any(|l| l.contains(BAD_USER) && l.to_ascii_lowercase().contains("eap"));
+        let refused = since.lines().any(|l| {
+            l.contains(&format!("EAP-MSCHAPv2 failed for \"{BAD_USER}\""))
+                && l.contains("wrong password")
+        });
         if !refused {
             return Err(format!("oxisec did not log why {BAD_USER} was refused:\n{since}").into());
         }
+
+        // Windows' way: the IKE identity is an address, the user name comes
+        // in the EAP-Identity round the gateway asks for.
+        drop(gw);
+        gw = OxisecPeer::start_with_config(
+            topo.right.clone(),
+            gw_dir.clone(),
+            "oxisec@right".into(),
+            &oxisec_gateway(&gw_dir, &pki, true),
+        )?;
+        client.initiate("rw-win")?;
+        let vip = wait_until("the virtual IP on the gateway", UP, || assigned_vip(&gw))?;
+        if !in_pool(vip) {
+            return Err(format!("{vip} is not from the pool {POOL}").into());
+        }
+        ping(&topo.left, RIGHT_HOST)?;
+        if !gw.log().contains(&format!("authenticated with EAP as {USER}")) {
+            return Err(format!("oxisec did not log the EAP user {USER} of rw-win").into());
+        }
+        client.terminate("rw-win")?;
         Ok(())
     };
     if let Err(e) = run() {
