@@ -297,7 +297,10 @@ fn strongswan_eap_user_logs_in_to_oxisec_gateway() {
             return Err(format!("{vip} is not from the pool {POOL}").into());
         }
         ping(&topo.left, RIGHT_HOST)?;
-        if !gw.log().contains(&format!("authenticated with EAP as {USER}")) {
+        if !gw
+            .log()
+            .contains(&format!("authenticated with EAP as {USER}"))
+        {
             return Err(format!("oxisec did not log the EAP user {USER} of rw-win").into());
         }
         client.terminate("rw-win")?;
