@@ -1375,6 +1375,13 @@ impl Cx<'_> {
         } else {
             None
         };
+        if local == AuthKind::Psk && remote == AuthKind::Eap {
+            warnings.push(self.err(
+                raw.remote_auth.as_ref().map(Spanned::span),
+                format!("{base}.local_auth"),
+                "the gateway proves itself with a pre-shared key every EAP user must know: any of them can impersonate it to the others and collect their MSCHAPv2 responses; authenticate the gateway with a certificate",
+            ));
+        }
 
         let mut cert = None;
         let local_auth = match (local, &psk) {
@@ -1529,10 +1536,18 @@ impl Cx<'_> {
             ),
         };
         let db = UserDb::load(path).map_err(|e| {
+            let hint = match &e {
+                crate::users::UsersError::Io { source, .. }
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    " (create it with `oxisec user add NAME`, or set [daemon] users_file)"
+                }
+                _ => "",
+            };
             self.err(
                 span.clone(),
                 &field,
-                format!("EAP user database: {e} (create it with `oxisec user add NAME`, or set [daemon] users_file)"),
+                format!("EAP user database: {e}{hint}"),
             )
         })?;
         let db = Arc::new(db);
@@ -2570,6 +2585,14 @@ remote_ts = ["0.0.0.0/0"]
             + "[connections.rw2]\nlocal_id = \"vpn2.example.com\"\npsk = \"0123456789abcdefghijkl\"\nremote_auth = \"eap\"\n";
         let l = parse(&text, &dir.join("gw.toml"), &FakeResolver).unwrap();
         assert_eq!(l.daemon.users_file, dir.join("users.toml"));
+        assert_eq!(l.warnings.len(), 3, "{:?}", l.warnings);
+        assert!(
+            l.warnings[0]
+                .to_string()
+                .contains("gw.toml:7: connections.rw.local_auth: the gateway proves itself with a pre-shared key every EAP user must know"),
+            "{:?}",
+            l.warnings
+        );
         let Auth::Eap(rw) = &l.ike.connections[0].remote_auth else {
             panic!("{:?}", l.ike.connections[0].remote_auth)
         };
@@ -2613,6 +2636,7 @@ remote_ts = ["0.0.0.0/0"]
             e.contains(&users.display().to_string()) && e.contains("mode 0640"),
             "{e}"
         );
+        assert!(!e.contains("oxisec user add"), "{e}");
         std::fs::remove_file(&users).unwrap();
         let e = parse(&text, &dir.join("gw.toml"), &FakeResolver)
             .unwrap_err()
