@@ -634,6 +634,16 @@ pub fn build(args: &ProfileArgs) -> Result<Profile, ProfileError> {
             args.pki_dir.join("ca.crt").display()
         )));
     }
+    // (An oxisec client of a PSK-only gateway just uses the PSK.)
+    let psk_only =
+        matches!(args.format, Format::Oxisec) && matches!(gateway.auth, GatewayAuth::Psk(_));
+    if creds.auth.uses_eap() && !gateway.eap_users && !psk_only {
+        // The profile would be refused at the first login.
+        eprintln!(
+            "oxisec: warning: connection {:?} does not check user names and passwords (set remote_auth = \"eap-mschapv2\" there); this EAP profile will not log in",
+            gateway.connection
+        );
+    }
     if matches!(gateway.id, Identity::Dn(_)) && !matches!(args.format, Format::Oxisec) {
         // Apple and Windows check the name they are given against the
         // certificate's subjectAltNames, never against the subject DN.

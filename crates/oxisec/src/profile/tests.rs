@@ -715,12 +715,9 @@ fn oxisec_eap_profile_loads_with_the_daemon_loader() {
     std::fs::remove_dir_all(&d).unwrap();
 }
 
-/// Waits for pkicli's certificate keys in config.rs (local_p12, ca_certs,
-/// local_auth/remote_auth); run with `--ignored` once they are merged. (The
-/// same output was checked by hand with the pkicli branch's `oxisec
-/// check-config`: OK.)
+/// The certificate profile (local_p12, ca_certs, local_auth/remote_auth)
+/// through the daemon's loader.
 #[test]
-#[ignore = "needs the certificate keys of the pkicli branch in config.rs"]
 fn oxisec_cert_profile_loads_with_the_daemon_loader() {
     let d = tmpdir("oxisec-cert-load");
     let p = profile(ClientAuth::Cert);
