@@ -13,9 +13,13 @@
 //!   `oxisec user add`: the client gets an address from the pool and
 //!   reaches the company network. A user with the wrong password gets no
 //!   SA on either side, and oxisec's log says why.
+//!   With `eap_ask_identity = true` a client whose IKE identity is its IP
+//!   address (as Windows sends) logs in by the name it gives in the
+//!   EAP-Identity round.
 //! * oxisec as the road warrior (`local_auth = "eap"`), strongSwan as the
 //!   gateway asking for the EAP identity first (`eap_id = %any`) and
-//!   checking the password from its swanctl secrets.
+//!   checking the password from its swanctl secrets; a wrong password
+//!   leaves nothing up and oxisec logs that the gateway refused it.
 //!
 //! strongSwan needs its eap-identity and eap-mschapv2 plugins for these
 //! tests only ([`EAP_PLUGINS`]); MD4 and DES come from its openssl plugin.
@@ -439,6 +443,38 @@ fn oxisec_eap_client_logs_in_to_strongswan_gateway() {
             return Err("strongSwan did not log a successful EAP-MSCHAPv2 login".into());
         }
         client.terminate("rw")?;
+        wait_until("strongSwan to drop the client", UP, || {
+            Ok((!gw.swanctl(&["--list-sas"])?.contains("rw")).then_some(()))
+        })?;
+
+        // A wrong password: strongSwan refuses it, nothing stays up, and
+        // oxisec's log says that the gateway refused the password.
+        drop(client);
+        private_file(&dir.join("alice.password"), "not alice's password\n")?;
+        let client = OxisecPeer::start_with_config(
+            topo.left.clone(),
+            dir.clone(),
+            "oxisec@left".into(),
+            &oxisec_client(&dir, &pki.ca_cert()),
+        )?;
+        let _ = client.initiate("rw");
+        wait_until("oxisec to log the refusal", UP, || {
+            Ok(client
+                .log()
+                .lines()
+                .any(|l| l.contains("the gateway refused our EAP-MSCHAPv2 password"))
+                .then_some(()))
+        })?;
+        if !client.list_sas()?.is_empty() {
+            return Err("oxisec kept an SA after a wrong password".into());
+        }
+        if tun_vip(&topo.left)?.is_some() {
+            return Err("oxisec kept a virtual IP after a wrong password".into());
+        }
+        let sas = gw.swanctl(&["--list-sas"])?;
+        if sas.contains("rw") {
+            return Err(format!("strongSwan kept an SA after a wrong password: {sas}").into());
+        }
         Ok(())
     };
     if let Err(e) = run() {
