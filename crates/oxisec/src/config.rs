@@ -1938,6 +1938,7 @@ fn auth_text(a: &Auth) -> String {
             )
         }
         Auth::Eap(_) => "EAP-MSCHAPv2 user name and password".to_owned(),
+        Auth::EapRelay(_) => "EAP through the RADIUS server".to_owned(),
         Auth::EapClient { identity, .. } => {
             format!("EAP-MSCHAPv2 as {identity}")
         }
