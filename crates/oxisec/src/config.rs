@@ -46,6 +46,7 @@ use zeroize::Zeroizing;
 use crate::crlfetch::HttpCrlCache;
 use crate::x509util::{crl_ders, crl_summary, fmt_date, same_public_key};
 
+mod radius;
 mod remote;
 
 /// Where the control socket lives unless the config or `--socket` says otherwise.
@@ -147,6 +148,8 @@ pub struct Loaded {
     /// store of this configuration. Nothing is fetched until the daemon
     /// calls [`HttpCrlCache::start`].
     pub crl_cache: Arc<HttpCrlCache>,
+    /// The RADIUS servers that `remote_auth = "eap-radius"` relays to.
+    pub radius: Option<Arc<crate::radius::ClientConfig>>,
 }
 
 /// Both sides' credentials of one connection, and our certificate (for the
@@ -221,6 +224,10 @@ struct RawDaemon {
     state_dir: Option<Spanned<PathBuf>>,
     dns: Option<Spanned<String>>,
     resolv_conf: Option<Spanned<PathBuf>>,
+    /// EAP through RADIUS (config/radius.rs).
+    radius_servers: Option<Spanned<Vec<Spanned<String>>>>,
+    radius_secret_file: Option<Spanned<PathBuf>>,
+    radius_nas_identifier: Option<Spanned<String>>,
 }
 
 /// The engine-wide settings that live under `[daemon]` in the file.
@@ -441,6 +448,13 @@ pub fn parse(text: &str, origin: &Path, resolver: &dyn Resolver) -> Result<Loade
     let (mut daemon, wide) = cx.daemon(raw.daemon.as_ref(), &mut warnings)?;
     cx.crl_cache = Arc::new(HttpCrlCache::new(daemon.crl_cache_dir.clone()));
     let pools = cx.pools(&raw.pools)?;
+    let rd = raw.daemon.as_ref().map(|d| d.get_ref());
+    let raw_radius = radius::RawRadius {
+        servers: rd.and_then(|d| d.radius_servers.as_ref()),
+        secret_file: rd.and_then(|d| d.radius_secret_file.as_ref()),
+        nas_identifier: rd.and_then(|d| d.radius_nas_identifier.as_ref()),
+    };
+    let radius_client = radius::client(&cx, raw_radius, &mut warnings)?;
 
     let mut conns: Vec<(&String, &Spanned<RawConnection>)> = raw.connections.iter().collect();
     conns.sort_by_key(|(_, c)| c.span().start);
@@ -448,6 +462,7 @@ pub fn parse(text: &str, origin: &Path, resolver: &dyn Resolver) -> Result<Loade
     let mut child_owner: HashMap<String, String> = HashMap::new();
     for (name, rc) in conns {
         let conn = cx.connection(name, rc, resolver, &pools, &mut warnings)?;
+        radius::check_servers(&cx, name, rc, radius_client.as_ref())?;
         if let Some(k) = &rc.get_ref().kill_switch
             && *k.get_ref()
         {
@@ -487,6 +502,7 @@ pub fn parse(text: &str, origin: &Path, resolver: &dyn Resolver) -> Result<Loade
         },
         warnings,
         crl_cache: cx.crl_cache.clone(),
+        radius: radius_client,
     })
 }
 
@@ -1236,9 +1252,16 @@ impl Cx<'_> {
             Some(k) => k,
             None => has_local_cert,
         };
-        let remote_cert = match self.auth_kind(base, "remote_auth", raw.remote_auth.as_ref())? {
-            Some(k) => k,
-            None => raw.ca_certs.is_some(),
+        // remote_auth = "eap-radius" (config/radius.rs): no credential of
+        // the peer's here, so no pre-shared key or CA for it either.
+        let relay = radius::remote_auth(self, base, raw)?;
+        let remote_cert = if relay.is_some() {
+            true
+        } else {
+            match self.auth_kind(base, "remote_auth", raw.remote_auth.as_ref())? {
+                Some(k) => k,
+                None => raw.ca_certs.is_some(),
+            }
         };
         // Keys of a method that is not used are mistakes; say so first.
         if !local_cert {
@@ -1311,8 +1334,9 @@ impl Cx<'_> {
                 Auth::Cert(lc)
             }
         };
-        let remote = match (remote_cert, psk) {
-            (false, Some(k)) => Auth::Psk(k),
+        let remote = match (relay, remote_cert, psk) {
+            (Some(relay), _, _) => relay,
+            (None, false, Some(k)) => Auth::Psk(k),
             _ => Auth::PeerCert(Arc::new(self.trust_store(base, rc, warnings)?)),
         };
         Ok(Creds {
