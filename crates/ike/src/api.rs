@@ -229,6 +229,9 @@ pub enum Event {
     EapRelay {
         ike: IkeId,
         connection: String,
+        /// Our IKE endpoint (RADIUS NAS address, Called-Station-Id).
+        local: SocketAddr,
+        /// The client's (Calling-Station-Id).
         remote: SocketAddr,
         /// The EAP identity: what the client answered to EAP-Identity, or
         /// its IDi (RADIUS User-Name).

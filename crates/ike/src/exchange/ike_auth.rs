@@ -1167,6 +1167,7 @@ fn relay_out(
     cx.event(Event::EapRelay {
         ike: sa.id,
         connection: sa.conn.name.clone(),
+        local: sa.local,
         remote: sa.remote,
         identity: relay.identity().to_string(),
         packet: m,
