@@ -363,3 +363,226 @@ fn a_wrong_shared_secret_gets_no_believed_answer() {
     let e = r.expect("an answer was believed despite the wrong secret");
     assert!(e.contains("no RADIUS server answered"), "{e}");
 }
+
+// ---------------------------------------------------------------------------
+// Two IKE engines (oxisec's, configured from TOML as the daemon does) with
+// the gateway relaying EAP to the same FreeRADIUS: the whole path of
+// remote_auth = "eap-radius" except the daemon's sockets — the final AUTH
+// payloads keyed with FreeRADIUS' MSK on one side and the client's own on
+// the other, a virtual IP leased to the EAP user.
+// ---------------------------------------------------------------------------
+
+use oxisec_ike::{Auth, Command, Config, Datagram, EapRelayAnswer, Engine, Event};
+
+const GATEWAY_ID: &str = "vpn.example.org";
+const PSK: &str = "the gateway's pre-shared key, long enough";
+
+struct NoResolver;
+impl oxisec::config::Resolver for NoResolver {
+    fn resolve(&self, host: &str) -> std::result::Result<Vec<std::net::IpAddr>, String> {
+        Err(format!("no resolver in this test ({host})"))
+    }
+}
+
+fn gateway_config(dir: &Path) -> Result<oxisec::config::Loaded> {
+    let secret = dir.join("radius.secret");
+    std::fs::write(&secret, SECRET)?;
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    let toml = format!(
+        r#"[daemon]
+radius_servers = ["{RIGHT_OUTER}:1812"]
+radius_secret_file = "radius.secret"
+[pools.staff]
+addrs = "198.51.100.128/25"
+[connections.rw]
+local_addrs = ["{RIGHT_OUTER}"]
+local_id = "{GATEWAY_ID}"
+psk = "{PSK}"
+remote_auth = "eap-radius"
+pools = ["staff"]
+[connections.rw.children.rw]
+local_ts = ["203.0.113.0/24"]
+remote_ts = ["dynamic"]
+"#
+    );
+    Ok(oxisec::config::parse(
+        &toml,
+        &dir.join("gw.toml"),
+        &NoResolver,
+    )?)
+}
+
+/// The client: a PSK configuration whose own side becomes EAP-MSCHAPv2
+/// (the daemon keys for that are another branch's).
+fn client_config(dir: &Path, password: &str) -> Result<Config> {
+    let toml = format!(
+        r#"[connections.rw]
+local_addrs = ["{LEFT_OUTER}"]
+remote_addrs = ["{RIGHT_OUTER}"]
+local_id = "{USER}@example.org"
+remote_id = "{GATEWAY_ID}"
+psk = "{PSK}"
+vips = ["0.0.0.0"]
+[connections.rw.children.rw]
+local_ts = ["dynamic"]
+remote_ts = ["203.0.113.0/24"]
+"#
+    );
+    let mut cfg = oxisec::config::parse(&toml, &dir.join("client.toml"), &NoResolver)?.ike;
+    let mut conn = (*cfg.connections[0]).clone();
+    conn.local_auth = Auth::EapClient {
+        identity: USER.into(),
+        password: Secret::from_slice(password.as_bytes()),
+    };
+    cfg.connections[0] = std::sync::Arc::new(conn);
+    Ok(cfg)
+}
+
+struct Ends {
+    client_up: bool,
+    gateway_up: bool,
+    eap_user: Option<String>,
+    failures: Vec<String>,
+}
+
+/// Runs the handshake to its end; RADIUS exchanges go out from the
+/// calling thread (in the left namespace).
+async fn handshake(gw_cfg: &oxisec::config::Loaded, client_cfg: Config) -> Result<Ends> {
+    let radius = gw_cfg.radius.clone().ok_or("no RADIUS config")?;
+    let now = std::time::Instant::now();
+    let mut gw = Engine::new(gw_cfg.ike.clone(), Box::new(oxisec_crypto::SystemRng));
+    let mut cl = Engine::new(client_cfg, Box::new(oxisec_crypto::SystemRng));
+    cl.handle_command(
+        now,
+        Command::Initiate {
+            connection: "rw".into(),
+            child: None,
+        },
+    );
+    let mut ends = Ends {
+        client_up: false,
+        gateway_up: false,
+        eap_user: None,
+        failures: Vec::new(),
+    };
+    let mut state = None;
+    for _ in 0..100 {
+        let mut moved = false;
+        while let Some(t) = cl.poll_transmit() {
+            moved = true;
+            gw.handle_datagram(
+                now,
+                Datagram {
+                    local: t.remote,
+                    remote: t.local,
+                    data: t.data,
+                },
+            );
+        }
+        while let Some(t) = gw.poll_transmit() {
+            moved = true;
+            cl.handle_datagram(
+                now,
+                Datagram {
+                    local: t.remote,
+                    remote: t.local,
+                    data: t.data,
+                },
+            );
+        }
+        while cl.poll_sa_command().is_some() || gw.poll_sa_command().is_some() {}
+        while let Some(e) = cl.poll_event() {
+            match e {
+                Event::IkeUp { .. } => ends.client_up = true,
+                Event::AuthFailed { reason, .. } => ends.failures.push(format!("client: {reason}")),
+                _ => {}
+            }
+        }
+        while let Some(e) = gw.poll_event() {
+            match e {
+                Event::IkeUp { .. } => ends.gateway_up = true,
+                Event::EapAuthenticated { identity, .. } => ends.eap_user = Some(identity),
+                Event::AuthFailed { reason, .. } => {
+                    ends.failures.push(format!("gateway: {reason}"))
+                }
+                Event::EapRelay {
+                    ike,
+                    identity,
+                    packet,
+                    local,
+                    remote,
+                    ..
+                } => {
+                    moved = true;
+                    let called = format!("{}[{}]", local.ip(), local.port());
+                    let calling = format!("{}[{}]", remote.ip(), remote.port());
+                    let attrs = RequestAttrs {
+                        user_name: &identity,
+                        eap: &packet,
+                        state: state.as_deref(),
+                        nas_ip: Some(local.ip()),
+                        nas_identifier: &radius.nas_identifier,
+                        called: &called,
+                        calling: &calling,
+                    };
+                    let a = radius::exchange(&radius, &attrs).await?;
+                    state = a.state.clone();
+                    let answer = match a.verdict {
+                        Verdict::Challenge => EapRelayAnswer::Continue(a.eap.ok_or("no EAP")?),
+                        Verdict::Accept => EapRelayAnswer::Accept {
+                            packet: a.eap,
+                            msk: a.msk.ok_or("no MSK")?,
+                        },
+                        Verdict::Reject => EapRelayAnswer::Reject {
+                            packet: a.eap,
+                            reason: "Access-Reject".into(),
+                        },
+                    };
+                    gw.eap_relay_answer(now, ike, answer);
+                }
+                _ => {}
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    Ok(ends)
+}
+
+#[test]
+fn ike_engines_authenticate_through_freeradius() {
+    let _serial = common::serial();
+    let test = "ike_engines_authenticate_through_freeradius";
+    if skip(test) {
+        return;
+    }
+    let topo = Topology::new(test).unwrap();
+    let fr = start(&topo).unwrap();
+    let dir = topo.dir.sub("engines").unwrap();
+    let gw = gateway_config(&dir).unwrap();
+    let good = client_config(&dir, PASSWORD).unwrap();
+    let bad = client_config(&dir, "rabbit").unwrap();
+    let r = run_in_left(&topo, async {
+        Ok((handshake(&gw, good).await?, handshake(&gw, bad).await?))
+    });
+    let log = std::fs::read_to_string(&fr.log).unwrap_or_default();
+    let (ok, refused) = match r {
+        Ok(x) => x,
+        Err(e) => {
+            topo.dir.keep();
+            panic!("{e}\n{log}");
+        }
+    };
+    assert!(ok.client_up && ok.gateway_up, "not up: {:?}", ok.failures);
+    assert_eq!(ok.eap_user.as_deref(), Some(USER));
+    assert!(!refused.client_up && !refused.gateway_up);
+    assert!(
+        refused
+            .failures
+            .iter()
+            .any(|f| f.contains("gateway: alice: Access-Reject")),
+        "{:?}",
+        refused.failures
+    );
+}
