@@ -164,7 +164,8 @@ fn run(
     server: &mut FakeServer,
     mut answer: impl FnMut(&mut FakeServer, &str, &[u8]) -> Option<EapRelayAnswer>,
 ) {
-    let mut done = 0;
+    // Relayed messages from before this call were dealt with already.
+    let mut done = relays(&w.b).len();
     for _ in 0..50 {
         w.pump();
         let all = relays(&w.b);
@@ -402,4 +403,34 @@ fn hostile_client_eap_is_not_relayed() {
         w.b.events
     );
     assert_nothing_left(&mut w);
+}
+
+#[test]
+fn a_push_mfa_answer_after_45_seconds_still_counts() {
+    // The server answers the MSCHAPv2 response only after the user
+    // approved on the phone: beyond the 30 s half-open time, within
+    // RELAY_TIMEOUT.
+    let mut w = World::new(client("alice", "wonderland"), gateway(true));
+    let mut s = FakeServer::default();
+    w.initiate();
+    let mut held = None;
+    run(&mut w, &mut s, |s, id, p| {
+        let a = s.answer(id, p);
+        if matches!(&a, EapRelayAnswer::Continue(m) if m.get(4) == Some(&26) && s.msk.is_some()) {
+            held = Some(a);
+            return None;
+        }
+        Some(a)
+    });
+    let a = held.expect("the success request was withheld");
+    assert!(oxisec_ike::eap::RELAY_TIMEOUT > Duration::from_secs(45));
+    for _ in 0..9 {
+        w.advance(Duration::from_secs(5));
+        w.pump();
+    }
+    let ike = relays(&w.b).last().unwrap().0;
+    assert!(w.b.engine.eap_relay_answer(w.now, ike, a));
+    run(&mut w, &mut s, answered);
+    assert_eq!(w.a.established(), 1, "client: {:?}", w.a.events);
+    assert_eq!(w.b.established(), 1, "gateway: {:?}", w.b.events);
 }

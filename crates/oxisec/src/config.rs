@@ -228,6 +228,7 @@ struct RawDaemon {
     radius_servers: Option<Spanned<Vec<Spanned<String>>>>,
     radius_secret_file: Option<Spanned<PathBuf>>,
     radius_nas_identifier: Option<Spanned<String>>,
+    radius_timeout: Option<Spanned<RawDuration>>,
 }
 
 /// The engine-wide settings that live under `[daemon]` in the file.
@@ -455,6 +456,7 @@ pub fn parse(text: &str, origin: &Path, resolver: &dyn Resolver) -> Result<Loade
         servers: rd.and_then(|d| d.radius_servers.as_ref()),
         secret_file: rd.and_then(|d| d.radius_secret_file.as_ref()),
         nas_identifier: rd.and_then(|d| d.radius_nas_identifier.as_ref()),
+        timeout: rd.and_then(|d| d.radius_timeout.as_ref()),
     };
     let radius_client = radius::client(&cx, raw_radius, &mut warnings)?;
 

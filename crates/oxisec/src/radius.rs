@@ -478,15 +478,16 @@ impl std::fmt::Debug for ClientConfig {
 }
 
 impl ClientConfig {
-    /// Defaults: 2 s per try, 3 tries per server — with two servers 12 s,
-    /// well inside the engine's 30 s half-open time.
+    /// Defaults: 3 s per try, 7 tries per server (about 20 s, room for a
+    /// push MFA approval); the configuration keeps servers × wait within
+    /// the engine's `RELAY_TIMEOUT`.
     pub fn new(servers: Vec<SocketAddr>, secret: Secret) -> ClientConfig {
         ClientConfig {
             servers,
             secret,
             nas_identifier: "oxisec".into(),
-            timeout: Duration::from_secs(2),
-            tries: 3,
+            timeout: Duration::from_secs(3),
+            tries: 7,
         }
     }
 }

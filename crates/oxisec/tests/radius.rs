@@ -15,10 +15,13 @@
 //! peer derives (RFC 3079), or the final IKE AUTH payloads would not match.
 //! A wrong password ends in Access-Reject and no MSK.
 //!
-//! Not covered here yet: a whole IKE road warrior (strongSwan with
-//! eap-mschapv2) against the oxisec gateway with remote_auth =
-//! "eap-radius"; the engine side of that is covered by
-//! crates/ike/tests/eap_relay.rs.
+//! Then the whole authentication: two oxisec IKE engines configured from
+//! TOML as the daemon configures them, the gateway with remote_auth =
+//! "eap-radius" relaying to FreeRADIUS, up with the EAP user (and down
+//! with a wrong password).
+//!
+//! Not covered here yet: the daemon with strongSwan (eap-mschapv2) as
+//! road warrior, which needs charon's EAP plugins in tests/common.
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -15,6 +15,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 pub(crate) mod client;
 pub mod mschapv2;
 pub(crate) mod relay;
+pub use relay::RELAY_TIMEOUT;
 pub(crate) mod server;
 
 /// EAP Code field (RFC 3748 §4).

@@ -14,6 +14,17 @@ use oxisec_wire::Payload;
 
 use super::{Code, EapPacket, EapType, Msk, mschapv2};
 
+/// How long the gateway waits for the EAP server's answer to one relayed
+/// message before it gives the client up (instead of the 30 s half-open
+/// time): a RADIUS server with push MFA answers only once the user
+/// approved on the phone, which commonly may take up to a minute.
+pub const RELAY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A bound on the IKE_AUTH round trips of a relayed authentication: the
+/// method is the server's choice, and EAP-TLS or PEAP carry a certificate
+/// chain in many fragments, far beyond MSCHAPv2's handful of rounds.
+pub(crate) const MAX_RELAY_ROUNDS: u32 = 64;
+
 /// The IKE_AUTH request whose response waits for the EAP server.
 pub(crate) struct Pending {
     pub msg_id: u32,

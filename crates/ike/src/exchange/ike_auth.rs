@@ -1030,8 +1030,12 @@ fn eap_round(
         close(sa, cx, DownReason::AuthFailed);
     };
     e.rounds += 1;
-    if e.rounds > eap::MAX_ROUNDS {
-        let why = format!("EAP not finished after {} rounds", eap::MAX_ROUNDS);
+    let max_rounds = match e.role {
+        EapRole::Relay(_) => eap::relay::MAX_RELAY_ROUNDS,
+        _ => eap::MAX_ROUNDS,
+    };
+    if e.rounds > max_rounds {
+        let why = format!("EAP not finished after {max_rounds} rounds");
         fail(sa, cx, why, None);
         return;
     }
@@ -1158,6 +1162,11 @@ fn relay_out(
     let EapRole::Relay(relay) = &mut e.role else {
         return;
     };
+    // The EAP server may take its time (push MFA): the SA waits for it,
+    // not for the half-open timer.
+    if sa.half_open_deadline.is_some() {
+        sa.half_open_deadline = Some(cx.now + eap::relay::RELAY_TIMEOUT);
+    }
     relay.pending = Some(eap::relay::Pending {
         msg_id,
         request: dgram.data.clone(),
@@ -1199,6 +1208,9 @@ pub(crate) fn relay_answer(sa: &mut IkeSa, cx: &mut Cx, answer: crate::EapRelayA
         }
         return false;
     };
+    if sa.half_open_deadline.is_some() {
+        sa.half_open_deadline = Some(cx.now + super::ike_sa_init::HALF_OPEN_TIMEOUT);
+    }
     let mut out = pending.prefix;
     let (msg_id, request) = (pending.msg_id, pending.request);
     match relay.server_answer(answer, pending.eap_id) {

@@ -7,6 +7,7 @@
 //! radius_servers = ["192.0.2.9:1812", "192.0.2.10"]   # tried in order; port 1812 by default
 //! radius_secret_file = "radius.secret"                # mode 0600
 //! radius_nas_identifier = "vpn-gw-1"                  # optional, default "oxisec"
+//! radius_timeout = "25s"         # wait per server (push MFA needs time); default 20s
 //!
 //! [connections.rw]
 //! local_auth = "cert"            # the gateway proves itself first
@@ -20,6 +21,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use oxisec_crypto::Secret;
 use oxisec_ike::{Auth, EapRelay};
@@ -42,7 +44,14 @@ pub(super) struct RawRadius<'a> {
     pub servers: Option<&'a Spanned<Vec<Spanned<String>>>>,
     pub secret_file: Option<&'a Spanned<PathBuf>>,
     pub nas_identifier: Option<&'a Spanned<String>>,
+    pub timeout: Option<&'a Spanned<super::RawDuration>>,
 }
+
+/// Retransmission interval of an Access-Request (RFC 5080 §2.2.1 suggests
+/// a few seconds; a server that is busy with a push MFA deduplicates).
+const RETRANSMIT: Duration = Duration::from_secs(3);
+/// Default wait for one server's answer: room for a push MFA approval.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// `remote_auth = "eap-radius"`: the peer's credential, or `None` for any
 /// other method. Certificate keys for the peer are refused (the RADIUS
@@ -115,6 +124,27 @@ pub(super) fn client(
             "name at least one RADIUS server",
         ));
     }
+    let n = servers.len() as u32;
+    let total = match raw.timeout {
+        None => DEFAULT_TIMEOUT,
+        Some(t) => super::parse_duration(t.get_ref())
+            .map_err(|m| cx.err(Some(t.span()), "daemon.radius_timeout", m))?,
+    };
+    // The engine waits RELAY_TIMEOUT for an answer; every server must get
+    // its turn before that.
+    let budget = oxisec_ike::eap::RELAY_TIMEOUT - Duration::from_secs(5);
+    if total < Duration::from_secs(1) || total * n > budget {
+        let span = raw.timeout.map(Spanned::span).unwrap_or(list.span());
+        return Err(cx.err(
+            Some(span),
+            "daemon.radius_timeout",
+            format!(
+                "{n} server(s) × {}s must stay within {}s (the gateway's wait for an answer), and at least 1s each",
+                total.as_secs(),
+                budget.as_secs()
+            ),
+        ));
+    }
     let Some(f) = raw.secret_file else {
         return Err(cx.err(
             Some(list.span()),
@@ -145,6 +175,8 @@ pub(super) fn client(
         ));
     }
     let mut cfg = ClientConfig::new(servers, Secret::from_slice(&secret));
+    cfg.timeout = RETRANSMIT.min(total);
+    cfg.tries = total.as_millis().div_ceil(cfg.timeout.as_millis()).max(1) as u32;
     if let Some(n) = raw.nas_identifier {
         let name = n.get_ref().trim();
         if name.is_empty() || name.len() > 253 || name.chars().any(char::is_control) {
@@ -245,7 +277,7 @@ remote_ts = ["dynamic"]
     fn accepts_servers_secret_and_eap_radius() {
         let d = setup(0o600, "a shared secret of some length\n");
         let text = format!(
-            "[daemon]\nradius_servers = [\"192.0.2.9:1812\", \"192.0.2.10\", \"[2001:db8::9]:1645\"]\nradius_secret_file = \"radius.secret\"\nradius_nas_identifier = \"gw-1\"\n{GW}"
+            "[daemon]\nradius_servers = [\"192.0.2.9:1812\", \"192.0.2.10\", \"[2001:db8::9]:1645\"]\nradius_timeout = \"15s\"\nradius_secret_file = \"radius.secret\"\nradius_nas_identifier = \"gw-1\"\n{GW}"
         );
         let l = parse_str_in(&text, &d.0).unwrap();
         let r = l.radius.as_ref().unwrap();
@@ -259,6 +291,8 @@ remote_ts = ["dynamic"]
         );
         assert_eq!(r.secret.as_bytes(), b"a shared secret of some length");
         assert_eq!(r.nas_identifier, "gw-1");
+        // 15 s per server in 3 s steps.
+        assert_eq!((r.timeout.as_secs(), r.tries), (3, 5));
         assert!(!format!("{r:?}").contains("shared secret"));
         assert!(matches!(
             &l.ike.connections[0].remote_auth,
@@ -292,6 +326,11 @@ remote_ts = ["dynamic"]
         assert!(e.contains("needs radius_secret_file"), "{e}");
         let e = with("radius_servers = [\"radius.example\"]", GW);
         assert!(e.contains("is not an address"), "{e}");
+        let e = with(
+            "radius_servers = [\"192.0.2.9\", \"192.0.2.10\", \"192.0.2.11\"]\nradius_timeout = \"20s\"",
+            GW,
+        );
+        assert!(e.contains("must stay within 55s"), "{e}");
         let e = with("radius_servers = []", GW);
         assert!(e.contains("at least one"), "{e}");
         let conn = GW.replace(
