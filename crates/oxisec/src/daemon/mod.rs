@@ -253,6 +253,7 @@ async fn run_async(loaded: Loaded, socket: Option<PathBuf>) -> Result<(), Daemon
                 let (ike, answer) = d.radius.finished(done);
                 if !d.engine.eap_relay_answer(Instant::now(), ike, answer) {
                     debug!(ike = ike.0, "RADIUS answer for an IKE SA that no longer waits for one");
+                    d.radius.forget(ike);
                 }
             }
             _ = sleep => {

@@ -108,6 +108,12 @@ impl Relay {
         });
     }
 
+    /// The SA no longer waits for an answer (it timed out or went away
+    /// while RADIUS was asked): its State goes.
+    pub fn forget(&mut self, ike: IkeId) {
+        self.states.remove(&ike);
+    }
+
     /// Bookkeeping for a finished exchange; the answer goes to the engine.
     pub fn finished(&mut self, d: Done) -> (IkeId, EapRelayAnswer) {
         self.in_flight = self.in_flight.saturating_sub(1);
