@@ -20,8 +20,11 @@
 //! "eap-radius" relaying to FreeRADIUS, up with the EAP user (and down
 //! with a wrong password).
 //!
-//! Not covered here yet: the daemon with strongSwan (eap-mschapv2) as
-//! road warrior, which needs charon's EAP plugins in tests/common.
+//! And the daemon as that gateway (its sockets, its RADIUS tasks), with an
+//! oxisec engine as client over real UDP from the left namespace.
+//!
+//! Not covered here yet: strongSwan (eap-mschapv2) as road warrior with a
+//! virtual IP and ping, which needs charon's EAP plugins in tests/common.
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -75,7 +78,7 @@ impl Drop for FreeRadius {
 /// one client (the left namespace) with our secret and Message-Authenticator
 /// required, one user, EAP with MSCHAPv2 only (no TLS certificates needed),
 /// no privilege drop (the copy belongs to root).
-fn configure(dir: &Path) -> Result<()> {
+fn configure(dir: &Path, nas: std::net::IpAddr) -> Result<()> {
     let conf = dir.join("raddb");
     let out = std::process::Command::new("cp")
         .args(["-rL", SYSTEM_CONF])
@@ -87,7 +90,7 @@ fn configure(dir: &Path) -> Result<()> {
     std::fs::write(
         conf.join("clients.conf"),
         format!(
-            "client nas {{\n\tipaddr = {LEFT_OUTER}\n\tsecret = \"{SECRET}\"\n\trequire_message_authenticator = yes\n}}\n"
+            "client nas {{\n\tipaddr = {nas}\n\tsecret = \"{SECRET}\"\n\trequire_message_authenticator = yes\n}}\n"
         ),
     )?;
     std::fs::write(
@@ -110,8 +113,13 @@ fn configure(dir: &Path) -> Result<()> {
 }
 
 fn start(topo: &Topology) -> Result<FreeRadius> {
+    start_for(topo, LEFT_OUTER)
+}
+
+/// FreeRADIUS in the right namespace, answering the NAS at `nas`.
+fn start_for(topo: &Topology, nas: std::net::IpAddr) -> Result<FreeRadius> {
     let dir = topo.dir.sub("freeradius")?;
-    configure(&dir)?;
+    configure(&dir, nas)?;
     let log = dir.join("freeradius.log");
     let conf = dir.join("raddb");
     let conf = conf.to_str().ok_or("path")?;
@@ -588,4 +596,149 @@ fn ike_engines_authenticate_through_freeradius() {
         "{:?}",
         refused.failures
     );
+}
+
+// ---------------------------------------------------------------------------
+// The daemon as gateway: the same, through oxisec's sockets and its RADIUS
+// tasks. The client is an oxisec engine driven by the test over a real UDP
+// socket in the left namespace.
+// ---------------------------------------------------------------------------
+
+use common::oxisec_peer::OxisecPeer;
+
+/// Drives a client engine over UDP 500 until its IKE SA is up or it
+/// failed; returns (up, failure reasons).
+fn drive_client(cfg: Config, limit: Duration) -> Result<(bool, Vec<String>)> {
+    use std::time::Instant;
+    // UDP 500, and 4500 where IKE carries the non-ESP marker (RFC 3948).
+    let s500 = std::net::UdpSocket::bind((LEFT_OUTER, 500))?;
+    let s4500 = std::net::UdpSocket::bind((LEFT_OUTER, 4500))?;
+    for s in [&s500, &s4500] {
+        s.set_read_timeout(Some(Duration::from_millis(25)))?;
+    }
+    let mut e = Engine::new(cfg, Box::new(oxisec_crypto::SystemRng));
+    e.handle_command(
+        Instant::now(),
+        Command::Initiate {
+            connection: "rw".into(),
+            child: None,
+        },
+    );
+    let end = Instant::now() + limit;
+    let mut buf = vec![0u8; 65536];
+    let mut failures = Vec::new();
+    while Instant::now() < end {
+        while let Some(t) = e.poll_transmit() {
+            let sock = if t.local.port() == 500 { &s500 } else { &s4500 };
+            let mut data = if t.non_esp_marker {
+                vec![0; 4]
+            } else {
+                Vec::new()
+            };
+            data.extend_from_slice(&t.data);
+            sock.send_to(&data, t.remote)?;
+        }
+        while e.poll_sa_command().is_some() {}
+        while let Some(ev) = e.poll_event() {
+            match ev {
+                Event::IkeUp { .. } => return Ok((true, failures)),
+                Event::AuthFailed { reason, .. } => failures.push(reason),
+                Event::IkeDown { .. } => return Ok((false, failures)),
+                _ => {}
+            }
+        }
+        for (sock, marker) in [(&s500, false), (&s4500, true)] {
+            if let Ok((n, from)) = sock.recv_from(&mut buf) {
+                let data = &buf[..n];
+                let data = match marker {
+                    // Only IKE (behind the marker) goes to the engine.
+                    true if data.starts_with(&[0; 4]) => &data[4..],
+                    true => continue,
+                    false => data,
+                };
+                e.handle_datagram(
+                    Instant::now(),
+                    Datagram {
+                        local: sock.local_addr()?,
+                        remote: from,
+                        data: data.to_vec(),
+                    },
+                );
+            }
+        }
+        if e.poll_timeout().is_some_and(|t| t <= Instant::now()) {
+            e.handle_timeout(Instant::now());
+        }
+    }
+    Ok((false, failures))
+}
+
+#[test]
+fn daemon_gateway_relays_eap_to_freeradius() {
+    let _serial = common::serial();
+    let test = "daemon_gateway_relays_eap_to_freeradius";
+    if skip(test) {
+        return;
+    }
+    let topo = Topology::new(test).unwrap();
+    let fr = start_for(&topo, RIGHT_OUTER).unwrap();
+    let run = || -> Result<()> {
+        let gw_dir = topo.dir.sub("right")?;
+        let secret = gw_dir.join("radius.secret");
+        std::fs::write(&secret, SECRET)?;
+        std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        let toml = format!(
+            r#"[daemon]
+state_dir = "{state}"
+radius_servers = ["{RIGHT_OUTER}:1812"]
+radius_secret_file = "radius.secret"
+[pools.staff]
+addrs = "198.51.100.128/25"
+[connections.rw]
+local_addrs = ["{RIGHT_OUTER}"]
+local_id = "{GATEWAY_ID}"
+psk = "{PSK}"
+remote_auth = "eap-radius"
+pools = ["staff"]
+[connections.rw.children.rw]
+local_ts = ["203.0.113.0/24"]
+remote_ts = ["dynamic"]
+"#,
+            state = gw_dir.join("state").display()
+        );
+        let gw = OxisecPeer::start_with_config(
+            topo.right.clone(),
+            gw_dir.clone(),
+            "oxisec@right".into(),
+            &toml,
+        )?;
+        let dir = topo.dir.sub("left")?;
+        let good = client_config(&dir, PASSWORD)?;
+        let bad = client_config(&dir, "rabbit")?;
+        let (up, why) = in_netns(&topo.left, || drive_client(good, Duration::from_secs(20)))?;
+        if !up {
+            return Err(format!("client not up: {why:?}").into());
+        }
+        let status = gw.status()?;
+        let sa = status.ike_sas.first().ok_or("no IKE SA on the gateway")?;
+        if sa.state != "ESTABLISHED" {
+            return Err(format!("gateway SA {}", sa.state).into());
+        }
+        let (up, why) = in_netns(&topo.left, || drive_client(bad, Duration::from_secs(20)))?;
+        if up {
+            return Err("a wrong password got an IKE SA".into());
+        }
+        if !why
+            .iter()
+            .any(|w| w.contains("AUTHENTICATION_FAILED") || w.contains("EAP"))
+        {
+            return Err(format!("client failure reasons: {why:?}").into());
+        }
+        Ok(())
+    };
+    if let Err(e) = run() {
+        topo.dir.keep();
+        let log = std::fs::read_to_string(&fr.log).unwrap_or_default();
+        panic!("{e}\n--- freeradius ---\n{log}");
+    }
 }
