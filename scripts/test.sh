@@ -31,10 +31,12 @@ cd "$(dirname "$0")/.."
 # libstrongswan-standard-plugins (openssl: X25519, ChaCha20-Poly1305, AES-GCM)
 # is only a Recommends of libstrongswan, so it is named explicitly;
 # libstrongswan-extra-plugins has `cmac` (AES-CMAC integrity and PRF) for the
-# algorithm matrix in crates/oxisec/tests/algs.rs.
+# algorithm matrix in crates/oxisec/tests/algs.rs. freeradius is the RADIUS
+# server of crates/oxisec/tests/radius.rs (EAP pass-through).
 PACKAGES=(strongswan-charon strongswan-swanctl libcharon-extra-plugins strongswan-pki
           libstrongswan-standard-plugins libstrongswan-extra-plugins
-          iperf3 nftables iproute2 iputils-ping procps tcpdump)
+          iperf3 nftables iproute2 iputils-ping procps tcpdump
+          freeradius)
 
 step() { printf '\n==> %s\n' "$*"; }
 

@@ -220,6 +220,24 @@ pub enum Event {
         remote: SocketAddr,
         identity: String,
     },
+    /// Gateway with [`crate::Auth::EapRelay`]: the client's EAP message
+    /// `packet` (a checked EAP Response) for the EAP server, e.g. in a
+    /// RADIUS Access-Request (RFC 3579). Answer it with
+    /// [`crate::Engine::eap_relay_answer`] for the same `ike`; until then
+    /// the client's retransmissions are ignored, and without an answer
+    /// the half-open timer ends the SA.
+    EapRelay {
+        ike: IkeId,
+        connection: String,
+        /// Our IKE endpoint (RADIUS NAS address, Called-Station-Id).
+        local: SocketAddr,
+        /// The client's (Calling-Station-Id).
+        remote: SocketAddr,
+        /// The EAP identity: what the client answered to EAP-Identity, or
+        /// its IDi (RADIUS User-Name).
+        identity: String,
+        packet: Vec<u8>,
+    },
     /// A peer failed to authenticate, or rejected us.
     AuthFailed {
         connection: Option<String>,
@@ -291,4 +309,45 @@ pub struct ChildSaStatus {
     pub local_ts: Vec<TsRange>,
     pub remote_ts: Vec<TsRange>,
     pub installed: Instant,
+}
+
+/// The EAP server's answer to an [`Event::EapRelay`], e.g. from a RADIUS
+/// Access-Challenge, Access-Accept or Access-Reject.
+pub enum EapRelayAnswer {
+    /// The next EAP Request for the client.
+    Continue(Vec<u8>),
+    /// The client authenticated. `packet` is the server's EAP-Success
+    /// (one is made up when `None`); `msk` the Master Session Key
+    /// (RADIUS: MS-MPPE-Recv-Key || MS-MPPE-Send-Key) that keys both
+    /// final AUTH payloads.
+    Accept {
+        packet: Option<Vec<u8>>,
+        msk: Secret,
+    },
+    /// The client did not authenticate (or the server could not be
+    /// reached). `packet` is the server's EAP-Failure, if it sent one;
+    /// `reason` is logged and reported in [`Event::AuthFailed`].
+    Reject {
+        packet: Option<Vec<u8>>,
+        reason: String,
+    },
+}
+
+/// The MSK stays out of logs.
+impl std::fmt::Debug for EapRelayAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EapRelayAnswer::Continue(p) => f.debug_tuple("Continue").field(&p.len()).finish(),
+            EapRelayAnswer::Accept { packet, .. } => f
+                .debug_struct("Accept")
+                .field("packet", packet)
+                .field("msk", &"[REDACTED]")
+                .finish(),
+            EapRelayAnswer::Reject { packet, reason } => f
+                .debug_struct("Reject")
+                .field("packet", packet)
+                .field("reason", reason)
+                .finish(),
+        }
+    }
 }

@@ -61,6 +61,7 @@ pub(crate) fn make(
         Auth::Cert(cert) => sign(&cert.key, octets, peer_hashes),
         Auth::PeerCert(_) => Err("a trust store cannot authenticate us".into()),
         Auth::Eap(_) => Err("an EAP user database cannot authenticate us".into()),
+        Auth::EapRelay(_) => Err("an EAP relay cannot authenticate us".into()),
         // The EAP client's AUTH is keyed with the MSK (ike_auth does that).
         Auth::EapClient { .. } => Err("an EAP client sends no AUTH before EAP".into()),
     }
@@ -139,7 +140,9 @@ pub(crate) fn check(
         (Auth::Cert(_), _) => {
             Err("configuration error: remote_auth holds our own certificate".into())
         }
-        (Auth::Eap(_), _) => Err("peer sent AUTH, but must authenticate with EAP first".into()),
+        (Auth::Eap(_) | Auth::EapRelay(_), _) => {
+            Err("peer sent AUTH, but must authenticate with EAP first".into())
+        }
         (Auth::EapClient { .. }, _) => {
             Err("configuration error: remote_auth holds our own EAP credential".into())
         }

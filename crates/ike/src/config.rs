@@ -251,6 +251,14 @@ pub enum Auth {
     /// EAP-MSCHAPv2 against this user database (RFC 7296 §2.16), after the
     /// gateway authenticated itself with its `local_auth`.
     Eap(EapServer),
+    /// The peer's side, on a gateway: the client authenticates with EAP,
+    /// but the engine does not run the method. It relays each EAP message
+    /// of the client out as [`crate::Event::EapRelay`] and takes the
+    /// answer of the real EAP server (a RADIUS server, RFC 3579) back
+    /// through [`crate::Engine::eap_relay_answer`]; the MSK of an accept
+    /// keys the final AUTH payloads. The method is whatever the server and
+    /// the client agree on (MSCHAPv2 with a company's MFA, TLS, ...).
+    EapRelay(EapRelay),
     /// Our side, on a client: EAP-MSCHAPv2 with this identity and password
     /// instead of an AUTH payload of our own; the gateway must prove itself
     /// with its `remote_auth` credential and the MSCHAPv2 authenticator
@@ -281,6 +289,16 @@ impl std::fmt::Debug for EapServer {
             .field("ask_identity", &self.ask_identity)
             .finish()
     }
+}
+
+/// A gateway's EAP pass-through settings ([`Auth::EapRelay`]).
+#[derive(Debug, Clone, Default)]
+pub struct EapRelay {
+    /// Ask for the EAP identity with EAP-Identity first (the gateway does
+    /// that itself); otherwise an EAP-Identity response carrying the IDi
+    /// is made up and relayed as the client's first message, which is
+    /// what RADIUS servers expect to open a conversation with.
+    pub ask_identity: bool,
 }
 
 /// When we send our certificate chain in IKE_AUTH (strongSwan's `send_cert`).

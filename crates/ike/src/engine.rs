@@ -385,6 +385,7 @@ impl Engine {
             let Some(sa) = sas.get_mut(&id) else { continue };
             if sa.half_open_deadline.is_some_and(|d| d <= now) {
                 debug!(ike = id.0, peer = %sa.remote, "half-open IKE SA timed out");
+                exchange::ike_auth::relay_timed_out(sa, &mut cx);
                 let why = DownReason::Failed("half-open SA timed out".into());
                 exchange::close(sa, &mut cx, why);
                 continue;
@@ -424,6 +425,20 @@ impl Engine {
                 self.initiate(now, &conn, Some(&child));
             }
         }
+    }
+
+    /// Gateway with [`crate::Auth::EapRelay`]: the EAP server's answer to
+    /// the [`Event::EapRelay`] of IKE SA `ike`. Returns false if nothing of
+    /// that SA waits for an answer (it timed out or went away meanwhile,
+    /// or the answer came twice); the answer is then dropped.
+    pub fn eap_relay_answer(&mut self, now: Instant, ike: IkeId, answer: EapRelayAnswer) -> bool {
+        let (mut cx, sas) = self.cx(now);
+        let Some(sa) = sas.get_mut(&ike) else {
+            return false;
+        };
+        let done = exchange::ike_auth::relay_answer(sa, &mut cx, answer);
+        self.settle([ike]);
+        done
     }
 
     /// Feeds an event from the data plane: volume limits, inbound activity

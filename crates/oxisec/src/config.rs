@@ -47,6 +47,7 @@ use crate::crlfetch::HttpCrlCache;
 use crate::users::{DEFAULT_USERS_FILE, UserDb};
 use crate::x509util::{crl_ders, crl_summary, fmt_date, same_public_key};
 
+mod radius;
 mod remote;
 
 /// Where the control socket lives unless the config or `--socket` says otherwise.
@@ -153,6 +154,8 @@ pub struct Loaded {
     /// store of this configuration. Nothing is fetched until the daemon
     /// calls [`HttpCrlCache::start`].
     pub crl_cache: Arc<HttpCrlCache>,
+    /// The RADIUS servers that `remote_auth = "eap-radius"` relays to.
+    pub radius: Option<Arc<crate::radius::ClientConfig>>,
 }
 
 /// An authentication method as `local_auth`/`remote_auth` name it.
@@ -256,6 +259,11 @@ struct RawDaemon {
     dns: Option<Spanned<String>>,
     resolv_conf: Option<Spanned<PathBuf>>,
     users_file: Option<Spanned<PathBuf>>,
+    /// EAP through RADIUS (config/radius.rs).
+    radius_servers: Option<Spanned<Vec<Spanned<String>>>>,
+    radius_secret_file: Option<Spanned<PathBuf>>,
+    radius_nas_identifier: Option<Spanned<String>>,
+    radius_timeout: Option<Spanned<RawDuration>>,
 }
 
 /// The engine-wide settings that live under `[daemon]` in the file.
@@ -493,6 +501,14 @@ pub fn parse(text: &str, origin: &Path, resolver: &dyn Resolver) -> Result<Loade
             .map(Spanned::span),
     );
     let pools = cx.pools(&raw.pools)?;
+    let rd = raw.daemon.as_ref().map(|d| d.get_ref());
+    let raw_radius = radius::RawRadius {
+        servers: rd.and_then(|d| d.radius_servers.as_ref()),
+        secret_file: rd.and_then(|d| d.radius_secret_file.as_ref()),
+        nas_identifier: rd.and_then(|d| d.radius_nas_identifier.as_ref()),
+        timeout: rd.and_then(|d| d.radius_timeout.as_ref()),
+    };
+    let radius_client = radius::client(&cx, raw_radius, &mut warnings)?;
 
     let mut conns: Vec<(&String, &Spanned<RawConnection>)> = raw.connections.iter().collect();
     conns.sort_by_key(|(_, c)| c.span().start);
@@ -500,6 +516,7 @@ pub fn parse(text: &str, origin: &Path, resolver: &dyn Resolver) -> Result<Loade
     let mut child_owner: HashMap<String, String> = HashMap::new();
     for (name, rc) in conns {
         let conn = cx.connection(name, rc, resolver, &pools, &mut warnings)?;
+        radius::check_servers(&cx, name, rc, radius_client.as_ref())?;
         if let Some(k) = &rc.get_ref().kill_switch
             && *k.get_ref()
         {
@@ -539,6 +556,7 @@ pub fn parse(text: &str, origin: &Path, resolver: &dyn Resolver) -> Result<Loade
         },
         warnings,
         crl_cache: cx.crl_cache.clone(),
+        radius: radius_client,
     })
 }
 
@@ -1303,10 +1321,17 @@ impl Cx<'_> {
             None if has_local_cert => AuthKind::Cert,
             None => AuthKind::Psk,
         };
-        let remote = match self.auth_kind(base, "remote_auth", raw.remote_auth.as_ref())? {
-            Some(k) => k,
-            None if raw.ca_certs.is_some() => AuthKind::Cert,
-            None => AuthKind::Psk,
+        // remote_auth = "eap-radius" (config/radius.rs): EAP relayed to a
+        // RADIUS server; for the checks below it is an EAP gateway.
+        let relay = radius::remote_auth(self, base, raw)?;
+        let remote = if relay.is_some() {
+            AuthKind::Eap
+        } else {
+            match self.auth_kind(base, "remote_auth", raw.remote_auth.as_ref())? {
+                Some(k) => k,
+                None if raw.ca_certs.is_some() => AuthKind::Cert,
+                None => AuthKind::Psk,
+            }
         };
         self.check_eap_roles(base, raw, local, remote)?;
         // Keys of a method that is not used are mistakes; say so first.
@@ -1402,9 +1427,18 @@ impl Cx<'_> {
                 Auth::Cert(lc)
             }
         };
-        let remote_auth = match (remote, psk) {
-            (AuthKind::Psk, Some(k)) => Auth::Psk(k),
-            (AuthKind::Eap, _) => Auth::Eap(oxisec_ike::EapServer {
+        let remote_auth = match (relay, remote, psk) {
+            (Some(Auth::EapRelay(mut r)), _, _) => {
+                // Asked by default (Windows' IDi is an address), unless
+                // the operator says otherwise.
+                if let Some(v) = &raw.eap_ask_identity {
+                    r.ask_identity = *v.get_ref();
+                }
+                Auth::EapRelay(r)
+            }
+            (Some(other), _, _) => other,
+            (None, AuthKind::Psk, Some(k)) => Auth::Psk(k),
+            (None, AuthKind::Eap, _) => Auth::Eap(oxisec_ike::EapServer {
                 users: self.eap_users(base, raw)?,
                 ask_identity: raw.eap_ask_identity.as_ref().is_some_and(|v| *v.get_ref()),
             }),
@@ -2198,6 +2232,7 @@ fn auth_text(a: &Auth) -> String {
                 " (the IKE identity is the user name)"
             }
         ),
+        Auth::EapRelay(_) => "EAP through the RADIUS server".to_owned(),
         Auth::EapClient { identity, .. } => {
             format!("EAP-MSCHAPv2 as {identity}")
         }

@@ -13,6 +13,7 @@ pub mod netns;
 pub mod pki;
 pub mod profile;
 pub mod proposals;
+pub mod radius;
 pub mod status;
 pub mod users;
 pub mod x509util;

@@ -14,6 +14,8 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 pub(crate) mod client;
 pub mod mschapv2;
+pub(crate) mod relay;
+pub use relay::RELAY_TIMEOUT;
 pub(crate) mod server;
 
 /// EAP Code field (RFC 3748 §4).
@@ -242,6 +244,8 @@ pub(crate) struct EapHandshake {
 pub(crate) enum EapRole {
     Server(server::Server),
     Client(client::Client),
+    /// Gateway relaying to an outside EAP server (RADIUS).
+    Relay(relay::Relay),
 }
 
 impl fmt::Debug for EapHandshake {
@@ -249,6 +253,7 @@ impl fmt::Debug for EapHandshake {
         let (role, identity) = match &self.role {
             EapRole::Server(s) => ("server", s.identity()),
             EapRole::Client(c) => ("client", c.identity()),
+            EapRole::Relay(r) => ("relay", r.identity()),
         };
         f.debug_struct("EapHandshake")
             .field("role", &role)

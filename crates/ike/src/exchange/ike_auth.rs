@@ -10,7 +10,7 @@ use oxisec_wire::{
     AuthPayload, CertEncoding, CertPayload, ExchangeType, IdPayload, NotifyPayload, NotifyType,
     Payload, ProtocolId, SaPayload, TsPayload,
 };
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::{Cx, close, send_request, send_response};
 use crate::api::{Datagram, DownReason, Event};
@@ -869,9 +869,9 @@ fn eap_start(
     let mut reason = format!("{idi} sent no AUTH, and no connection authenticates it with EAP");
     let mut chosen = None;
     for conn in &sa.candidates {
-        let Auth::Eap(server) = &conn.remote_auth else {
+        if !matches!(conn.remote_auth, Auth::Eap(_) | Auth::EapRelay(_)) {
             continue;
-        };
+        }
         if conn.remote_id.as_ref().is_some_and(|r| !r.matches(&idi)) {
             continue;
         }
@@ -889,10 +889,10 @@ fn eap_start(
             }
             _ => {}
         }
-        chosen = Some((conn.clone(), server.clone()));
+        chosen = Some(conn.clone());
         break;
     }
-    let Some((conn, server)) = chosen else {
+    let Some(conn) = chosen else {
         let name = sa.candidates.first().map(|c| c.name.clone());
         reject(sa, cx, name, reason);
         return;
@@ -922,14 +922,31 @@ fn eap_start(
     let mut out = vec![Payload::IdR(idr_own)];
     out.extend(our_certs(&conn.local_auth, hs.peer_certreq));
     out.push(Payload::Auth(our_auth));
-    let (server, first) = eap::server::Server::start(
-        server.users.clone(),
-        server.ask_identity,
-        eap::identity_text(&idi),
-        cx.rng,
-    );
-    out.push(Payload::Eap(first));
-    let mut e = EapHandshake::new(EapRole::Server(server));
+    // The first EAP message: ours, or one for the relay to carry out.
+    let mut relay_first = None;
+    let (role, method) = match &conn.remote_auth {
+        Auth::EapRelay(relay) => {
+            let (r, first) =
+                eap::relay::Relay::start(relay.ask_identity, eap::identity_text(&idi), cx.rng);
+            match first {
+                eap::relay::First::Request(p) => out.push(Payload::Eap(p)),
+                eap::relay::First::Relay(p) => relay_first = Some(p),
+            }
+            (EapRole::Relay(r), "EAP through the EAP server (relay)")
+        }
+        Auth::Eap(server) => {
+            let (server, first) = eap::server::Server::start(
+                server.users.clone(),
+                server.ask_identity,
+                eap::identity_text(&idi),
+                cx.rng,
+            );
+            out.push(Payload::Eap(first));
+            (EapRole::Server(server), "EAP-MSCHAPv2")
+        }
+        _ => return,
+    };
+    let mut e = EapHandshake::new(role);
     e.rounds = 1;
     e.peer_idi = Some((idi.clone(), idi_p.body_bytes()));
     e.held = payloads
@@ -945,10 +962,17 @@ fn eap_start(
     e.initial_contact = payloads
         .iter()
         .any(|p| matches!(p, Payload::Notify(n) if n.ty == NotifyType::INITIAL_CONTACT));
-    info!(connection = %conn.name, peer = %idi, remote = %sa.remote, "peer authenticates with EAP-MSCHAPv2");
+    info!(connection = %conn.name, peer = %idi, remote = %sa.remote, "peer authenticates with {method}");
     sa.conn = conn;
     if let Some(hs) = sa.hs.as_mut() {
         hs.auth_mid = hdr.message_id;
+    }
+    if let Some(first) = relay_first {
+        // Our first response waits for the EAP server's first request.
+        relay_out(sa, cx, e, dgram, hdr.message_id, out, first);
+        return;
+    }
+    if let Some(hs) = sa.hs.as_mut() {
         hs.eap = Some(Box::new(e));
     }
     send_response(
@@ -974,6 +998,17 @@ fn eap_round(
     let Some(mut e) = sa.hs.as_mut().and_then(|h| h.eap.take()) else {
         return;
     };
+    if let EapRole::Relay(r) = &e.role
+        && r.pending.is_some()
+    {
+        // The client retransmitted (or sent ahead) while the EAP server
+        // thinks: the answer goes out when it comes.
+        debug!(peer = %sa.remote, msg_id = hdr.message_id, "IKE_AUTH request while the EAP server has not answered; ignored");
+        if let Some(hs) = sa.hs.as_mut() {
+            hs.eap = Some(e);
+        }
+        return;
+    }
     let conn = sa.conn.clone();
     let answer = |sa: &mut IkeSa, cx: &mut Cx, out: Vec<Payload>| {
         send_response(
@@ -995,8 +1030,12 @@ fn eap_round(
         close(sa, cx, DownReason::AuthFailed);
     };
     e.rounds += 1;
-    if e.rounds > eap::MAX_ROUNDS {
-        let why = format!("EAP not finished after {} rounds", eap::MAX_ROUNDS);
+    let max_rounds = match e.role {
+        EapRole::Relay(_) => eap::relay::MAX_RELAY_ROUNDS,
+        _ => eap::MAX_ROUNDS,
+    };
+    if e.rounds > max_rounds {
+        let why = format!("EAP not finished after {max_rounds} rounds");
         fail(sa, cx, why, None);
         return;
     }
@@ -1006,13 +1045,14 @@ fn eap_round(
     if sa.half_open_deadline.is_some() {
         sa.half_open_deadline = Some(cx.now + super::ike_sa_init::HALF_OPEN_TIMEOUT);
     }
-    let EapRole::Server(server) = &mut e.role else {
-        return;
-    };
     let p = parts(&payloads);
     if let Some(auth_p) = p.auth {
-        let (Some(msk), Some(user)) = (server.msk().cloned(), server.user().map(str::to_string))
-        else {
+        let (msk, user) = match &e.role {
+            EapRole::Server(server) => (server.msk().cloned(), server.user().map(str::to_string)),
+            EapRole::Relay(relay) => (relay.msk().cloned(), Some(relay.identity().to_string())),
+            EapRole::Client(_) => (None, None),
+        };
+        let (Some(msk), Some(user)) = (msk, user) else {
             fail(sa, cx, "AUTH before EAP succeeded".into(), None);
             return;
         };
@@ -1058,7 +1098,7 @@ fn eap_round(
         };
         let (ni, nr) = (hs.ni.clone(), hs.nr.clone());
         let held = std::mem::take(&mut e.held);
-        info!(connection = %conn.name, peer = %idi, user = %user, "EAP-MSCHAPv2 authentication succeeded");
+        info!(connection = %conn.name, peer = %idi, user = %user, "EAP authentication succeeded");
         sa.eap_identity = Some(user.clone());
         cx.event(Event::EapAuthenticated {
             ike: sa.id,
@@ -1075,6 +1115,19 @@ fn eap_round(
         let why = "IKE_AUTH request with neither EAP nor AUTH during EAP".to_string();
         fail(sa, cx, why, None);
         return;
+    };
+    let server = match &mut e.role {
+        EapRole::Server(server) => server,
+        EapRole::Relay(relay) => {
+            match relay.client_message(data) {
+                eap::relay::Out::Relay(m) => {
+                    relay_out(sa, cx, *e, dgram, hdr.message_id, Vec::new(), m)
+                }
+                eap::relay::Out::Fail(why) => fail(sa, cx, why, None),
+            }
+            return;
+        }
+        EapRole::Client(_) => return,
     };
     match server.process(data, cx.rng) {
         eap::server::Step::Continue(next) => {
@@ -1105,7 +1158,7 @@ pub(crate) fn eap_in_progress(sa: &IkeSa) -> bool {
     sa.hs
         .as_ref()
         .and_then(|h| h.eap.as_ref())
-        .is_some_and(|e| matches!(e.role, EapRole::Server(_)))
+        .is_some_and(|e| matches!(e.role, EapRole::Server(_) | EapRole::Relay(_)))
 }
 
 /// Responder during EAP, an INFORMATIONAL request: a client that gives up
@@ -1149,6 +1202,130 @@ pub(crate) fn eap_informational(
     let name = sa.conn.name.clone();
     auth_failed(sa, cx, Some(name), reason);
     close(sa, cx, DownReason::AuthFailed);
+}
+
+/// Gateway with [`Auth::EapRelay`]: hands the client's EAP message `m`
+/// out for the EAP server and parks the IKE_AUTH request `msg_id`; its
+/// response (after `prefix`) goes out in [`relay_answer`].
+fn relay_out(
+    sa: &mut IkeSa,
+    cx: &mut Cx,
+    mut e: EapHandshake,
+    dgram: &Datagram,
+    msg_id: u32,
+    prefix: Vec<Payload>,
+    m: Vec<u8>,
+) {
+    let EapRole::Relay(relay) = &mut e.role else {
+        return;
+    };
+    // The EAP server may take its time (push MFA): the SA waits for it,
+    // not for the half-open timer.
+    if sa.half_open_deadline.is_some() {
+        sa.half_open_deadline = Some(cx.now + eap::relay::RELAY_TIMEOUT);
+    }
+    relay.pending = Some(eap::relay::Pending {
+        msg_id,
+        request: dgram.data.clone(),
+        prefix,
+        eap_id: m.get(1).copied().unwrap_or_default(),
+    });
+    cx.event(Event::EapRelay {
+        ike: sa.id,
+        connection: sa.conn.name.clone(),
+        local: sa.local,
+        remote: sa.remote,
+        identity: relay.identity().to_string(),
+        packet: m,
+    });
+    if let Some(hs) = sa.hs.as_mut() {
+        hs.eap = Some(Box::new(e));
+    }
+}
+
+/// Gateway: the EAP server's answer to the relayed message; sends the
+/// parked IKE_AUTH response. False when no relayed message of this SA is
+/// waiting (the SA is gone, or the answer came twice).
+pub(crate) fn relay_answer(sa: &mut IkeSa, cx: &mut Cx, answer: crate::EapRelayAnswer) -> bool {
+    if sa.state != IkeState::Connecting {
+        return false;
+    }
+    let Some(mut e) = sa.hs.as_mut().and_then(|h| h.eap.take()) else {
+        return false;
+    };
+    let EapRole::Relay(relay) = &mut e.role else {
+        if let Some(hs) = sa.hs.as_mut() {
+            hs.eap = Some(e);
+        }
+        return false;
+    };
+    let Some(pending) = relay.pending.take() else {
+        if let Some(hs) = sa.hs.as_mut() {
+            hs.eap = Some(e);
+        }
+        return false;
+    };
+    if sa.half_open_deadline.is_some() {
+        sa.half_open_deadline = Some(cx.now + super::ike_sa_init::HALF_OPEN_TIMEOUT);
+    }
+    let mut out = pending.prefix;
+    let (msg_id, request) = (pending.msg_id, pending.request);
+    match relay.server_answer(answer, pending.eap_id) {
+        eap::relay::In::Continue(p) => out.push(Payload::Eap(p)),
+        eap::relay::In::Success(p) => {
+            tracing::debug!(connection = %sa.conn.name, user = %relay.identity(), "the EAP server accepted; EAP-Success");
+            out.push(Payload::Eap(p));
+        }
+        eap::relay::In::Failure { packet, reason } => {
+            auth_failed(sa, cx, Some(sa.conn.name.clone()), reason);
+            let out = vec![
+                Payload::Eap(packet),
+                notify(NotifyType::AUTHENTICATION_FAILED),
+            ];
+            send_response(sa, cx, ExchangeType::IKE_AUTH, msg_id, &request, out);
+            close(sa, cx, DownReason::AuthFailed);
+            return true;
+        }
+    }
+    if let Some(hs) = sa.hs.as_mut() {
+        hs.eap = Some(e);
+    }
+    send_response(sa, cx, ExchangeType::IKE_AUTH, msg_id, &request, out);
+    true
+}
+
+/// Gateway: the half-open timer fired. If the EAP server never answered
+/// the relayed message, that is an authentication failure worth naming,
+/// and the client waiting for the parked response learns it at once
+/// (EAP-Failure, AUTHENTICATION_FAILED) instead of after its whole
+/// retransmission schedule.
+pub(crate) fn relay_timed_out(sa: &mut IkeSa, cx: &mut Cx) {
+    let Some(e) = sa.hs.as_mut().and_then(|h| h.eap.as_mut()) else {
+        return;
+    };
+    let EapRole::Relay(relay) = &mut e.role else {
+        return;
+    };
+    let Some(pending) = relay.pending.take() else {
+        return;
+    };
+    let why = format!(
+        "{}: the EAP server did not answer in time",
+        relay.identity()
+    );
+    auth_failed(sa, cx, Some(sa.conn.name.clone()), why);
+    let out = vec![
+        Payload::Eap(eap::EapPacket::result(false, pending.eap_id)),
+        notify(NotifyType::AUTHENTICATION_FAILED),
+    ];
+    send_response(
+        sa,
+        cx,
+        ExchangeType::IKE_AUTH,
+        pending.msg_id,
+        &pending.request,
+        out,
+    );
 }
 
 /// Client, a response during EAP: first the gateway's IDr and AUTH (its

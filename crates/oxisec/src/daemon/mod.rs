@@ -11,6 +11,7 @@ pub mod dataplane;
 pub mod dns;
 mod esp;
 pub mod leases;
+pub mod radius;
 pub mod routes;
 pub mod udp;
 pub mod waiters;
@@ -126,6 +127,8 @@ struct Daemon {
     /// since they were last written.
     leases_path: Option<PathBuf>,
     leases_dirty: bool,
+    /// Gateway: EAP relayed to the RADIUS servers.
+    radius: radius::Relay,
 }
 
 async fn run_async(loaded: Loaded, socket: Option<PathBuf>) -> Result<(), DaemonError> {
@@ -173,6 +176,7 @@ async fn run_async(loaded: Loaded, socket: Option<PathBuf>) -> Result<(), Daemon
     info!("control socket {}", socket_path.display());
     let (ctl_tx, mut ctl_rx) = mpsc::channel::<CtlMsg>(64);
     let accept_task = tokio::spawn(accept_loop(listener, ctl_tx));
+    let (radius_relay, mut radius_rx) = radius::Relay::new(loaded.radius.clone());
 
     let mut d = Daemon {
         engine: Engine::new(loaded.ike.clone(), Box::new(SystemRng)),
@@ -191,6 +195,7 @@ async fn run_async(loaded: Loaded, socket: Option<PathBuf>) -> Result<(), Daemon
         ),
         leases_path: None,
         leases_dirty: false,
+        radius: radius_relay,
     };
     // Certificates are valid in wall-clock time, which the engine only
     // knows from us; refreshed on every loop turn to follow clock steps.
@@ -244,6 +249,13 @@ async fn run_async(loaded: Loaded, socket: Option<PathBuf>) -> Result<(), Daemon
             }
             Some(ev) = ev_rx.recv() => d.on_dataplane(ev),
             Some((req, reply)) = ctl_rx.recv() => d.on_request(req, reply),
+            Some(done) = radius_rx.recv() => {
+                let (ike, answer) = d.radius.finished(done);
+                if !d.engine.eap_relay_answer(Instant::now(), ike, answer) {
+                    debug!(ike = ike.0, "RADIUS answer for an IKE SA that no longer waits for one");
+                    d.radius.forget(ike);
+                }
+            }
             _ = sleep => {
                 let now = Instant::now();
                 d.engine.handle_timeout(now);
@@ -603,6 +615,7 @@ impl Daemon {
         debug!("event: {}", waiters::describe(&ev, &conn_of));
         self.waiters.on_event(&ev, &conn_of);
         self.on_virtual_ip(&ev);
+        self.radius.on_event(&ev);
         if let Event::IkeDown { ike, .. } = &ev {
             self.ike_conn.remove(ike);
         }

@@ -401,6 +401,17 @@ pub fn describe(ev: &Event, conn_of: &dyn Fn(IkeId) -> Option<String>) -> String
             "{connection}: {} authenticated with EAP as {identity}",
             remote.ip()
         ),
+        Event::EapRelay {
+            connection,
+            remote,
+            identity,
+            packet,
+            ..
+        } => format!(
+            "{connection}: EAP message of {} ({identity}, {} octets) to the RADIUS server",
+            remote.ip(),
+            packet.len()
+        ),
         Event::VirtualIp {
             connection,
             addresses,
