@@ -30,8 +30,8 @@ mod window;
 
 pub use api::*;
 pub use config::{
-    Auth, ChildConfig, ChildLifetime, Config, Connection, DosConfig, DpdAction, EapServer,
-    FragmentationConfig, IkeLifetime, LocalCert, NatKeepalive, PoolConfig, RemoteAccess,
+    Auth, ChildConfig, ChildLifetime, ChildMode, Config, Connection, DosConfig, DpdAction,
+    EapServer, FragmentationConfig, IkeLifetime, LocalCert, NatKeepalive, PoolConfig, RemoteAccess,
     RetransmitConfig, SendCert, StartAction,
 };
 pub use eap::{EapUsers, NtHash};

@@ -32,8 +32,8 @@ use std::time::{Duration, SystemTime};
 
 use oxisec_crypto::Secret;
 use oxisec_ike::{
-    Auth, ChildConfig, ChildLifetime, Config, Connection, DosConfig, DpdAction, EspProposal,
-    FragmentationConfig, Identity, IkeLifetime, IkeProposal, LocalCert, NatKeepalive,
+    Auth, ChildConfig, ChildLifetime, ChildMode, Config, Connection, DosConfig, DpdAction,
+    EspProposal, FragmentationConfig, Identity, IkeLifetime, IkeProposal, LocalCert, NatKeepalive,
     RetransmitConfig, SendCert, StartAction, TsRange,
 };
 use oxisec_pki::{
@@ -334,6 +334,9 @@ struct RawChild {
     life_bytes: Option<Spanned<u64>>,
     rekey_packets: Option<Spanned<u64>>,
     life_packets: Option<Spanned<u64>>,
+    // [modes] ESP mode and anti-replay window (strongSwan's key names).
+    mode: Option<Spanned<String>>,
+    replay_window: Option<Spanned<u32>>,
 }
 
 // ---------------------------------------------------------------------------
@@ -1712,6 +1715,8 @@ impl Cx<'_> {
                 }
             }
         };
+        let (mode, mode_required) = self.child_mode(&base, raw.mode.as_ref())?;
+        let replay_window = self.replay_window(&base, raw.replay_window.as_ref())?;
         Ok(ChildConfig {
             name: n.clone(),
             local_ts,
@@ -1719,7 +1724,54 @@ impl Cx<'_> {
             esp_proposals,
             start_action,
             lifetime: self.child_lifetime(&base, raw)?,
+            mode,
+            mode_required,
+            replay_window,
         })
+    }
+
+    /// [modes] `mode`: "tunnel" (default), "transport" (host to host; falls
+    /// back to tunnel when the peer or the selectors do not allow it, as
+    /// strongSwan does) or "transport_only" (the child fails instead).
+    fn child_mode(
+        &self,
+        base: &str,
+        v: Option<&Spanned<String>>,
+    ) -> Result<(ChildMode, bool), ConfigError> {
+        let Some(v) = v else {
+            return Ok((ChildMode::Tunnel, false));
+        };
+        match v.get_ref().as_str() {
+            "tunnel" => Ok((ChildMode::Tunnel, false)),
+            "transport" => Ok((ChildMode::Transport, false)),
+            "transport_only" => Ok((ChildMode::Transport, true)),
+            other => Err(self.err(
+                Some(v.span()),
+                format!("{base}.mode"),
+                format!(
+                    "unknown mode {other:?}: expected \"tunnel\", \"transport\" or \"transport_only\""
+                ),
+            )),
+        }
+    }
+
+    /// [modes] `replay_window` in packets. Unlike strongSwan, 0 (no replay
+    /// protection) is refused: RFC 4303 §3.4.3 lets a receiver turn the
+    /// check off, but nothing here needs that and it hides attacks.
+    fn replay_window(&self, base: &str, v: Option<&Spanned<u32>>) -> Result<u32, ConfigError> {
+        let Some(v) = v else {
+            return Ok(oxisec_ike::config::DEFAULT_REPLAY_WINDOW);
+        };
+        let n = *v.get_ref();
+        let max = oxisec_esp::replay::MAX_WINDOW;
+        if n == 0 || n > max {
+            return Err(self.err(
+                Some(v.span()),
+                format!("{base}.replay_window"),
+                format!("replay_window must be 1..={max} packets, not {n}"),
+            ));
+        }
+        Ok(n)
     }
 
     fn selectors(
