@@ -1743,8 +1743,16 @@ impl Cx<'_> {
         };
         match v.get_ref().as_str() {
             "tunnel" => Ok((ChildMode::Tunnel, false)),
-            "transport" => Ok((ChildMode::Transport, false)),
-            "transport_only" => Ok((ChildMode::Transport, true)),
+            // The engine and oxisec-esp do transport mode, but the daemon
+            // cannot carry it yet: its host-to-host selector is the peer's
+            // own address, and routing that into the TUN device would
+            // swallow the daemon's IKE and ESP packets too (it needs a
+            // policy-routing exception for the daemon's sockets first).
+            "transport" | "transport_only" => Err(self.err(
+                Some(v.span()),
+                format!("{base}.mode"),
+                "transport mode is negotiated by the IKE engine but the daemon's TUN data plane cannot carry it yet (the peer's own address would be routed into the tunnel); use \"tunnel\" with /32 (/128) selectors",
+            )),
             other => Err(self.err(
                 Some(v.span()),
                 format!("{base}.mode"),
@@ -2048,6 +2056,8 @@ start_action = "start"
 [connections.site-b.children.dmz]
 local_ts = ["198.51.100.128/25[tcp/443]"]
 remote_ts = ["203.0.113.7"]
+mode = "tunnel"
+replay_window = 65536
 
 [connections.roadside]
 psk = "another long random secret!"
@@ -2096,12 +2106,16 @@ remote_ts = ["0.0.0.0/0"]
         assert_eq!(lan.name, "lan");
         assert_eq!(lan.start_action, StartAction::Start);
         assert_eq!(lan.remote_ts.len(), 2);
+        // [modes] defaults.
+        assert_eq!((lan.mode, lan.mode_required), (ChildMode::Tunnel, false));
+        assert_eq!(lan.replay_window, 4096);
         assert_eq!(
             lan.esp_proposals,
             vec![EspProposal::parse("aes128gcm16").unwrap()]
         );
         let dmz = &c.children[1];
         assert_eq!(dmz.start_action, StartAction::None);
+        assert_eq!((dmz.mode, dmz.replay_window), (ChildMode::Tunnel, 65536));
         assert_eq!(dmz.esp_proposals, EspProposal::defaults());
         assert_eq!(dmz.local_ts[0].to_string(), "198.51.100.128/25[6/443]");
         let r = &l.ike.connections[1];
@@ -2723,6 +2737,28 @@ ca_certs = [\"pki/ca.crt\"]
             ),
             "{e}"
         );
+        // [modes]
+        let lan = "[connections.site-b.children.lan]";
+        let with = |line: &str| VALID.replace(lan, &format!("{lan}\n{line}"));
+        let e = err(&with("mode = \"beet\""));
+        assert!(
+            e.contains("connections.site-b.children.lan.mode: unknown mode \"beet\""),
+            "{e}"
+        );
+        let e = err(&with("mode = \"transport\""));
+        assert!(
+            e.contains("children.lan.mode: transport mode is negotiated"),
+            "{e}"
+        );
+        for bad in [0, 65537] {
+            let e = err(&with(&format!("replay_window = {bad}")));
+            assert!(
+                e.contains(&format!(
+                    "children.lan.replay_window: replay_window must be 1..=65536 packets, not {bad}"
+                )),
+                "{e}"
+            );
+        }
         let e = err(&VALID.replace("encap = true", "encap = false"));
         assert!(
             e.contains("connections.site-b.encap: encap = false needs"),
