@@ -1,11 +1,12 @@
-//! ESP modes and replay windows (issue 5, parts 2 and 3) in network
-//! namespaces, oxisec ↔ oxisec.
+//! ESP modes, address families and replay windows (issue 5, parts 2 and
+//! 3) in network namespaces.
 //!
 //! * a per-child `replay_window` of 4096 on both daemons, tunnel up and a
 //!   ping through it;
 //! * IPv6 outer addresses (UDP 4500 over IPv6 on a veth with 2001:db8::/64)
 //!   carrying IPv4 and IPv6 inner traffic, and IPv6 inner over IPv4 outer:
-//!   every family combination.
+//!   every family combination, oxisec ↔ oxisec and oxisec ↔ strongSwan 5.9.8
+//!   (its kernel-libipsec carries ESP in UDP over IPv6 too).
 //!
 //! Raw ESP (protocol 50) and transport mode need the daemon's data plane
 //! first (see CHANGELOG); their cases belong here once it carries them.
@@ -20,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use common::oxisec_peer::{OxisecPeer, oxisec_toml};
 use common::peer::{Peer, tunnel_up};
+use common::strongswan::{StrongSwan, swanctl_conf};
 use common::{CONN, LEFT_HOST, RIGHT_HOST, Side, Tool, Topology, traffic, wait_until};
 
 /// `keys` added to the (single) child table of a generated configuration.
@@ -89,11 +91,17 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-/// Both daemons with outer addresses of `outer_v6`'s family, each child
-/// joining the IPv4 and the IPv6 host subnets; pings of both families.
-fn families(test: &str, outer_v6: bool) {
+/// oxisec on the left, oxisec or (`swan`) strongSwan on the right, with
+/// outer addresses of `outer_v6`'s family, each child joining the IPv4 and
+/// the IPv6 host subnets; pings of both families.
+fn families(test: &str, outer_v6: bool, swan: bool) {
     let _serial = common::serial();
-    if common::skip(test, &[Tool::Ping]) {
+    let tools: &[Tool] = if swan {
+        &[Tool::Charon, Tool::Swanctl, Tool::Ping]
+    } else {
+        &[Tool::Ping]
+    };
+    if common::skip(test, tools) {
         return;
     }
     let started = Instant::now();
@@ -128,12 +136,26 @@ fn families(test: &str, outer_v6: bool) {
             )
         };
         let lp = start(Side::Left, dual(oxisec_toml(&l)))?;
-        let rp = start(Side::Right, dual(oxisec_toml(&r)))?;
+        let rp: Box<dyn Peer> = if swan {
+            // swanctl lists selectors comma-separated.
+            let conf = swanctl_conf(&r)
+                .replace("= 198.51.100.0/24\n", "= 198.51.100.0/24,2001:db8:1::/64\n")
+                .replace("= 203.0.113.0/24\n", "= 203.0.113.0/24,2001:db8:2::/64\n");
+            Box::new(StrongSwan::start_with_swanctl(
+                topo.right.clone(),
+                topo.dir.sub("right-strongswan")?,
+                "strongswan@right".into(),
+                &r.tuning,
+                &conf,
+            )?)
+        } else {
+            Box::new(start(Side::Right, dual(oxisec_toml(&r)))?)
+        };
         let run = || -> common::Result<()> {
             lp.initiate(CONN)?;
-            for p in [&lp, &rp] {
+            for p in [&lp as &dyn Peer, &*rp] {
                 wait_until(
-                    &format!("{} to have the tunnel up", Peer::label(p)),
+                    &format!("{} to have the tunnel up", p.label()),
                     Duration::from_secs(10),
                     || Ok(tunnel_up(&p.list_sas()?, CONN).then_some(())),
                 )?;
@@ -144,8 +166,9 @@ fn families(test: &str, outer_v6: bool) {
         run().map_err(|e| {
             topo.dir.keep();
             format!(
-                "{e}\n--- oxisec@left log (tail) ---\n{}\n--- oxisec@right log (tail) ---\n{}",
+                "{e}\n--- oxisec@left log (tail) ---\n{}\n--- {} log (tail) ---\n{}",
                 lp.log_tail(40),
+                rp.label(),
                 rp.log_tail(40)
             )
             .into()
@@ -159,10 +182,30 @@ fn families(test: &str, outer_v6: bool) {
 
 #[test]
 fn ipv6_outer_carries_ipv4_and_ipv6_inner() {
-    families("ipv6_outer_carries_ipv4_and_ipv6_inner", true);
+    families("ipv6_outer_carries_ipv4_and_ipv6_inner", true, false);
 }
 
 #[test]
 fn ipv4_outer_carries_ipv4_and_ipv6_inner() {
-    families("ipv4_outer_carries_ipv4_and_ipv6_inner", false);
+    families("ipv4_outer_carries_ipv4_and_ipv6_inner", false, false);
+}
+
+/// strongSwan 5.9.8 with kernel-libipsec: ESP in UDP over IPv6, IPv4 and
+/// IPv6 inner.
+#[test]
+fn strongswan_ipv6_outer_carries_ipv4_and_ipv6_inner() {
+    families(
+        "strongswan_ipv6_outer_carries_ipv4_and_ipv6_inner",
+        true,
+        true,
+    );
+}
+
+#[test]
+fn strongswan_ipv4_outer_carries_ipv4_and_ipv6_inner() {
+    families(
+        "strongswan_ipv4_outer_carries_ipv4_and_ipv6_inner",
+        false,
+        true,
+    );
 }
