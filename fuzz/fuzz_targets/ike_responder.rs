@@ -121,6 +121,11 @@ fn responder(force_encap: bool) -> Engine {
             start_action: StartAction::None,
             // Short lifetimes so that clock jumps reach the rekey and expiry paths.
             lifetime: ChildLifetime::from_rekey_time(std::time::Duration::from_secs(300)),
+            // Transport, so that a USE_TRANSPORT_MODE in the input reaches
+            // the mode decision (the subnets make it fall back to tunnel).
+            mode: oxisec_ike::ChildMode::Transport,
+            mode_required: false,
+            replay_window: oxisec_ike::config::DEFAULT_REPLAY_WINDOW,
         }],
         force_encap,
         ike_lifetime: IkeLifetime::from_rekey_time(std::time::Duration::from_secs(900)),

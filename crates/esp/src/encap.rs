@@ -1,5 +1,12 @@
-//! Tunnel-mode ESP (RFC 4303) encapsulation and decapsulation, in place on a
-//! [`PacketBuf`].
+//! ESP (RFC 4303) encapsulation and decapsulation in tunnel and transport
+//! mode, in place on a [`PacketBuf`].
+//!
+//! Transport mode (an SA's [`Mode`]) protects only the transport segment:
+//! [`encapsulate`] removes the IP header first (the driver sends to the
+//! peer's address, which builds the outer header again), and
+//! [`decapsulate_from`] puts a header with the packet's outer addresses in
+//! front of the decrypted segment, fixing its checksum
+//! ([`transport`](crate::transport)).
 //!
 //! [`encapsulate`] turns the inner IPv4/IPv6 packet in the buffer into
 //! `SPI ‖ seq ‖ IV ‖ ciphertext(inner ‖ padding ‖ pad length ‖ next header) ‖ ICV`,
@@ -25,10 +32,12 @@ use crate::buf::{BufError, BufStorage, PacketBuf};
 use crate::inner::{self, FlowKey, proto};
 use crate::limits::Crossed;
 use crate::replay::ReplayError;
-use crate::sa::{InboundSa, OutboundSa};
+use crate::sa::{InboundSa, Mode, OutboundSa};
 use crate::sad::Sad;
-use crate::selector::any_matches;
+use crate::selector::{IpFamily, Selector, any_matches};
 use crate::stats::DropReason;
+use crate::transport;
+use core::net::IpAddr;
 
 /// Why a packet could not be encapsulated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -126,26 +135,40 @@ fn encapsulate_inner<S: BufStorage>(
         return Err(EncapError::Expired);
     }
     let inner_len = buf.len();
-    let next_header = match inner::version(buf.as_slice()) {
-        Some(4) => proto::IPV4,
-        Some(6) => proto::IPV6,
-        _ => return Err(EncapError::NotIp),
+    // Transport mode: the IP header (and any bytes beyond its length) are
+    // not part of the protected payload; they give their room back.
+    let (next_header, strip, trim) = match sa.mode() {
+        Mode::Tunnel => match inner::version(buf.as_slice()) {
+            Some(4) => (proto::IPV4, 0, 0),
+            Some(6) => (proto::IPV6, 0, 0),
+            _ => return Err(EncapError::NotIp),
+        },
+        Mode::Transport => {
+            let s = transport::strip_header(buf.as_slice()).map_err(|_| EncapError::NotIp)?;
+            (s.protocol, s.header_len, inner_len - s.total_len)
+        }
     };
-    let (head, pad, tail) = overhead(sa, inner_len);
-    // Check the room first so that a too-small buffer wastes no sequence number.
-    if buf.headroom() < head {
+    let payload_len = inner_len - strip - trim;
+    let (head, pad, tail) = overhead(sa, payload_len);
+    // Check the room first so that a too-small buffer wastes no sequence
+    // number and stays as it was.
+    if buf.headroom() + strip < head {
         return Err(EncapError::NoRoom(BufError::NoHeadroom {
             needed: head,
-            available: buf.headroom(),
+            available: buf.headroom() + strip,
         }));
     }
-    if buf.tailroom() < tail {
+    if buf.tailroom() + trim < tail {
         return Err(EncapError::NoRoom(BufError::NoTailroom {
             needed: tail,
-            available: buf.tailroom(),
+            available: buf.tailroom() + trim,
         }));
     }
     let seq = sa.next_seq().map_err(|_| EncapError::SequenceExhausted)?;
+    if strip > 0 || trim > 0 {
+        buf.pull_front(strip).map_err(EncapError::NoRoom)?;
+        buf.truncate(payload_len);
+    }
 
     let trailer = buf.push_back(tail).map_err(EncapError::NoRoom)?;
     for (i, b) in trailer[..pad].iter_mut().enumerate() {
@@ -172,12 +195,38 @@ fn replay_reason(e: ReplayError) -> DropReason {
     }
 }
 
+/// The outer addresses of a received ESP packet: its IP source (the peer,
+/// as NAT left it) and destination (our address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OuterAddrs {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+}
+
 /// Decapsulates the ESP packet in `buf` (the UDP 4500 payload, or the IP
 /// payload of protocol 50) in place. On success the buffer's window holds the
 /// inner IP packet, trimmed to the length its header gives.
+///
+/// Tunnel mode only: a packet for a transport-mode SA is dropped
+/// ([`DropReason::BadNextHeader`]); use [`decapsulate_from`] for those.
 pub fn decapsulate<S: BufStorage>(
     sad: &Sad,
     buf: &mut PacketBuf<S>,
+) -> Result<Decapsulated, DropReason> {
+    decapsulate_from(sad, buf, None)
+}
+
+/// [`decapsulate`] with the packet's outer addresses, which transport mode
+/// needs to rebuild the IP header: it is written in front of the segment
+/// (up to 40 − 8 − IV bytes of headroom are taken when the ESP header and
+/// IV are shorter than the IP header), and the TCP/UDP/ICMPv6 checksum is
+/// recomputed for those addresses (RFC 3948 §3.1.2; the ICV already
+/// authenticated the segment). The selector check then covers protocol and
+/// ports; the addresses are those of the SA's peer by construction.
+pub fn decapsulate_from<S: BufStorage>(
+    sad: &Sad,
+    buf: &mut PacketBuf<S>,
+    outer: Option<OuterAddrs>,
 ) -> Result<Decapsulated, DropReason> {
     let Ok(header) = EspHeader::new_checked(buf.as_slice()) else {
         sad.drop_global(DropReason::Truncated);
@@ -188,7 +237,7 @@ pub fn decapsulate<S: BufStorage>(
         sad.drop_global(DropReason::UnknownSpi);
         return Err(DropReason::UnknownSpi);
     };
-    match decapsulate_sa(sa, buf, seq_low) {
+    match decapsulate_sa(sa, buf, seq_low, outer) {
         Ok(mut d) => {
             d.crossed = sa.counters().count_packet(buf.len(), sa.limits());
             Ok(d)
@@ -204,7 +253,13 @@ fn decapsulate_sa<S: BufStorage>(
     sa: &InboundSa,
     buf: &mut PacketBuf<S>,
     seq_low: u32,
+    outer: Option<OuterAddrs>,
 ) -> Result<Decapsulated, DropReason> {
+    // A transport-mode SA cannot be served without outer addresses: refuse
+    // before spending a decryption.
+    if sa.mode() == Mode::Transport && outer.is_none() {
+        return Err(DropReason::BadNextHeader);
+    }
     // An expired SA costs no decryption.
     if sa.counters().hard_reached(sa.limits()) {
         return Err(DropReason::Expired);
@@ -246,6 +301,12 @@ fn decapsulate_sa<S: BufStorage>(
     {
         return Err(DropReason::BadPadding);
     }
+    if sa.mode() == Mode::Transport {
+        let Some(o) = outer else {
+            return Err(DropReason::BadNextHeader);
+        };
+        return transport_inner(sa, buf, o, head, inner_len, next_header, seq);
+    }
     let want_version = match next_header {
         proto::IPV4 => 4,
         proto::IPV6 => 6,
@@ -274,6 +335,55 @@ fn decapsulate_sa<S: BufStorage>(
         flow,
         crossed: Crossed::NONE,
     })
+}
+
+/// Transport mode: puts the IP header in front of the decrypted segment
+/// at `head..head + seg_len` and checks protocol and ports.
+fn transport_inner<S: BufStorage>(
+    sa: &InboundSa,
+    buf: &mut PacketBuf<S>,
+    outer: OuterAddrs,
+    head: usize,
+    seg_len: usize,
+    protocol: u8,
+    seq: u64,
+) -> Result<Decapsulated, DropReason> {
+    let hl = transport::header_len(outer.src);
+    if head >= hl {
+        buf.pull_front(head - hl)
+            .map_err(|_| DropReason::Truncated)?;
+    } else {
+        buf.push_front(hl - head).map_err(|_| DropReason::NoRoom)?;
+    }
+    buf.truncate(hl + seg_len);
+    transport::build_header(buf.as_mut_slice(), outer.src, outer.dst, protocol)
+        .map_err(|_| DropReason::MalformedInner)?;
+    let info = inner::parse(buf.as_slice()).map_err(|_| DropReason::MalformedInner)?;
+    let flow = info.flow;
+    // Host-to-host: each selector names one address, the peer's (or ours)
+    // as negotiated, which a NAT may have rewritten on the way. Only the
+    // protocol and ports are left to check.
+    let fits = |set: &[Selector], port: Option<u16>| {
+        set.iter()
+            .any(|s| s.matches(selector_start(s), flow.protocol, port))
+    };
+    if !fits(sa.remote_ts(), flow.src_port) || !fits(sa.local_ts(), flow.dst_port) {
+        return Err(DropReason::SelectorMismatch);
+    }
+    Ok(Decapsulated {
+        spi: sa.spi(),
+        seq,
+        flow,
+        crossed: Crossed::NONE,
+    })
+}
+
+/// The first address a selector covers.
+fn selector_start(s: &Selector) -> IpAddr {
+    match s.family {
+        IpFamily::V4 => IpAddr::from(core::net::Ipv4Addr::from(s.start_addr as u32)),
+        IpFamily::V6 => IpAddr::from(core::net::Ipv6Addr::from(s.start_addr)),
+    }
 }
 
 #[cfg(test)]
@@ -479,5 +589,134 @@ mod tests {
             assert!(pad < 4);
             assert_eq!(tail, pad + 2 + 16);
         }
+    }
+
+    fn transport_pair(family: crate::selector::IpFamily) -> (OutboundSa, Sad) {
+        use crate::selector::Selector;
+        let out = sa(false).with_mode(Mode::Transport);
+        let c = EspCipher::new(out.suite(), &Secret::new(vec![9; 36])).unwrap();
+        let any = vec![Selector::any(family)];
+        let inb = InboundSa::new(1, c, 64, any.clone(), any)
+            .unwrap()
+            .with_mode(Mode::Transport);
+        let mut sad = Sad::new();
+        sad.insert_inbound(std::sync::Arc::new(inb));
+        (out, sad)
+    }
+
+    fn udp_segment(src: IpAddr, dst: IpAddr) -> Vec<u8> {
+        // A non-zero placeholder: an IPv4 UDP checksum of 0 means "none".
+        let mut u = vec![0x30, 0x39, 0, 53, 0, 13, 1, 1, b'h', b'e', b'l', b'l', b'o'];
+        transport::fix_checksum(&mut u, src, dst, proto::UDP).unwrap();
+        u
+    }
+
+    #[test]
+    fn transport_mode_protects_only_the_segment_and_rebuilds_the_header() {
+        use crate::inner::tests::v6;
+        use crate::selector::IpFamily;
+        for family in [IpFamily::V4, IpFamily::V6] {
+            let (a, b): (IpAddr, IpAddr) = match family {
+                IpFamily::V4 => ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap()),
+                IpFamily::V6 => (
+                    "2001:db8::1".parse().unwrap(),
+                    "2001:db8::2".parse().unwrap(),
+                ),
+            };
+            let seg = udp_segment(a, b);
+            let packet = match (a, b) {
+                (IpAddr::V4(x), IpAddr::V4(y)) => v4(x.octets(), y.octets(), proto::UDP, &seg),
+                (IpAddr::V6(x), IpAddr::V6(y)) => v6(x.octets(), y.octets(), proto::UDP, &[], &seg),
+                _ => unreachable!(),
+            };
+            let (out, sad) = transport_pair(family);
+            let mut buf = PacketBuf::from_slice(&packet);
+            encapsulate(&out, &mut buf).unwrap();
+            // ESP header, IV, 13 bytes of segment, 1 pad, 2 trailer, ICV.
+            assert_eq!(buf.len(), 8 + 8 + 13 + 1 + 2 + 16);
+            // Without outer addresses a transport SA cannot deliver.
+            let esp = buf.as_slice().to_vec();
+            assert_eq!(decapsulate(&sad, &mut buf), Err(DropReason::BadNextHeader));
+            let mut buf = PacketBuf::from_slice(&esp);
+            let d = decapsulate_from(&sad, &mut buf, Some(OuterAddrs { src: a, dst: b })).unwrap();
+            // The segment as sent; the header rebuilt (our own identification,
+            // TTL and header checksum) with the same addresses and protocol.
+            let hl = packet.len() - seg.len();
+            assert_eq!(buf.as_slice()[hl..], packet[hl..], "{family:?}");
+            assert_eq!(buf.len(), packet.len());
+            assert!(transport::tests::checksum_ok(buf.as_slice()));
+            assert_eq!(
+                (d.flow.src, d.flow.protocol, d.flow.dst_port),
+                (a, proto::UDP, Some(53))
+            );
+            // The replay window saw it once.
+            let mut buf = PacketBuf::from_slice(&esp);
+            assert_eq!(
+                decapsulate_from(&sad, &mut buf, Some(OuterAddrs { src: a, dst: b })),
+                Err(DropReason::ReplayDuplicate)
+            );
+        }
+    }
+
+    #[test]
+    fn transport_mode_through_a_nat_gets_a_valid_checksum() {
+        // Sent by 10.0.0.1 behind a NAT, received from 203.0.113.7.
+        let (private, public): (IpAddr, IpAddr) =
+            ("10.0.0.1".parse().unwrap(), "203.0.113.7".parse().unwrap());
+        let dst: IpAddr = "192.0.2.2".parse().unwrap();
+        let seg = udp_segment(private, dst);
+        let packet = v4([10, 0, 0, 1], [192, 0, 2, 2], proto::UDP, &seg);
+        let (out, sad) = transport_pair(crate::selector::IpFamily::V4);
+        let mut buf = PacketBuf::from_slice(&packet);
+        encapsulate(&out, &mut buf).unwrap();
+        decapsulate_from(&sad, &mut buf, Some(OuterAddrs { src: public, dst })).unwrap();
+        let got = buf.as_slice();
+        assert_eq!(got[12..16], [203, 0, 113, 7]);
+        // Ports, length and data unchanged; only the checksum differs.
+        assert_eq!(got[20..26], packet[20..26]);
+        assert_eq!(got[28..], packet[28..]);
+        assert_ne!(
+            got[26..28],
+            packet[26..28],
+            "checksum follows the new source"
+        );
+        assert!(transport::tests::checksum_ok(got));
+    }
+
+    #[test]
+    fn transport_mode_refuses_fragments_and_keeps_the_buffer() {
+        let (out, _) = transport_pair(crate::selector::IpFamily::V4);
+        let mut packet = v4([192, 0, 2, 1], [192, 0, 2, 2], proto::UDP, &[0; 16]);
+        packet[6] = 0x20;
+        let mut buf = PacketBuf::from_slice(&packet);
+        assert_eq!(encapsulate(&out, &mut buf), Err(EncapError::NotIp));
+        assert_eq!(buf.as_slice(), &packet[..]);
+        assert_eq!(out.seq_used(), 0);
+    }
+
+    #[test]
+    fn transport_selectors_check_protocol_and_ports() {
+        use crate::selector::{IpFamily, Selector};
+        let out = sa(false).with_mode(Mode::Transport);
+        let c = EspCipher::new(out.suite(), &Secret::new(vec![9; 36])).unwrap();
+        let tcp_only = vec![Selector::host("192.0.2.1".parse().unwrap()).with_protocol(proto::TCP)];
+        let inb = InboundSa::new(1, c, 64, vec![Selector::any(IpFamily::V4)], tcp_only)
+            .unwrap()
+            .with_mode(Mode::Transport);
+        let mut sad = Sad::new();
+        sad.insert_inbound(std::sync::Arc::new(inb));
+        let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        let packet = v4(
+            [192, 0, 2, 1],
+            [192, 0, 2, 2],
+            proto::UDP,
+            &udp_segment(a, b),
+        );
+        let mut buf = PacketBuf::from_slice(&packet);
+        encapsulate(&out, &mut buf).unwrap();
+        assert_eq!(
+            decapsulate_from(&sad, &mut buf, Some(OuterAddrs { src: a, dst: b })),
+            Err(DropReason::SelectorMismatch)
+        );
     }
 }

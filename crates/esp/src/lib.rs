@@ -74,12 +74,16 @@ pub mod selector;
 pub mod snapshot;
 pub mod spd;
 pub mod stats;
+pub mod transport;
 
 pub use buf::{BufStorage, PacketBuf};
-pub use encap::{Decapsulated, EncapError, decapsulate, encap_overhead, encapsulate};
+pub use encap::{
+    Decapsulated, EncapError, OuterAddrs, decapsulate, decapsulate_from, encap_overhead,
+    encapsulate,
+};
 pub use limits::{Crossed, Limits};
 pub use replay::ReplayWindow;
-pub use sa::{InboundSa, OutboundSa, UdpEncap};
+pub use sa::{InboundSa, Mode, OutboundSa, UdpEncap};
 pub use sad::Sad;
 pub use selector::{IpFamily, Selector};
 pub use snapshot::{Snapshot, SnapshotReader};

@@ -28,6 +28,18 @@ pub struct UdpEncap {
     pub remote: SocketAddr,
 }
 
+/// ESP mode of an SA (RFC 4303 §3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Mode {
+    /// The whole inner IP packet is protected; next header 4 or 41.
+    #[default]
+    Tunnel,
+    /// Host to host: the IP header stays outside, only the transport
+    /// segment is protected; next header is its protocol (see
+    /// [`transport`](crate::transport)).
+    Transport,
+}
+
 /// The outbound sequence number counter would wrap (RFC 4303 §3.3.3): the
 /// SA must be rekeyed before another packet can be sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -75,6 +87,7 @@ pub struct OutboundSa {
     remote_ts: Vec<Selector>,
     udp_encap: Option<UdpEncap>,
     limits: Limits,
+    mode: Mode,
 }
 
 impl core::fmt::Debug for OutboundSa {
@@ -85,6 +98,7 @@ impl core::fmt::Debug for OutboundSa {
             .field("local_ts", &self.local_ts)
             .field("remote_ts", &self.remote_ts)
             .field("udp_encap", &self.udp_encap)
+            .field("mode", &self.mode)
             .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
@@ -112,7 +126,19 @@ impl OutboundSa {
             remote_ts,
             udp_encap,
             limits: Limits::NONE,
+            mode: Mode::Tunnel,
         }
+    }
+
+    /// The same SA in `mode` (tunnel by default). Set it before the SA is
+    /// shared, like the limits.
+    pub fn with_mode(mut self, mode: Mode) -> OutboundSa {
+        self.mode = mode;
+        self
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
     }
 
     /// The same SA with volume limits (none by default). Set them before
@@ -141,6 +167,7 @@ impl OutboundSa {
             remote_ts: self.remote_ts.clone(),
             udp_encap,
             limits: self.limits,
+            mode: self.mode,
         }
     }
 
@@ -229,6 +256,7 @@ pub struct InboundSa {
     remote_ts: Vec<Selector>,
     counters: SaCounters,
     limits: Limits,
+    mode: Mode,
     /// When the driver last reported inbound activity on this SA, in its
     /// own clock's units ([`claim_report`](Self::claim_report)); `NEVER`
     /// before the first report.
@@ -245,6 +273,7 @@ impl core::fmt::Debug for InboundSa {
             .field("suite", &self.cipher.suite())
             .field("local_ts", &self.local_ts)
             .field("remote_ts", &self.remote_ts)
+            .field("mode", &self.mode)
             .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
@@ -271,8 +300,21 @@ impl InboundSa {
             remote_ts,
             counters: SaCounters::default(),
             limits: Limits::NONE,
+            mode: Mode::Tunnel,
             last_report: AtomicU64::new(NEVER),
         })
+    }
+
+    /// The same SA in `mode` (tunnel by default). A transport-mode SA needs
+    /// the packet's outer addresses: see
+    /// [`decapsulate_from`](crate::decapsulate_from).
+    pub fn with_mode(mut self, mode: Mode) -> InboundSa {
+        self.mode = mode;
+        self
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
     }
 
     /// The same SA with volume limits (none by default).

@@ -91,6 +91,10 @@ pub struct EspSaParams {
     /// Volume limits the data plane watches, reporting crossings with
     /// [`DataplaneEvent::SoftExpired`] / [`DataplaneEvent::HardExpired`].
     pub limits: SaLimits,
+    /// The negotiated mode (the same for both directions).
+    pub mode: crate::config::ChildMode,
+    /// Anti-replay window in packets; the data plane uses it for inbound SAs.
+    pub replay_window: u32,
 }
 
 /// Byte and packet limits of one ESP SA; 0 = none. The packet limits also
@@ -309,6 +313,8 @@ pub struct ChildSaStatus {
     pub local_ts: Vec<TsRange>,
     pub remote_ts: Vec<TsRange>,
     pub installed: Instant,
+    /// Tunnel or transport, as negotiated.
+    pub mode: crate::config::ChildMode,
 }
 
 /// The EAP server's answer to an [`Event::EapRelay`], e.g. from a RADIUS

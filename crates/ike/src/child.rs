@@ -6,7 +6,7 @@ use oxisec_crypto::kdf;
 use std::time::{Duration, Instant};
 
 use crate::api::{ChildId, EspSaParams, SaCommand, SaLimits};
-use crate::config::ChildLifetime;
+use crate::config::{ChildConfig, ChildLifetime, ChildMode, DEFAULT_REPLAY_WINDOW};
 use crate::exchange::Cx;
 use crate::proposal::Selected;
 use crate::sa::{ChildSa, ChildState, IkeSa, SaKeys};
@@ -31,6 +31,108 @@ pub(crate) struct Negotiated<'a> {
     pub spi_out: u32,
     pub local_ts: Vec<TsRange>,
     pub remote_ts: Vec<TsRange>,
+    /// Tunnel or transport, as settled by [`initiator_mode`] / [`responder_mode`].
+    pub mode: ChildMode,
+}
+
+/// Every selector names one address on each side: the only case transport
+/// mode is for (RFC 4303 §3.1.1, host to host). Ports and protocol may be
+/// narrowed.
+pub(crate) fn host_to_host(local: &[TsRange], remote: &[TsRange]) -> bool {
+    let single = |ts: &[TsRange]| !ts.is_empty() && ts.iter().all(|t| t.start == t.end);
+    single(local) && single(remote)
+}
+
+/// Initiator: whether to send USE_TRANSPORT_MODE for this child (RFC 7296
+/// §1.3.1; also in a rekey of a transport-mode child, §1.3.3). Only for
+/// host-to-host selectors: a subnet cannot be carried in transport mode,
+/// so we fall back to tunnel at once instead of asking.
+pub(crate) fn request_transport(
+    cfg: Option<&ChildConfig>,
+    local: &[TsRange],
+    remote: &[TsRange],
+) -> bool {
+    cfg.is_some_and(|c| c.mode == ChildMode::Transport) && host_to_host(local, remote)
+}
+
+/// Initiator: the mode the responder's answer settles. `accepted`: the
+/// response carries USE_TRANSPORT_MODE. A refused transport request falls
+/// back to tunnel mode (as strongSwan does, logged) unless the child
+/// requires transport: then `Err` and the caller deletes the child.
+pub(crate) fn initiator_mode(
+    cfg: Option<&ChildConfig>,
+    requested: bool,
+    accepted: bool,
+) -> Result<ChildMode, String> {
+    let Some(cfg) = cfg else {
+        return Ok(ChildMode::Tunnel);
+    };
+    match (cfg.mode, requested, accepted) {
+        (ChildMode::Transport, true, true) => Ok(ChildMode::Transport),
+        (ChildMode::Transport, requested, _) => {
+            let why = if requested {
+                "the peer did not accept transport mode"
+            } else {
+                "the selectors are not host-to-host"
+            };
+            if cfg.mode_required {
+                Err(format!("{why} and mode = \"transport\" is required"))
+            } else {
+                tracing::info!(child = %cfg.name, "{why}: using tunnel mode instead");
+                Ok(ChildMode::Tunnel)
+            }
+        }
+        // A USE_TRANSPORT_MODE we did not ask for means nothing (§1.3.1:
+        // the responder may only accept what was proposed).
+        (ChildMode::Tunnel, _, _) => Ok(ChildMode::Tunnel),
+    }
+}
+
+/// Responder: the mode to use for a request with (`requested`) or without
+/// USE_TRANSPORT_MODE. Transport only when both sides want it and the
+/// narrowed selectors are host-to-host; otherwise tunnel (the initiator
+/// sees no USE_TRANSPORT_MODE in the answer and falls back, §1.3.1), or
+/// `Err` when our child requires transport.
+pub(crate) fn responder_mode(
+    cfg: Option<&ChildConfig>,
+    requested: bool,
+    local: &[TsRange],
+    remote: &[TsRange],
+) -> Result<ChildMode, String> {
+    let Some(cfg) = cfg else {
+        return Ok(ChildMode::Tunnel);
+    };
+    let h2h = host_to_host(local, remote);
+    match cfg.mode {
+        ChildMode::Transport if requested && h2h => Ok(ChildMode::Transport),
+        ChildMode::Transport => {
+            let why = if !requested {
+                "the peer asked for tunnel mode"
+            } else {
+                "the selectors are not host-to-host"
+            };
+            if cfg.mode_required {
+                Err(format!("{why} and mode = \"transport\" is required"))
+            } else {
+                tracing::info!(child = %cfg.name, "{why}: using tunnel mode instead");
+                Ok(ChildMode::Tunnel)
+            }
+        }
+        ChildMode::Tunnel => {
+            if requested {
+                tracing::info!(child = %cfg.name, "the peer asked for transport mode, configured is tunnel: using tunnel mode");
+            }
+            Ok(ChildMode::Tunnel)
+        }
+    }
+}
+
+/// The child configuration named `name`.
+pub(crate) fn config<'a>(
+    conn: &'a crate::config::Connection,
+    name: &str,
+) -> Option<&'a ChildConfig> {
+    conn.children.iter().find(|c| c.name == name)
 }
 
 pub(crate) fn esp_suite(s: &Selected) -> EspSuite {
@@ -71,13 +173,9 @@ fn split_keymat(keys: &SaKeys, suite: &EspSuite, n: &Negotiated) -> (Secret, Sec
 /// response after these commands are queued), and records it on the IKE SA.
 pub(crate) fn install(sa: &mut IkeSa, cx: &mut Cx, n: Negotiated) -> Result<(), String> {
     let now = cx.now;
-    let lifetime = sa
-        .conn
-        .children
-        .iter()
-        .find(|c| c.name == n.name)
-        .map(|c| c.lifetime)
-        .unwrap_or_default();
+    let cfg = config(&sa.conn, &n.name);
+    let lifetime = cfg.map(|c| c.lifetime).unwrap_or_default();
+    let replay_window = cfg.map_or(DEFAULT_REPLAY_WINDOW, |c| c.replay_window);
     let limits = limits(&lifetime, n.selected.esn);
     let (rekey_at, expire_at) = timers(&lifetime, now, cx.rng);
     let out = &mut cx.out.commands;
@@ -95,6 +193,8 @@ pub(crate) fn install(sa: &mut IkeSa, cx: &mut Cx, n: Negotiated) -> Result<(), 
             suite,
             keys: k_in,
             limits,
+            mode: n.mode,
+            replay_window,
         },
         local_ts: n.local_ts.clone(),
         remote_ts: n.remote_ts.clone(),
@@ -106,6 +206,8 @@ pub(crate) fn install(sa: &mut IkeSa, cx: &mut Cx, n: Negotiated) -> Result<(), 
             suite,
             keys: k_out,
             limits,
+            mode: n.mode,
+            replay_window,
         },
         local_ts: n.local_ts.clone(),
         remote_ts: n.remote_ts.clone(),
@@ -137,6 +239,7 @@ pub(crate) fn install(sa: &mut IkeSa, cx: &mut Cx, n: Negotiated) -> Result<(), 
         collision: None,
         rekey_at,
         expire_at,
+        mode: n.mode,
     });
     Ok(())
 }

@@ -328,6 +328,41 @@ pub enum StartAction {
     Start,
 }
 
+/// ESP mode of a CHILD_SA (RFC 4303 §3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChildMode {
+    /// The whole inner IP packet is protected and a new outer header added
+    /// (site-to-site, remote access).
+    #[default]
+    Tunnel,
+    /// Host to host: the IP header is kept and only its payload protected
+    /// (RFC 4303 §3.1.1); negotiated with USE_TRANSPORT_MODE (RFC 7296 §1.3.1).
+    Transport,
+}
+
+impl ChildMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            ChildMode::Tunnel => "tunnel",
+            ChildMode::Transport => "transport",
+        }
+    }
+}
+
+impl core::fmt::Display for ChildMode {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Packets tracked by an inbound SA's anti-replay window unless a child
+/// configures `replay_window` (strongSwan's default is 32). Generous: the
+/// sender's data-plane lanes take sequence numbers for whole batches of up
+/// to a few hundred packets and may send them in any order (a lane
+/// preempted between encrypting and sending lets the others overtake it),
+/// and the peer may batch the same way. 4096 bits are 512 bytes per SA.
+pub const DEFAULT_REPLAY_WINDOW: u32 = 4096;
+
 /// One CHILD_SA template.
 #[derive(Debug, Clone)]
 pub struct ChildConfig {
@@ -342,6 +377,15 @@ pub struct ChildConfig {
     pub esp_proposals: Vec<EspProposal>,
     pub start_action: StartAction,
     pub lifetime: ChildLifetime,
+    /// The mode we ask for (initiator) or accept (responder). Transport
+    /// needs host-to-host selectors and the peer's consent; without them
+    /// the child falls back to tunnel mode (as strongSwan does), unless
+    /// `mode_required`.
+    pub mode: ChildMode,
+    /// Refuse the child rather than fall back to tunnel mode.
+    pub mode_required: bool,
+    /// Anti-replay window of the inbound SAs, in packets (1..=65536).
+    pub replay_window: u32,
 }
 
 /// One IKE connection: a peer, identities, credentials, proposals, children.

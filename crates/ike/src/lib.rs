@@ -30,9 +30,9 @@ mod window;
 
 pub use api::*;
 pub use config::{
-    Auth, ChildConfig, ChildLifetime, Config, Connection, DosConfig, DpdAction, EapRelay,
-    EapServer, FragmentationConfig, IkeLifetime, LocalCert, NatKeepalive, PoolConfig, RemoteAccess,
-    RetransmitConfig, SendCert, StartAction,
+    Auth, ChildConfig, ChildLifetime, ChildMode, Config, Connection, DosConfig, DpdAction,
+    EapRelay, EapServer, FragmentationConfig, IkeLifetime, LocalCert, NatKeepalive, PoolConfig,
+    RemoteAccess, RetransmitConfig, SendCert, StartAction,
 };
 pub use eap::{EapUsers, NtHash};
 pub use engine::{Engine, Stats};

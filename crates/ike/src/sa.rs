@@ -171,6 +171,8 @@ pub(crate) struct ChildSa {
     /// When to rekey (soft lifetime) and when to delete (hard lifetime).
     pub rekey_at: Option<Instant>,
     pub expire_at: Option<Instant>,
+    /// Tunnel or transport, as negotiated; a rekey asks for the same.
+    pub mode: crate::config::ChildMode,
 }
 
 /// Our half of a CREATE_CHILD_SA for a new or rekeyed CHILD_SA.
@@ -199,6 +201,9 @@ pub(crate) struct ChildAgreed {
     pub nr: Vec<u8>,
     pub local_ts: Vec<TsRange>,
     pub remote_ts: Vec<TsRange>,
+    /// The mode the answer settled; `Err` when our child requires transport
+    /// mode and the peer refused it.
+    pub mode: Result<crate::config::ChildMode, String>,
 }
 
 /// What the answer to our IKE rekey settled.

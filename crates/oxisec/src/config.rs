@@ -32,8 +32,8 @@ use std::time::{Duration, SystemTime};
 
 use oxisec_crypto::Secret;
 use oxisec_ike::{
-    Auth, ChildConfig, ChildLifetime, Config, Connection, DosConfig, DpdAction, EspProposal,
-    FragmentationConfig, Identity, IkeLifetime, IkeProposal, LocalCert, NatKeepalive,
+    Auth, ChildConfig, ChildLifetime, ChildMode, Config, Connection, DosConfig, DpdAction,
+    EspProposal, FragmentationConfig, Identity, IkeLifetime, IkeProposal, LocalCert, NatKeepalive,
     RetransmitConfig, SendCert, StartAction, TsRange,
 };
 use oxisec_pki::{
@@ -385,6 +385,9 @@ struct RawChild {
     life_bytes: Option<Spanned<u64>>,
     rekey_packets: Option<Spanned<u64>>,
     life_packets: Option<Spanned<u64>>,
+    // [modes] ESP mode and anti-replay window (strongSwan's key names).
+    mode: Option<Spanned<String>>,
+    replay_window: Option<Spanned<u32>>,
 }
 
 // ---------------------------------------------------------------------------
@@ -1991,6 +1994,8 @@ impl Cx<'_> {
                 }
             }
         };
+        let (mode, mode_required) = self.child_mode(&base, raw.mode.as_ref())?;
+        let replay_window = self.replay_window(&base, raw.replay_window.as_ref())?;
         Ok(ChildConfig {
             name: n.clone(),
             local_ts,
@@ -1998,7 +2003,62 @@ impl Cx<'_> {
             esp_proposals,
             start_action,
             lifetime: self.child_lifetime(&base, raw)?,
+            mode,
+            mode_required,
+            replay_window,
         })
+    }
+
+    /// [modes] `mode`: "tunnel" (default), "transport" (host to host; falls
+    /// back to tunnel when the peer or the selectors do not allow it, as
+    /// strongSwan does) or "transport_only" (the child fails instead).
+    fn child_mode(
+        &self,
+        base: &str,
+        v: Option<&Spanned<String>>,
+    ) -> Result<(ChildMode, bool), ConfigError> {
+        let Some(v) = v else {
+            return Ok((ChildMode::Tunnel, false));
+        };
+        match v.get_ref().as_str() {
+            "tunnel" => Ok((ChildMode::Tunnel, false)),
+            // The engine and oxisec-esp do transport mode, but the daemon
+            // cannot carry it yet: its host-to-host selector is the peer's
+            // own address, and routing that into the TUN device would
+            // swallow the daemon's IKE and ESP packets too (it needs a
+            // policy-routing exception for the daemon's sockets first).
+            "transport" | "transport_only" => Err(self.err(
+                Some(v.span()),
+                format!("{base}.mode"),
+                "transport mode is negotiated by the IKE engine but the daemon's TUN data plane cannot carry it yet (the peer's own address would be routed into the tunnel); use \"tunnel\" with /32 (/128) selectors",
+            )),
+            other => Err(self.err(
+                Some(v.span()),
+                format!("{base}.mode"),
+                format!(
+                    "unknown mode {other:?}: expected \"tunnel\", \"transport\" or \"transport_only\""
+                ),
+            )),
+        }
+    }
+
+    /// [modes] `replay_window` in packets. Unlike strongSwan, 0 (no replay
+    /// protection) is refused: RFC 4303 §3.4.3 lets a receiver turn the
+    /// check off, but nothing here needs that and it hides attacks.
+    fn replay_window(&self, base: &str, v: Option<&Spanned<u32>>) -> Result<u32, ConfigError> {
+        let Some(v) = v else {
+            return Ok(oxisec_ike::config::DEFAULT_REPLAY_WINDOW);
+        };
+        let n = *v.get_ref();
+        let max = oxisec_esp::replay::MAX_WINDOW;
+        if n == 0 || n > max {
+            return Err(self.err(
+                Some(v.span()),
+                format!("{base}.replay_window"),
+                format!("replay_window must be 1..={max} packets, not {n}"),
+            ));
+        }
+        Ok(n)
     }
 
     fn selectors(
@@ -2291,6 +2351,8 @@ start_action = "start"
 [connections.site-b.children.dmz]
 local_ts = ["198.51.100.128/25[tcp/443]"]
 remote_ts = ["203.0.113.7"]
+mode = "tunnel"
+replay_window = 65536
 
 [connections.roadside]
 psk = "another long random secret!"
@@ -2339,12 +2401,16 @@ remote_ts = ["0.0.0.0/0"]
         assert_eq!(lan.name, "lan");
         assert_eq!(lan.start_action, StartAction::Start);
         assert_eq!(lan.remote_ts.len(), 2);
+        // [modes] defaults.
+        assert_eq!((lan.mode, lan.mode_required), (ChildMode::Tunnel, false));
+        assert_eq!(lan.replay_window, 4096);
         assert_eq!(
             lan.esp_proposals,
             vec![EspProposal::parse("aes128gcm16").unwrap()]
         );
         let dmz = &c.children[1];
         assert_eq!(dmz.start_action, StartAction::None);
+        assert_eq!((dmz.mode, dmz.replay_window), (ChildMode::Tunnel, 65536));
         assert_eq!(dmz.esp_proposals, EspProposal::defaults());
         assert_eq!(dmz.local_ts[0].to_string(), "198.51.100.128/25[6/443]");
         let r = &l.ike.connections[1];
@@ -3215,6 +3281,28 @@ ca_certs = [\"pki/ca.crt\"]
             ),
             "{e}"
         );
+        // [modes]
+        let lan = "[connections.site-b.children.lan]";
+        let with = |line: &str| VALID.replace(lan, &format!("{lan}\n{line}"));
+        let e = err(&with("mode = \"beet\""));
+        assert!(
+            e.contains("connections.site-b.children.lan.mode: unknown mode \"beet\""),
+            "{e}"
+        );
+        let e = err(&with("mode = \"transport\""));
+        assert!(
+            e.contains("children.lan.mode: transport mode is negotiated"),
+            "{e}"
+        );
+        for bad in [0, 65537] {
+            let e = err(&with(&format!("replay_window = {bad}")));
+            assert!(
+                e.contains(&format!(
+                    "children.lan.replay_window: replay_window must be 1..=65536 packets, not {bad}"
+                )),
+                "{e}"
+            );
+        }
         let e = err(&VALID.replace("encap = true", "encap = false"));
         assert!(
             e.contains("connections.site-b.encap: encap = false needs"),

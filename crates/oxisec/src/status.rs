@@ -146,6 +146,9 @@ pub struct ChildSaInfo {
     pub local_ts: Vec<String>,
     pub remote_ts: Vec<String>,
     pub installed_secs: u64,
+    /// "tunnel" or "transport" (empty from a daemon that predates modes).
+    #[serde(default)]
+    pub mode: String,
     /// `None` when the data plane does not know the SPI (not installed there).
     pub traffic_in: Option<Traffic>,
     pub traffic_out: Option<Traffic>,
@@ -219,6 +222,7 @@ pub fn ike_sas(
                     local_ts: c.local_ts.iter().map(|t| t.to_string()).collect(),
                     remote_ts: c.remote_ts.iter().map(|t| t.to_string()).collect(),
                     installed_secs: age(c.installed),
+                    mode: c.mode.to_string(),
                     traffic_in: counters(c.spi_in, true),
                     traffic_out: counters(c.spi_out, false),
                 })
@@ -442,10 +446,16 @@ pub fn render(r: &StatusReport) -> String {
         for c in &ike.children {
             let _ = writeln!(
                 s,
-                "      {}: {} === {}",
+                "      {}: {} === {}{}",
                 c.name,
                 c.local_ts.join(","),
-                c.remote_ts.join(",")
+                c.remote_ts.join(","),
+                // Tunnel is the usual case; only transport is called out.
+                if c.mode == "transport" {
+                    " (transport mode)"
+                } else {
+                    ""
+                }
             );
             let drops = |t: Option<&Traffic>| -> Option<String> {
                 let d = &t?.drops;
@@ -504,6 +514,7 @@ mod tests {
                 local_ts: vec!["198.51.100.0/24".parse::<TsRange>().unwrap()],
                 remote_ts: vec!["203.0.113.0/24".parse::<TsRange>().unwrap()],
                 installed: now.checked_sub(Duration::from_secs(310)).unwrap(),
+                mode: Default::default(),
             }],
         }]
     }

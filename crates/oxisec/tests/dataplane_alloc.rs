@@ -64,6 +64,8 @@ fn params(suite: EspSuite) -> EspSaParams {
         suite,
         keys: Secret::new((0..suite.keymat_len() as u8).collect()),
         limits: Default::default(),
+        mode: Default::default(),
+        replay_window: 64,
     }
 }
 

@@ -526,6 +526,7 @@ other: #2, CONNECTING, IKEv2, 1111111111111111_i* 0000000000000000_r
             local_ts: vec!["198.51.100.0/24".into()],
             remote_ts: vec!["203.0.113.0/24".into()],
             installed_secs: 1,
+            mode: "tunnel".into(),
             traffic_in: None,
             traffic_out: None,
         };

@@ -470,6 +470,8 @@ mod tests {
             },
             keys: Secret::new(vec![key; 20]),
             limits: SaLimits::default(),
+            mode: Default::default(),
+            replay_window: 64,
         }
     }
 

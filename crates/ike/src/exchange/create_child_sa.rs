@@ -24,6 +24,7 @@ use super::ike_sa_init::NONCE_LEN;
 use super::{Cx, Spawn, send_request, send_response};
 use crate::api::{ChildId, Datagram, DownReason, Event, IkeId};
 use crate::child::{self, Negotiated};
+use crate::config::ChildMode;
 use crate::keys::{self, Inputs, Seed};
 use crate::proposal::{self, IkeProposal, ProposalSpec, Selected};
 use crate::sa::{
@@ -104,6 +105,20 @@ fn esp_specs(sa: &IkeSa, name: &str) -> Vec<ProposalSpec> {
         .find(|c| c.name == name)
         .map(|c| c.esp_proposals.iter().map(|p| p.0.clone()).collect())
         .unwrap_or_default()
+}
+
+/// Whether our request for `pending` carries USE_TRANSPORT_MODE: a rekey
+/// keeps the mode of the SA it replaces (RFC 7296 §1.3.3), a new child asks
+/// when its configuration says transport and the selectors are host-to-host.
+fn requests_transport(sa: &IkeSa, pending: &PendingChild, rekeys: Option<ChildId>) -> bool {
+    match rekeys.and_then(|id| sa.children.iter().find(|c| c.id == id)) {
+        Some(old) => old.mode == ChildMode::Transport,
+        None => child::request_transport(
+            child::config(&sa.conn, &pending.name),
+            &pending.local_ts,
+            &pending.remote_ts,
+        ),
+    }
 }
 
 /// The PFS group to start with: the one the child used before, else the
@@ -225,6 +240,9 @@ fn send_child_request(
         .enumerate()
         .map(|(i, p)| p.to_wire(i as u8 + 1, pending.spi_in, true))
         .collect();
+    if requests_transport(sa, &pending, rekeys) {
+        payloads.push(notify(NotifyType::USE_TRANSPORT_MODE));
+    }
     payloads.push(Payload::Sa(SaPayload { proposals }));
     payloads.push(Payload::Nonce(ni.clone()));
     if let Some(s) = &share {
@@ -352,12 +370,18 @@ pub(crate) fn child_response(
     };
     tried_groups.clear();
     let remaining = selected.pending_addke();
+    let mode = child::initiator_mode(
+        child::config(&sa.conn, &pending.name),
+        requests_transport(sa, &pending, rekeys),
+        find_notify(payloads, NotifyType::USE_TRANSPORT_MODE).is_some(),
+    );
     let agreed = ChildAgreed {
         selected,
         spi_out,
         nr: nr.to_vec(),
         local_ts,
         remote_ts,
+        mode,
     };
     let mut ex = ChildExchange {
         pending,
@@ -415,7 +439,14 @@ fn finish_child_initiator(
         ..
     } = ex;
     let id = cx.alloc.child_id();
+    // A refused, required transport mode: installed as tunnel so that the
+    // delete removes the responder's half too, then deleted at once.
+    let (mode, refused) = match &a.mode {
+        Ok(m) => (*m, None),
+        Err(why) => (ChildMode::Tunnel, Some(why.clone())),
+    };
     let n = Negotiated {
+        mode,
         initiator: true,
         g_ir: g_ir.as_ref().map(Secret::as_bytes),
         additional,
@@ -432,6 +463,10 @@ fn finish_child_initiator(
     };
     if let Err(e) = child::install(sa, cx, n) {
         return child_failed(sa, cx, pending, rekeys, e);
+    }
+    if let Some(why) = refused {
+        warn!(child = %pending.name, "CHILD_SA not usable, deleting it: {why}");
+        sa.tasks.push_back(Task::DeleteChild(id));
     }
     child::log_up(
         &pending.name,
@@ -680,6 +715,7 @@ pub(crate) struct ChildPlan {
     pub(crate) spi_in: u32,
     /// The CHILD_SA it rekeys.
     old: Option<(ChildId, String)>,
+    mode: ChildMode,
 }
 
 impl ChildPlan {
@@ -753,6 +789,17 @@ fn respond_child(
     let dynamic = child::Dynamic::of(sa);
     let choice = child::choose(&conn, only, &sa_p.proposals, &tsi, &tsr, false, &dynamic)
         .map_err(|n| vec![notify(n)])?;
+    let requested = find_notify(payloads, NotifyType::USE_TRANSPORT_MODE).is_some();
+    let mode = child::responder_mode(
+        child::config(&conn, &choice.name),
+        requested,
+        &choice.local_ts,
+        &choice.remote_ts,
+    )
+    .map_err(|why| {
+        info!(child = %choice.name, "no CHILD_SA for the peer's request: {why}");
+        vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)]
+    })?;
     // PFS: the KE payload must be for the selected group (§1.3.1).
     let pfs = match (choice.selected.ke, ke_p) {
         (None, _) => None,
@@ -774,7 +821,11 @@ fn respond_child(
     };
     let nr = cx.random(NONCE_LEN);
     let spi_in = cx.alloc.child_spi(cx.rng);
-    let mut out = vec![
+    let mut out = Vec::new();
+    if mode == ChildMode::Transport {
+        out.push(notify(NotifyType::USE_TRANSPORT_MODE));
+    }
+    out.extend([
         Payload::Sa(SaPayload {
             proposals: vec![
                 choice
@@ -783,7 +834,7 @@ fn respond_child(
             ],
         }),
         Payload::Nonce(nr.clone()),
-    ];
+    ]);
     let g_ir = pfs.map(|(group, data, g_ir)| {
         out.push(Payload::Ke(KePayload { group, data }));
         g_ir
@@ -797,6 +848,7 @@ fn respond_child(
         nr,
         spi_in,
         old,
+        mode,
     };
     if remaining.is_empty() {
         finish_child_responder(sa, cx, plan, g_ir, &[]).map_err(|n| vec![notify(n)])?;
@@ -821,6 +873,7 @@ pub(crate) fn finish_child_responder(
         nr,
         spi_in,
         old,
+        mode,
     } = plan;
     // The SA being rekeyed may have gone during the additional exchanges.
     let old = old.filter(|(id, _)| {
@@ -830,6 +883,7 @@ pub(crate) fn finish_child_responder(
     });
     let id = cx.alloc.child_id();
     let n = Negotiated {
+        mode,
         initiator: false,
         g_ir: g_ir.as_ref().map(Secret::as_bytes),
         additional,

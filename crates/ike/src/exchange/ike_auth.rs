@@ -37,6 +37,8 @@ struct Parts<'a> {
     certs: Vec<&'a CertPayload>,
     certreq: bool,
     cp: Option<&'a oxisec_wire::CpPayload>,
+    /// USE_TRANSPORT_MODE (RFC 7296 §1.3.1).
+    transport: bool,
 }
 
 fn parts(payloads: &[Payload]) -> Parts<'_> {
@@ -50,6 +52,7 @@ fn parts(payloads: &[Payload]) -> Parts<'_> {
         certs: Vec::new(),
         certreq: false,
         cp: None,
+        transport: false,
     };
     for pl in payloads {
         match pl {
@@ -62,6 +65,7 @@ fn parts(payloads: &[Payload]) -> Parts<'_> {
             Payload::Cert(c) => p.certs.push(c),
             Payload::CertReq(_) => p.certreq = true,
             Payload::Cp(c) => p.cp = Some(c),
+            Payload::Notify(n) if n.ty == NotifyType::USE_TRANSPORT_MODE => p.transport = true,
             _ => {}
         }
     }
@@ -230,6 +234,10 @@ pub(crate) fn start(sa: &mut IkeSa, cx: &mut Cx) {
             .enumerate()
             .map(|(i, p)| p.to_wire(i as u8 + 1, pending.spi_in, false))
             .collect();
+        // §1.3.1: the notify goes with the child's SA payload.
+        if child::request_transport(Some(cfg), &pending.local_ts, &pending.remote_ts) {
+            payloads.push(notify(NotifyType::USE_TRANSPORT_MODE));
+        }
         payloads.push(Payload::Sa(SaPayload { proposals }));
         payloads.push(Payload::TsI(ts_payload(&pending.local_ts)));
         payloads.push(Payload::TsR(ts_payload(&pending.remote_ts)));
@@ -459,7 +467,16 @@ fn establish_responder(
         }
     }
     if let (Some(sa_p), Some(tsi_p), Some(tsr_p), false) = (p.sa, p.tsi, p.tsr, no_address) {
-        out.extend(respond_child(sa, cx, &conn, sa_p, tsi_p, tsr_p, ni, nr));
+        out.extend(respond_child(
+            sa,
+            cx,
+            &conn,
+            sa_p,
+            (tsi_p, tsr_p),
+            p.transport,
+            ni,
+            nr,
+        ));
     }
     send_response(
         sa,
@@ -530,8 +547,8 @@ fn respond_child(
     cx: &mut Cx,
     conn: &Connection,
     sa_p: &SaPayload,
-    tsi_p: &TsPayload,
-    tsr_p: &TsPayload,
+    (tsi_p, tsr_p): (&TsPayload, &TsPayload),
+    transport_requested: bool,
     ni: &[u8],
     nr: &[u8],
 ) -> Vec<Payload> {
@@ -546,9 +563,22 @@ fn respond_child(
             return vec![notify(n)];
         }
     };
+    let mode = match child::responder_mode(
+        child::config(conn, &c.name),
+        transport_requested,
+        &c.local_ts,
+        &c.remote_ts,
+    ) {
+        Ok(m) => m,
+        Err(why) => {
+            info!(connection = %conn.name, child = %c.name, "no CHILD_SA for the peer's request: {why}");
+            return vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)];
+        }
+    };
     let spi_in = cx.alloc.child_spi(cx.rng);
     let id = cx.alloc.child_id();
     let n = Negotiated {
+        mode,
         additional: &[],
         initiator: false,
         g_ir: None,
@@ -584,7 +614,11 @@ fn respond_child(
         spi_in,
         spi_out: c.spi_out,
     });
-    vec![
+    let mut out = Vec::new();
+    if mode == crate::config::ChildMode::Transport {
+        out.push(notify(NotifyType::USE_TRANSPORT_MODE));
+    }
+    out.extend([
         Payload::Sa(SaPayload {
             proposals: vec![
                 c.selected
@@ -593,7 +627,8 @@ fn respond_child(
         }),
         Payload::TsI(ts_payload(&c.remote_ts)),
         Payload::TsR(ts_payload(&c.local_ts)),
-    ]
+    ]);
+    out
 }
 
 /// Initiator: verifies the responder and installs the first CHILD_SA.
@@ -791,7 +826,16 @@ fn finish_child(
         sa.tasks.push_back(crate::sa::Task::DeleteIke);
         return;
     };
+    let cfg = child::config(conn, &pending.name);
+    let requested = child::request_transport(cfg, &pending.local_ts, &pending.remote_ts);
+    let (mode, refused) = match child::initiator_mode(cfg, requested, p.transport) {
+        Ok(m) => (m, None),
+        // Installed as tunnel so that the delete removes the responder's
+        // half too; the child is then deleted at once.
+        Err(why) => (crate::config::ChildMode::Tunnel, Some(why)),
+    };
     let n = Negotiated {
+        mode,
         additional: &[],
         initiator: true,
         g_ir: None,
@@ -810,6 +854,11 @@ fn finish_child(
     if let Err(e) = child::install(sa, cx, n) {
         fail(sa, cx, e);
         sa.tasks.push_back(crate::sa::Task::DeleteIke);
+        return;
+    }
+    if let Some(why) = refused {
+        warn!(connection = %conn.name, child = %pending.name, "CHILD_SA not usable, deleting it: {why}");
+        sa.tasks.push_back(crate::sa::Task::DeleteChild(id));
         return;
     }
     child::log_up(

@@ -762,6 +762,7 @@ pub(crate) fn status_of(sa: &IkeSa) -> IkeSaStatus {
                 local_ts: c.local_ts.clone(),
                 remote_ts: c.remote_ts.clone(),
                 installed: c.installed,
+                mode: c.mode,
             })
             .collect(),
     }

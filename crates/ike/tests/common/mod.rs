@@ -46,6 +46,9 @@ pub struct Side {
     /// Lifetimes and liveness; all off unless a test sets them, so that a
     /// test's clock can run to the end of every timer.
     pub child_lifetime: ChildLifetime,
+    /// Mode of every child, and whether it is required (no tunnel fallback).
+    pub mode: (oxisec_ike::ChildMode, bool),
+    pub replay_window: u32,
     pub ike_lifetime: IkeLifetime,
     pub dpd_delay: Duration,
     pub dpd_action: DpdAction,
@@ -82,6 +85,8 @@ impl Side {
             remote_ts: vec!["203.0.113.0/24"],
             extra_children: Vec::new(),
             child_lifetime: no_child_lifetime(),
+            mode: (oxisec_ike::ChildMode::Tunnel, false),
+            replay_window: oxisec_ike::config::DEFAULT_REPLAY_WINDOW,
             ike_lifetime: IkeLifetime::from_rekey_time(Duration::ZERO),
             dpd_delay: Duration::ZERO,
             dpd_action: DpdAction::Clear,
@@ -141,6 +146,9 @@ impl Side {
                         .collect(),
                     start_action: StartAction::Start,
                     lifetime: self.child_lifetime,
+                    mode: self.mode.0,
+                    mode_required: self.mode.1,
+                    replay_window: self.replay_window,
                 })
                 .collect(),
             force_encap: true,

@@ -34,13 +34,6 @@ use tokio::sync::mpsc;
 
 use crate::status::Traffic;
 
-/// Packets tracked by each inbound SA's anti-replay window. Generous: the
-/// sender's lanes take sequence numbers for whole batches of up to a few
-/// hundred packets and may send them in any order (a lane preempted between
-/// encrypting and sending lets the others overtake it), and the peer may
-/// batch the same way. 4096 bits are 512 bytes per inbound SA.
-const REPLAY_WINDOW: u32 = 4096;
-
 /// How often at most inbound traffic on one SA is reported to the engine
 /// (the engine's contract for [`DataplaneEvent::InboundActivity`]).
 pub const ACTIVITY_INTERVAL: Duration = Duration::from_secs(1);
@@ -242,7 +235,9 @@ impl Tables {
                 let inbound = InboundSa::new(
                     sa.spi,
                     cipher,
-                    REPLAY_WINDOW,
+                    // Per child (`replay_window`), default
+                    // oxisec_ike::config::DEFAULT_REPLAY_WINDOW.
+                    sa.replay_window,
                     selectors(local_ts)?,
                     selectors(remote_ts)?,
                 )
@@ -539,6 +534,8 @@ mod tests {
             },
             keys: Secret::new((0u8..20).collect()),
             limits: Default::default(),
+            mode: Default::default(),
+            replay_window: 64,
         }
     }
 
