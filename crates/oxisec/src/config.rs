@@ -46,7 +46,10 @@ use zeroize::Zeroizing;
 use crate::crlfetch::HttpCrlCache;
 use crate::x509util::{crl_ders, crl_summary, fmt_date, same_public_key};
 
+mod policy;
 mod remote;
+
+pub use policy::{Shunt, ShuntAction};
 
 /// Where the control socket lives unless the config or `--socket` says otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/oxisec/oxisec.sock";
@@ -99,6 +102,8 @@ pub struct DaemonConfig {
     /// (where packets without an SA are dropped) also while the tunnel is
     /// down or being re-established.
     pub kill_switch: Vec<String>,
+    /// Pass and drop policies in file order, before every child's.
+    pub shunts: Vec<Shunt>,
 }
 
 /// How DNS servers and domains received with a virtual IP are applied.
@@ -130,6 +135,7 @@ impl Default for DaemonConfig {
             dns: DnsBackend::Auto,
             resolv_conf: PathBuf::from("/etc/resolv.conf"),
             kill_switch: Vec::new(),
+            shunts: Vec::new(),
         }
     }
 }
@@ -199,6 +205,9 @@ struct RawFile {
     /// Virtual IP pools for remote access (`[pools.NAME]`).
     #[serde(default)]
     pools: BTreeMap<String, Spanned<remote::RawPool>>,
+    /// Pass and drop policies (`[shunts.NAME]`, see [`policy`]).
+    #[serde(default)]
+    shunts: BTreeMap<String, Spanned<policy::RawShunt>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -441,6 +450,7 @@ pub fn parse(text: &str, origin: &Path, resolver: &dyn Resolver) -> Result<Loade
     let (mut daemon, wide) = cx.daemon(raw.daemon.as_ref(), &mut warnings)?;
     cx.crl_cache = Arc::new(HttpCrlCache::new(daemon.crl_cache_dir.clone()));
     let pools = cx.pools(&raw.pools)?;
+    daemon.shunts = cx.shunts(&raw.shunts)?;
 
     let mut conns: Vec<(&String, &Spanned<RawConnection>)> = raw.connections.iter().collect();
     conns.sort_by_key(|(_, c)| c.span().start);
@@ -2873,7 +2883,7 @@ ca_certs = [\"pki/ca.crt\"]
             .step_by(2)
             .map(str::to_string)
             .collect();
-        assert!(keys.len() > 3, "{e}");
+        assert!(keys.len() >= 3, "{e}");
         keys
     }
 
@@ -2885,7 +2895,9 @@ ca_certs = [\"pki/ca.crt\"]
         let mut current = "";
         for line in text.lines() {
             let t = line.trim_start();
-            if let Some(h) = t.strip_prefix('[') {
+            // Sections shown commented out (`# [shunts.mgmt]`) count too.
+            let head = t.strip_prefix("# ").unwrap_or(t);
+            if let Some(h) = head.strip_prefix('[') {
                 current = h.split(']').next().unwrap_or("");
                 continue;
             }
@@ -2907,6 +2919,7 @@ ca_certs = [\"pki/ca.crt\"]
                 "connections.x.children.y",
                 "connections.site-b.children.lan",
             ),
+            ("shunts.x", "shunts.mgmt"),
         ] {
             for key in schema_keys(table) {
                 let ok = match key.as_str() {

@@ -195,6 +195,11 @@ pub struct DropCounters {
     /// A policy names a CHILD_SA whose outbound SA is not installed.
     pub no_sa: AtomicU64,
     pub no_udp_encap: AtomicU64,
+    /// A drop shunt matched (RFC 4301 DISCARD).
+    pub policy_discard: AtomicU64,
+    /// A pass shunt matched a packet in the TUN device, which cannot send
+    /// it in clear: its routing rule is missing.
+    pub policy_bypass: AtomicU64,
     /// A TUN read whose offload header did not fit its packet.
     pub tun_malformed: AtomicU64,
     /// TUN writes the kernel refused.
@@ -463,6 +468,11 @@ impl DataPlane {
         self.tables.apply(cmd)
     }
 
+    /// Puts the shunts' BYPASS/DISCARD entries at the head of the SPD.
+    pub fn set_shunts(&self, entries: Vec<oxisec_esp::SpdEntry>) {
+        self.tables.set_shunts(entries);
+    }
+
     pub fn counters(&self, spi: u32, inbound: bool) -> Option<Traffic> {
         self.tables.counters(spi, inbound)
     }
@@ -496,6 +506,8 @@ fn drops_map(d: &DropCounters) -> BTreeMap<String, u64> {
         ("no policy", &d.no_policy),
         ("out: no_sa", &d.no_sa),
         ("out: no_udp_encap", &d.no_udp_encap),
+        ("out: policy_discard", &d.policy_discard),
+        ("out: policy_bypass", &d.policy_bypass),
         ("out: malformed TUN read", &d.tun_malformed),
         ("out: UDP send failed", &d.udp_send),
         ("in: TUN write failed", &d.tun_write),
@@ -814,6 +826,7 @@ mod tests {
         assert!(drops_map(&d).is_empty());
         d.no_policy.fetch_add(3, Ordering::Relaxed);
         d.no_sa.fetch_add(1, Ordering::Relaxed);
+        d.policy_discard.fetch_add(2, Ordering::Relaxed);
         d.decap.bump(DropReason::ReplayDuplicate);
         d.decap.bump(DropReason::ReplayDuplicate);
         d.encap.bump(DropReason::Expired);
@@ -826,6 +839,7 @@ mod tests {
                 ("no policy", 3),
                 ("out: expired", 1),
                 ("out: no_sa", 1),
+                ("out: policy_discard", 2),
             ]
         );
     }

@@ -80,6 +80,12 @@ pub enum EncapDrop {
     NoSa,
     /// The SA has no UDP endpoints; raw ESP is not supported.
     NoUdpEncap,
+    /// A drop shunt (RFC 4301 DISCARD) matched.
+    PolicyDiscard,
+    /// A pass shunt (RFC 4301 BYPASS) matched a packet that reached the TUN
+    /// device anyway (its routing rule was missing or removed by hand): the
+    /// packet path cannot send it in clear, and must not protect it.
+    PolicyBypass,
     /// The ESP crate refused (not IP, expired, …); counted on the SA where
     /// there is one.
     Esp(DropReason),
@@ -91,6 +97,8 @@ impl EncapDrop {
         match self {
             EncapDrop::NoSa => "no_sa",
             EncapDrop::NoUdpEncap => "no_udp_encap",
+            EncapDrop::PolicyDiscard => "policy_discard",
+            EncapDrop::PolicyBypass => "policy_bypass",
             EncapDrop::Esp(r) => r.name(),
         }
     }
@@ -200,6 +208,9 @@ impl Reporter {
 pub struct Tables {
     sad: Arc<Snapshot<Sad>>,
     spd: Arc<Snapshot<Spd>>,
+    /// How many entries at the head of the SPD are shunts (BYPASS and
+    /// DISCARD from the configuration), which precede every PROTECT entry.
+    shunts: std::sync::atomic::AtomicUsize,
 }
 
 impl Default for Tables {
@@ -207,13 +218,48 @@ impl Default for Tables {
         Tables {
             sad: Arc::new(Snapshot::new(Sad::new())),
             spd: Arc::new(Snapshot::new(Spd::new())),
+            shunts: Default::default(),
         }
     }
+}
+
+/// The SPD entries of configured shunts, in order: one entry per shunt
+/// (its local × remote selectors, RFC 7296 §2.9 reading).
+pub fn shunt_entries(shunts: &[crate::config::Shunt]) -> Result<Vec<SpdEntry>, String> {
+    use crate::config::ShuntAction;
+    shunts
+        .iter()
+        .map(|s| {
+            let action = match s.action {
+                ShuntAction::Pass => PolicyAction::Bypass,
+                ShuntAction::Drop => PolicyAction::Discard,
+            };
+            Ok(SpdEntry::new(
+                selectors(&s.local_ts).map_err(|e| format!("shunt {}: {e}", s.name))?,
+                selectors(&s.remote_ts).map_err(|e| format!("shunt {}: {e}", s.name))?,
+                action,
+            ))
+        })
+        .collect()
 }
 
 impl Tables {
     pub fn engine_name() -> &'static str {
         "oxisec-esp"
+    }
+
+    /// Replaces the shunt entries at the head of the SPD (RFC 4301 §4.4.1:
+    /// BYPASS and DISCARD entries ordered before the PROTECT ones, so a
+    /// shunt wins over every child whatever the children's selectors say).
+    pub fn set_shunts(&self, entries: Vec<SpdEntry>) {
+        let n = entries.len();
+        self.spd.update(|p| {
+            let old = self.shunts.load(Ordering::Relaxed);
+            let mut all = entries;
+            all.extend(p.entries().iter().skip(old).cloned());
+            *p = Spd::from_entries(all);
+        });
+        self.shunts.store(n, Ordering::Relaxed);
     }
 
     /// A packet thread's view; its reports go to `reporter`.
@@ -356,6 +402,7 @@ impl Tables {
 
     /// Drops everything (shutdown).
     pub fn clear(&self) {
+        self.shunts.store(0, Ordering::Relaxed);
         self.spd.store(Spd::new());
         self.sad.store(Sad::new());
     }
@@ -465,7 +512,8 @@ impl Worker {
         let child = match spd.get().lookup_packet(pkt) {
             Ok(Some(e)) => match e.action {
                 PolicyAction::Protect(c) => c,
-                PolicyAction::Bypass | PolicyAction::Discard => return Err(Encap::NoPolicy),
+                PolicyAction::Discard => return Err(Encap::Drop(EncapDrop::PolicyDiscard)),
+                PolicyAction::Bypass => return Err(Encap::Drop(EncapDrop::PolicyBypass)),
             },
             Ok(None) => return Err(Encap::NoPolicy),
             Err(_) => return Err(Encap::Drop(EncapDrop::Esp(DropReason::NotIp))),
@@ -777,6 +825,62 @@ mod tests {
         })
         .unwrap();
         assert!(a.counters(0x200, true).is_none());
+    }
+
+    fn shunt(action: crate::config::ShuntAction, remote: &str) -> crate::config::Shunt {
+        crate::config::Shunt {
+            name: "s".into(),
+            action,
+            local_ts: vec![ts("0.0.0.0/0")],
+            remote_ts: vec![ts(remote)],
+        }
+    }
+
+    #[test]
+    fn shunts_precede_every_child_and_are_counted_by_reason() {
+        use crate::config::ShuntAction::{Drop, Pass};
+        let a = Tables::default();
+        a.apply(&outbound(1, 0x500)).unwrap();
+        let entries = shunt_entries(&[
+            shunt(Pass, "203.0.113.1[icmp]"),
+            shunt(Drop, "203.0.113.0/25"),
+        ])
+        .unwrap();
+        a.set_shunts(entries.clone());
+        // A child installed after the shunts still comes after them.
+        a.apply(&outbound(2, 0x501)).unwrap();
+        let mut w = a.worker(reporter().0);
+        let mut send = |dst: [u8; 4]| {
+            let mut buf = PacketBuf::with_default_room();
+            buf.set_data(&ipv4([198, 51, 100, 1], dst)).unwrap();
+            w.encapsulate(&mut buf)
+        };
+        assert_eq!(send([203, 0, 113, 1]), Encap::Drop(EncapDrop::PolicyBypass));
+        assert_eq!(
+            send([203, 0, 113, 2]),
+            Encap::Drop(EncapDrop::PolicyDiscard)
+        );
+        assert!(matches!(send([203, 0, 113, 200]), Encap::Send { .. }));
+        assert_eq!(EncapDrop::PolicyDiscard.name(), "policy_discard");
+        // Replacing the shunts keeps the children, once each.
+        a.set_shunts(entries[1..].to_vec());
+        let spd = a.spd.load();
+        let actions: Vec<PolicyAction> = spd.entries().iter().map(|e| e.action).collect();
+        assert_eq!(
+            actions,
+            [
+                PolicyAction::Discard,
+                PolicyAction::Protect(1),
+                PolicyAction::Protect(2)
+            ]
+        );
+        drop(spd);
+        assert_eq!(
+            send([203, 0, 113, 1]),
+            Encap::Drop(EncapDrop::PolicyDiscard)
+        );
+        a.set_shunts(Vec::new());
+        assert_eq!(a.spd.load().entries().len(), 2);
     }
 
     #[test]

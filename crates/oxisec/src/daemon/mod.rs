@@ -12,6 +12,7 @@ pub mod dns;
 mod esp;
 pub mod leases;
 pub mod routes;
+pub mod shunts;
 pub mod udp;
 pub mod waiters;
 
@@ -160,6 +161,15 @@ async fn run_async(loaded: Loaded, socket: Option<PathBuf>) -> Result<(), Daemon
             return Err(DaemonError::Io(format!("routing netlink: {e}")));
         }
     };
+    // Shunts before any tunnel route: the pass table copies the routes
+    // the host has without the tunnel.
+    let shunts = match shunt_policies(&dp, &loaded.daemon.shunts).await {
+        Ok(s) => s,
+        Err(e) => {
+            dp.shutdown();
+            return Err(DaemonError::Io(format!("shunts: {e}")));
+        }
+    };
     let listener = match control::bind(&socket_path) {
         Ok(l) => l,
         Err(e) => {
@@ -300,11 +310,27 @@ async fn run_async(loaded: Loaded, socket: Option<PathBuf>) -> Result<(), Daemon
     if d.routes.send(RouteOp::RemoveAll(ack_tx)).is_ok() {
         let _ = tokio::time::timeout(Duration::from_secs(2), ack_rx).await;
     }
+    shunts.remove_all().await;
     let Daemon { dp, .. } = d;
     let _ = tokio::task::spawn_blocking(move || dp.shutdown()).await;
     remove_socket(&socket_path);
     info!("stopped");
     Ok(())
+}
+
+/// Puts the shunts' BYPASS/DISCARD entries at the head of the SPD, then
+/// the routing rules that keep pass traffic out of the TUN device and send
+/// drop traffic into it (see [`shunts`]).
+async fn shunt_policies(
+    dp: &DataPlane,
+    shunts: &[crate::config::Shunt],
+) -> Result<shunts::Shunts, String> {
+    dp.set_shunts(esp::shunt_entries(shunts)?);
+    let s = shunts::Shunts::new(dp.tun_index())
+        .await
+        .map_err(|e| format!("routing netlink: {e}"))?;
+    s.install(shunts).await;
+    Ok(s)
 }
 
 fn sleep_until(deadline: Option<Instant>) -> tokio::time::Sleep {

@@ -162,6 +162,12 @@ fn count_drop(drops: &DropCounters, d: EncapDrop, n: u64) {
         EncapDrop::NoUdpEncap => {
             drops.no_udp_encap.fetch_add(n, Ordering::Relaxed);
         }
+        EncapDrop::PolicyDiscard => {
+            drops.policy_discard.fetch_add(n, Ordering::Relaxed);
+        }
+        EncapDrop::PolicyBypass => {
+            drops.policy_bypass.fetch_add(n, Ordering::Relaxed);
+        }
         EncapDrop::Esp(r) => {
             for _ in 0..n {
                 drops.encap.bump(r);

@@ -1,0 +1,248 @@
+//! Shunt policies in the configuration file: traffic that must bypass the
+//! tunnels (`pass`) or must never leave at all (`drop`), whatever the
+//! CHILD_SAs' selectors say (RFC 4301 BYPASS and DISCARD entries).
+//!
+//! ```toml
+//! [shunts.mgmt]                      # ssh to the peer site stays in clear
+//! action = "pass"
+//! remote_ts = ["203.0.113.0/24[tcp/22]"]
+//!
+//! [shunts.no-telnet]                 # never, not even through the tunnel
+//! action = "drop"
+//! local_ts = ["198.51.100.0/24"]     # default: any address of either family
+//! remote_ts = ["0.0.0.0/0[tcp/23]", "::/0[tcp/23]"]
+//! ```
+//!
+//! Selectors use the `local_ts`/`remote_ts` syntax of the children
+//! (strongSwan's, with `[proto/port]`). Shunts are evaluated in the order
+//! they appear in the file, before every child's PROTECT policy. The names
+//! and semantics follow swanctl.conf's `shunts` section (there as a child
+//! with `mode = pass|drop`) so that admins can carry their policies over.
+//! How the daemon enforces them is described in `daemon/shunts.rs`.
+
+use std::collections::BTreeMap;
+
+use oxisec_ike::ts::TsRange;
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{ConfigError, Cx};
+
+/// Most selectors per side of one shunt: each local × remote pair becomes
+/// one routing rule, so this bounds the rules one shunt costs (256).
+const MAX_TS: usize = 16;
+
+/// One `[shunts.NAME]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawShunt {
+    action: Spanned<String>,
+    local_ts: Option<Spanned<Vec<Spanned<String>>>>,
+    remote_ts: Spanned<Vec<Spanned<String>>>,
+}
+
+/// What a shunt does with matching traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShuntAction {
+    /// Send in clear, outside every tunnel (RFC 4301 BYPASS).
+    Pass,
+    /// Drop, counted by the data plane (RFC 4301 DISCARD).
+    Drop,
+}
+
+/// A checked shunt policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shunt {
+    pub name: String,
+    pub action: ShuntAction,
+    /// Matched against the packet's source.
+    pub local_ts: Vec<TsRange>,
+    /// Matched against the packet's destination.
+    pub remote_ts: Vec<TsRange>,
+}
+
+impl Cx<'_> {
+    /// The `[shunts.*]` tables in file order.
+    pub(super) fn shunts(
+        &self,
+        raw: &BTreeMap<String, Spanned<RawShunt>>,
+    ) -> Result<Vec<Shunt>, ConfigError> {
+        let mut list: Vec<(&String, &Spanned<RawShunt>)> = raw.iter().collect();
+        list.sort_by_key(|(_, s)| s.span().start);
+        list.into_iter()
+            .map(|(name, s)| self.shunt(name, s.get_ref()))
+            .collect()
+    }
+
+    fn shunt(&self, name: &str, raw: &RawShunt) -> Result<Shunt, ConfigError> {
+        let field = |k: &str| format!("shunts.{name}.{k}");
+        let action = match raw.action.get_ref().trim() {
+            "pass" => ShuntAction::Pass,
+            "drop" => ShuntAction::Drop,
+            other => {
+                return Err(self.err(
+                    Some(raw.action.span()),
+                    field("action"),
+                    format!("{other:?}: expected \"pass\" or \"drop\""),
+                ));
+            }
+        };
+        let list = |key: &str, v: &Spanned<Vec<Spanned<String>>>| {
+            if v.get_ref().is_empty() {
+                return Err(self.err(Some(v.span()), field(key), "must not be empty"));
+            }
+            if v.get_ref().len() > MAX_TS {
+                return Err(self.err(
+                    Some(v.span()),
+                    field(key),
+                    format!("at most {MAX_TS} selectors per shunt"),
+                ));
+            }
+            v.get_ref()
+                .iter()
+                .map(|s| {
+                    let ts: TsRange = s
+                        .get_ref()
+                        .parse()
+                        .map_err(|e| self.err(Some(s.span()), field(key), format!("{e}")))?;
+                    check_ports(&ts).map_err(|m| self.err(Some(s.span()), field(key), m))?;
+                    Ok(ts)
+                })
+                .collect::<Result<Vec<TsRange>, ConfigError>>()
+        };
+        let remote_ts = list("remote_ts", &raw.remote_ts)?;
+        let local_ts = match &raw.local_ts {
+            Some(v) => list("local_ts", v)?,
+            None => vec![any(true), any(false)],
+        };
+        let families = |l: &[TsRange]| {
+            (
+                l.iter().any(|t| t.is_ipv4()),
+                l.iter().any(|t| !t.is_ipv4()),
+            )
+        };
+        let (l4, l6) = families(&local_ts);
+        let (r4, r6) = families(&remote_ts);
+        if !(l4 && r4 || l6 && r6) {
+            return Err(self.err(
+                Some(raw.remote_ts.span()),
+                field("remote_ts"),
+                "no remote selector has the family of a local selector: the shunt would match nothing",
+            ));
+        }
+        Ok(Shunt {
+            name: name.to_string(),
+            action,
+            local_ts,
+            remote_ts,
+        })
+    }
+}
+
+/// Every address of one family, any protocol and port.
+fn any(v4: bool) -> TsRange {
+    let s: &str = if v4 { "0.0.0.0/0" } else { "::/0" };
+    s.parse().expect("literal selector")
+}
+
+/// Port ranges a routing rule can express: real ports of a protocol that
+/// has them. ICMP type/code "ports" and OPAQUE have no rule equivalent, and
+/// a shunt the kernel applies more broadly than the data plane would
+/// silently pass or drop other traffic.
+fn check_ports(ts: &TsRange) -> Result<(), String> {
+    let any_port = ts.start_port == 0 && ts.end_port == u16::MAX;
+    if any_port {
+        return Ok(());
+    }
+    match ts.protocol {
+        6 | 17 | 132 | 33 | 136 => Ok(()),
+        1 | 58 => Err("ICMP type/code selectors are not supported in shunts; give the protocol alone ([icmp])".into()),
+        0 => Err("a port needs a protocol, e.g. [tcp/22]".into()),
+        p => Err(format!("protocol {p} has no ports")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{SystemResolver, parse};
+    use super::*;
+    use std::path::Path;
+
+    fn load(extra: &str) -> Result<Vec<Shunt>, ConfigError> {
+        parse(extra, Path::new("/etc/oxisec/oxisec.toml"), &SystemResolver).map(|l| l.daemon.shunts)
+    }
+
+    #[test]
+    fn accepts_shunts_in_file_order() {
+        let s = load(
+            r#"
+[shunts.zz-first]
+action = "pass"
+remote_ts = ["203.0.113.0/24[tcp/22]"]
+
+[shunts.aa-second]
+action = "drop"
+local_ts = ["198.51.100.0/24"]
+remote_ts = ["0.0.0.0/0[tcp/23]", "203.0.113.9"]
+"#,
+        )
+        .unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(
+            (s[0].name.as_str(), s[0].action),
+            ("zz-first", ShuntAction::Pass)
+        );
+        assert_eq!(s[0].local_ts, [any(true), any(false)]);
+        assert_eq!(s[0].remote_ts[0].protocol, 6);
+        assert_eq!(
+            (s[0].remote_ts[0].start_port, s[0].remote_ts[0].end_port),
+            (22, 22)
+        );
+        assert_eq!(
+            (s[1].name.as_str(), s[1].action),
+            ("aa-second", ShuntAction::Drop)
+        );
+        assert_eq!(s[1].local_ts.len(), 1);
+        assert_eq!(s[1].remote_ts.len(), 2);
+        assert!(load("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn rejects_bad_shunts_with_their_line() {
+        let cases = [
+            (
+                "action = \"allow\"\nremote_ts = [\"10.0.0.0/8\"]",
+                "expected \"pass\" or \"drop\"",
+                3,
+            ),
+            ("action = \"pass\"\nremote_ts = []", "must not be empty", 4),
+            (
+                "action = \"pass\"\nremote_ts = [\"10.0.0.0/33\"]",
+                "invalid traffic selector",
+                4,
+            ),
+            (
+                "action = \"pass\"\nremote_ts = [\"10.0.0.0/8[icmp/2048]\"]",
+                "ICMP type/code",
+                4,
+            ),
+            (
+                "action = \"pass\"\nremote_ts = [\"10.0.0.0/8[0/80]\"]",
+                "needs a protocol",
+                4,
+            ),
+            (
+                "action = \"drop\"\nlocal_ts = [\"::/0\"]\nremote_ts = [\"10.0.0.0/8\"]",
+                "family",
+                5,
+            ),
+            ("action = \"drop\"", "remote_ts", 2),
+        ];
+        for (body, needle, line) in cases {
+            let text = format!("\n[shunts.x]\n{body}\n");
+            let e = load(&text).unwrap_err();
+            assert!(e.to_string().contains(needle), "{body}: {e}");
+            assert_eq!(e.line, Some(line), "{body}: {e}");
+        }
+    }
+}
