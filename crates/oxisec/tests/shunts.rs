@@ -1,0 +1,169 @@
+//! Pass and drop shunts in network namespaces (needs root): oxisec ↔ oxisec
+//! with a tunnel between the two sites, and shunts that take precedence.
+//!
+//! ```text
+//!   ns "left"                                    ns "right"
+//!   lo 198.51.100.1/24                           lo 203.0.113.1/24 (all of it local)
+//!   veth-l 192.0.2.1/24 <------ veth ------> veth-r 192.0.2.2/24
+//!   normal path: 203.0.113.0/24 via 192.0.2.2    198.51.100.0/24 via 192.0.2.1
+//! ```
+//!
+//! * tunnel 198.51.100.0/24 ↔ 203.0.113.0/24: a ping to 203.0.113.7 is
+//!   encrypted (the outbound SA counts it);
+//! * pass shunt for 203.0.113.1 (and its mirror on the right): the ping
+//!   goes in clear over the normal path, although the tunnel route covers
+//!   the address (the SA counts nothing);
+//! * drop shunt for 203.0.113.9: no reply, the SA counts nothing, and
+//!   `oxisec status` shows the drops as `out: policy_discard`;
+//! * after the daemon stops, no rule of ours is left.
+mod common;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use common::oxisec_peer::{OxisecPeer, oxisec_toml};
+use common::peer::Peer;
+use common::traffic::ping;
+use common::{
+    CONN, LEFT_HOST, LEFT_OUTER, RIGHT_OUTER, Result, StartAction, Tool, Topology, wait_until,
+};
+
+const GCM: (&str, &str) = ("aes128gcm16-prfsha256-x25519", "aes128gcm16");
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// Packets sent through the left gateway's outbound SA so far.
+fn sent_through_tunnel(p: &OxisecPeer) -> Result<u64> {
+    let r = p.status()?;
+    let child = r
+        .ike_sas
+        .iter()
+        .flat_map(|s| &s.children)
+        .next()
+        .ok_or("no CHILD_SA")?;
+    Ok(child.traffic_out.as_ref().map_or(0, |t| t.packets))
+}
+
+#[test]
+fn pass_and_drop_shunts_take_precedence_over_the_tunnel() {
+    let _serial = common::serial();
+    if common::skip("shunts", &[Tool::Ping]) {
+        return;
+    }
+    if let Err(e) = run() {
+        panic!("{e}");
+    }
+}
+
+fn run() -> Result<()> {
+    let topo = Topology::new("shunts")?;
+    // The path each site takes without a tunnel.
+    topo.left
+        .add_route_via(ip("203.0.113.0"), 24, RIGHT_OUTER)?;
+    topo.right
+        .add_route_via(ip("198.51.100.0"), 24, LEFT_OUTER)?;
+    let (mut l, r) = topo.tunnel_specs(GCM.0, GCM.1);
+    l.start_action = StartAction::None;
+    let left_toml = oxisec_toml(&l)
+        + r#"
+[shunts.clear-host]
+action = "pass"
+remote_ts = ["203.0.113.1"]
+
+[shunts.forbidden]
+action = "drop"
+remote_ts = ["203.0.113.9"]
+"#;
+    let right_toml = oxisec_toml(&r)
+        + r#"
+[shunts.clear-host]
+action = "pass"
+local_ts = ["203.0.113.1"]
+remote_ts = ["198.51.100.0/24"]
+"#;
+    let left = OxisecPeer::start_with_config(
+        topo.left.clone(),
+        topo.dir.sub("left")?,
+        "oxisec left".into(),
+        &left_toml,
+    )?;
+    let right = OxisecPeer::start_with_config(
+        topo.right.clone(),
+        topo.dir.sub("right")?,
+        "oxisec right".into(),
+        &right_toml,
+    )?;
+    let rules = topo.left.ip(&["rule", "show"])?;
+    for needle in [
+        "from all ipproto udp sport 4500 lookup main",
+        "from all to 203.0.113.1 lookup 4301",
+        "from all to 203.0.113.9 lookup 4302",
+    ] {
+        if !rules.contains(needle) {
+            return Err(format!("left: no rule {needle:?} in:\n{rules}").into());
+        }
+    }
+    left.initiate(CONN)?;
+    wait_until("the tunnel route", Duration::from_secs(10), || {
+        let routes = topo.left.ip(&["route", "show", "203.0.113.0/24"])?;
+        Ok(routes.contains("oxisec0").then_some(()))
+    })?;
+
+    // Through the tunnel.
+    let before = sent_through_tunnel(&left)?;
+    let s = ping(&topo.left, LEFT_HOST, ip("203.0.113.7"), 3)?;
+    let after = sent_through_tunnel(&left)?;
+    if s.received != 3 || after < before + 3 {
+        return Err(format!(
+            "tunnel ping: {}/3 replies, {} packets through the SA",
+            s.received,
+            after - before
+        )
+        .into());
+    }
+
+    // Pass: in clear, the SA sees none of it.
+    let s = ping(&topo.left, LEFT_HOST, ip("203.0.113.1"), 3)?;
+    let pass = sent_through_tunnel(&left)?;
+    if s.received != 3 || pass != after {
+        return Err(format!(
+            "pass shunt: {}/3 replies, {} packets through the SA",
+            s.received,
+            pass - after
+        )
+        .into());
+    }
+
+    // Drop: nothing comes back, nothing goes through the SA, counted.
+    let s = ping(&topo.left, LEFT_HOST, ip("203.0.113.9"), 3)?;
+    let dropped = sent_through_tunnel(&left)?;
+    let report = left.status()?;
+    let discards = report
+        .drops
+        .get("out: policy_discard")
+        .copied()
+        .unwrap_or(0);
+    if s.received != 0 || dropped != pass || discards < 3 {
+        return Err(format!(
+            "drop shunt: {}/3 replies, {} packets through the SA, {discards} counted; drops {:?}",
+            s.received,
+            dropped - pass,
+            report.drops
+        )
+        .into());
+    }
+    let text = left.cli(&["status"])?;
+    if !text.contains("out: policy_discard") {
+        return Err(format!("`oxisec status` does not show the discards:\n{text}").into());
+    }
+
+    drop(left);
+    drop(right);
+    let rules = topo.left.ip(&["rule", "show"])?;
+    if rules.contains("430") {
+        return Err(format!("rules left behind:\n{rules}").into());
+    }
+    Ok(())
+}
