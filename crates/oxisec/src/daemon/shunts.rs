@@ -311,9 +311,7 @@ impl Shunts {
             for m in found {
                 if route_table(&m) != MAIN_TABLE
                     || m.header.kind != RouteType::Unicast
-                    || m.attributes
-                        .iter()
-                        .any(|a| *a == RouteAttribute::Oif(self.tun_index))
+                    || m.attributes.contains(&RouteAttribute::Oif(self.tun_index))
                 {
                     continue;
                 }
