@@ -47,6 +47,7 @@
 //! (polling without sleeping after the last packet, 0..=10000, default 0).
 pub mod batch;
 pub mod lane;
+pub mod mtu;
 pub mod offload;
 
 /// The packet workers and the tables they read, for tests and benchmarks
