@@ -49,7 +49,7 @@ use crate::x509util::{crl_ders, crl_summary, fmt_date, same_public_key};
 mod policy;
 mod remote;
 
-pub use policy::{Shunt, ShuntAction};
+pub use policy::{MssClamp, Shunt, ShuntAction};
 
 /// Where the control socket lives unless the config or `--socket` says otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/oxisec/oxisec.sock";
@@ -104,6 +104,10 @@ pub struct DaemonConfig {
     pub kill_switch: Vec<String>,
     /// Pass and drop policies in file order, before every child's.
     pub shunts: Vec<Shunt>,
+    /// MTU of the path the ESP packets take; the tunnel routes' `mtu` is
+    /// what an SA carries on it.
+    pub path_mtu: u16,
+    pub mss_clamp: MssClamp,
 }
 
 /// How DNS servers and domains received with a virtual IP are applied.
@@ -136,6 +140,8 @@ impl Default for DaemonConfig {
             resolv_conf: PathBuf::from("/etc/resolv.conf"),
             kill_switch: Vec::new(),
             shunts: Vec::new(),
+            path_mtu: policy::DEFAULT_PATH_MTU,
+            mss_clamp: MssClamp::Off,
         }
     }
 }
@@ -216,6 +222,9 @@ struct RawDaemon {
     socket: Option<Spanned<PathBuf>>,
     tun: Option<Spanned<String>>,
     mtu: Option<Spanned<u16>>,
+    /// Outer path MTU and TCP MSS clamping (see [`policy`]).
+    path_mtu: Option<Spanned<u16>>,
+    mss_clamp: Option<Spanned<policy::RawMssClamp>>,
     log_level: Option<Spanned<String>>,
     retransmit_timeout: Option<Spanned<f64>>,
     retransmit_base: Option<Spanned<f64>>,
@@ -650,6 +659,7 @@ impl Cx<'_> {
             }
             d.mtu = mtu;
         }
+        self.mtu_policy(raw, &mut d)?;
         if let Some(l) = &raw.log_level {
             if let Err(e) = tracing_subscriber::EnvFilter::try_new(l.get_ref()) {
                 return Err(self.err(

@@ -26,7 +26,29 @@ use oxisec_ike::ts::TsRange;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{ConfigError, Cx};
+use super::{ConfigError, Cx, DaemonConfig, RawDaemon};
+
+/// Path MTU unless configured: Ethernet.
+pub const DEFAULT_PATH_MTU: u16 = 1500;
+
+/// `mss_clamp = true | false | NUMBER` under `[daemon]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawMssClamp {
+    On(bool),
+    Mss(i64),
+}
+
+/// How TCP MSS clamping is configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MssClamp {
+    #[default]
+    Off,
+    /// To what fits the SA on the path.
+    Auto,
+    /// To this IPv4 MSS (IPv6: 20 less).
+    Fixed(u16),
+}
 
 /// Most selectors per side of one shunt: each local × remote pair becomes
 /// one routing rule, so this bounds the rules one shunt costs (256).
@@ -62,6 +84,42 @@ pub struct Shunt {
 }
 
 impl Cx<'_> {
+    /// `[daemon] path_mtu` and `mss_clamp`.
+    pub(super) fn mtu_policy(
+        &self,
+        raw: &RawDaemon,
+        d: &mut DaemonConfig,
+    ) -> Result<(), ConfigError> {
+        if let Some(m) = &raw.path_mtu {
+            let v = *m.get_ref();
+            if !(576..=9000).contains(&v) {
+                return Err(self.err(
+                    Some(m.span()),
+                    "daemon.path_mtu",
+                    format!("MTU {v} is out of range (576 to 9000)"),
+                ));
+            }
+            d.path_mtu = v;
+        }
+        if let Some(c) = &raw.mss_clamp {
+            d.mss_clamp = match c.get_ref() {
+                RawMssClamp::On(true) => MssClamp::Auto,
+                RawMssClamp::On(false) => MssClamp::Off,
+                RawMssClamp::Mss(n) => match u16::try_from(*n) {
+                    Ok(n) if (536..=8960).contains(&n) => MssClamp::Fixed(n),
+                    _ => {
+                        return Err(self.err(
+                            Some(c.span()),
+                            "daemon.mss_clamp",
+                            format!("MSS {n} is out of range (536 to 8960), or use true"),
+                        ));
+                    }
+                },
+            };
+        }
+        Ok(())
+    }
+
     /// The `[shunts.*]` tables in file order.
     pub(super) fn shunts(
         &self,
@@ -205,6 +263,33 @@ remote_ts = ["0.0.0.0/0[tcp/23]", "203.0.113.9"]
         assert_eq!(s[1].local_ts.len(), 1);
         assert_eq!(s[1].remote_ts.len(), 2);
         assert!(load("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn path_mtu_and_mss_clamp() {
+        let d = |t: &str| parse(t, Path::new("x.toml"), &SystemResolver).map(|l| l.daemon);
+        let def = d("").unwrap();
+        assert_eq!((def.path_mtu, def.mss_clamp), (1500, MssClamp::Off));
+        let c = d("[daemon]\npath_mtu = 1400\nmss_clamp = true\n").unwrap();
+        assert_eq!((c.path_mtu, c.mss_clamp), (1400, MssClamp::Auto));
+        assert_eq!(
+            d("[daemon]\nmss_clamp = 1300\n").unwrap().mss_clamp,
+            MssClamp::Fixed(1300)
+        );
+        assert_eq!(
+            d("[daemon]\nmss_clamp = false\n").unwrap().mss_clamp,
+            MssClamp::Off
+        );
+        for (bad, needle) in [
+            ("path_mtu = 100", "out of range"),
+            ("mss_clamp = 70000", "out of range"),
+            ("mss_clamp = -1", "out of range"),
+            ("mss_clamp = \"yes\"", "mss_clamp"),
+        ] {
+            let e = d(&format!("[daemon]\n{bad}\n")).unwrap_err();
+            assert!(e.to_string().contains(needle), "{bad}: {e}");
+            assert_eq!(e.line, Some(2), "{bad}: {e}");
+        }
     }
 
     #[test]

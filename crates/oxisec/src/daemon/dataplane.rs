@@ -72,6 +72,7 @@ use super::udp::{PortSockets, UdpSock};
 use crate::status::Traffic;
 use batch::{Epoll, RecvBatch, SendBatch};
 use lane::{RxPath, TxArena, encap_read};
+use mtu::{MssClamp, MtuSettings};
 use offload::{Segmenter, VNET_HDR_LEN, VnetHdr};
 
 /// TUN transmit queue (packets the kernel hands us) length.
@@ -201,6 +202,9 @@ pub struct DropCounters {
     /// A pass shunt matched a packet in the TUN device, which cannot send
     /// it in clear: its routing rule is missing.
     pub policy_bypass: AtomicU64,
+    /// Larger than the SA carries on the path (answered with ICMP "too
+    /// big", rate-limited).
+    pub too_big: AtomicU64,
     /// A TUN read whose offload header did not fit its packet.
     pub tun_malformed: AtomicU64,
     /// TUN writes the kernel refused.
@@ -255,6 +259,7 @@ pub struct DataPlane {
     tables: Arc<Tables>,
     sock4500: Arc<PortSockets>,
     drops: Arc<DropCounters>,
+    mtu_settings: Arc<MtuSettings>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     tun: Vec<Arc<tun_rs::SyncDevice>>,
@@ -373,6 +378,8 @@ impl DataPlane {
         let tun: Vec<Arc<tun_rs::SyncDevice>> = queues.into_iter().map(Arc::new).collect();
         let tables = Arc::new(Tables::default());
         let drops = Arc::new(DropCounters::default());
+        let mtu_settings = Arc::new(MtuSettings::default());
+        mtu_settings.set(1500, mtu, MssClamp::Off);
         let stop = Arc::new(AtomicBool::new(false));
         let reporter = Reporter::new(events);
         let mut threads = Vec::new();
@@ -384,6 +391,7 @@ impl DataPlane {
                 tun: Arc::clone(q),
                 socks: Arc::clone(s),
                 drops: Arc::clone(&drops),
+                mtu: Arc::clone(&mtu_settings),
                 stop: Arc::clone(&stop),
                 tuning,
             };
@@ -410,6 +418,7 @@ impl DataPlane {
             tables,
             sock4500,
             drops,
+            mtu_settings,
             stop,
             threads,
             tun,
@@ -469,6 +478,18 @@ impl DataPlane {
         self.tables.apply(cmd)
     }
 
+    /// The outer path MTU the SAs' inner limits are computed from, and TCP
+    /// MSS clamping (see [`mtu`]).
+    pub fn set_mtu_policy(&self, path_mtu: u16, clamp: MssClamp) {
+        self.mtu_settings.set(path_mtu, self.mtu, clamp);
+    }
+
+    /// The largest inner packet the outbound SA of `child` carries (the
+    /// `mtu` of its routes); `None` when it is not installed.
+    pub fn child_mtu(&self, child: u64) -> Option<u32> {
+        self.tables.child_mtu(child, &self.mtu_settings)
+    }
+
     /// Puts the shunts' BYPASS/DISCARD entries at the head of the SPD.
     pub fn set_shunts(&self, entries: Vec<oxisec_esp::SpdEntry>) {
         self.tables.set_shunts(entries);
@@ -509,6 +530,7 @@ fn drops_map(d: &DropCounters) -> BTreeMap<String, u64> {
         ("out: no_udp_encap", &d.no_udp_encap),
         ("out: policy_discard", &d.policy_discard),
         ("out: policy_bypass", &d.policy_bypass),
+        ("out: too_big", &d.too_big),
         ("out: malformed TUN read", &d.tun_malformed),
         ("out: UDP send failed", &d.udp_send),
         ("in: TUN write failed", &d.tun_write),
@@ -546,6 +568,7 @@ struct Lane {
     tun: Arc<tun_rs::SyncDevice>,
     socks: Arc<PortSockets>,
     drops: Arc<DropCounters>,
+    mtu: Arc<MtuSettings>,
     stop: Arc<AtomicBool>,
     tuning: Tuning,
 }
@@ -641,6 +664,7 @@ impl<'l> RxState<'l> {
     /// most); whether there was anything.
     fn drain(&mut self, worker: &mut Worker, sock: &UdpSock, fd: BorrowedFd<'_>) -> bool {
         let lane = self.lane;
+        self.path.mss = lane.mtu.rx_mss();
         let drops = &*lane.drops;
         let tun = &*lane.tun;
         let offload = lane.tuning.tun_offload;
@@ -807,7 +831,28 @@ impl<'l> TxState<'l> {
                     continue;
                 }
             };
-            encap_read(worker, &seg, &mut self.arena, drops, &mut flush);
+            let mut reply = |icmp: &[u8]| {
+                // Without offloads the TUN device takes the bare packet;
+                // with them, behind a virtio header that asks for nothing.
+                let r = if offload {
+                    let hdr = [0u8; VNET_HDR_LEN];
+                    tun.send_vectored(&[IoSlice::new(&hdr), IoSlice::new(icmp)])
+                } else {
+                    tun.send(icmp)
+                };
+                if r.is_err() {
+                    drops.tun_write.fetch_add(1, Ordering::Relaxed);
+                }
+            };
+            encap_read(
+                worker,
+                &seg,
+                &mut self.arena,
+                drops,
+                &lane.mtu,
+                &mut reply,
+                &mut flush,
+            );
         }
         if !self.arena.is_empty() {
             flush(&mut self.arena);

@@ -382,6 +382,15 @@ impl Tables {
         Ok(())
     }
 
+    /// The largest inner packet the outbound SA of `child` carries with
+    /// the data plane's size settings.
+    pub fn child_mtu(&self, child: u64, mtu: &super::dataplane::mtu::MtuSettings) -> Option<u32> {
+        let sad = self.sad.load();
+        let sa = sad.outbound(child)?;
+        let v4 = sa.udp_encap().is_none_or(|u| u.remote.is_ipv4());
+        u32::try_from(mtu.limit(sa, v4)).ok()
+    }
+
     /// Bytes, packets and drops by reason of one SA.
     pub fn counters(&self, spi: u32, inbound: bool) -> Option<Traffic> {
         let sad = self.sad.load();

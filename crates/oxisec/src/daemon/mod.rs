@@ -161,6 +161,7 @@ async fn run_async(loaded: Loaded, socket: Option<PathBuf>) -> Result<(), Daemon
             return Err(DaemonError::Io(format!("routing netlink: {e}")));
         }
     };
+    dp.set_mtu_policy(loaded.daemon.path_mtu, loaded.daemon.mss_clamp);
     // Shunts before any tunnel route: the pass table copies the routes
     // the host has without the tunnel.
     let shunts = match shunt_policies(&dp, &loaded.daemon.shunts).await {
@@ -430,6 +431,7 @@ impl Daemon {
                 local_ts: Vec::new(),
                 remote_ts,
                 peer,
+                mtu: None,
             });
         }
     }
@@ -565,6 +567,7 @@ impl Daemon {
                 remote,
                 ..
             } => Some(RouteOp::Add {
+                mtu: self.dp.child_mtu(child.0),
                 child,
                 local_ts,
                 remote_ts,

@@ -20,7 +20,12 @@
 //!
 //! Everything works on the packet bytes alone, never panics, and writes
 //! into buffers the caller owns (no allocation per packet).
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
 use oxisec_esp::{OutboundSa, encap_overhead};
+
+use crate::daemon::esp::RateLimit;
 
 use super::offload::csum;
 
@@ -227,6 +232,90 @@ pub fn clamp_mss(pkt: &mut [u8], mss_v4: u16) -> bool {
     false
 }
 
+/// Worst ESP overhead of any suite we negotiate (header 8, IV 16, padding
+/// 15, trailer 2, ICV 32): what inbound clamping assumes, since the SA the
+/// answer will take is not known there.
+const WORST_ESP: usize = 73;
+
+/// ICMP "too big" answers per second over all lanes: each costs a TUN
+/// write, and a flood of oversized packets must not become a flood back.
+pub const TOO_BIG_PER_SEC: u64 = 100;
+
+/// The data plane's size settings, shared by the lanes and changed at run
+/// time by the daemon ([`MtuSettings::set`]); read with relaxed loads.
+#[derive(Debug)]
+pub struct MtuSettings {
+    path_mtu: AtomicUsize,
+    tun_mtu: AtomicUsize,
+    /// 0: no clamping; [`AUTO`]: from the SA and path; else the IPv4 MSS.
+    mss: AtomicUsize,
+    icmp: RateLimit,
+    epoch: Instant,
+}
+
+/// `mss` value: clamp to what the SA and path allow.
+const AUTO: usize = usize::MAX;
+
+pub use crate::config::MssClamp;
+
+impl Default for MtuSettings {
+    fn default() -> Self {
+        MtuSettings {
+            path_mtu: AtomicUsize::new(1500),
+            tun_mtu: AtomicUsize::new(usize::from(u16::MAX)),
+            mss: AtomicUsize::new(0),
+            icmp: RateLimit::new(TOO_BIG_PER_SEC),
+            epoch: Instant::now(),
+        }
+    }
+}
+
+impl MtuSettings {
+    /// Sets the outer path MTU, the TUN device's MTU and MSS clamping.
+    pub fn set(&self, path_mtu: u16, tun_mtu: u16, clamp: MssClamp) {
+        self.path_mtu
+            .store(usize::from(path_mtu), Ordering::Relaxed);
+        self.tun_mtu.store(usize::from(tun_mtu), Ordering::Relaxed);
+        let m = match clamp {
+            MssClamp::Off => 0,
+            MssClamp::Auto => AUTO,
+            MssClamp::Fixed(n) => usize::from(n),
+        };
+        self.mss.store(m, Ordering::Relaxed);
+    }
+
+    /// The largest inner packet `sa` carries from here (never above the
+    /// TUN MTU: nothing larger is read from it anyway).
+    pub fn limit(&self, sa: &OutboundSa, outer_v4: bool) -> usize {
+        let path = self.path_mtu.load(Ordering::Relaxed);
+        inner_mtu(sa, path, outer_v4).min(self.tun_mtu.load(Ordering::Relaxed))
+    }
+
+    /// The IPv4 MSS to clamp outgoing SYNs to, for an SA whose limit is
+    /// `limit`; `None`: no clamping.
+    pub fn tx_mss(&self, limit: usize) -> Option<u16> {
+        match self.mss.load(Ordering::Relaxed) {
+            0 => None,
+            AUTO => Some(mss_for(limit, true)),
+            n => Some(n.min(usize::from(u16::MAX)) as u16),
+        }
+    }
+
+    /// The IPv4 MSS to clamp SYNs arriving through the tunnel to: what the
+    /// answers fit into with the worst ESP overhead.
+    pub fn rx_mss(&self) -> Option<u16> {
+        let path = self.path_mtu.load(Ordering::Relaxed);
+        let tun = self.tun_mtu.load(Ordering::Relaxed);
+        self.tx_mss(path.saturating_sub(40 + UDP_HEADER + WORST_ESP).min(tun))
+    }
+
+    /// Whether one more ICMP "too big" answer may go out now.
+    pub fn icmp_allowed(&self) -> bool {
+        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.icmp.allow(ms)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,6 +464,23 @@ mod tests {
         p[6] = 58;
         p[40] = 1; // destination unreachable: an error
         assert_eq!(too_big_reply(&p, 1418, &mut out), None);
+    }
+
+    #[test]
+    fn settings_bound_the_limit_and_pick_the_mss() {
+        let gcm = sa(encr::AES_GCM_16, Some(128), None, 20);
+        let m = MtuSettings::default();
+        assert_eq!(m.limit(&gcm, true), 1438);
+        assert_eq!(m.tx_mss(1438), None);
+        m.set(1500, 1400, MssClamp::Auto);
+        assert_eq!(m.limit(&gcm, true), 1400);
+        assert_eq!(m.tx_mss(1400), Some(1360));
+        assert_eq!(m.rx_mss(), Some(mss_for(1500 - 48 - 73, true)));
+        m.set(9000, 9000, MssClamp::Fixed(1200));
+        assert_eq!(m.limit(&gcm, false), 8918);
+        assert_eq!((m.tx_mss(8918), m.rx_mss()), (Some(1200), Some(1200)));
+        let allowed = (0..1000).filter(|_| m.icmp_allowed()).count() as u64;
+        assert!((1..=2 * TOO_BIG_PER_SEC).contains(&allowed), "{allowed}");
     }
 
     #[test]
