@@ -1,5 +1,6 @@
-//! Pass and drop shunts in network namespaces (needs root): oxisec ↔ oxisec
-//! with a tunnel between the two sites, and shunts that take precedence.
+//! The data plane's policy decisions in network namespaces (needs root):
+//! oxisec ↔ oxisec with a tunnel between the two sites, shunts that take
+//! precedence over it, and packets too big for the SA.
 //!
 //! ```text
 //!   ns "left"                                    ns "right"
@@ -16,6 +17,11 @@
 //! * drop shunt for 203.0.113.9: no reply, the SA counts nothing, and
 //!   `oxisec status` shows the drops as `out: policy_discard`;
 //! * after the daemon stops, no rule of ours is left.
+//! * MTU: the tunnel route carries the SA's MTU (1438 for AES-GCM over
+//!   IPv4 on a 1500-byte path), a DF ping that fits passes and a bigger one
+//!   is refused locally; with that route MTU removed by hand, the data
+//!   plane itself answers with ICMP "fragmentation needed" (counted as
+//!   `out: too_big`) and ping learns the path MTU from it.
 mod common;
 
 use std::net::IpAddr;
@@ -164,6 +170,103 @@ remote_ts = ["198.51.100.0/24"]
     let rules = topo.left.ip(&["rule", "show"])?;
     if rules.contains("430") {
         return Err(format!("rules left behind:\n{rules}").into());
+    }
+    Ok(())
+}
+
+/// `ping -M do` (DF set) of `size` payload bytes, once; its output.
+fn df_ping(ns: &common::Netns, size: u32, count: u32) -> Result<String> {
+    let mut cmd = ns.command("ping");
+    cmd.args([
+        "-n",
+        "-M",
+        "do",
+        "-c",
+        &count.to_string(),
+        "-i",
+        "0.3",
+        "-W",
+        "2",
+        "-s",
+        &size.to_string(),
+        "-I",
+        &LEFT_HOST.to_string(),
+        "203.0.113.1",
+    ]);
+    let out = common::netns::run_output(&mut cmd, Duration::from_secs(20))?;
+    Ok(format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    ))
+}
+
+#[test]
+fn tunnel_routes_carry_the_sa_mtu_and_too_big_packets_are_answered() {
+    let _serial = common::serial();
+    if common::skip("dataplane_mtu", &[Tool::Ping]) {
+        return;
+    }
+    if let Err(e) = run_mtu() {
+        panic!("{e}");
+    }
+}
+
+fn run_mtu() -> Result<()> {
+    let topo = Topology::new("dataplane_mtu")?;
+    let (l, r) = topo.tunnel_specs(GCM.0, GCM.1);
+    // A TUN MTU above what the SA carries: the route MTU is the limit.
+    let daemon = "[daemon]\nmtu = 1500\nmss_clamp = true\n";
+    let left = OxisecPeer::start_with_config(
+        topo.left.clone(),
+        topo.dir.sub("left")?,
+        "oxisec left".into(),
+        &format!("{daemon}{}", oxisec_toml(&l)),
+    )?;
+    let _right = OxisecPeer::start_with_config(
+        topo.right.clone(),
+        topo.dir.sub("right")?,
+        "oxisec right".into(),
+        &format!("{daemon}{}", oxisec_toml(&r)),
+    )?;
+    left.initiate(CONN)?;
+    let route = wait_until("the tunnel route", Duration::from_secs(10), || {
+        let routes = topo.left.ip(&["route", "show", "203.0.113.0/24"])?;
+        Ok(routes.contains("oxisec0").then_some(routes))
+    })?;
+    if !route.contains("mtu 1438") {
+        return Err(format!("tunnel route without the SA's MTU: {route}").into());
+    }
+    // 1410 + 8 + 20 = 1438: fits.
+    let out = df_ping(&topo.left, 1410, 2)?;
+    if !out.contains(" 0% packet loss") {
+        return Err(format!("DF ping of 1438 bytes failed:\n{out}").into());
+    }
+    // 1478 bytes: refused by the route.
+    let out = df_ping(&topo.left, 1450, 1)?;
+    if !out.contains("mtu=1438") && !out.contains("mtu = 1438") {
+        return Err(format!("DF ping of 1478 bytes not refused with mtu 1438:\n{out}").into());
+    }
+    // Without the route's MTU the packet reaches the data plane, which
+    // answers with "fragmentation needed" itself.
+    topo.left
+        .ip(&["route", "replace", "203.0.113.0/24", "dev", "oxisec0"])?;
+    topo.left.ip(&["route", "flush", "cache"])?;
+    let out = df_ping(&topo.left, 1450, 3)?;
+    let too_big = left
+        .status()?
+        .drops
+        .get("out: too_big")
+        .copied()
+        .unwrap_or(0);
+    if too_big == 0 || !(out.contains("mtu=1438") || out.contains("mtu = 1438")) {
+        return Err(
+            format!("no ICMP from the data plane ({too_big} counted as too big):\n{out}").into(),
+        );
+    }
+    let out = df_ping(&topo.left, 1410, 2)?;
+    if !out.contains(" 0% packet loss") {
+        return Err(format!("DF ping of 1438 bytes failed after PMTU discovery:\n{out}").into());
     }
     Ok(())
 }
