@@ -49,7 +49,7 @@ use crate::x509util::{crl_ders, crl_summary, fmt_date, same_public_key};
 mod policy;
 mod remote;
 
-pub use policy::{MssClamp, Shunt, ShuntAction};
+pub use policy::{MssClamp, Shunt, ShuntAction, Trap};
 
 /// Where the control socket lives unless the config or `--socket` says otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/oxisec/oxisec.sock";
@@ -104,6 +104,9 @@ pub struct DaemonConfig {
     pub kill_switch: Vec<String>,
     /// Pass and drop policies in file order, before every child's.
     pub shunts: Vec<Shunt>,
+    /// Children started by traffic (`start_action = "trap"`, and every
+    /// child of a connection with `dpd_action = "trap"`).
+    pub traps: Vec<Trap>,
     /// MTU of the path the ESP packets take; the tunnel routes' `mtu` is
     /// what an SA carries on it.
     pub path_mtu: u16,
@@ -140,6 +143,7 @@ impl Default for DaemonConfig {
             resolv_conf: PathBuf::from("/etc/resolv.conf"),
             kill_switch: Vec::new(),
             shunts: Vec::new(),
+            traps: Vec::new(),
             path_mtu: policy::DEFAULT_PATH_MTU,
             mss_clamp: MssClamp::Off,
         }
@@ -479,6 +483,7 @@ pub fn parse(text: &str, origin: &Path, resolver: &dyn Resolver) -> Result<Loade
             }
             daemon.kill_switch.push(conn.name.clone());
         }
+        daemon.traps.extend(policy::traps(rc.get_ref(), &conn));
         for child in &conn.children {
             if let Some(other) = child_owner.insert(child.name.clone(), conn.name.clone()) {
                 let span = rc.get_ref().children.get(&child.name).map(|c| c.span());
@@ -1716,17 +1721,19 @@ impl Cx<'_> {
             Some(s) => {
                 match s.get_ref().as_str() {
                     "start" => StartAction::Start,
-                    "none" => StartAction::None,
+                    // The daemon keeps the trap (see `policy`); the engine
+                    // initiates when told to.
+                    "none" | "trap" => StartAction::None,
                     other => {
-                        let hint = if other == "trap" || other == "route" {
-                            " (traffic-triggered start is not supported yet)"
+                        let hint = if other == "route" {
+                            " (\"trap\" is the name of traffic-triggered start)"
                         } else {
                             ""
                         };
                         return Err(self.err(
                         Some(s.span()),
                         format!("{base}.start_action"),
-                        format!("unknown start action {other:?}: expected \"start\" or \"none\"{hint}"),
+                        format!("unknown start action {other:?}: expected \"start\", \"trap\" or \"none\"{hint}"),
                     ));
                     }
                 }
@@ -2684,11 +2691,11 @@ ca_certs = [\"pki/ca.crt\"]
 
     #[test]
     fn rejects_semantic_mistakes() {
-        let e = err(&VALID.replace("start_action = \"start\"", "start_action = \"trap\""));
+        let e = err(&VALID.replace("start_action = \"start\"", "start_action = \"route\""));
         assert!(
             e.contains(
-                "connections.site-b.children.lan.start_action: unknown start action \"trap\""
-            ),
+                "connections.site-b.children.lan.start_action: unknown start action \"route\""
+            ) && e.contains("traffic-triggered"),
             "{e}"
         );
         let e = err(&VALID.replace("encap = true", "encap = false"));

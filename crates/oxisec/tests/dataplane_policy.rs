@@ -270,3 +270,60 @@ fn run_mtu() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn trap_policy_brings_the_tunnel_up_on_the_first_packet() {
+    let _serial = common::serial();
+    if common::skip("dataplane_trap", &[Tool::Ping]) {
+        return;
+    }
+    if let Err(e) = run_trap() {
+        panic!("{e}");
+    }
+}
+
+fn run_trap() -> Result<()> {
+    let topo = Topology::new("dataplane_trap")?;
+    let (l, r) = topo.tunnel_specs(GCM.0, GCM.1);
+    let left_toml = oxisec_toml(&l).replace("start_action = \"none\"", "start_action = \"trap\"");
+    if !left_toml.contains("\"trap\"") {
+        return Err("the harness's config has no start_action to replace".into());
+    }
+    let left = OxisecPeer::start_with_config(
+        topo.left.clone(),
+        topo.dir.sub("left")?,
+        "oxisec left".into(),
+        &left_toml,
+    )?;
+    let _right = OxisecPeer::start_with_config(
+        topo.right.clone(),
+        topo.dir.sub("right")?,
+        "oxisec right".into(),
+        &oxisec_toml(&r),
+    )?;
+    // Routed into the TUN device before any SA exists.
+    let routes = topo.left.ip(&["route", "show", "203.0.113.0/24"])?;
+    if !routes.contains("oxisec0") {
+        return Err(format!("no trap route: {routes}").into());
+    }
+    if !left.status()?.ike_sas.is_empty() {
+        return Err("the trap child came up without traffic".into());
+    }
+    // The first packets start the child; the later ones go through it.
+    let s = ping(&topo.left, LEFT_HOST, ip("203.0.113.1"), 15)?;
+    let report = left.status()?;
+    let up = report
+        .ike_sas
+        .iter()
+        .flat_map(|s| &s.children)
+        .any(|c| c.name == CONN);
+    let trapped = report.drops.get("out: trap_no_sa").copied().unwrap_or(0);
+    if !up || s.received == 0 || trapped == 0 {
+        return Err(format!(
+            "trap: child up {up}, {}/{} replies, {trapped} packets trapped; drops {:?}",
+            s.received, s.transmitted, report.drops
+        )
+        .into());
+    }
+    Ok(())
+}

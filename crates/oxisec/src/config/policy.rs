@@ -26,7 +26,52 @@ use oxisec_ike::ts::TsRange;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{ConfigError, Cx, DaemonConfig, RawDaemon};
+use oxisec_ike::{Connection, DpdAction};
+
+use super::{ConfigError, Cx, DaemonConfig, RawConnection, RawDaemon};
+
+/// A child whose traffic starts it (RFC 4301 acquire): its remote selectors
+/// are routed into the TUN device from the start, and the first packet
+/// there without an SA makes the daemon initiate it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trap {
+    pub connection: String,
+    pub child: String,
+    pub local_ts: Vec<TsRange>,
+    pub remote_ts: Vec<TsRange>,
+    /// Where the IKE SA goes (the connection's first remote address).
+    pub peer: std::net::IpAddr,
+}
+
+/// The traps of one checked connection: children with `start_action =
+/// "trap"`, or all of them under `dpd_action = "trap"` (a dead peer's
+/// children go back to waiting for traffic). Needs a peer address to
+/// initiate to; children with `dynamic` selectors (filled in by the
+/// IKE exchange) cannot be trapped and are left out.
+pub(super) fn traps(raw: &RawConnection, conn: &Connection) -> Vec<Trap> {
+    let Some(&peer) = conn.remote_addrs.first() else {
+        return Vec::new();
+    };
+    let all = conn.dpd_action == DpdAction::Trap;
+    conn.children
+        .iter()
+        .filter(|c| {
+            all || raw
+                .children
+                .get(&c.name)
+                .and_then(|rc| rc.get_ref().start_action.as_ref())
+                .is_some_and(|s| s.get_ref().trim() == "trap")
+        })
+        .filter(|c| !c.remote_ts.is_empty())
+        .map(|c| Trap {
+            connection: conn.name.clone(),
+            child: c.name.clone(),
+            local_ts: c.local_ts.clone(),
+            remote_ts: c.remote_ts.clone(),
+            peer,
+        })
+        .collect()
+}
 
 /// Path MTU unless configured: Ethernet.
 pub const DEFAULT_PATH_MTU: u16 = 1500;
@@ -263,6 +308,43 @@ remote_ts = ["0.0.0.0/0[tcp/23]", "203.0.113.9"]
         assert_eq!(s[1].local_ts.len(), 1);
         assert_eq!(s[1].remote_ts.len(), 2);
         assert!(load("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn trap_children_and_dpd_trap_connections_are_traps() {
+        let conf = |start: &str, dpd: &str| {
+            format!(
+                "[connections.b]\nremote_addrs = [\"192.0.2.2\"]\npsk = \"0123456789abcdef0123456789abcdef\"\n{dpd}\n\
+                 [connections.b.children.one]\nlocal_ts = [\"198.51.100.0/24\"]\nremote_ts = [\"203.0.113.0/24\"]\n{start}\n\
+                 [connections.b.children.two]\nlocal_ts = [\"198.51.100.0/24\"]\nremote_ts = [\"203.0.113.128/25\"]\n"
+            )
+        };
+        let traps = |t: String| {
+            parse(&t, Path::new("x.toml"), &SystemResolver)
+                .unwrap()
+                .daemon
+                .traps
+                .into_iter()
+                .map(|t| t.child)
+                .collect::<Vec<_>>()
+        };
+        assert!(traps(conf("", "")).is_empty());
+        assert_eq!(traps(conf("start_action = \"trap\"", "")), ["one"]);
+        let t = parse(
+            &conf("start_action = \"trap\"", ""),
+            Path::new("x.toml"),
+            &SystemResolver,
+        )
+        .unwrap()
+        .daemon
+        .traps;
+        assert_eq!(t[0].connection, "b");
+        assert_eq!(t[0].peer, "192.0.2.2".parse::<std::net::IpAddr>().unwrap());
+        assert_eq!(t[0].remote_ts.len(), 1);
+        assert_eq!(
+            traps(conf("", "dpd_delay = \"30s\"\ndpd_action = \"trap\"")),
+            ["one", "two"]
+        );
     }
 
     #[test]

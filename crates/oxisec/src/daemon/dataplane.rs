@@ -199,6 +199,8 @@ pub struct DropCounters {
     pub no_udp_encap: AtomicU64,
     /// A drop shunt matched (RFC 4301 DISCARD).
     pub policy_discard: AtomicU64,
+    /// A trap matched before its child had an SA (an acquire was sent).
+    pub trap_no_sa: AtomicU64,
     /// A pass shunt matched a packet in the TUN device, which cannot send
     /// it in clear: its routing rule is missing.
     pub policy_bypass: AtomicU64,
@@ -490,6 +492,16 @@ impl DataPlane {
         self.tables.child_mtu(child, &self.mtu_settings)
     }
 
+    /// Puts trap entries (remote/local selectors of trap `i`) at the tail
+    /// of the SPD; packets hitting one without an SA send `i` to `acquire`.
+    pub fn set_traps(
+        &self,
+        traps: Vec<(Vec<oxisec_esp::Selector>, Vec<oxisec_esp::Selector>)>,
+        acquire: mpsc::UnboundedSender<usize>,
+    ) {
+        self.tables.set_traps(traps, acquire);
+    }
+
     /// Puts the shunts' BYPASS/DISCARD entries at the head of the SPD.
     pub fn set_shunts(&self, entries: Vec<oxisec_esp::SpdEntry>) {
         self.tables.set_shunts(entries);
@@ -530,6 +542,7 @@ fn drops_map(d: &DropCounters) -> BTreeMap<String, u64> {
         ("out: no_udp_encap", &d.no_udp_encap),
         ("out: policy_discard", &d.policy_discard),
         ("out: policy_bypass", &d.policy_bypass),
+        ("out: trap_no_sa", &d.trap_no_sa),
         ("out: too_big", &d.too_big),
         ("out: malformed TUN read", &d.tun_malformed),
         ("out: UDP send failed", &d.udp_send),

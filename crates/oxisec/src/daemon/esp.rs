@@ -82,6 +82,9 @@ pub enum EncapDrop {
     NoUdpEncap,
     /// A drop shunt (RFC 4301 DISCARD) matched.
     PolicyDiscard,
+    /// A trap policy matched and its child has no SA yet: the engine was
+    /// asked for one (an acquire, rate-limited) and the packet dropped.
+    TrapNoSa,
     /// A pass shunt (RFC 4301 BYPASS) matched a packet that reached the TUN
     /// device anyway (its routing rule was missing or removed by hand): the
     /// packet path cannot send it in clear, and must not protect it.
@@ -98,6 +101,7 @@ impl EncapDrop {
             EncapDrop::NoSa => "no_sa",
             EncapDrop::NoUdpEncap => "no_udp_encap",
             EncapDrop::PolicyDiscard => "policy_discard",
+            EncapDrop::TrapNoSa => "trap_no_sa",
             EncapDrop::PolicyBypass => "policy_bypass",
             EncapDrop::Esp(r) => r.name(),
         }
@@ -114,7 +118,7 @@ fn limits(l: &SaLimits) -> Limits {
     }
 }
 
-fn selectors(ts: &[TsRange]) -> Result<Vec<Selector>, String> {
+pub fn selectors(ts: &[TsRange]) -> Result<Vec<Selector>, String> {
     ts.iter()
         .map(|t| {
             Selector::range(t.start, t.end)
@@ -204,10 +208,62 @@ impl Reporter {
     }
 }
 
+/// Policy ids of trap entries: `TRAP_BASE + i` for the daemon's trap `i`,
+/// far above any CHILD_SA id the engine hands out (it counts from 1).
+pub const TRAP_BASE: u64 = 1 << 62;
+/// Most traps (the acquire rate limits are a fixed array).
+pub const MAX_TRAPS: usize = 256;
+/// One acquire per trap at most this often: the engine needs a round trip
+/// or two to install the SA, and every packet until then hits the trap.
+pub const ACQUIRE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Where the packet threads' acquires go: trap indexes, each at most once
+/// per [`ACQUIRE_INTERVAL`].
+#[derive(Debug)]
+pub struct Acquires {
+    tx: std::sync::OnceLock<mpsc::UnboundedSender<usize>>,
+    /// Milliseconds (since `epoch`) of each trap's last acquire, + 1 (0: never).
+    last: Vec<AtomicU64>,
+    epoch: Instant,
+}
+
+impl Default for Acquires {
+    fn default() -> Self {
+        Acquires {
+            tx: std::sync::OnceLock::new(),
+            last: (0..MAX_TRAPS).map(|_| AtomicU64::new(0)).collect(),
+            epoch: Instant::now(),
+        }
+    }
+}
+
+impl Acquires {
+    /// Reports a packet for trap `i` unless one was reported recently.
+    fn hit(&self, i: usize) {
+        let (Some(tx), Some(last)) = (self.tx.get(), self.last.get(i)) else {
+            return;
+        };
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX) + 1;
+        let prev = last.load(Ordering::Relaxed);
+        let due = prev == 0 || now.saturating_sub(prev) >= ACQUIRE_INTERVAL.as_millis() as u64;
+        if due
+            && last
+                .compare_exchange(prev, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let _ = tx.send(i);
+        }
+    }
+}
+
 /// The SAD and SPD as published to the packet threads.
 pub struct Tables {
     sad: Arc<Snapshot<Sad>>,
     spd: Arc<Snapshot<Spd>>,
+    /// How many entries at the tail of the SPD are traps (after every
+    /// child's, so an installed SA's own entry wins).
+    traps: std::sync::atomic::AtomicUsize,
+    acquires: Arc<Acquires>,
     /// How many entries at the head of the SPD are shunts (BYPASS and
     /// DISCARD from the configuration), which precede every PROTECT entry.
     shunts: std::sync::atomic::AtomicUsize,
@@ -219,6 +275,8 @@ impl Default for Tables {
             sad: Arc::new(Snapshot::new(Sad::new())),
             spd: Arc::new(Snapshot::new(Spd::new())),
             shunts: Default::default(),
+            traps: Default::default(),
+            acquires: Default::default(),
         }
     }
 }
@@ -262,11 +320,38 @@ impl Tables {
         self.shunts.store(n, Ordering::Relaxed);
     }
 
+    /// Replaces the trap entries at the tail of the SPD: `remote`/`local`
+    /// selector sets of trap `i` become `Protect(TRAP_BASE + i)`, and
+    /// packets hitting one without an SA send `i` to `acquire`.
+    pub fn set_traps(
+        &self,
+        traps: Vec<(Vec<Selector>, Vec<Selector>)>,
+        acquire: mpsc::UnboundedSender<usize>,
+    ) {
+        let _ = self.acquires.tx.set(acquire);
+        let entries: Vec<SpdEntry> = traps
+            .into_iter()
+            .take(MAX_TRAPS)
+            .enumerate()
+            .map(|(i, (l, r))| SpdEntry::new(l, r, PolicyAction::Protect(TRAP_BASE + i as u64)))
+            .collect();
+        let n = entries.len();
+        self.spd.update(|p| {
+            let old = self.traps.load(Ordering::Relaxed);
+            let keep = p.entries().len().saturating_sub(old);
+            let mut all: Vec<SpdEntry> = p.entries()[..keep].to_vec();
+            all.extend(entries);
+            *p = Spd::from_entries(all);
+        });
+        self.traps.store(n, Ordering::Relaxed);
+    }
+
     /// A packet thread's view; its reports go to `reporter`.
     pub fn worker(&self, reporter: Reporter) -> Worker {
         Worker {
             sad: SnapshotReader::new(Arc::clone(&self.sad)),
             spd: SnapshotReader::new(Arc::clone(&self.spd)),
+            acquires: Arc::clone(&self.acquires),
             now_ms: reporter.now_ms(),
             reporter,
         }
@@ -332,7 +417,10 @@ impl Tables {
                 });
                 self.spd.update(|p| {
                     p.remove_child(child.0);
-                    p.push(SpdEntry::new(l, r, PolicyAction::Protect(child.0)));
+                    // Before the traps, which only catch what no SA takes.
+                    let traps = self.traps.load(Ordering::Relaxed);
+                    let at = p.entries().len().saturating_sub(traps);
+                    p.insert(at, SpdEntry::new(l, r, PolicyAction::Protect(child.0)));
                 });
             }
             SaCommand::Delete {
@@ -412,6 +500,7 @@ impl Tables {
     /// Drops everything (shutdown).
     pub fn clear(&self) {
         self.shunts.store(0, Ordering::Relaxed);
+        self.traps.store(0, Ordering::Relaxed);
         self.spd.store(Spd::new());
         self.sad.store(Sad::new());
     }
@@ -434,6 +523,7 @@ pub fn drop_map(d: &DropCounts) -> BTreeMap<String, u64> {
 pub struct Worker {
     sad: SnapshotReader<Sad>,
     spd: SnapshotReader<Spd>,
+    acquires: Arc<Acquires>,
     reporter: Reporter,
     /// The reporter's clock, read once per batch ([`Worker::start_batch`]).
     now_ms: u64,
@@ -516,7 +606,11 @@ impl Worker {
     /// the packet: no policy, or a drop.
     pub fn outbound_for(&mut self, pkt: &[u8]) -> Result<Outbound<'_>, Encap> {
         let Worker {
-            sad, spd, reporter, ..
+            sad,
+            spd,
+            reporter,
+            acquires,
+            ..
         } = self;
         let child = match spd.get().lookup_packet(pkt) {
             Ok(Some(e)) => match e.action {
@@ -528,6 +622,10 @@ impl Worker {
             Err(_) => return Err(Encap::Drop(EncapDrop::Esp(DropReason::NotIp))),
         };
         let Some(sa) = sad.get().outbound(child) else {
+            if child >= TRAP_BASE {
+                acquires.hit((child - TRAP_BASE) as usize);
+                return Err(Encap::Drop(EncapDrop::TrapNoSa));
+            }
             return Err(Encap::Drop(EncapDrop::NoSa));
         };
         let Some(udp) = sa.udp_encap() else {
@@ -890,6 +988,49 @@ mod tests {
         );
         a.set_shunts(Vec::new());
         assert_eq!(a.spd.load().entries().len(), 2);
+    }
+
+    #[test]
+    fn traps_acquire_at_a_bounded_rate_until_the_sa_is_installed() {
+        let a = Tables::default();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        a.set_traps(
+            vec![(
+                selectors(&[ts("198.51.100.0/24")]).unwrap(),
+                selectors(&[ts("203.0.113.0/24")]).unwrap(),
+            )],
+            tx,
+        );
+        let mut w = a.worker(reporter().0);
+        let send = |w: &mut Worker| {
+            let mut buf = PacketBuf::with_default_room();
+            buf.set_data(&ipv4([198, 51, 100, 1], [203, 0, 113, 1]))
+                .unwrap();
+            w.encapsulate(&mut buf)
+        };
+        for _ in 0..50 {
+            assert_eq!(send(&mut w), Encap::Drop(EncapDrop::TrapNoSa));
+        }
+        // One acquire for fifty packets within the interval.
+        assert_eq!(
+            std::iter::from_fn(|| rx.try_recv().ok()).collect::<Vec<_>>(),
+            [0]
+        );
+        // The child's SA arrives: its entry goes before the trap.
+        a.apply(&outbound(5, 0x600)).unwrap();
+        assert!(matches!(send(&mut w), Encap::Send { .. }));
+        let spd = a.spd.load();
+        assert_eq!(spd.entries()[0].action, PolicyAction::Protect(5));
+        assert_eq!(spd.entries()[1].action, PolicyAction::Protect(TRAP_BASE));
+        drop(spd);
+        // It goes away (dpd_action = trap): the trap catches packets again.
+        a.apply(&SaCommand::Delete {
+            child: ChildId(5),
+            spi: 0x600,
+            inbound: false,
+        })
+        .unwrap();
+        assert_eq!(send(&mut w), Encap::Drop(EncapDrop::TrapNoSa));
     }
 
     #[test]

@@ -127,6 +127,8 @@ struct Daemon {
     /// since they were last written.
     leases_path: Option<PathBuf>,
     leases_dirty: bool,
+    /// Children started by traffic; the data plane reports by index.
+    traps: Vec<crate::config::Trap>,
 }
 
 async fn run_async(loaded: Loaded, socket: Option<PathBuf>) -> Result<(), DaemonError> {
@@ -202,6 +204,7 @@ async fn run_async(loaded: Loaded, socket: Option<PathBuf>) -> Result<(), Daemon
         ),
         leases_path: None,
         leases_dirty: false,
+        traps: loaded.daemon.traps.clone(),
     };
     // Certificates are valid in wall-clock time, which the engine only
     // knows from us; refreshed on every loop turn to follow clock steps.
@@ -213,6 +216,8 @@ async fn run_async(loaded: Loaded, socket: Option<PathBuf>) -> Result<(), Daemon
     }
     d.restore_leases(&loaded.daemon.state_dir);
     d.pin_kill_switch_routes(&loaded.daemon.kill_switch);
+    let (acq_tx, mut acq_rx) = mpsc::unbounded_channel::<usize>();
+    d.install_traps(acq_tx);
 
     // start_action = "start": the engine picks the first such child.
     let now = Instant::now();
@@ -254,6 +259,7 @@ async fn run_async(loaded: Loaded, socket: Option<PathBuf>) -> Result<(), Daemon
                 d.engine.handle_datagram(Instant::now(), dg);
             }
             Some(ev) = ev_rx.recv() => d.on_dataplane(ev),
+            Some(i) = acq_rx.recv() => d.on_acquire(i),
             Some((req, reply)) = ctl_rx.recv() => d.on_request(req, reply),
             _ = sleep => {
                 let now = Instant::now();
@@ -434,6 +440,73 @@ impl Daemon {
                 mtu: None,
             });
         }
+    }
+
+    /// Traps: each trap child's remote selectors are routed into the TUN
+    /// device from the start (route owner `TRAP_BASE + i`, never an engine
+    /// CHILD_SA, so the routes outlive every SA of the child), and a trap
+    /// entry at the tail of the SPD catches what no SA takes.
+    fn install_traps(&mut self, acquire: mpsc::UnboundedSender<usize>) {
+        let mut sets = Vec::new();
+        for (i, t) in self.traps.iter().enumerate().take(esp::MAX_TRAPS) {
+            match (esp::selectors(&t.local_ts), esp::selectors(&t.remote_ts)) {
+                (Ok(l), Ok(r)) => sets.push((l, r)),
+                (Err(e), _) | (_, Err(e)) => {
+                    warn!("trap {}: {e}", t.child);
+                    sets.push((Vec::new(), Vec::new()));
+                    continue;
+                }
+            }
+            info!(
+                "trap for {}/{}: the first packet to {} starts it",
+                t.connection,
+                t.child,
+                t.remote_ts
+                    .iter()
+                    .map(|r| r.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let _ = self.routes.send(RouteOp::Add {
+                child: oxisec_ike::ChildId(esp::TRAP_BASE + i as u64),
+                local_ts: t.local_ts.clone(),
+                remote_ts: t.remote_ts.clone(),
+                peer: t.peer,
+                mtu: None,
+            });
+        }
+        if !sets.is_empty() {
+            self.dp.set_traps(sets, acquire);
+        }
+    }
+
+    /// A packet hit trap `i` without an SA (the data plane sends one report
+    /// per trap every few seconds at most): initiate its child, unless an
+    /// SA of it exists or its connection's IKE SA is still being set up.
+    /// Meanwhile packets are dropped and counted (`out: trap_no_sa`).
+    fn on_acquire(&mut self, i: usize) {
+        let Some(t) = self.traps.get(i) else {
+            return;
+        };
+        let busy = self.engine.status().iter().any(|sa| {
+            sa.children.iter().any(|c| c.name == t.child)
+                || (sa.connection == t.connection && sa.established.is_none())
+        });
+        if busy {
+            debug!("acquire for {}: already being set up", t.child);
+            return;
+        }
+        info!(
+            "acquire: traffic for {}/{}, initiating",
+            t.connection, t.child
+        );
+        self.engine.handle_command(
+            Instant::now(),
+            Command::Initiate {
+                connection: t.connection.clone(),
+                child: Some(t.child.clone()),
+            },
+        );
     }
 
     /// Gateway: puts back the leases saved by the last run, so that clients

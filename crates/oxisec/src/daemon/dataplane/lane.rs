@@ -190,6 +190,9 @@ fn count_drop(drops: &DropCounters, d: EncapDrop, n: u64) {
         EncapDrop::PolicyDiscard => {
             drops.policy_discard.fetch_add(n, Ordering::Relaxed);
         }
+        EncapDrop::TrapNoSa => {
+            drops.trap_no_sa.fetch_add(n, Ordering::Relaxed);
+        }
         EncapDrop::PolicyBypass => {
             drops.policy_bypass.fetch_add(n, Ordering::Relaxed);
         }
