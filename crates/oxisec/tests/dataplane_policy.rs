@@ -31,7 +31,8 @@ use common::oxisec_peer::{OxisecPeer, oxisec_toml};
 use common::peer::Peer;
 use common::traffic::ping;
 use common::{
-    CONN, LEFT_HOST, LEFT_OUTER, RIGHT_OUTER, Result, StartAction, Tool, Topology, wait_until,
+    CONN, LEFT_HOST, LEFT_OUTER, PeerKind, RIGHT_OUTER, Result, StartAction, Tool, Topology,
+    wait_until,
 };
 
 const GCM: (&str, &str) = ("aes128gcm16-prfsha256-x25519", "aes128gcm16");
@@ -277,13 +278,27 @@ fn trap_policy_brings_the_tunnel_up_on_the_first_packet() {
     if common::skip("dataplane_trap", &[Tool::Ping]) {
         return;
     }
-    if let Err(e) = run_trap() {
+    if let Err(e) = run_trap("dataplane_trap", PeerKind::Oxisec) {
         panic!("{e}");
     }
 }
 
-fn run_trap() -> Result<()> {
-    let topo = Topology::new("dataplane_trap")?;
+#[test]
+fn trap_policy_brings_up_a_tunnel_to_strongswan() {
+    let _serial = common::serial();
+    if common::skip(
+        "dataplane_trap_strongswan",
+        &[Tool::Charon, Tool::Swanctl, Tool::Ping],
+    ) {
+        return;
+    }
+    if let Err(e) = run_trap("dataplane_trap_strongswan", PeerKind::StrongSwan) {
+        panic!("{e}");
+    }
+}
+
+fn run_trap(test: &str, responder: PeerKind) -> Result<()> {
+    let topo = Topology::new(test)?;
     let (l, r) = topo.tunnel_specs(GCM.0, GCM.1);
     let left_toml = oxisec_toml(&l).replace("start_action = \"none\"", "start_action = \"trap\"");
     if !left_toml.contains("\"trap\"") {
@@ -295,12 +310,7 @@ fn run_trap() -> Result<()> {
         "oxisec left".into(),
         &left_toml,
     )?;
-    let _right = OxisecPeer::start_with_config(
-        topo.right.clone(),
-        topo.dir.sub("right")?,
-        "oxisec right".into(),
-        &oxisec_toml(&r),
-    )?;
+    let _right = responder.start(&topo, common::Side::Right, &r)?;
     // Routed into the TUN device before any SA exists.
     let routes = topo.left.ip(&["route", "show", "203.0.113.0/24"])?;
     if !routes.contains("oxisec0") {
