@@ -159,6 +159,11 @@ pub struct IkeLifetime {
     pub over_time: Duration,
     /// Upper bound of the jitter subtracted from `rekey_time`.
     pub rand_time: Duration,
+    /// Reauthenticate after this (minus jitter): a new IKE SA with a full
+    /// IKE_AUTH, the CHILD_SAs recreated on it, the old IKE SA deleted last
+    /// (make-before-break). Zero: never. Only a side that can initiate
+    /// (it knows the peer's address) reauthenticates.
+    pub reauth_time: Duration,
 }
 
 impl IkeLifetime {
@@ -168,7 +173,17 @@ impl IkeLifetime {
             rekey_time,
             over_time,
             rand_time: over_time,
+            reauth_time: Duration::ZERO,
         }
+    }
+
+    /// The earlier of rekey and reauthentication time, whichever are on:
+    /// the SA's hard lifetime runs `over_time` beyond it.
+    pub fn replace_time(&self) -> Option<Duration> {
+        [self.rekey_time, self.reauth_time]
+            .into_iter()
+            .filter(|t| !t.is_zero())
+            .min()
     }
 }
 

@@ -81,6 +81,9 @@ impl Allocator {
 }
 
 /// The IKEv2 protocol engine. See the crate documentation.
+/// How long a failed reauthentication waits before the next attempt.
+const REAUTH_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub struct Engine {
     config: Config,
     rng: Box<dyn Rng>,
@@ -104,6 +107,9 @@ pub struct Engine {
     alloc: Allocator,
     out: Outputs,
     stats: Stats,
+    /// The time of the input being handled (bookkeeping after it, such as
+    /// finishing a reauthentication, acts at this time).
+    now: Option<Instant>,
 }
 
 impl Engine {
@@ -127,6 +133,7 @@ impl Engine {
             config,
             out: Outputs::default(),
             stats: Stats::default(),
+            now: None,
         }
     }
 
@@ -172,6 +179,7 @@ impl Engine {
     }
 
     fn cx(&mut self, now: Instant) -> (Cx<'_>, &mut HashMap<IkeId, Box<IkeSa>>) {
+        self.now = Some(now);
         (
             Cx {
                 now,
@@ -401,7 +409,15 @@ impl Engine {
             // Tasks queued by the timers, and delayed retries that are due.
             exchange::run_tasks(sa, &mut cx);
         }
+        let reauth: Vec<IkeId> = due
+            .iter()
+            .copied()
+            .filter(|id| self.sas.get(id).is_some_and(|sa| sa.reauth_due))
+            .collect();
         self.settle(due);
+        for id in reauth {
+            self.start_reauth(now, id);
+        }
         for (conn, children) in restart {
             info!(connection = %conn, "peer was dead: initiating the connection again (dpd_action = restart)");
             for child in children {
@@ -683,16 +699,120 @@ impl Engine {
         self.settle([id]);
     }
 
+    /// Reauthentication (RFC 7296 §2.8.3), make-before-break as strongSwan
+    /// does it: a new IKE SA with a full IKE_SA_INIT/IKE_AUTH (without
+    /// INITIAL_CONTACT, which would make the peer drop the old SA first)
+    /// carrying the CHILD_SAs the old one has; the old one is deleted only
+    /// when they are all up ([`Engine::finish_reauths`]). Until then traffic
+    /// keeps flowing over the old SAs.
+    fn start_reauth(&mut self, now: Instant, old_id: IkeId) {
+        let Some(old) = self.sas.get_mut(&old_id) else {
+            return;
+        };
+        old.reauth_due = false;
+        if old.state != IkeState::Established || old.rekeyed_to.is_some() || old.reauth_by.is_some()
+        {
+            return;
+        }
+        let conn = old.conn.clone();
+        let mut names: Vec<String> = Vec::new();
+        for c in old
+            .children
+            .iter()
+            .filter(|c| c.state == ChildState::Installed)
+        {
+            if !names.contains(&c.name) {
+                names.push(c.name.clone());
+            }
+        }
+        let (mut cx, sas) = self.cx(now);
+        let Some(mut new) = exchange::ike_sa_init::initiate(
+            &mut cx,
+            conn.clone(),
+            names.first().map(String::as_str),
+        ) else {
+            return;
+        };
+        for n in names.iter().skip(1) {
+            new.tasks.push_back(Task::CreateChild(n.clone()));
+        }
+        new.reauth_of = Some(old_id);
+        let (id, spi) = (new.id, new.spi_i);
+        info!(connection = %conn.name, old = old_id.0, new = id.0, children = names.len(), "reauthenticating: new IKE SA");
+        if let Some(old) = sas.get_mut(&old_id) {
+            old.reauth_by = Some(id);
+        }
+        sas.insert(id, Box::new(new));
+        self.by_spi.insert(spi, id);
+        self.settle([id, old_id]);
+    }
+
+    /// Completes or abandons reauthentications whose new IKE SA is among
+    /// `ids`: up with every CHILD_SA and nothing left to do → the old SA is
+    /// deleted; gone → the old SA stays and tries again in a minute (its
+    /// hard lifetime still ends it if that never works).
+    fn finish_reauths(&mut self, done: Vec<(IkeId, IkeId, bool)>) {
+        let Some(now) = self.now else { return };
+        for (new_id, old_id, ok) in done {
+            let kept = self
+                .sas
+                .get(&new_id)
+                .map(|n| n.own_vips.clone())
+                .unwrap_or_default();
+            // The old SA may have been rekeyed meanwhile: its successor is
+            // the one to delete.
+            let mut target = old_id;
+            for _ in 0..8 {
+                match self.sas.get(&target).and_then(|s| s.rekeyed_to) {
+                    Some(next) => target = next,
+                    None => break,
+                }
+            }
+            let (mut cx, sas) = self.cx(now);
+            let Some(old) = sas.get_mut(&target) else {
+                continue;
+            };
+            old.reauth_by = None;
+            if old.state != IkeState::Established {
+                continue;
+            }
+            if ok {
+                info!(connection = %old.conn.name, old = target.0, new = new_id.0, "reauthenticated; deleting the old IKE SA");
+                old.vips_kept = kept;
+                old.reauth_at = None;
+                queue(old, &mut cx, Task::DeleteIke);
+            } else {
+                warn!(connection = %old.conn.name, old = target.0, "reauthentication failed; the old IKE SA stays and tries again in a minute");
+                old.reauth_at = Some(now + REAUTH_RETRY);
+            }
+            let id = old.id;
+            self.settle([id]);
+        }
+    }
+
     /// Bookkeeping after SAs were worked on: closed ones leave every table,
     /// SAs past IKE_SA_INIT leave the half-open index, and the deadline
     /// index learns each SA's next deadline. Only the given SAs are looked
     /// at, so one datagram costs O(log n), not O(n).
     fn settle(&mut self, ids: impl IntoIterator<Item = IkeId>) {
+        let mut reauths = Vec::new();
         for id in ids {
             let Some(sa) = self.sas.get_mut(&id) else {
                 self.timers.set(id, None);
                 continue;
             };
+            if let Some(old) = sa.reauth_of {
+                if sa.state == IkeState::Closed {
+                    reauths.push((id, old, false));
+                } else if sa.state == IkeState::Established
+                    && sa.tasks.is_empty()
+                    && sa.requests.is_free()
+                    && sa.hs.is_none()
+                {
+                    sa.reauth_of = None;
+                    reauths.push((id, old, true));
+                }
+            }
             if sa.state != IkeState::Connecting
                 && let Some(key) = sa.half_open_key.take()
             {
@@ -714,6 +834,9 @@ impl Engine {
             } else {
                 self.timers.set(id, sa.next_deadline());
             }
+        }
+        if !reauths.is_empty() {
+            self.finish_reauths(reauths);
         }
         // A table that grew under a flood gives its memory back.
         if self.sas.capacity() > 4096 && self.sas.len() * 4 < self.sas.capacity() {

@@ -295,6 +295,19 @@ pub(crate) struct IkeSa {
     pub peer_vips: Vec<(String, std::net::IpAddr)>,
     /// Tasks to retry later (after TEMPORARY_FAILURE, §2.25).
     pub delayed: Vec<(Instant, Task)>,
+    /// When to reauthenticate (a new IKE SA with a full IKE_AUTH).
+    pub reauth_at: Option<Instant>,
+    /// Set by the timer: the engine starts the new IKE SA (it needs the
+    /// engine, not this SA alone).
+    pub reauth_due: bool,
+    /// The new IKE SA of our reauthentication of this one, while it runs.
+    pub reauth_by: Option<IkeId>,
+    /// This SA reauthenticates that one; once it is up with its CHILD_SAs
+    /// the old one is deleted.
+    pub reauth_of: Option<IkeId>,
+    /// Virtual IPs the reauthenticated successor holds too: not released
+    /// when this SA closes.
+    pub vips_kept: Vec<std::net::IpAddr>,
     /// IKE SA lifetime: when to rekey and when to give up on it.
     pub rekey_at: Option<Instant>,
     pub expire_at: Option<Instant>,
@@ -457,6 +470,11 @@ impl IkeSa {
             own_vips: Vec::new(),
             peer_vips: Vec::new(),
             delayed: Vec::new(),
+            reauth_at: None,
+            reauth_due: false,
+            reauth_by: None,
+            reauth_of: None,
+            vips_kept: Vec::new(),
             rekey_at: None,
             expire_at: None,
             last_heard: now,
@@ -517,6 +535,9 @@ impl IkeSa {
         if self.state == IkeState::Established && self.rekeyed_to.is_none() {
             consider(self.rekey_at);
             consider(self.expire_at);
+            if self.reauth_by.is_none() {
+                consider(self.reauth_at);
+            }
             // A child being deleted has no lifetime left to act on.
             for c in self
                 .children

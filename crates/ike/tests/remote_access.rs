@@ -317,3 +317,49 @@ fn several_clients_get_distinct_addresses_and_a_full_pool_refuses_cleanly() {
     assert_eq!(hub.gw.dp.outbound.len(), 5);
     let _ = Duration::ZERO;
 }
+
+/// A road warrior that reauthenticates (reauth_time) keeps its virtual IP:
+/// the new IKE SA gets the same address from the gateway, and the old
+/// one's deletion does not take it off the client (no VirtualIpReleased)
+/// nor the lease offline on the gateway.
+#[test]
+fn reauthentication_keeps_the_virtual_ip() {
+    let mut c = client(&["0.0.0.0"]);
+    c.ike_lifetime = IkeLifetime {
+        reauth_time: Duration::from_secs(600),
+        rand_time: Duration::ZERO,
+        over_time: Duration::from_secs(60),
+        ..IkeLifetime::from_rekey_time(Duration::ZERO)
+    };
+    let mut w = World::new(c, gateway());
+    w.connect();
+    let first = w.a.engine.status()[0].spi_i;
+    for _ in 0..20 {
+        if !w.advance(Duration::from_secs(700)) {
+            break;
+        }
+        w.pump();
+        if w.a.engine.status().iter().all(|s| s.spi_i != first) {
+            break;
+        }
+    }
+    let st = w.a.engine.status();
+    assert_eq!(st.len(), 1, "{st:?}");
+    assert_ne!(st[0].spi_i, first, "reauthenticated");
+    assert_eq!(st[0].own_vips, vec![ip("10.3.0.1")]);
+    assert_eq!(w.b.engine.status().len(), 1);
+    let vips = vip_events(&w.a);
+    assert_eq!(vips.len(), 2, "one VirtualIp per IKE SA: {vips:?}");
+    assert!(vips.iter().all(|v| v.0 == vec![ip("10.3.0.1")]));
+    let released =
+        w.a.events
+            .iter()
+            .filter(|e| matches!(e, Event::VirtualIpReleased { .. }))
+            .count();
+    assert_eq!(released, 0, "{:?}", w.a.events);
+    assert_eq!(
+        w.b.engine.pool_usage(),
+        vec![("v4".to_string(), 1, 0), ("v6".to_string(), 0, 0)]
+    );
+    assert_consistent(&w.a.dp, &w.b.dp);
+}

@@ -290,6 +290,8 @@ struct RawConnection {
     rekey_time: Option<Spanned<RawDuration>>,
     over_time: Option<Spanned<RawDuration>>,
     rand_time: Option<Spanned<RawDuration>>,
+    /// Reauthentication: a new IKE SA with a full IKE_AUTH (strongSwan's name).
+    reauth_time: Option<Spanned<RawDuration>>,
     dpd_delay: Option<Spanned<RawDuration>>,
     dpd_action: Option<Spanned<String>>,
     /// Remote access (see [`remote`]): client side.
@@ -1038,6 +1040,13 @@ impl Cx<'_> {
             Some(t) => IkeLifetime::from_rekey_time(t),
             None => IkeLifetime::default(),
         };
+        if let Some(t) = self.duration(base, "reauth_time", raw.reauth_time.as_ref())? {
+            l.reauth_time = t;
+            // strongSwan's defaults: 10 % of the earlier of both times.
+            let over = l.replace_time().unwrap_or_default() / 10;
+            l.over_time = over;
+            l.rand_time = over;
+        }
         if let Some(t) = self.duration(base, "over_time", raw.over_time.as_ref())? {
             l.over_time = t;
             if raw.rand_time.is_none() {
@@ -1047,12 +1056,12 @@ impl Cx<'_> {
         if let Some(t) = self.duration(base, "rand_time", raw.rand_time.as_ref())? {
             l.rand_time = t;
         }
-        if l.rand_time > l.rekey_time && !l.rekey_time.is_zero() {
+        if l.replace_time().is_some_and(|t| l.rand_time > t) {
             let span = raw.rand_time.as_ref().map(|s| s.span());
             return Err(self.err(
                 span,
                 format!("{base}.rand_time"),
-                "rand_time must not exceed rekey_time",
+                "rand_time must not exceed rekey_time or reauth_time",
             ));
         }
         Ok(l)
@@ -3064,5 +3073,35 @@ remote_ts = ["0.0.0.0/0", "::/0"]
         assert!(e.contains("dns_domains[0]"), "{e}");
         let e = err("[daemon]\ndns = \"dnsmasq\"\n");
         assert!(e.contains("daemon.dns") && e.contains("resolv.conf"), "{e}");
+    }
+
+    #[test]
+    fn reauth_time_as_strongswan_reads_it() {
+        let conf = |extra: &str| {
+            format!(
+                "[connections.x]\nremote_addrs = [\"192.0.2.2\"]\nlocal_addrs = [\"192.0.2.1\"]\npsk = \"a key that is long enough for the test\"\n{extra}[connections.x.children.y]\nlocal_ts = [\"198.51.100.0/24\"]\nremote_ts = [\"203.0.113.0/24\"]\n"
+            )
+        };
+        let l = parse_str(&conf("reauth_time = \"1h\"\n")).unwrap();
+        let lt = l.ike.connections[0].ike_lifetime;
+        assert_eq!(lt.reauth_time, Duration::from_secs(3600));
+        assert_eq!(lt.rekey_time, Duration::from_secs(4 * 3600));
+        assert_eq!(lt.over_time, Duration::from_secs(360));
+        assert_eq!(lt.rand_time, Duration::from_secs(360));
+        let l = parse_str(&conf(
+            "rekey_time = 0\nreauth_time = \"2h\"\nover_time = \"5m\"\n",
+        ))
+        .unwrap();
+        let lt = l.ike.connections[0].ike_lifetime;
+        assert_eq!(
+            (lt.rekey_time, lt.reauth_time),
+            (Duration::ZERO, Duration::from_secs(7200))
+        );
+        assert_eq!(
+            (lt.over_time, lt.rand_time),
+            (Duration::from_secs(300), Duration::from_secs(300))
+        );
+        let e = err(&conf("reauth_time = \"10m\"\nrand_time = \"20m\"\n"));
+        assert!(e.contains("rand_time") && e.contains("reauth_time"), "{e}");
     }
 }

@@ -119,7 +119,10 @@ pub struct IkeSaInfo {
     /// Seconds since the SA was established; `None` while negotiating.
     pub established_secs: Option<u64>,
     pub children: Vec<ChildSaInfo>,
-    /// A NAT in front of us / in front of the peer (RFC 7296 §2.23).
+    /// NAT detected in front of us / in front of the peer (RFC 7296
+    /// §2.23). A side that forces UDP encapsulation fakes its detection
+    /// data, so the other side sees a NAT there too (as with strongSwan's
+    /// `encap = yes`); oxisec's userspace data plane always does.
     #[serde(default)]
     pub nat_local: bool,
     #[serde(default)]
@@ -391,11 +394,13 @@ pub fn render(r: &StatusReport) -> String {
             ike.local,
             ike.local_id,
             vips(&ike.virtual_ips),
-            if ike.nat_local { " behind NAT" } else { "" },
+            // A NAT in front of this side, or NAT detection faked to force
+            // UDP encapsulation (RFC 7296 §2.23): either way ESP goes in UDP.
+            if ike.nat_local { " (NAT-T)" } else { "" },
             ike.remote,
             ike.remote_id,
             vips(&ike.peer_virtual_ips),
-            if ike.nat_remote { " behind NAT" } else { "" },
+            if ike.nat_remote { " (NAT-T)" } else { "" },
         );
         let _ = writeln!(
             s,
@@ -597,7 +602,7 @@ Connections (1):
 IKE SAs (1):
   site-b #1: ESTABLISHED, 5m12s ago, initiator
     local  192.0.2.1:4500 [gw-a.example.com]
-    remote 192.0.2.2:4500 [gw-b.example.com] virtual IP 10.3.0.1 behind NAT
+    remote 192.0.2.2:4500 [gw-b.example.com] virtual IP 10.3.0.1 (NAT-T)
     SPIs 0123456789abcdef_i fedcba9876543210_r  AES_GCM_16_128/PRF_HMAC_SHA2_256/CURVE_25519
     CHILD   STATE      SPI IN    SPI OUT   ALGORITHMS      IN                   OUT              AGE
     lan #7  INSTALLED  c1a2b3c4  000000ff  AES_GCM_16_128  1.5 MiB / 1034 pkts  840 B / 10 pkts  5m10s

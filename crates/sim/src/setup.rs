@@ -77,6 +77,7 @@ impl Gateway {
                 rekey_time: Duration::ZERO,
                 over_time: Duration::ZERO,
                 rand_time: Duration::ZERO,
+                reauth_time: Duration::ZERO,
             },
             dpd_delay: Duration::ZERO,
             dpd_action: DpdAction::Clear,

@@ -512,3 +512,74 @@ fn peer_dead_found_by_the_liveness_check() {
     );
     assert!(a.dp.is_empty());
 }
+
+/// Reauthentication (RFC 7296 §2.8.3) make-before-break: after
+/// `reauth_time` A builds a new IKE SA with a full IKE_AUTH and the CHILD_SA
+/// on it, and deletes the old IKE SA only then; the flows never meet a
+/// missing SA, also over a lossy path, and again on the new SA.
+#[test]
+fn reauthentication_is_make_before_break() {
+    let mut a = Gateway::a();
+    a.ike_lifetime.reauth_time = Duration::from_secs(120);
+    a.ike_lifetime.rand_time = Duration::from_secs(10);
+    a.ike_lifetime.over_time = Duration::from_secs(60);
+    let one_each = |s: &Sim| {
+        NodeId::BOTH.iter().all(|&n| {
+            let st = s.node(n).engine.status();
+            st.len() == 1 && st[0].state == "ESTABLISHED" && st[0].children.len() == 1
+        })
+    };
+    for (seed, link) in [
+        (11, path()),
+        (12, LinkConfig::lossy(0.10)),
+        (13, LinkConfig::lossy(0.10)),
+    ] {
+        // No `up`/`settle` here: with reauthentication on, the engines
+        // never fall idle.
+        let mut sim = sim_with(seed, &a, &Gateway::b(), link);
+        sim.start_flows(FlowConfig::every(FLOW));
+        sim.initiate(NodeId::A);
+        assert!(
+            sim.run_until_cond(Duration::from_secs(60), one_each),
+            "{sim:?}"
+        );
+        let mut before = sim.assert_consistent();
+        let mut up_at = sim.elapsed();
+        for round in 1..=2u32 {
+            // Due 110–120 s after the SA came up; the new IKE SA must be up
+            // with its CHILD_SA and the old one gone soon after.
+            let changed = sim.run_until_cond(Duration::from_secs(200), |s| {
+                one_each(s)
+                    && s.check_consistent()
+                        .is_ok_and(|c| c.ike != before.ike && c.children != before.children)
+            });
+            assert!(changed, "seed {seed} round {round}: {sim:?}");
+            let took = sim.elapsed() - up_at;
+            assert!(
+                took >= Duration::from_secs(110),
+                "seed {seed} round {round}: reauthenticated after {took:?}"
+            );
+            up_at = sim.elapsed();
+            let after = sim.assert_consistent();
+            for n in NodeId::BOTH {
+                // One full IKE_AUTH per IKE SA: the first and each reauth;
+                // each old IKE SA went down by a delete, nothing expired.
+                let ups = sim
+                    .node(n)
+                    .count_events(|e| matches!(e, Event::IkeUp { .. }));
+                assert_eq!(ups, 1 + round as usize, "seed {seed} {n}");
+                let downs = sim.node(n).events_where(|e| {
+                    matches!(e, Event::IkeDown { reason, .. } if *reason != DownReason::Deleted)
+                });
+                assert!(downs.is_empty(), "seed {seed} {n}: {downs:?}");
+            }
+            sim.assert_no_packet_lost_to_missing_sa();
+            before = after;
+        }
+        assert!(
+            sim.flows().delivered > 1000,
+            "seed {seed}: {:?}",
+            sim.flows()
+        );
+    }
+}

@@ -56,6 +56,7 @@ fn gateway(g: Gateway, lifetimes: bool) -> Gateway {
             rekey_time: Duration::from_secs(20 * 60),
             over_time: Duration::from_secs(5 * 60),
             rand_time: Duration::from_secs(10 * 60),
+            reauth_time: Duration::ZERO,
         },
         ..g
     }

@@ -921,6 +921,13 @@ fn successor(
         cx.alloc.pools.moved(pool, *address, sa.id, n.id);
     }
     super::lifecycle::on_established(&mut n, cx);
+    // A rekey renews keys, not the authentication: the reauthentication
+    // keeps its schedule, and with it the hard limit behind it.
+    n.reauth_at = sa.reauth_at;
+    if let (Some(r), Some(e)) = (n.reauth_at, n.expire_at) {
+        n.expire_at = Some(e.min(r + sa.conn.ike_lifetime.over_time));
+    }
+    n.reauth_by = sa.reauth_by;
     n
 }
 

@@ -16,8 +16,12 @@ pub(crate) fn on_established(sa: &mut IkeSa, cx: &mut Cx) {
     let now = cx.now;
     sa.rekey_at = (!l.rekey_time.is_zero())
         .then(|| now + l.rekey_time.saturating_sub(jitter(cx.rng, l.rand_time)));
-    sa.expire_at = (!l.rekey_time.is_zero() && !l.over_time.is_zero())
-        .then(|| now + l.rekey_time + l.over_time);
+    sa.reauth_at = (!l.reauth_time.is_zero() && !sa.conn.remote_addrs.is_empty())
+        .then(|| now + l.reauth_time.saturating_sub(jitter(cx.rng, l.rand_time)));
+    sa.expire_at = l
+        .replace_time()
+        .filter(|_| !l.over_time.is_zero())
+        .map(|t| now + t + l.over_time);
     sa.last_heard = now;
     arm_keepalive(sa, cx);
 }
@@ -65,6 +69,11 @@ pub(crate) fn on_timeout(sa: &mut IkeSa, cx: &mut Cx) {
     if sa.rekey_at.is_some_and(|t| t <= now) {
         sa.rekey_at = None;
         queue_back(sa, Task::RekeyIke);
+    }
+    if sa.reauth_by.is_none() && sa.reauth_at.is_some_and(|t| t <= now) {
+        info!(connection = %sa.conn.name, peer = %sa.describe_peer(), "reauthentication time reached");
+        sa.reauth_at = None;
+        sa.reauth_due = true;
     }
     let mut tasks = Vec::new();
     for c in sa

@@ -671,7 +671,9 @@ fn release_vips(sa: &mut IkeSa, cx: &mut Cx) {
             });
         }
     }
-    let own = std::mem::take(&mut sa.own_vips);
+    let mut own = std::mem::take(&mut sa.own_vips);
+    // Reauthenticated: the new IKE SA got the same address and keeps it.
+    own.retain(|a| !sa.vips_kept.contains(a));
     if !own.is_empty() && !replaced {
         cx.event(Event::VirtualIpReleased {
             ike: sa.id,
