@@ -107,6 +107,8 @@ pub struct DaemonConfig {
     /// Children started by traffic (`start_action = "trap"`, and every
     /// child of a connection with `dpd_action = "trap"`).
     pub traps: Vec<Trap>,
+    /// Packets held per trap until its SA is up (0: dropped).
+    pub trap_queue: usize,
     /// MTU of the path the ESP packets take; the tunnel routes' `mtu` is
     /// what an SA carries on it.
     pub path_mtu: u16,
@@ -144,6 +146,7 @@ impl Default for DaemonConfig {
             kill_switch: Vec::new(),
             shunts: Vec::new(),
             traps: Vec::new(),
+            trap_queue: policy::DEFAULT_TRAP_QUEUE,
             path_mtu: policy::DEFAULT_PATH_MTU,
             mss_clamp: MssClamp::Off,
         }
@@ -229,6 +232,7 @@ struct RawDaemon {
     /// Outer path MTU and TCP MSS clamping (see [`policy`]).
     path_mtu: Option<Spanned<u16>>,
     mss_clamp: Option<Spanned<policy::RawMssClamp>>,
+    trap_queue: Option<Spanned<u16>>,
     log_level: Option<Spanned<String>>,
     retransmit_timeout: Option<Spanned<f64>>,
     retransmit_base: Option<Spanned<f64>>,

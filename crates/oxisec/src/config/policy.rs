@@ -73,6 +73,11 @@ pub(super) fn traps(raw: &RawConnection, conn: &Connection) -> Vec<Trap> {
         .collect()
 }
 
+/// Packets held per trap unless configured.
+pub const DEFAULT_TRAP_QUEUE: usize = 32;
+/// Most packets held per trap: the queue holds copies of whole packets.
+const MAX_TRAP_QUEUE: u16 = 256;
+
 /// Path MTU unless configured: Ethernet.
 pub const DEFAULT_PATH_MTU: u16 = 1500;
 
@@ -145,6 +150,17 @@ impl Cx<'_> {
                 ));
             }
             d.path_mtu = v;
+        }
+        if let Some(q) = &raw.trap_queue {
+            let n = *q.get_ref();
+            if n > MAX_TRAP_QUEUE {
+                return Err(self.err(
+                    Some(q.span()),
+                    "daemon.trap_queue",
+                    format!("{n} is more than {MAX_TRAP_QUEUE} packets"),
+                ));
+            }
+            d.trap_queue = usize::from(n);
         }
         if let Some(c) = &raw.mss_clamp {
             d.mss_clamp = match c.get_ref() {
@@ -352,6 +368,9 @@ remote_ts = ["0.0.0.0/0[tcp/23]", "203.0.113.9"]
         let d = |t: &str| parse(t, Path::new("x.toml"), &SystemResolver).map(|l| l.daemon);
         let def = d("").unwrap();
         assert_eq!((def.path_mtu, def.mss_clamp), (1500, MssClamp::Off));
+        assert_eq!(def.trap_queue, 32);
+        assert_eq!(d("[daemon]\ntrap_queue = 0\n").unwrap().trap_queue, 0);
+        assert!(d("[daemon]\ntrap_queue = 1000\n").is_err());
         let c = d("[daemon]\npath_mtu = 1400\nmss_clamp = true\n").unwrap();
         assert_eq!((c.path_mtu, c.mss_clamp), (1400, MssClamp::Auto));
         assert_eq!(

@@ -497,9 +497,10 @@ impl DataPlane {
     pub fn set_traps(
         &self,
         traps: Vec<(Vec<oxisec_esp::Selector>, Vec<oxisec_esp::Selector>)>,
+        queue_len: usize,
         acquire: mpsc::UnboundedSender<usize>,
     ) {
-        self.tables.set_traps(traps, acquire);
+        self.tables.set_traps(traps, queue_len, acquire);
     }
 
     /// Puts the shunts' BYPASS/DISCARD entries at the head of the SPD.
@@ -617,6 +618,10 @@ impl Lane {
         let mut ready = [false; 3];
         let spin = Duration::from_micros(self.tuning.spin_us);
         while !self.stop.load(Ordering::Relaxed) {
+            if worker.release_due() {
+                // An SA came for packets a trap held: send them now.
+                tx.drain(&mut worker);
+            }
             if !wait_readable(&ep, &mut ready, 250) {
                 continue;
             }
@@ -809,6 +814,21 @@ impl<'l> TxState<'l> {
             });
         };
         let mut reads = 0;
+        for pkt in worker.take_held() {
+            let hdr = VnetHdr::default();
+            if let Ok(seg) = Segmenter::new(&hdr, &pkt) {
+                let mut reply = |_: &[u8]| {};
+                encap_read(
+                    worker,
+                    &seg,
+                    &mut self.arena,
+                    drops,
+                    &lane.mtu,
+                    &mut reply,
+                    &mut flush,
+                );
+            }
+        }
         while reads < TX_READS_PER_ROUND {
             let n = match tun.recv(&mut self.rd) {
                 Ok(n) => n,

@@ -85,6 +85,9 @@ pub enum EncapDrop {
     /// A trap policy matched and its child has no SA yet: the engine was
     /// asked for one (an acquire, rate-limited) and the packet dropped.
     TrapNoSa,
+    /// Like [`EncapDrop::TrapNoSa`], but the packet was held to be sent
+    /// when the SA is installed: not a drop, not counted.
+    TrapHeld,
     /// A pass shunt (RFC 4301 BYPASS) matched a packet that reached the TUN
     /// device anyway (its routing rule was missing or removed by hand): the
     /// packet path cannot send it in clear, and must not protect it.
@@ -102,6 +105,7 @@ impl EncapDrop {
             EncapDrop::NoUdpEncap => "no_udp_encap",
             EncapDrop::PolicyDiscard => "policy_discard",
             EncapDrop::TrapNoSa => "trap_no_sa",
+            EncapDrop::TrapHeld => "trap_held",
             EncapDrop::PolicyBypass => "policy_bypass",
             EncapDrop::Esp(r) => r.name(),
         }
@@ -217,14 +221,25 @@ pub const MAX_TRAPS: usize = 256;
 /// or two to install the SA, and every packet until then hits the trap.
 pub const ACQUIRE_INTERVAL: Duration = Duration::from_secs(2);
 
+/// Packets held per trap unless configured (`[daemon] trap_queue`).
+pub const DEFAULT_TRAP_QUEUE: usize = 32;
+
 /// Where the packet threads' acquires go: trap indexes, each at most once
-/// per [`ACQUIRE_INTERVAL`].
+/// per [`ACQUIRE_INTERVAL`]; and the packets held until an SA is installed.
 #[derive(Debug)]
 pub struct Acquires {
     tx: std::sync::OnceLock<mpsc::UnboundedSender<usize>>,
     /// Milliseconds (since `epoch`) of each trap's last acquire, + 1 (0: never).
     last: Vec<AtomicU64>,
     epoch: Instant,
+    /// Packets held per trap (0: drop them).
+    queue_len: std::sync::atomic::AtomicUsize,
+    /// Held packets per trap. A lock on the slow path only: a packet gets
+    /// here when its child has no SA, which costs an IKE exchange anyway.
+    held: Vec<std::sync::Mutex<std::collections::VecDeque<Box<[u8]>>>>,
+    /// Some packet is held and an SA was installed since: the lanes try
+    /// them again.
+    release: std::sync::atomic::AtomicBool,
 }
 
 impl Default for Acquires {
@@ -233,11 +248,41 @@ impl Default for Acquires {
             tx: std::sync::OnceLock::new(),
             last: (0..MAX_TRAPS).map(|_| AtomicU64::new(0)).collect(),
             epoch: Instant::now(),
+            queue_len: std::sync::atomic::AtomicUsize::new(DEFAULT_TRAP_QUEUE),
+            held: (0..MAX_TRAPS).map(|_| Default::default()).collect(),
+            release: Default::default(),
         }
     }
 }
 
 impl Acquires {
+    /// Holds a copy of `pkt` for trap `i`; `false` when the queue is full
+    /// or off (the caller drops and counts the packet).
+    fn hold(&self, i: usize, pkt: &[u8]) -> bool {
+        let max = self.queue_len.load(Ordering::Relaxed);
+        let Some(q) = self.held.get(i) else {
+            return false;
+        };
+        let mut q = q.lock().unwrap_or_else(|e| e.into_inner());
+        if q.len() >= max {
+            return false;
+        }
+        q.push_back(pkt.into());
+        true
+    }
+
+    /// After an SA install: whether any packet is held (then the lanes
+    /// are told to try them again).
+    fn on_install(&self) {
+        let any = self
+            .held
+            .iter()
+            .any(|q| !q.lock().unwrap_or_else(|e| e.into_inner()).is_empty());
+        if any {
+            self.release.store(true, Ordering::Release);
+        }
+    }
+
     /// Reports a packet for trap `i` unless one was reported recently.
     fn hit(&self, i: usize) {
         let (Some(tx), Some(last)) = (self.tx.get(), self.last.get(i)) else {
@@ -326,9 +371,11 @@ impl Tables {
     pub fn set_traps(
         &self,
         traps: Vec<(Vec<Selector>, Vec<Selector>)>,
+        queue_len: usize,
         acquire: mpsc::UnboundedSender<usize>,
     ) {
         let _ = self.acquires.tx.set(acquire);
+        self.acquires.queue_len.store(queue_len, Ordering::Relaxed);
         let entries: Vec<SpdEntry> = traps
             .into_iter()
             .take(MAX_TRAPS)
@@ -422,6 +469,7 @@ impl Tables {
                     let at = p.entries().len().saturating_sub(traps);
                     p.insert(at, SpdEntry::new(l, r, PolicyAction::Protect(child.0)));
                 });
+                self.acquires.on_install();
             }
             SaCommand::Delete {
                 spi, inbound: true, ..
@@ -605,6 +653,14 @@ impl Worker {
     /// are those of every segment of a TUN read). `Err` is the outcome for
     /// the packet: no policy, or a drop.
     pub fn outbound_for(&mut self, pkt: &[u8]) -> Result<Outbound<'_>, Encap> {
+        self.outbound_or_hold(pkt, false)
+    }
+
+    /// [`Worker::outbound_for`]; when `hold` and the packet hits a trap
+    /// without an SA, a copy of `pkt` (one whole packet) is held for the
+    /// SA if the trap's queue has room
+    /// ([`EncapDrop::TrapHeld`]).
+    pub fn outbound_or_hold(&mut self, pkt: &[u8], hold: bool) -> Result<Outbound<'_>, Encap> {
         let Worker {
             sad,
             spd,
@@ -623,7 +679,11 @@ impl Worker {
         };
         let Some(sa) = sad.get().outbound(child) else {
             if child >= TRAP_BASE {
-                acquires.hit((child - TRAP_BASE) as usize);
+                let i = (child - TRAP_BASE) as usize;
+                acquires.hit(i);
+                if hold && acquires.hold(i, pkt) {
+                    return Err(Encap::Drop(EncapDrop::TrapHeld));
+                }
                 return Err(Encap::Drop(EncapDrop::TrapNoSa));
             }
             return Err(Encap::Drop(EncapDrop::NoSa));
@@ -632,6 +692,24 @@ impl Worker {
             return Err(Encap::Drop(EncapDrop::NoUdpEncap));
         };
         Ok(Outbound { sa, udp, reporter })
+    }
+
+    /// Whether held packets wait for another try (an SA was installed).
+    pub fn release_due(&self) -> bool {
+        self.acquires.release.load(Ordering::Acquire)
+    }
+
+    /// Takes every held packet for another try (they are held again if
+    /// their trap still has no SA).
+    pub fn take_held(&mut self) -> Vec<Box<[u8]>> {
+        if !self.acquires.release.swap(false, Ordering::AcqRel) {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for q in &self.acquires.held {
+            out.extend(q.lock().unwrap_or_else(|e| e.into_inner()).drain(..));
+        }
+        out
     }
 
     /// Finds the policy for the IP packet in `buf` and encapsulates it in
@@ -999,6 +1077,7 @@ mod tests {
                 selectors(&[ts("198.51.100.0/24")]).unwrap(),
                 selectors(&[ts("203.0.113.0/24")]).unwrap(),
             )],
+            2,
             tx,
         );
         let mut w = a.worker(reporter().0);
@@ -1011,6 +1090,16 @@ mod tests {
         for _ in 0..50 {
             assert_eq!(send(&mut w), Encap::Drop(EncapDrop::TrapNoSa));
         }
+        // Two are held (the queue's length), the rest dropped.
+        let pkt = ipv4([198, 51, 100, 1], [203, 0, 113, 1]);
+        let hold = |w: &mut Worker| match w.outbound_or_hold(&pkt, true) {
+            Err(Encap::Drop(d)) => d,
+            _ => panic!("not trapped"),
+        };
+        assert_eq!(hold(&mut w), EncapDrop::TrapHeld);
+        assert_eq!(hold(&mut w), EncapDrop::TrapHeld);
+        assert_eq!(hold(&mut w), EncapDrop::TrapNoSa, "queue full");
+        assert!(!w.release_due() && w.take_held().is_empty());
         // One acquire for fifty packets within the interval.
         assert_eq!(
             std::iter::from_fn(|| rx.try_recv().ok()).collect::<Vec<_>>(),
@@ -1018,6 +1107,9 @@ mod tests {
         );
         // The child's SA arrives: its entry goes before the trap.
         a.apply(&outbound(5, 0x600)).unwrap();
+        assert!(w.release_due());
+        assert_eq!(w.take_held().len(), 2);
+        assert!(!w.release_due() && w.take_held().is_empty());
         assert!(matches!(send(&mut w), Encap::Send { .. }));
         let spd = a.spd.load();
         assert_eq!(spd.entries()[0].action, PolicyAction::Protect(5));

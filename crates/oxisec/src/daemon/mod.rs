@@ -217,7 +217,7 @@ async fn run_async(loaded: Loaded, socket: Option<PathBuf>) -> Result<(), Daemon
     d.restore_leases(&loaded.daemon.state_dir);
     d.pin_kill_switch_routes(&loaded.daemon.kill_switch);
     let (acq_tx, mut acq_rx) = mpsc::unbounded_channel::<usize>();
-    d.install_traps(acq_tx);
+    d.install_traps(acq_tx, loaded.daemon.trap_queue);
 
     // start_action = "start": the engine picks the first such child.
     let now = Instant::now();
@@ -446,7 +446,7 @@ impl Daemon {
     /// device from the start (route owner `TRAP_BASE + i`, never an engine
     /// CHILD_SA, so the routes outlive every SA of the child), and a trap
     /// entry at the tail of the SPD catches what no SA takes.
-    fn install_traps(&mut self, acquire: mpsc::UnboundedSender<usize>) {
+    fn install_traps(&mut self, acquire: mpsc::UnboundedSender<usize>, queue_len: usize) {
         let mut sets = Vec::new();
         for (i, t) in self.traps.iter().enumerate().take(esp::MAX_TRAPS) {
             match (esp::selectors(&t.local_ts), esp::selectors(&t.remote_ts)) {
@@ -476,14 +476,16 @@ impl Daemon {
             });
         }
         if !sets.is_empty() {
-            self.dp.set_traps(sets, acquire);
+            self.dp.set_traps(sets, queue_len, acquire);
         }
     }
 
     /// A packet hit trap `i` without an SA (the data plane sends one report
     /// per trap every few seconds at most): initiate its child, unless an
     /// SA of it exists or its connection's IKE SA is still being set up.
-    /// Meanwhile packets are dropped and counted (`out: trap_no_sa`).
+    /// Meanwhile packets are held (up to `[daemon] trap_queue` per trap,
+    /// sent when the SA is installed) or dropped and counted
+    /// (`out: trap_no_sa`).
     fn on_acquire(&mut self, i: usize) {
         let Some(t) = self.traps.get(i) else {
             return;

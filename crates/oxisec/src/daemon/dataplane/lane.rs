@@ -121,7 +121,9 @@ pub fn encap_read(
     flush: &mut impl FnMut(&mut TxArena),
 ) {
     let n = seg.count() as u64;
-    let out = match worker.outbound_for(seg.packet()) {
+    // A single packet may wait for its trap's SA (a TSO read stands for
+    // many, which would need their offload header kept too).
+    let out = match worker.outbound_or_hold(seg.packet(), n == 1) {
         Ok(o) => o,
         Err(Encap::NoPolicy) => {
             drops.no_policy.fetch_add(n, Ordering::Relaxed);
@@ -193,6 +195,7 @@ fn count_drop(drops: &DropCounters, d: EncapDrop, n: u64) {
         EncapDrop::TrapNoSa => {
             drops.trap_no_sa.fetch_add(n, Ordering::Relaxed);
         }
+        EncapDrop::TrapHeld => {}
         EncapDrop::PolicyBypass => {
             drops.policy_bypass.fetch_add(n, Ordering::Relaxed);
         }
