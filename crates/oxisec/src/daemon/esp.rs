@@ -702,7 +702,9 @@ impl Worker {
     /// Takes every held packet for another try (they are held again if
     /// their trap still has no SA).
     pub fn take_held(&mut self) -> Vec<Box<[u8]>> {
-        if !self.acquires.release.swap(false, Ordering::AcqRel) {
+        // A load first: this runs on every TUN drain, and a swap would
+        // write the shared line every time.
+        if !self.release_due() || !self.acquires.release.swap(false, Ordering::AcqRel) {
             return Vec::new();
         }
         let mut out = Vec::new();
