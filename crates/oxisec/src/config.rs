@@ -44,6 +44,7 @@ use toml::Spanned;
 use zeroize::Zeroizing;
 
 use crate::crlfetch::HttpCrlCache;
+use crate::users::{DEFAULT_USERS_FILE, UserDb};
 use crate::x509util::{crl_ders, crl_summary, fmt_date, same_public_key};
 
 mod policy;
@@ -102,6 +103,10 @@ pub struct DaemonConfig {
     /// (where packets without an SA are dropped) also while the tunnel is
     /// down or being re-established.
     pub kill_switch: Vec<String>,
+    /// The EAP user database of a gateway (`oxisec user`). Read once when
+    /// the configuration is loaded, and only if a connection has
+    /// `remote_auth = "eap-mschapv2"`.
+    pub users_file: PathBuf,
     /// Pass and drop policies in file order, before every child's.
     pub shunts: Vec<Shunt>,
     /// Children started by traffic (`start_action = "trap"`, and every
@@ -144,6 +149,7 @@ impl Default for DaemonConfig {
             dns: DnsBackend::Auto,
             resolv_conf: PathBuf::from("/etc/resolv.conf"),
             kill_switch: Vec::new(),
+            users_file: PathBuf::from(DEFAULT_USERS_FILE),
             shunts: Vec::new(),
             traps: Vec::new(),
             trap_queue: policy::DEFAULT_TRAP_QUEUE,
@@ -166,6 +172,34 @@ pub struct Loaded {
     /// store of this configuration. Nothing is fetched until the daemon
     /// calls [`HttpCrlCache::start`].
     pub crl_cache: Arc<HttpCrlCache>,
+}
+
+/// An authentication method as `local_auth`/`remote_auth` name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AuthKind {
+    Psk,
+    Cert,
+    /// EAP-MSCHAPv2: our user name and password as a client, our users'
+    /// as a gateway.
+    Eap,
+}
+
+impl AuthKind {
+    fn keyword(self) -> &'static str {
+        match self {
+            AuthKind::Psk => "psk",
+            AuthKind::Cert => "cert",
+            AuthKind::Eap => "eap",
+        }
+    }
+
+    fn words(self) -> &'static str {
+        match self {
+            AuthKind::Psk => "the pre-shared key",
+            AuthKind::Cert => "a certificate",
+            AuthKind::Eap => "EAP-MSCHAPv2",
+        }
+    }
 }
 
 /// Both sides' credentials of one connection, and our certificate (for the
@@ -247,6 +281,7 @@ struct RawDaemon {
     state_dir: Option<Spanned<PathBuf>>,
     dns: Option<Spanned<String>>,
     resolv_conf: Option<Spanned<PathBuf>>,
+    users_file: Option<Spanned<PathBuf>>,
 }
 
 /// The engine-wide settings that live under `[daemon]` in the file.
@@ -270,12 +305,18 @@ struct RawConnection {
     remote_id: Option<Spanned<String>>,
     psk: Option<Spanned<String>>,
     psk_file: Option<Spanned<PathBuf>>,
-    /// "psk" or "cert": how we authenticate (default: cert when a local
-    /// certificate is configured).
+    /// "psk", "cert" or "eap": how we authenticate (default: cert when a
+    /// local certificate is configured).
     local_auth: Option<Spanned<String>>,
-    /// "psk" or "cert": how the peer must authenticate (default: cert when
-    /// ca_certs are configured).
+    /// "psk", "cert" or "eap-mschapv2": how the peer must authenticate
+    /// (default: cert when ca_certs are configured).
     remote_auth: Option<Spanned<String>>,
+    /// Gateway with EAP clients: ask for the EAP identity first.
+    eap_ask_identity: Option<Spanned<bool>>,
+    /// Client with `local_auth = "eap"`: the EAP user name and the file
+    /// whose first line is the password.
+    eap_identity: Option<Spanned<String>>,
+    eap_password_file: Option<Spanned<PathBuf>>,
     local_cert: Option<Spanned<PathBuf>>,
     local_key: Option<Spanned<PathBuf>>,
     local_key_passphrase_file: Option<Spanned<PathBuf>>,
@@ -457,6 +498,8 @@ pub fn parse(text: &str, origin: &Path, resolver: &dyn Resolver) -> Result<Loade
         text,
         dir: origin.parent().map(Path::to_path_buf).unwrap_or_default(),
         crl_cache: Arc::new(HttpCrlCache::new(PathBuf::from(DEFAULT_CRL_CACHE_DIR))),
+        users: std::cell::OnceCell::new(),
+        users_file: (PathBuf::from(DEFAULT_USERS_FILE), None),
     };
     let raw: RawFile = match toml::de::Deserializer::parse(text) {
         Ok(de) => serde_path_to_error::deserialize(de).map_err(|e| {
@@ -468,6 +511,13 @@ pub fn parse(text: &str, origin: &Path, resolver: &dyn Resolver) -> Result<Loade
     let mut warnings = Vec::new();
     let (mut daemon, wide) = cx.daemon(raw.daemon.as_ref(), &mut warnings)?;
     cx.crl_cache = Arc::new(HttpCrlCache::new(daemon.crl_cache_dir.clone()));
+    cx.users_file = (
+        daemon.users_file.clone(),
+        raw.daemon
+            .as_ref()
+            .and_then(|d| d.get_ref().users_file.as_ref())
+            .map(Spanned::span),
+    );
     let pools = cx.pools(&raw.pools)?;
     daemon.shunts = cx.shunts(&raw.shunts)?;
 
@@ -549,6 +599,12 @@ struct Cx<'a> {
     dir: PathBuf,
     /// Given to every trust store (set once the `[daemon]` table is read).
     crl_cache: Arc<HttpCrlCache>,
+    /// The EAP user database, read on first use (a configuration without
+    /// EAP gateways does not need the file to exist) and then shared by
+    /// every EAP connection.
+    users: std::cell::OnceCell<Arc<UserDb>>,
+    /// `[daemon] users_file` and where it was written.
+    users_file: (PathBuf, Option<Range<usize>>),
 }
 
 impl Cx<'_> {
@@ -618,6 +674,7 @@ impl Cx<'_> {
         for (key, val, slot) in [
             ("daemon.state_dir", &raw.state_dir, &mut d.state_dir),
             ("daemon.resolv_conf", &raw.resolv_conf, &mut d.resolv_conf),
+            ("daemon.users_file", &raw.users_file, &mut d.users_file),
         ] {
             if let Some(v) = val {
                 if !v.get_ref().is_absolute() {
@@ -1270,16 +1327,19 @@ impl Cx<'_> {
     ) -> Result<Creds, ConfigError> {
         let raw = rc.get_ref();
         let has_local_cert = raw.local_cert.is_some() || raw.local_p12.is_some();
-        let local_cert = match self.auth_kind(base, "local_auth", raw.local_auth.as_ref())? {
+        let local = match self.auth_kind(base, "local_auth", raw.local_auth.as_ref())? {
             Some(k) => k,
-            None => has_local_cert,
+            None if has_local_cert => AuthKind::Cert,
+            None => AuthKind::Psk,
         };
-        let remote_cert = match self.auth_kind(base, "remote_auth", raw.remote_auth.as_ref())? {
+        let remote = match self.auth_kind(base, "remote_auth", raw.remote_auth.as_ref())? {
             Some(k) => k,
-            None => raw.ca_certs.is_some(),
+            None if raw.ca_certs.is_some() => AuthKind::Cert,
+            None => AuthKind::Psk,
         };
+        self.check_eap_roles(base, raw, local, remote)?;
         // Keys of a method that is not used are mistakes; say so first.
-        if !local_cert {
+        if local != AuthKind::Cert {
             for (key, span) in [
                 ("local_cert", raw.local_cert.as_ref().map(Spanned::span)),
                 ("local_key", raw.local_key.as_ref().map(Spanned::span)),
@@ -1298,12 +1358,16 @@ impl Cx<'_> {
                     return Err(self.err(
                         Some(span),
                         format!("{base}.{key}"),
-                        "needs a local certificate, but we authenticate with the pre-shared key (local_auth = \"psk\"); remove this key or set local_auth = \"cert\"",
+                        format!(
+                            "needs a local certificate, but we authenticate with {} (local_auth = \"{}\"); remove this key or set local_auth = \"cert\"",
+                            local.words(),
+                            local.keyword()
+                        ),
                     ));
                 }
             }
         }
-        if !remote_cert {
+        if remote != AuthKind::Cert {
             for (key, span) in [
                 ("ca_certs", raw.ca_certs.as_ref().map(Spanned::span)),
                 ("crls", raw.crls.as_ref().map(Spanned::span)),
@@ -1314,7 +1378,14 @@ impl Cx<'_> {
                     return Err(self.err(
                         Some(span),
                         format!("{base}.{key}"),
-                        "the peer authenticates with the pre-shared key (remote_auth = \"psk\"); remove this key or set remote_auth = \"cert\"",
+                        format!(
+                            "the peer authenticates with {} (remote_auth = \"{}\"); remove this key or set remote_auth = \"cert\"",
+                            remote.words(),
+                            match remote {
+                                AuthKind::Eap => "eap-mschapv2",
+                                k => k.keyword(),
+                            }
+                        ),
                     ));
                 }
             }
@@ -1324,57 +1395,222 @@ impl Cx<'_> {
             .as_ref()
             .map(Spanned::span)
             .or(raw.psk_file.as_ref().map(Spanned::span));
-        if local_cert
-            && remote_cert
-            && let Some(span) = psk_given
-        {
-            return Err(self.err(
-                Some(span),
-                base,
-                "a pre-shared key is set but both sides authenticate with certificates (local_auth and remote_auth = \"cert\"); remove it",
+        let needs_psk = local == AuthKind::Psk || remote == AuthKind::Psk;
+        if !needs_psk && let Some(span) = psk_given {
+            let message = if local == AuthKind::Cert && remote == AuthKind::Cert {
+                "a pre-shared key is set but both sides authenticate with certificates (local_auth and remote_auth = \"cert\"); remove it".to_owned()
+            } else {
+                format!(
+                    "a pre-shared key is set but neither side uses it (local_auth = \"{}\", remote_auth = \"{}\"); remove it",
+                    local.keyword(),
+                    remote.keyword()
+                )
+            };
+            return Err(self.err(Some(span), base, message));
+        }
+        let psk = if needs_psk {
+            Some(self.psk(base, rc, warnings)?)
+        } else {
+            None
+        };
+        if local == AuthKind::Psk && remote == AuthKind::Eap {
+            warnings.push(self.err(
+                raw.remote_auth.as_ref().map(Spanned::span),
+                format!("{base}.local_auth"),
+                "the gateway proves itself with a pre-shared key every EAP user must know: any of them can impersonate it to the others and collect their MSCHAPv2 responses; authenticate the gateway with a certificate",
             ));
         }
-        let psk = if local_cert && remote_cert {
-            None
-        } else {
-            Some(self.psk(base, rc, warnings)?)
-        };
 
         let mut cert = None;
-        let local = match (local_cert, &psk) {
-            (false, Some(k)) => Auth::Psk(k.clone()),
+        let local_auth = match (local, &psk) {
+            (AuthKind::Psk, Some(k)) => Auth::Psk(k.clone()),
+            (AuthKind::Eap, _) => self.eap_client(base, rc)?,
             _ => {
                 let lc = self.local_cert(base, rc, warnings)?;
                 cert = lc.chain.first().cloned();
                 Auth::Cert(lc)
             }
         };
-        let remote = match (remote_cert, psk) {
-            (false, Some(k)) => Auth::Psk(k),
+        let remote_auth = match (remote, psk) {
+            (AuthKind::Psk, Some(k)) => Auth::Psk(k),
+            (AuthKind::Eap, _) => Auth::Eap(oxisec_ike::EapServer {
+                users: self.eap_users(base, raw)?,
+                ask_identity: raw.eap_ask_identity.as_ref().is_some_and(|v| *v.get_ref()),
+            }),
             _ => Auth::PeerCert(Arc::new(self.trust_store(base, rc, warnings)?)),
         };
         Ok(Creds {
-            local,
-            remote,
+            local: local_auth,
+            remote: remote_auth,
             cert,
         })
     }
 
-    /// `"psk"` → false, `"cert"` → true.
+    /// EAP works one way round: a gateway (responder, `remote_auth =
+    /// "eap-mschapv2"`) proves itself with a certificate or PSK and checks
+    /// the client's user name and password; a client (`local_auth =
+    /// "eap"`, initiating to `remote_addrs`) checks the gateway the same
+    /// way and answers with its user name and password. Keys of the other
+    /// role, or of no EAP role at all, are mistakes.
+    fn check_eap_roles(
+        &self,
+        base: &str,
+        raw: &RawConnection,
+        local: AuthKind,
+        remote: AuthKind,
+    ) -> Result<(), ConfigError> {
+        let at = |v: &Option<Spanned<String>>| v.as_ref().map(Spanned::span);
+        if local == AuthKind::Eap {
+            if remote == AuthKind::Eap {
+                return Err(self.err(
+                    at(&raw.remote_auth),
+                    format!("{base}.remote_auth"),
+                    "both sides cannot authenticate with EAP: the gateway proves itself with a certificate (remote_auth = \"cert\") or a pre-shared key",
+                ));
+            }
+            if raw.remote_addrs.is_empty() || raw.pools.is_some() {
+                return Err(self.err(
+                    at(&raw.local_auth),
+                    format!("{base}.local_auth"),
+                    "local_auth = \"eap\" is for a client that initiates to its gateway (remote_addrs, no pools); a gateway authenticates with \"cert\" or \"psk\" and sets remote_auth = \"eap-mschapv2\" for its users",
+                ));
+            }
+        } else {
+            for (key, span) in [
+                ("eap_identity", at(&raw.eap_identity)),
+                (
+                    "eap_password_file",
+                    raw.eap_password_file.as_ref().map(Spanned::span),
+                ),
+            ] {
+                if let Some(span) = span {
+                    return Err(self.err(
+                        Some(span),
+                        format!("{base}.{key}"),
+                        format!(
+                            "only used by an EAP client (local_auth = \"eap\"); we authenticate with {} here: remove this key or set local_auth = \"eap\"",
+                            local.words()
+                        ),
+                    ));
+                }
+            }
+        }
+        if remote != AuthKind::Eap
+            && let Some(v) = &raw.eap_ask_identity
+        {
+            return Err(self.err(
+                Some(v.span()),
+                format!("{base}.eap_ask_identity"),
+                format!(
+                    "only used by a gateway whose clients authenticate with EAP (remote_auth = \"eap-mschapv2\"); the peer authenticates with {} here",
+                    remote.words()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `local_auth = "eap"`: the user name and the password from the first
+    /// line of `eap_password_file` (private, like every secret file).
+    fn eap_client(&self, base: &str, rc: &Spanned<RawConnection>) -> Result<Auth, ConfigError> {
+        let raw = rc.get_ref();
+        let Some(id) = &raw.eap_identity else {
+            return Err(self.err(
+                raw.local_auth.as_ref().map(Spanned::span),
+                format!("{base}.eap_identity"),
+                "local_auth = \"eap\" needs eap_identity (the user name, as in `oxisec user add NAME` on the gateway)",
+            ));
+        };
+        let identity = id.get_ref().trim().to_owned();
+        crate::users::check_name(&identity).map_err(|e| {
+            self.err(
+                Some(id.span()),
+                format!("{base}.eap_identity"),
+                e.to_string(),
+            )
+        })?;
+        let Some(f) = &raw.eap_password_file else {
+            return Err(self.err(
+                raw.local_auth.as_ref().map(Spanned::span),
+                format!("{base}.eap_password_file"),
+                "local_auth = \"eap\" needs eap_password_file (a file with mode 0600 whose first line is the password)",
+            ));
+        };
+        let field = format!("{base}.eap_password_file");
+        let data = self.private_file(f, &field)?;
+        let first = data.split(|b| *b == b'\n').next().unwrap_or_default();
+        let first = first.strip_suffix(b"\r").unwrap_or(first);
+        let password = std::str::from_utf8(first)
+            .map_err(|_| self.err(Some(f.span()), &field, "the password is not UTF-8"))?;
+        crate::users::check_password(password).map_err(|e| {
+            self.err(
+                Some(f.span()),
+                &field,
+                format!("{e} (the first line of the file is the password)"),
+            )
+        })?;
+        Ok(Auth::EapClient {
+            identity,
+            password: Secret::from_slice(password.as_bytes()),
+        })
+    }
+
+    /// The user database of `[daemon] users_file`, read the first time an
+    /// EAP gateway connection needs it.
+    fn eap_users(
+        &self,
+        base: &str,
+        raw: &RawConnection,
+    ) -> Result<Arc<dyn oxisec_ike::eap::EapUsers>, ConfigError> {
+        if let Some(db) = self.users.get() {
+            return Ok(db.clone());
+        }
+        let (path, span) = &self.users_file;
+        let (span, field) = match span {
+            Some(s) => (Some(s.clone()), "daemon.users_file".to_owned()),
+            None => (
+                raw.remote_auth.as_ref().map(Spanned::span),
+                format!("{base}.remote_auth"),
+            ),
+        };
+        let db = UserDb::load(path).map_err(|e| {
+            let hint = match &e {
+                crate::users::UsersError::Io { source, .. }
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    " (create it with `oxisec user add NAME`, or set [daemon] users_file)"
+                }
+                _ => "",
+            };
+            self.err(
+                span.clone(),
+                &field,
+                format!("EAP user database: {e}{hint}"),
+            )
+        })?;
+        let db = Arc::new(db);
+        let _ = self.users.set(db.clone());
+        Ok(db)
+    }
+
+    /// The method named by `local_auth` or `remote_auth`.
     fn auth_kind(
         &self,
         base: &str,
         key: &str,
         v: Option<&Spanned<String>>,
-    ) -> Result<Option<bool>, ConfigError> {
+    ) -> Result<Option<AuthKind>, ConfigError> {
         let Some(v) = v else { return Ok(None) };
         match v.get_ref().as_str() {
-            "psk" => Ok(Some(false)),
-            "cert" | "pubkey" => Ok(Some(true)),
+            "psk" => Ok(Some(AuthKind::Psk)),
+            "cert" | "pubkey" => Ok(Some(AuthKind::Cert)),
+            "eap" | "eap-mschapv2" => Ok(Some(AuthKind::Eap)),
             other => Err(self.err(
                 Some(v.span()),
                 format!("{base}.{key}"),
-                format!("{other:?} is not an authentication method: use \"psk\" or \"cert\""),
+                format!(
+                    "{other:?} is not an authentication method: use \"psk\", \"cert\" or \"eap-mschapv2\" (alias \"eap\")"
+                ),
             )),
         }
     }
@@ -1896,6 +2132,14 @@ pub fn summary(loaded: &Loaded) -> String {
         limit(ike.dos.block_threshold),
         limit(ike.dos.half_open_limit)
     );
+    if loaded
+        .ike
+        .connections
+        .iter()
+        .any(|c| matches!(c.remote_auth, Auth::Eap(_)))
+    {
+        let _ = writeln!(s, "eap users: {}", d.users_file.display());
+    }
     for c in &loaded.ike.connections {
         let addrs = |v: &[IpAddr]| {
             if v.is_empty() {
@@ -1977,7 +2221,14 @@ fn auth_text(a: &Auth) -> String {
                 p.revocation
             )
         }
-        Auth::Eap(_) => "EAP-MSCHAPv2 user name and password".to_owned(),
+        Auth::Eap(e) => format!(
+            "EAP-MSCHAPv2 user name and password from the users file{}",
+            if e.ask_identity {
+                ", asked for with EAP-Identity"
+            } else {
+                " (the IKE identity is the user name)"
+            }
+        ),
         Auth::EapClient { identity, .. } => {
             format!("EAP-MSCHAPv2 as {identity}")
         }
@@ -2339,6 +2590,255 @@ remote_ts = ["0.0.0.0/0"]
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// A directory with a users file (alice, and the disabled bob) and a
+    /// client password file, both 0600.
+    #[cfg(unix)]
+    fn eap_fixture(tag: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("oxisec-cfg-eap-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut db = UserDb::new();
+        db.add("alice", "correct horse", &[]).unwrap();
+        db.add("bob", "battery staple", &[]).unwrap();
+        db.set_disabled("bob", true).unwrap();
+        db.save(&dir.join("users.toml")).unwrap();
+        let pw = dir.join("alice.password");
+        std::fs::write(&pw, "correct horse\nnot the password\n").unwrap();
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+        dir
+    }
+
+    #[cfg(unix)]
+    fn eap_gateway(dir: &Path, extra: &str) -> String {
+        format!(
+            "[daemon]\nusers_file = \"{}\"\n\n[connections.rw]\nlocal_id = \"vpn.example.com\"\npsk = \"0123456789abcdefghijkl\"\nremote_auth = \"eap-mschapv2\"\n{extra}\n[connections.rw.children.net]\nlocal_ts = [\"10.1.0.0/16\"]\nremote_ts = [\"dynamic\"]\n",
+            dir.join("users.toml").display()
+        )
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn accepts_an_eap_gateway_with_its_users_file() {
+        let dir = eap_fixture("gw");
+        let text = eap_gateway(&dir, "eap_ask_identity = true\n")
+            + "[connections.rw2]\nlocal_id = \"vpn2.example.com\"\npsk = \"0123456789abcdefghijkl\"\nremote_auth = \"eap\"\n";
+        let l = parse(&text, &dir.join("gw.toml"), &FakeResolver).unwrap();
+        assert_eq!(l.daemon.users_file, dir.join("users.toml"));
+        assert_eq!(l.warnings.len(), 3, "{:?}", l.warnings);
+        assert!(
+            l.warnings[0]
+                .to_string()
+                .contains("gw.toml:7: connections.rw.local_auth: the gateway proves itself with a pre-shared key every EAP user must know"),
+            "{:?}",
+            l.warnings
+        );
+        let Auth::Eap(rw) = &l.ike.connections[0].remote_auth else {
+            panic!("{:?}", l.ike.connections[0].remote_auth)
+        };
+        assert!(rw.ask_identity);
+        let Auth::Eap(rw2) = &l.ike.connections[1].remote_auth else {
+            panic!("{:?}", l.ike.connections[1].remote_auth)
+        };
+        assert!(!rw2.ask_identity, "the default is the IKE identity");
+        for eap in [rw, rw2] {
+            let h = eap.users.nt_hash("alice").expect("alice");
+            assert_eq!(format!("{h:?}"), "NtHash([REDACTED])", "never printed");
+            assert!(eap.users.nt_hash("ALICE").is_some(), "names ignore case");
+            assert!(eap.users.nt_hash("bob").is_none(), "disabled");
+            assert!(eap.users.nt_hash("carol").is_none());
+        }
+        let sum = summary(&l);
+        assert!(
+            sum.contains(&format!("eap users: {}", dir.join("users.toml").display())),
+            "{sum}"
+        );
+        assert!(sum.contains("remote EAP-MSCHAPv2 user name and password from the users file, asked for with EAP-Identity"), "{sum}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn rejects_a_missing_or_readable_users_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = eap_fixture("gwerr");
+        let users = dir.join("users.toml");
+        std::fs::set_permissions(&users, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let text = eap_gateway(&dir, "");
+        let e = parse(&text, &dir.join("gw.toml"), &FakeResolver)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("gw.toml:2: daemon.users_file: EAP user database: "),
+            "{e}"
+        );
+        assert!(
+            e.contains(&users.display().to_string()) && e.contains("mode 0640"),
+            "{e}"
+        );
+        assert!(!e.contains("oxisec user add"), "{e}");
+        std::fs::remove_file(&users).unwrap();
+        let e = parse(&text, &dir.join("gw.toml"), &FakeResolver)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("gw.toml:2: daemon.users_file: "), "{e}");
+        assert!(e.contains(&users.display().to_string()), "{e}");
+        assert!(e.contains("oxisec user add"), "{e}");
+        // A configuration without EAP never reads it.
+        let text = text.replace("remote_auth = \"eap-mschapv2\"\n", "");
+        parse(&text, &dir.join("gw.toml"), &FakeResolver).unwrap();
+        let e = err("[daemon]\nusers_file = \"users.toml\"\n");
+        assert!(
+            e.contains("site-a.toml:2: daemon.users_file: must be an absolute path"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    fn eap_client(dir: &Path, extra: &str) -> String {
+        format!(
+            "[connections.home]\nremote_addrs = [\"192.0.2.1\"]\nlocal_id = \"alice\"\nremote_id = \"vpn.example.com\"\npsk = \"0123456789abcdefghijkl\"\nlocal_auth = \"eap\"\n{extra}\n[connections.home.children.net]\nlocal_ts = [\"dynamic\"]\nremote_ts = [\"10.1.0.0/16\"]\n",
+        )
+        .replace("DIR", &dir.display().to_string())
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn accepts_an_eap_client() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = eap_fixture("client");
+        let origin = dir.join("client.toml");
+        let text = eap_client(
+            &dir,
+            "eap_identity = \"alice\"\neap_password_file = \"alice.password\"\n",
+        );
+        let l = parse(&text, &origin, &FakeResolver).unwrap();
+        let c = &l.ike.connections[0];
+        match &c.local_auth {
+            Auth::EapClient { identity, password } => {
+                assert_eq!(identity, "alice");
+                assert_eq!(password.as_bytes(), b"correct horse", "first line only");
+                assert!(!format!("{:?}", c.local_auth).contains("horse"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(c.remote_auth, Auth::Psk(_)));
+        assert!(summary(&l).contains("auth: local EAP-MSCHAPv2 as alice, remote pre-shared key"));
+        // The password file is private.
+        let pw = dir.join("alice.password");
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = parse(&text, &origin, &FakeResolver)
+            .unwrap_err()
+            .to_string();
+        let line = line_of_key(&text, "eap_password_file");
+        assert!(
+            e.contains(&format!(
+                "client.toml:{line}: connections.home.eap_password_file: "
+            )),
+            "{e}"
+        );
+        assert!(e.contains("mode 0644"), "{e}");
+        // An empty first line is no password.
+        std::fs::write(&pw, "\nsecond\n").unwrap();
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let e = parse(&text, &origin, &FakeResolver)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("invalid password: empty (the first line"), "{e}");
+        // Both keys are needed.
+        let line = line_of_key(&text, "local_auth");
+        let e = parse(
+            &eap_client(&dir, "eap_password_file = \"alice.password\"\n"),
+            &origin,
+            &FakeResolver,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains(&format!(
+                ":{line}: connections.home.eap_identity: local_auth = \"eap\" needs eap_identity"
+            )),
+            "{e}"
+        );
+        let e = parse(
+            &eap_client(&dir, "eap_identity = \"alice\"\n"),
+            &origin,
+            &FakeResolver,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(&format!(":{line}: connections.home.eap_password_file: local_auth = \"eap\" needs eap_password_file")), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn rejects_eap_misuse() {
+        let psk = "psk = \"0123456789abcdefghijkl\"\n";
+        let client =
+            format!("[connections.c]\nremote_addrs = [\"192.0.2.1\"]\nlocal_id = \"alice\"\n{psk}");
+        let gw = format!("[connections.g]\nlocal_id = \"gw\"\n{psk}");
+        for (text, key, needle) in [
+            (
+                format!("{client}eap_identity = \"alice\"\n"),
+                "eap_identity",
+                "connections.c.eap_identity: only used by an EAP client (local_auth = \"eap\"); we authenticate with the pre-shared key here",
+            ),
+            (
+                format!("{client}eap_password_file = \"p\"\n"),
+                "eap_password_file",
+                "connections.c.eap_password_file: only used by an EAP client",
+            ),
+            (
+                format!("{gw}eap_ask_identity = true\n"),
+                "eap_ask_identity",
+                "connections.g.eap_ask_identity: only used by a gateway whose clients authenticate with EAP (remote_auth = \"eap-mschapv2\"); the peer authenticates with the pre-shared key here",
+            ),
+            (
+                format!("{gw}local_auth = \"eap\"\n"),
+                "local_auth",
+                "connections.g.local_auth: local_auth = \"eap\" is for a client that initiates to its gateway",
+            ),
+            (
+                format!("{client}pools = [\"p\"]\nlocal_auth = \"eap\"\n"),
+                "local_auth",
+                "connections.c.local_auth: local_auth = \"eap\" is for a client",
+            ),
+            (
+                format!("{client}local_auth = \"eap\"\nremote_auth = \"eap\"\n"),
+                "remote_auth",
+                "connections.c.remote_auth: both sides cannot authenticate with EAP",
+            ),
+            (
+                format!("{gw}remote_auth = \"eap\"\nca_certs = [\"ca.crt\"]\n"),
+                "ca_certs",
+                "connections.g.ca_certs: the peer authenticates with EAP-MSCHAPv2 (remote_auth = \"eap-mschapv2\"); remove this key",
+            ),
+            (
+                format!("{client}local_auth = \"eap\"\nlocal_cert = \"c.crt\"\n"),
+                "local_cert",
+                "connections.c.local_cert: needs a local certificate, but we authenticate with EAP-MSCHAPv2 (local_auth = \"eap\")",
+            ),
+            (
+                format!("{client}local_auth = \"eap\"\nremote_auth = \"cert\"\n"),
+                "psk",
+                "connections.c: a pre-shared key is set but neither side uses it (local_auth = \"eap\", remote_auth = \"cert\")",
+            ),
+            (
+                format!("{gw}remote_auth = \"eap-tls\"\n"),
+                "remote_auth",
+                "connections.g.remote_auth: \"eap-tls\" is not an authentication method: use \"psk\", \"cert\" or \"eap-mschapv2\" (alias \"eap\")",
+            ),
+        ] {
+            let e = err(&text);
+            let line = line_of_key(&text, key);
+            assert!(
+                e.starts_with(&format!("site-a.toml:{line}: {needle}")),
+                "{e}\n{text}"
+            );
+        }
+    }
+
     /// A CA directory from `oxisec pki` beside the config file: gateway
     /// gw-a.example.com (192.0.2.1), client alice@example.com exported
     /// with passphrase "pw" (in p12.pass), and a second CA.
@@ -2556,7 +3056,7 @@ ca_certs = [\"pki/ca.crt\"]
             &with("local_auth = \"rsa\"\n"),
             "local_auth",
             "gw.local_auth",
-            "\"psk\" or \"cert\"",
+            "\"psk\", \"cert\" or \"eap-mschapv2\"",
         );
         check(
             &with("local_id = \"gw-b.example.com\"\n"),

@@ -504,6 +504,14 @@ impl UserDb {
     }
 }
 
+/// The daemon's EAP server looks users up here: a disabled user is as
+/// unknown as a missing one, and names match as [`UserDb::find`] says.
+impl oxisec_ike::EapUsers for UserDb {
+    fn nt_hash(&self, name: &str) -> Option<oxisec_ike::NtHash> {
+        UserDb::nt_hash(self, name).map(|h| oxisec_ike::NtHash::from_bytes(*h))
+    }
+}
+
 /// Writes `data` to `path` atomically with mode 0600 (temporary file in the
 /// same directory, fsync, rename, fsync of the directory). Also used for
 /// generated profiles that hold credentials.

@@ -52,6 +52,15 @@ pub(crate) enum Step {
 }
 
 impl Server {
+    /// Why the peer is being refused, once the MSCHAPv2 Failure Request is
+    /// out (the client then acknowledges it, or gives up on its own).
+    pub fn failure_pending(&self) -> Option<&str> {
+        match &self.state {
+            State::FailureSent { reason } => Some(reason),
+            _ => None,
+        }
+    }
+
     /// A server for the peer that presented `idi_identity`, and the first
     /// request: EAP-Identity if `ask_identity`, else straight the MSCHAPv2
     /// Challenge with the IDi as EAP identity.

@@ -1078,6 +1078,12 @@ fn eap_round(
     };
     match server.process(data, cx.rng) {
         eap::server::Step::Continue(next) => {
+            // The operator learns of a refused password now: strongSwan,
+            // for one, does not acknowledge the Failure Request but gives
+            // up with an INFORMATIONAL AUTHENTICATION_FAILED.
+            if let Some(reason) = server.failure_pending() {
+                warn!(connection = %conn.name, peer = %sa.remote, "{reason}");
+            }
             if let Some(hs) = sa.hs.as_mut() {
                 hs.eap = Some(e);
             }
@@ -1092,6 +1098,57 @@ fn eap_round(
         }
         eap::server::Step::Failure { packet, reason } => fail(sa, cx, reason, Some(packet)),
     }
+}
+
+/// Whether this responder SA is in the middle of EAP with its client.
+pub(crate) fn eap_in_progress(sa: &IkeSa) -> bool {
+    sa.hs
+        .as_ref()
+        .and_then(|h| h.eap.as_ref())
+        .is_some_and(|e| matches!(e.role, EapRole::Server(_)))
+}
+
+/// Responder during EAP, an INFORMATIONAL request: a client that gives up
+/// (strongSwan after a refused password: AUTHENTICATION_FAILED instead of
+/// acknowledging the MSCHAPv2 Failure Request) is answered with an empty
+/// response and its half-open SA is deleted now rather than at the
+/// half-open timeout. Anything else is answered and otherwise ignored, as
+/// nothing else is meaningful before the IKE SA is up.
+pub(crate) fn eap_informational(
+    sa: &mut IkeSa,
+    cx: &mut Cx,
+    dgram: &Datagram,
+    hdr: &oxisec_wire::HeaderRepr,
+    payloads: &[Payload],
+) {
+    let error = payloads.iter().find_map(|p| match p {
+        Payload::Notify(n) if n.ty.0 < 16384 => Some(n.ty),
+        _ => None,
+    });
+    send_response(
+        sa,
+        cx,
+        ExchangeType::INFORMATIONAL,
+        hdr.message_id,
+        &dgram.data,
+        Vec::new(),
+    );
+    let Some(error) = error else { return };
+    let pending = sa
+        .hs
+        .as_ref()
+        .and_then(|h| h.eap.as_ref())
+        .and_then(|e| match &e.role {
+            EapRole::Server(s) => s.failure_pending().map(str::to_owned),
+            _ => None,
+        });
+    let reason = match pending {
+        Some(r) => format!("{r} (the client gave up with {error})"),
+        None => format!("the client gave up during EAP with {error}"),
+    };
+    let name = sa.conn.name.clone();
+    auth_failed(sa, cx, Some(name), reason);
+    close(sa, cx, DownReason::AuthFailed);
 }
 
 /// Client, a response during EAP: first the gateway's IDr and AUTH (its

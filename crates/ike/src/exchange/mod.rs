@@ -479,6 +479,12 @@ pub(crate) fn dispatch_request(
         ExchangeType::INFORMATIONAL if !connecting => {
             informational::respond(sa, cx, dgram, hdr, payloads)
         }
+        ExchangeType::INFORMATIONAL
+            if sa.role == Role::Responder && ike_auth::eap_in_progress(sa) =>
+        {
+            ike_auth::eap_informational(sa, cx, dgram, hdr, &payloads);
+            None
+        }
         ExchangeType::CREATE_CHILD_SA if !connecting => {
             create_child_sa::respond(sa, cx, dgram, hdr, payloads)
         }

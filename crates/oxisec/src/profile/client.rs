@@ -11,7 +11,14 @@
 //! the gateway connection uses a pre-shared key. The daemon runs
 //! unattended, so here — and only here — the PKCS#12 passphrase is written
 //! (to its own 0600 file) when `--p12-passphrase-file` was given.
-//! oxisec has no EAP client yet, so EAP users get no oxisec profile.
+//!
+//! An EAP user gets `local_auth = "eap"` with `eap_identity` (the user
+//! name) and `eap_password_file = "STEM.password"`. The gateway stores only
+//! the password's NT hash, so that file cannot be generated: the user
+//! writes the password into it (first line, mode 0600), as the printed
+//! instructions say. Against a PSK gateway that does not ask for EAP the
+//! profile uses the PSK alone, as before; certificate plus EAP (RFC 4739)
+//! is not supported by oxisec's client.
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::path::Path;
@@ -53,8 +60,30 @@ pub(super) fn render(p: &Profile, stem: &str, _dir: &Path) -> Result<Output, Pro
         "ike_proposals = {}",
         list(p.gateway.ike_proposals.iter().map(algs::ike_keywords))
     );
+    let eap = match p.creds.auth {
+        ClientAuth::Eap => p.gateway.eap_users || matches!(p.gateway.auth, GatewayAuth::Cert),
+        ClientAuth::Cert => false,
+        ClientAuth::CertEap => {
+            return Err(ProfileError::Unsupported(
+                "oxisec's client does not do certificate plus EAP (RFC 4739); make the profile with --auth eap or --auth cert".into(),
+            ));
+        }
+    };
+    let password_file = format!("{stem}.password");
+    if eap {
+        let _ = writeln!(o, "local_auth = \"eap\"");
+        let _ = writeln!(o, "eap_identity = {}", q(&p.creds.user));
+        let _ = writeln!(
+            o,
+            "eap_password_file = {}   # the password on its first line, mode 0600",
+            q(&password_file)
+        );
+    }
     match (&p.gateway.auth, p.creds.auth) {
         (GatewayAuth::Psk(secret), _) => {
+            if eap {
+                let _ = writeln!(o, "remote_auth = \"psk\"");
+            }
             let _ = writeln!(o, "psk_file = {}", q(&format!("{stem}.psk")));
             companions.push((
                 ".psk".to_owned(),
@@ -86,9 +115,12 @@ pub(super) fn render(p: &Profile, stem: &str, _dir: &Path) -> Result<Output, Pro
             companions.push(("-ca.crt".to_owned(), Zeroizing::new(ca.clone()), false));
         }
         (GatewayAuth::Cert, _) => {
-            return Err(ProfileError::Unsupported(
-                "oxisec has no EAP client yet; make the profile with --auth cert".into(),
-            ));
+            let _ = writeln!(o, "remote_auth = \"cert\"");
+            let ca = p.creds.ca_der.as_ref().ok_or_else(|| {
+                ProfileError::Config("the client needs the CA certificate (give --ca)".into())
+            })?;
+            let _ = writeln!(o, "ca_certs = {}", list([format!("{stem}-ca.crt")]));
+            companions.push(("-ca.crt".to_owned(), Zeroizing::new(ca.clone()), false));
         }
     }
     if !p.gateway.virtual_ips.is_empty() {
@@ -146,8 +178,15 @@ pub(super) fn render(p: &Profile, stem: &str, _dir: &Path) -> Result<Output, Pro
     Ok(Output {
         main: Zeroizing::new(o.into_bytes()),
         companions,
-        instructions: format!(
-            "Copy {stem}.toml and the files next to it to the client and run `oxisec run --config {stem}.toml`.\n"
-        ),
+        instructions: if eap {
+            format!(
+                "Copy {stem}.toml and the files next to it to the client, write {user}'s password on the first line of {password_file} next to it (`chmod 600 {password_file}`), and run `oxisec run --config {stem}.toml`.\n",
+                user = p.creds.user.replace(['\r', '\n'], " ")
+            )
+        } else {
+            format!(
+                "Copy {stem}.toml and the files next to it to the client and run `oxisec run --config {stem}.toml`.\n"
+            )
+        },
     })
 }

@@ -190,6 +190,10 @@ pub struct Gateway {
     /// The virtual IPs a client asks for (`0.0.0.0` and/or `::`): one per
     /// address family the connection's pools hand out.
     pub virtual_ips: Vec<IpAddr>,
+    /// The connection checks users' names and passwords (`remote_auth =
+    /// "eap-mschapv2"`): an EAP user's oxisec client uses `local_auth =
+    /// "eap"` there rather than the gateway's own PSK.
+    pub eap_users: bool,
 }
 
 fn covers_everything(ts: &TsRange) -> bool {
@@ -274,6 +278,7 @@ impl Gateway {
             subnets,
             dns: conn.remote_access.dns.clone(),
             virtual_ips,
+            eap_users: matches!(conn.remote_auth, Auth::Eap(_)),
         })
     }
 
@@ -628,6 +633,16 @@ pub fn build(args: &ProfileArgs) -> Result<Profile, ProfileError> {
             "the clients need the CA certificate that signed the gateway's: none at {} (give --ca)",
             args.pki_dir.join("ca.crt").display()
         )));
+    }
+    // (An oxisec client of a PSK-only gateway just uses the PSK.)
+    let psk_only =
+        matches!(args.format, Format::Oxisec) && matches!(gateway.auth, GatewayAuth::Psk(_));
+    if creds.auth.uses_eap() && !gateway.eap_users && !psk_only {
+        // The profile would be refused at the first login.
+        eprintln!(
+            "oxisec: warning: connection {:?} does not check user names and passwords (set remote_auth = \"eap-mschapv2\" there); this EAP profile will not log in",
+            gateway.connection
+        );
     }
     if matches!(gateway.id, Identity::Dn(_)) && !matches!(args.format, Format::Oxisec) {
         // Apple and Windows check the name they are given against the

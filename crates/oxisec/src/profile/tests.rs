@@ -643,17 +643,81 @@ fn oxisec_profile_cert_keys() {
             .all(|c| c.2),
         "private"
     );
-    // No EAP client in oxisec yet.
-    assert!(render(&profile(ClientAuth::Eap), Format::Oxisec, "a", &d).is_err());
+    // Certificate plus EAP is not something oxisec's client does.
+    assert!(render(&profile(ClientAuth::CertEap), Format::Oxisec, "a", &d).is_err());
     std::fs::remove_dir_all(&d).unwrap();
 }
 
-/// Waits for pkicli's certificate keys in config.rs (local_p12, ca_certs,
-/// local_auth/remote_auth); run with `--ignored` once they are merged. (The
-/// same output was checked by hand with the pkicli branch's `oxisec
-/// check-config`: OK.)
 #[test]
-#[ignore = "needs the certificate keys of the pkicli branch in config.rs"]
+fn oxisec_eap_profile_loads_with_the_daemon_loader() {
+    use std::os::unix::fs::PermissionsExt;
+    // The gateway proves itself with a certificate, alice with her password.
+    let d = tmpdir("oxisec-eap");
+    let p = profile(ClientAuth::Eap);
+    let out = render(&p, Format::Oxisec, "alice-rw", &d).unwrap();
+    let v: toml::Table = toml::from_str(&text(&out)).unwrap();
+    let c = v["connections"]["rw"].as_table().unwrap();
+    assert_eq!(c["local_auth"].as_str(), Some("eap"));
+    assert_eq!(c["eap_identity"].as_str(), Some("alice"));
+    assert_eq!(c["eap_password_file"].as_str(), Some("alice-rw.password"));
+    assert_eq!(c["remote_auth"].as_str(), Some("cert"));
+    assert!(!c.contains_key("psk_file"));
+    let suffixes: Vec<&str> = out.companions.iter().map(|c| c.0.as_str()).collect();
+    assert_eq!(suffixes, ["-ca.crt"], "the password is not known here");
+    assert!(
+        out.instructions
+            .contains("password on the first line of alice-rw.password"),
+        "{}",
+        out.instructions
+    );
+    let path = write_out(&d, "alice-rw", "toml", &out);
+    // Until the user writes the password, the loader says which file.
+    let e = crate::config::load(&path).unwrap_err().to_string();
+    assert!(
+        e.contains("connections.rw.eap_password_file: cannot read"),
+        "{e}"
+    );
+    let pw = d.join("alice-rw.password");
+    std::fs::write(&pw, "clientPass\n").unwrap();
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let client = crate::config::load(&path).unwrap_or_else(|e| panic!("{e}\n{}", text(&out)));
+    assert!(client.warnings.is_empty(), "{:?}", client.warnings);
+    let c = &client.ike.connections[0];
+    match &c.local_auth {
+        Auth::EapClient { identity, password } => {
+            assert_eq!(identity, "alice");
+            assert_eq!(password.as_bytes(), b"clientPass");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(c.remote_auth, Auth::PeerCert(_)));
+    assert_eq!(c.local_id.to_string(), "alice");
+    assert_eq!(c.remote_id.as_ref().unwrap().to_string(), "vpn.example.com");
+
+    // A PSK gateway that also checks its users' passwords: the client
+    // sends EAP and checks the gateway's PSK.
+    let l = loaded();
+    let mut g = Gateway::from_connection(
+        &l.ike.pools,
+        pick_connection(&l.ike.connections, None).unwrap(),
+        None,
+    )
+    .unwrap();
+    assert!(!g.eap_users, "GATEWAY_TOML's rw is PSK only");
+    g.eap_users = true;
+    let p = Profile::new(None, g, creds(ClientAuth::Eap));
+    let out = render(&p, Format::Oxisec, "alice-rw", &d).unwrap();
+    let path = write_out(&d, "alice-rw", "toml", &out);
+    let client = crate::config::load(&path).unwrap_or_else(|e| panic!("{e}\n{}", text(&out)));
+    let c = &client.ike.connections[0];
+    assert!(matches!(c.local_auth, Auth::EapClient { .. }));
+    assert!(matches!(c.remote_auth, Auth::Psk(_)));
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// The certificate profile (local_p12, ca_certs, local_auth/remote_auth)
+/// through the daemon's loader.
+#[test]
 fn oxisec_cert_profile_loads_with_the_daemon_loader() {
     let d = tmpdir("oxisec-cert-load");
     let p = profile(ClientAuth::Cert);
