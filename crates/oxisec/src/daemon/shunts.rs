@@ -32,6 +32,9 @@
 //! deleted by hand) is dropped and counted as "out: policy_bypass", never
 //! protected: that would contradict the policy.
 //!
+//! Our rules carry routing protocol [`RULE_PROTOCOL`] so that cleanup
+//! (on stop, and on start after a crash) removes nothing else.
+//!
 //! Limits: the pass table is a snapshot of the main table at start (a later
 //! change of the default gateway is not followed until a restart); rules
 //! match the source address chosen by the socket, so host-originated
@@ -40,7 +43,9 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use futures_util::TryStreamExt;
-use netlink_packet_route::route::{RouteAttribute, RouteHeader, RouteMessage, RouteType};
+use netlink_packet_route::route::{
+    RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteType,
+};
 use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage, RulePortRange};
 use netlink_packet_route::{AddressFamily, IpProtocol};
 use rtnetlink::{Handle, IpVersion, RouteMessageBuilder};
@@ -61,6 +66,10 @@ pub const RULE_PRIORITY: u32 = 4300;
 pub const MAX_SHUNTS: u32 = 1000;
 /// The main routing table.
 const MAIN_TABLE: u32 = 254;
+/// The `protocol` our rules carry (an unassigned routing protocol number):
+/// cleanup removes only rules with it, never an administrator's rule that
+/// happens to use one of our priorities.
+pub const RULE_PROTOCOL: u8 = 243;
 
 /// One routing rule, as [`plan`] computes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,6 +169,8 @@ fn rule_message(r: &RuleSpec) -> RuleMessage {
     }
     m.attributes.push(RuleAttribute::Table(r.table));
     m.attributes.push(RuleAttribute::Priority(r.priority));
+    m.attributes
+        .push(RuleAttribute::Protocol(RouteProtocol::from(RULE_PROTOCOL)));
     if let Some((a, len)) = r.src {
         m.header.src_len = len;
         m.attributes.push(RuleAttribute::Source(a));
@@ -222,6 +233,14 @@ fn rule_priority(m: &RuleMessage) -> Option<u32> {
         RuleAttribute::Priority(p) => Some(*p),
         _ => None,
     })
+}
+
+/// Whether a rule is one of ours: our protocol and one of our priorities.
+fn is_ours(m: &RuleMessage) -> bool {
+    m.attributes
+        .contains(&RuleAttribute::Protocol(RouteProtocol::from(RULE_PROTOCOL)))
+        && rule_priority(m)
+            .is_some_and(|p| (RULE_PRIORITY..=RULE_PRIORITY + MAX_SHUNTS).contains(&p))
 }
 
 /// The shunts' rules and tables on one rtnetlink connection.
@@ -363,8 +382,7 @@ impl Shunts {
                 .await
                 .unwrap_or_default();
             for r in rules {
-                if rule_priority(&r)
-                    .is_some_and(|p| (RULE_PRIORITY..=RULE_PRIORITY + MAX_SHUNTS).contains(&p))
+                if is_ours(&r)
                     && let Err(e) = self.handle.rule().del(r).execute().await
                 {
                     debug!("cannot remove a shunt rule: {e}");
@@ -503,5 +521,11 @@ mod tests {
             assert!(m.attributes.contains(&a), "{a:?} missing in {m:?}");
         }
         assert_eq!(rule_priority(&m), Some(4305));
+        assert!(is_ours(&m));
+        let mut admin = m.clone();
+        admin
+            .attributes
+            .retain(|a| !matches!(a, RuleAttribute::Protocol(_)));
+        assert!(!is_ours(&admin), "an administrator's rule at our priority");
     }
 }
