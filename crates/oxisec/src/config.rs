@@ -47,8 +47,11 @@ use crate::crlfetch::HttpCrlCache;
 use crate::users::{DEFAULT_USERS_FILE, UserDb};
 use crate::x509util::{crl_ders, crl_summary, fmt_date, same_public_key};
 
+mod policy;
 mod radius;
 mod remote;
+
+pub use policy::{MssClamp, Shunt, ShuntAction, Trap};
 
 /// Where the control socket lives unless the config or `--socket` says otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/oxisec/oxisec.sock";
@@ -105,6 +108,17 @@ pub struct DaemonConfig {
     /// the configuration is loaded, and only if a connection has
     /// `remote_auth = "eap-mschapv2"`.
     pub users_file: PathBuf,
+    /// Pass and drop policies in file order, before every child's.
+    pub shunts: Vec<Shunt>,
+    /// Children started by traffic (`start_action = "trap"`, and every
+    /// child of a connection with `dpd_action = "trap"`).
+    pub traps: Vec<Trap>,
+    /// Packets held per trap until its SA is up (0: dropped).
+    pub trap_queue: usize,
+    /// MTU of the path the ESP packets take; the tunnel routes' `mtu` is
+    /// what an SA carries on it.
+    pub path_mtu: u16,
+    pub mss_clamp: MssClamp,
 }
 
 /// How DNS servers and domains received with a virtual IP are applied.
@@ -137,6 +151,11 @@ impl Default for DaemonConfig {
             resolv_conf: PathBuf::from("/etc/resolv.conf"),
             kill_switch: Vec::new(),
             users_file: PathBuf::from(DEFAULT_USERS_FILE),
+            shunts: Vec::new(),
+            traps: Vec::new(),
+            trap_queue: policy::DEFAULT_TRAP_QUEUE,
+            path_mtu: policy::DEFAULT_PATH_MTU,
+            mss_clamp: MssClamp::Off,
         }
     }
 }
@@ -236,6 +255,9 @@ struct RawFile {
     /// Virtual IP pools for remote access (`[pools.NAME]`).
     #[serde(default)]
     pools: BTreeMap<String, Spanned<remote::RawPool>>,
+    /// Pass and drop policies (`[shunts.NAME]`, see [`policy`]).
+    #[serde(default)]
+    shunts: BTreeMap<String, Spanned<policy::RawShunt>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -244,6 +266,10 @@ struct RawDaemon {
     socket: Option<Spanned<PathBuf>>,
     tun: Option<Spanned<String>>,
     mtu: Option<Spanned<u16>>,
+    /// Outer path MTU and TCP MSS clamping (see [`policy`]).
+    path_mtu: Option<Spanned<u16>>,
+    mss_clamp: Option<Spanned<policy::RawMssClamp>>,
+    trap_queue: Option<Spanned<u16>>,
     log_level: Option<Spanned<String>>,
     retransmit_timeout: Option<Spanned<f64>>,
     retransmit_base: Option<Spanned<f64>>,
@@ -512,6 +538,7 @@ pub fn parse(text: &str, origin: &Path, resolver: &dyn Resolver) -> Result<Loade
         timeout: rd.and_then(|d| d.radius_timeout.as_ref()),
     };
     let radius_client = radius::client(&cx, raw_radius, &mut warnings)?;
+    daemon.shunts = cx.shunts(&raw.shunts)?;
 
     let mut conns: Vec<(&String, &Spanned<RawConnection>)> = raw.connections.iter().collect();
     conns.sort_by_key(|(_, c)| c.span().start);
@@ -532,6 +559,7 @@ pub fn parse(text: &str, origin: &Path, resolver: &dyn Resolver) -> Result<Loade
             }
             daemon.kill_switch.push(conn.name.clone());
         }
+        daemon.traps.extend(policy::traps(rc.get_ref(), &conn));
         for child in &conn.children {
             if let Some(other) = child_owner.insert(child.name.clone(), conn.name.clone()) {
                 let span = rc.get_ref().children.get(&child.name).map(|c| c.span());
@@ -720,6 +748,7 @@ impl Cx<'_> {
             }
             d.mtu = mtu;
         }
+        self.mtu_policy(raw, &mut d)?;
         if let Some(l) = &raw.log_level {
             if let Err(e) = tracing_subscriber::EnvFilter::try_new(l.get_ref()) {
                 return Err(self.err(
@@ -1978,17 +2007,19 @@ impl Cx<'_> {
             Some(s) => {
                 match s.get_ref().as_str() {
                     "start" => StartAction::Start,
-                    "none" => StartAction::None,
+                    // The daemon keeps the trap (see `policy`); the engine
+                    // initiates when told to.
+                    "none" | "trap" => StartAction::None,
                     other => {
-                        let hint = if other == "trap" || other == "route" {
-                            " (traffic-triggered start is not supported yet)"
+                        let hint = if other == "route" {
+                            " (\"trap\" is the name of traffic-triggered start)"
                         } else {
                             ""
                         };
                         return Err(self.err(
                         Some(s.span()),
                         format!("{base}.start_action"),
-                        format!("unknown start action {other:?}: expected \"start\" or \"none\"{hint}"),
+                        format!("unknown start action {other:?}: expected \"start\", \"trap\" or \"none\"{hint}"),
                     ));
                     }
                 }
@@ -3274,11 +3305,11 @@ ca_certs = [\"pki/ca.crt\"]
 
     #[test]
     fn rejects_semantic_mistakes() {
-        let e = err(&VALID.replace("start_action = \"start\"", "start_action = \"trap\""));
+        let e = err(&VALID.replace("start_action = \"start\"", "start_action = \"route\""));
         assert!(
             e.contains(
-                "connections.site-b.children.lan.start_action: unknown start action \"trap\""
-            ),
+                "connections.site-b.children.lan.start_action: unknown start action \"route\""
+            ) && e.contains("traffic-triggered"),
             "{e}"
         );
         // [modes]
@@ -3505,7 +3536,7 @@ ca_certs = [\"pki/ca.crt\"]
             .step_by(2)
             .map(str::to_string)
             .collect();
-        assert!(keys.len() > 3, "{e}");
+        assert!(keys.len() >= 3, "{e}");
         keys
     }
 
@@ -3517,7 +3548,9 @@ ca_certs = [\"pki/ca.crt\"]
         let mut current = "";
         for line in text.lines() {
             let t = line.trim_start();
-            if let Some(h) = t.strip_prefix('[') {
+            // Sections shown commented out (`# [shunts.mgmt]`) count too.
+            let head = t.strip_prefix("# ").unwrap_or(t);
+            if let Some(h) = head.strip_prefix('[') {
                 current = h.split(']').next().unwrap_or("");
                 continue;
             }
@@ -3539,6 +3572,7 @@ ca_certs = [\"pki/ca.crt\"]
                 "connections.x.children.y",
                 "connections.site-b.children.lan",
             ),
+            ("shunts.x", "shunts.mgmt"),
         ] {
             for key in schema_keys(table) {
                 let ok = match key.as_str() {

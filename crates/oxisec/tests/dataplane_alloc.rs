@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use oxisec::daemon::dataplane::DropCounters;
 use oxisec::daemon::dataplane::lane::{RxPath, TxArena, encap_read};
+use oxisec::daemon::dataplane::mtu::MtuSettings;
 use oxisec::daemon::dataplane::offload::{
     F_NEEDS_CSUM, GSO_TCPV4, Segmenter, VNET_HDR_LEN, VnetHdr, csum,
 };
@@ -194,7 +195,15 @@ fn round_trip(offload: bool, gso: bool) {
                 batch.clear();
             })
         };
-        encap_read(&mut wa, &seg, &mut tx, &drops, &mut flush);
+        encap_read(
+            &mut wa,
+            &seg,
+            &mut tx,
+            &drops,
+            &MtuSettings::default(),
+            &mut |_| {},
+            &mut flush,
+        );
         if !tx.is_empty() {
             flush(&mut tx);
         }

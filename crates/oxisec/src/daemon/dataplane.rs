@@ -47,6 +47,7 @@
 //! (polling without sleeping after the last packet, 0..=10000, default 0).
 pub mod batch;
 pub mod lane;
+pub mod mtu;
 pub mod offload;
 
 /// The packet workers and the tables they read, for tests and benchmarks
@@ -71,6 +72,7 @@ use super::udp::{PortSockets, UdpSock};
 use crate::status::Traffic;
 use batch::{Epoll, RecvBatch, SendBatch};
 use lane::{RxPath, TxArena, encap_read};
+use mtu::{MssClamp, MtuSettings};
 use offload::{Segmenter, VNET_HDR_LEN, VnetHdr};
 
 /// TUN transmit queue (packets the kernel hands us) length.
@@ -195,6 +197,16 @@ pub struct DropCounters {
     /// A policy names a CHILD_SA whose outbound SA is not installed.
     pub no_sa: AtomicU64,
     pub no_udp_encap: AtomicU64,
+    /// A drop shunt matched (RFC 4301 DISCARD).
+    pub policy_discard: AtomicU64,
+    /// A trap matched before its child had an SA (an acquire was sent).
+    pub trap_no_sa: AtomicU64,
+    /// A pass shunt matched a packet in the TUN device, which cannot send
+    /// it in clear: its routing rule is missing.
+    pub policy_bypass: AtomicU64,
+    /// Larger than the SA carries on the path (answered with ICMP "too
+    /// big", rate-limited).
+    pub too_big: AtomicU64,
     /// A TUN read whose offload header did not fit its packet.
     pub tun_malformed: AtomicU64,
     /// TUN writes the kernel refused.
@@ -249,6 +261,7 @@ pub struct DataPlane {
     tables: Arc<Tables>,
     sock4500: Arc<PortSockets>,
     drops: Arc<DropCounters>,
+    mtu_settings: Arc<MtuSettings>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     tun: Vec<Arc<tun_rs::SyncDevice>>,
@@ -367,6 +380,8 @@ impl DataPlane {
         let tun: Vec<Arc<tun_rs::SyncDevice>> = queues.into_iter().map(Arc::new).collect();
         let tables = Arc::new(Tables::default());
         let drops = Arc::new(DropCounters::default());
+        let mtu_settings = Arc::new(MtuSettings::default());
+        mtu_settings.set(1500, mtu, MssClamp::Off);
         let stop = Arc::new(AtomicBool::new(false));
         let reporter = Reporter::new(events);
         let mut threads = Vec::new();
@@ -378,6 +393,7 @@ impl DataPlane {
                 tun: Arc::clone(q),
                 socks: Arc::clone(s),
                 drops: Arc::clone(&drops),
+                mtu: Arc::clone(&mtu_settings),
                 stop: Arc::clone(&stop),
                 tuning,
             };
@@ -404,6 +420,7 @@ impl DataPlane {
             tables,
             sock4500,
             drops,
+            mtu_settings,
             stop,
             threads,
             tun,
@@ -463,6 +480,34 @@ impl DataPlane {
         self.tables.apply(cmd)
     }
 
+    /// The outer path MTU the SAs' inner limits are computed from, and TCP
+    /// MSS clamping (see [`mtu`]).
+    pub fn set_mtu_policy(&self, path_mtu: u16, clamp: MssClamp) {
+        self.mtu_settings.set(path_mtu, self.mtu, clamp);
+    }
+
+    /// The largest inner packet the outbound SA of `child` carries (the
+    /// `mtu` of its routes); `None` when it is not installed.
+    pub fn child_mtu(&self, child: u64) -> Option<u32> {
+        self.tables.child_mtu(child, &self.mtu_settings)
+    }
+
+    /// Puts trap entries (remote/local selectors of trap `i`) at the tail
+    /// of the SPD; packets hitting one without an SA send `i` to `acquire`.
+    pub fn set_traps(
+        &self,
+        traps: Vec<(Vec<oxisec_esp::Selector>, Vec<oxisec_esp::Selector>)>,
+        queue_len: usize,
+        acquire: mpsc::UnboundedSender<usize>,
+    ) {
+        self.tables.set_traps(traps, queue_len, acquire);
+    }
+
+    /// Puts the shunts' BYPASS/DISCARD entries at the head of the SPD.
+    pub fn set_shunts(&self, entries: Vec<oxisec_esp::SpdEntry>) {
+        self.tables.set_shunts(entries);
+    }
+
     pub fn counters(&self, spi: u32, inbound: bool) -> Option<Traffic> {
         self.tables.counters(spi, inbound)
     }
@@ -496,6 +541,10 @@ fn drops_map(d: &DropCounters) -> BTreeMap<String, u64> {
         ("no policy", &d.no_policy),
         ("out: no_sa", &d.no_sa),
         ("out: no_udp_encap", &d.no_udp_encap),
+        ("out: policy_discard", &d.policy_discard),
+        ("out: policy_bypass", &d.policy_bypass),
+        ("out: trap_no_sa", &d.trap_no_sa),
+        ("out: too_big", &d.too_big),
         ("out: malformed TUN read", &d.tun_malformed),
         ("out: UDP send failed", &d.udp_send),
         ("in: TUN write failed", &d.tun_write),
@@ -533,6 +582,7 @@ struct Lane {
     tun: Arc<tun_rs::SyncDevice>,
     socks: Arc<PortSockets>,
     drops: Arc<DropCounters>,
+    mtu: Arc<MtuSettings>,
     stop: Arc<AtomicBool>,
     tuning: Tuning,
 }
@@ -568,6 +618,10 @@ impl Lane {
         let mut ready = [false; 3];
         let spin = Duration::from_micros(self.tuning.spin_us);
         while !self.stop.load(Ordering::Relaxed) {
+            if worker.release_due() {
+                // An SA came for packets a trap held: send them now.
+                tx.drain(&mut worker);
+            }
             if !wait_readable(&ep, &mut ready, 250) {
                 continue;
             }
@@ -628,6 +682,7 @@ impl<'l> RxState<'l> {
     /// most); whether there was anything.
     fn drain(&mut self, worker: &mut Worker, sock: &UdpSock, fd: BorrowedFd<'_>) -> bool {
         let lane = self.lane;
+        self.path.mss = lane.mtu.rx_mss();
         let drops = &*lane.drops;
         let tun = &*lane.tun;
         let offload = lane.tuning.tun_offload;
@@ -759,6 +814,21 @@ impl<'l> TxState<'l> {
             });
         };
         let mut reads = 0;
+        for pkt in worker.take_held() {
+            let hdr = VnetHdr::default();
+            if let Ok(seg) = Segmenter::new(&hdr, &pkt) {
+                let mut reply = |_: &[u8]| {};
+                encap_read(
+                    worker,
+                    &seg,
+                    &mut self.arena,
+                    drops,
+                    &lane.mtu,
+                    &mut reply,
+                    &mut flush,
+                );
+            }
+        }
         while reads < TX_READS_PER_ROUND {
             let n = match tun.recv(&mut self.rd) {
                 Ok(n) => n,
@@ -794,7 +864,28 @@ impl<'l> TxState<'l> {
                     continue;
                 }
             };
-            encap_read(worker, &seg, &mut self.arena, drops, &mut flush);
+            let mut reply = |icmp: &[u8]| {
+                // Without offloads the TUN device takes the bare packet;
+                // with them, behind a virtio header that asks for nothing.
+                let r = if offload {
+                    let hdr = [0u8; VNET_HDR_LEN];
+                    tun.send_vectored(&[IoSlice::new(&hdr), IoSlice::new(icmp)])
+                } else {
+                    tun.send(icmp)
+                };
+                if r.is_err() {
+                    drops.tun_write.fetch_add(1, Ordering::Relaxed);
+                }
+            };
+            encap_read(
+                worker,
+                &seg,
+                &mut self.arena,
+                drops,
+                &lane.mtu,
+                &mut reply,
+                &mut flush,
+            );
         }
         if !self.arena.is_empty() {
             flush(&mut self.arena);
@@ -814,6 +905,7 @@ mod tests {
         assert!(drops_map(&d).is_empty());
         d.no_policy.fetch_add(3, Ordering::Relaxed);
         d.no_sa.fetch_add(1, Ordering::Relaxed);
+        d.policy_discard.fetch_add(2, Ordering::Relaxed);
         d.decap.bump(DropReason::ReplayDuplicate);
         d.decap.bump(DropReason::ReplayDuplicate);
         d.encap.bump(DropReason::Expired);
@@ -826,6 +918,7 @@ mod tests {
                 ("no policy", 3),
                 ("out: expired", 1),
                 ("out: no_sa", 1),
+                ("out: policy_discard", 2),
             ]
         );
     }

@@ -73,6 +73,18 @@ pub enum EncapDrop {
     NoSa,
     /// The SA has no UDP endpoints; raw ESP is not supported.
     NoUdpEncap,
+    /// A drop shunt (RFC 4301 DISCARD) matched.
+    PolicyDiscard,
+    /// A trap policy matched and its child has no SA yet: the engine was
+    /// asked for one (an acquire, rate-limited) and the packet dropped.
+    TrapNoSa,
+    /// Like [`EncapDrop::TrapNoSa`], but the packet was held to be sent
+    /// when the SA is installed: not a drop, not counted.
+    TrapHeld,
+    /// A pass shunt (RFC 4301 BYPASS) matched a packet that reached the TUN
+    /// device anyway (its routing rule was missing or removed by hand): the
+    /// packet path cannot send it in clear, and must not protect it.
+    PolicyBypass,
     /// The ESP crate refused (not IP, expired, …); counted on the SA where
     /// there is one.
     Esp(DropReason),
@@ -84,6 +96,10 @@ impl EncapDrop {
         match self {
             EncapDrop::NoSa => "no_sa",
             EncapDrop::NoUdpEncap => "no_udp_encap",
+            EncapDrop::PolicyDiscard => "policy_discard",
+            EncapDrop::TrapNoSa => "trap_no_sa",
+            EncapDrop::TrapHeld => "trap_held",
+            EncapDrop::PolicyBypass => "policy_bypass",
             EncapDrop::Esp(r) => r.name(),
         }
     }
@@ -99,7 +115,7 @@ fn limits(l: &SaLimits) -> Limits {
     }
 }
 
-fn selectors(ts: &[TsRange]) -> Result<Vec<Selector>, String> {
+pub fn selectors(ts: &[TsRange]) -> Result<Vec<Selector>, String> {
     ts.iter()
         .map(|t| {
             Selector::range(t.start, t.end)
@@ -189,10 +205,106 @@ impl Reporter {
     }
 }
 
+/// Policy ids of trap entries: `TRAP_BASE + i` for the daemon's trap `i`,
+/// far above any CHILD_SA id the engine hands out (it counts from 1).
+pub const TRAP_BASE: u64 = 1 << 62;
+/// Most traps (the acquire rate limits are a fixed array).
+pub const MAX_TRAPS: usize = 256;
+/// One acquire per trap at most this often: the engine needs a round trip
+/// or two to install the SA, and every packet until then hits the trap.
+pub const ACQUIRE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Packets held per trap unless configured (`[daemon] trap_queue`).
+pub const DEFAULT_TRAP_QUEUE: usize = 32;
+
+/// Where the packet threads' acquires go: trap indexes, each at most once
+/// per [`ACQUIRE_INTERVAL`]; and the packets held until an SA is installed.
+#[derive(Debug)]
+pub struct Acquires {
+    tx: std::sync::OnceLock<mpsc::UnboundedSender<usize>>,
+    /// Milliseconds (since `epoch`) of each trap's last acquire, + 1 (0: never).
+    last: Vec<AtomicU64>,
+    epoch: Instant,
+    /// Packets held per trap (0: drop them).
+    queue_len: std::sync::atomic::AtomicUsize,
+    /// Held packets per trap. A lock on the slow path only: a packet gets
+    /// here when its child has no SA, which costs an IKE exchange anyway.
+    held: Vec<std::sync::Mutex<std::collections::VecDeque<Box<[u8]>>>>,
+    /// Some packet is held and an SA was installed since: the lanes try
+    /// them again.
+    release: std::sync::atomic::AtomicBool,
+}
+
+impl Default for Acquires {
+    fn default() -> Self {
+        Acquires {
+            tx: std::sync::OnceLock::new(),
+            last: (0..MAX_TRAPS).map(|_| AtomicU64::new(0)).collect(),
+            epoch: Instant::now(),
+            queue_len: std::sync::atomic::AtomicUsize::new(DEFAULT_TRAP_QUEUE),
+            held: (0..MAX_TRAPS).map(|_| Default::default()).collect(),
+            release: Default::default(),
+        }
+    }
+}
+
+impl Acquires {
+    /// Holds a copy of `pkt` for trap `i`; `false` when the queue is full
+    /// or off (the caller drops and counts the packet).
+    fn hold(&self, i: usize, pkt: &[u8]) -> bool {
+        let max = self.queue_len.load(Ordering::Relaxed);
+        let Some(q) = self.held.get(i) else {
+            return false;
+        };
+        let mut q = q.lock().unwrap_or_else(|e| e.into_inner());
+        if q.len() >= max {
+            return false;
+        }
+        q.push_back(pkt.into());
+        true
+    }
+
+    /// After an SA install: whether any packet is held (then the lanes
+    /// are told to try them again).
+    fn on_install(&self) {
+        let any = self
+            .held
+            .iter()
+            .any(|q| !q.lock().unwrap_or_else(|e| e.into_inner()).is_empty());
+        if any {
+            self.release.store(true, Ordering::Release);
+        }
+    }
+
+    /// Reports a packet for trap `i` unless one was reported recently.
+    fn hit(&self, i: usize) {
+        let (Some(tx), Some(last)) = (self.tx.get(), self.last.get(i)) else {
+            return;
+        };
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX) + 1;
+        let prev = last.load(Ordering::Relaxed);
+        let due = prev == 0 || now.saturating_sub(prev) >= ACQUIRE_INTERVAL.as_millis() as u64;
+        if due
+            && last
+                .compare_exchange(prev, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let _ = tx.send(i);
+        }
+    }
+}
+
 /// The SAD and SPD as published to the packet threads.
 pub struct Tables {
     sad: Arc<Snapshot<Sad>>,
     spd: Arc<Snapshot<Spd>>,
+    /// How many entries at the tail of the SPD are traps (after every
+    /// child's, so an installed SA's own entry wins).
+    traps: std::sync::atomic::AtomicUsize,
+    acquires: Arc<Acquires>,
+    /// How many entries at the head of the SPD are shunts (BYPASS and
+    /// DISCARD from the configuration), which precede every PROTECT entry.
+    shunts: std::sync::atomic::AtomicUsize,
 }
 
 impl Default for Tables {
@@ -200,8 +312,31 @@ impl Default for Tables {
         Tables {
             sad: Arc::new(Snapshot::new(Sad::new())),
             spd: Arc::new(Snapshot::new(Spd::new())),
+            shunts: Default::default(),
+            traps: Default::default(),
+            acquires: Default::default(),
         }
     }
+}
+
+/// The SPD entries of configured shunts, in order: one entry per shunt
+/// (its local × remote selectors, RFC 7296 §2.9 reading).
+pub fn shunt_entries(shunts: &[crate::config::Shunt]) -> Result<Vec<SpdEntry>, String> {
+    use crate::config::ShuntAction;
+    shunts
+        .iter()
+        .map(|s| {
+            let action = match s.action {
+                ShuntAction::Pass => PolicyAction::Bypass,
+                ShuntAction::Drop => PolicyAction::Discard,
+            };
+            Ok(SpdEntry::new(
+                selectors(&s.local_ts).map_err(|e| format!("shunt {}: {e}", s.name))?,
+                selectors(&s.remote_ts).map_err(|e| format!("shunt {}: {e}", s.name))?,
+                action,
+            ))
+        })
+        .collect()
 }
 
 impl Tables {
@@ -209,11 +344,54 @@ impl Tables {
         "oxisec-esp"
     }
 
+    /// Replaces the shunt entries at the head of the SPD (RFC 4301 §4.4.1:
+    /// BYPASS and DISCARD entries ordered before the PROTECT ones, so a
+    /// shunt wins over every child whatever the children's selectors say).
+    pub fn set_shunts(&self, entries: Vec<SpdEntry>) {
+        let n = entries.len();
+        self.spd.update(|p| {
+            let old = self.shunts.load(Ordering::Relaxed);
+            let mut all = entries;
+            all.extend(p.entries().iter().skip(old).cloned());
+            *p = Spd::from_entries(all);
+        });
+        self.shunts.store(n, Ordering::Relaxed);
+    }
+
+    /// Replaces the trap entries at the tail of the SPD: `remote`/`local`
+    /// selector sets of trap `i` become `Protect(TRAP_BASE + i)`, and
+    /// packets hitting one without an SA send `i` to `acquire`.
+    pub fn set_traps(
+        &self,
+        traps: Vec<(Vec<Selector>, Vec<Selector>)>,
+        queue_len: usize,
+        acquire: mpsc::UnboundedSender<usize>,
+    ) {
+        let _ = self.acquires.tx.set(acquire);
+        self.acquires.queue_len.store(queue_len, Ordering::Relaxed);
+        let entries: Vec<SpdEntry> = traps
+            .into_iter()
+            .take(MAX_TRAPS)
+            .enumerate()
+            .map(|(i, (l, r))| SpdEntry::new(l, r, PolicyAction::Protect(TRAP_BASE + i as u64)))
+            .collect();
+        let n = entries.len();
+        self.spd.update(|p| {
+            let old = self.traps.load(Ordering::Relaxed);
+            let keep = p.entries().len().saturating_sub(old);
+            let mut all: Vec<SpdEntry> = p.entries()[..keep].to_vec();
+            all.extend(entries);
+            *p = Spd::from_entries(all);
+        });
+        self.traps.store(n, Ordering::Relaxed);
+    }
+
     /// A packet thread's view; its reports go to `reporter`.
     pub fn worker(&self, reporter: Reporter) -> Worker {
         Worker {
             sad: SnapshotReader::new(Arc::clone(&self.sad)),
             spd: SnapshotReader::new(Arc::clone(&self.spd)),
+            acquires: Arc::clone(&self.acquires),
             now_ms: reporter.now_ms(),
             reporter,
         }
@@ -281,8 +459,12 @@ impl Tables {
                 });
                 self.spd.update(|p| {
                     p.remove_child(child.0);
-                    p.push(SpdEntry::new(l, r, PolicyAction::Protect(child.0)));
+                    // Before the traps, which only catch what no SA takes.
+                    let traps = self.traps.load(Ordering::Relaxed);
+                    let at = p.entries().len().saturating_sub(traps);
+                    p.insert(at, SpdEntry::new(l, r, PolicyAction::Protect(child.0)));
                 });
+                self.acquires.on_install();
             }
             SaCommand::Delete {
                 spi, inbound: true, ..
@@ -331,6 +513,15 @@ impl Tables {
         Ok(())
     }
 
+    /// The largest inner packet the outbound SA of `child` carries with
+    /// the data plane's size settings.
+    pub fn child_mtu(&self, child: u64, mtu: &super::dataplane::mtu::MtuSettings) -> Option<u32> {
+        let sad = self.sad.load();
+        let sa = sad.outbound(child)?;
+        let v4 = sa.udp_encap().is_none_or(|u| u.remote.is_ipv4());
+        u32::try_from(mtu.limit(sa, v4)).ok()
+    }
+
     /// Bytes, packets and drops by reason of one SA.
     pub fn counters(&self, spi: u32, inbound: bool) -> Option<Traffic> {
         let sad = self.sad.load();
@@ -351,6 +542,8 @@ impl Tables {
 
     /// Drops everything (shutdown).
     pub fn clear(&self) {
+        self.shunts.store(0, Ordering::Relaxed);
+        self.traps.store(0, Ordering::Relaxed);
         self.spd.store(Spd::new());
         self.sad.store(Sad::new());
     }
@@ -373,6 +566,7 @@ pub fn drop_map(d: &DropCounts) -> BTreeMap<String, u64> {
 pub struct Worker {
     sad: SnapshotReader<Sad>,
     spd: SnapshotReader<Spd>,
+    acquires: Arc<Acquires>,
     reporter: Reporter,
     /// The reporter's clock, read once per batch ([`Worker::start_batch`]).
     now_ms: u64,
@@ -454,24 +648,65 @@ impl Worker {
     /// are those of every segment of a TUN read). `Err` is the outcome for
     /// the packet: no policy, or a drop.
     pub fn outbound_for(&mut self, pkt: &[u8]) -> Result<Outbound<'_>, Encap> {
+        self.outbound_or_hold(pkt, false)
+    }
+
+    /// [`Worker::outbound_for`]; when `hold` and the packet hits a trap
+    /// without an SA, a copy of `pkt` (one whole packet) is held for the
+    /// SA if the trap's queue has room
+    /// ([`EncapDrop::TrapHeld`]).
+    pub fn outbound_or_hold(&mut self, pkt: &[u8], hold: bool) -> Result<Outbound<'_>, Encap> {
         let Worker {
-            sad, spd, reporter, ..
+            sad,
+            spd,
+            reporter,
+            acquires,
+            ..
         } = self;
         let child = match spd.get().lookup_packet(pkt) {
             Ok(Some(e)) => match e.action {
                 PolicyAction::Protect(c) => c,
-                PolicyAction::Bypass | PolicyAction::Discard => return Err(Encap::NoPolicy),
+                PolicyAction::Discard => return Err(Encap::Drop(EncapDrop::PolicyDiscard)),
+                PolicyAction::Bypass => return Err(Encap::Drop(EncapDrop::PolicyBypass)),
             },
             Ok(None) => return Err(Encap::NoPolicy),
             Err(_) => return Err(Encap::Drop(EncapDrop::Esp(DropReason::NotIp))),
         };
         let Some(sa) = sad.get().outbound(child) else {
+            if child >= TRAP_BASE {
+                let i = (child - TRAP_BASE) as usize;
+                acquires.hit(i);
+                if hold && acquires.hold(i, pkt) {
+                    return Err(Encap::Drop(EncapDrop::TrapHeld));
+                }
+                return Err(Encap::Drop(EncapDrop::TrapNoSa));
+            }
             return Err(Encap::Drop(EncapDrop::NoSa));
         };
         let Some(udp) = sa.udp_encap() else {
             return Err(Encap::Drop(EncapDrop::NoUdpEncap));
         };
         Ok(Outbound { sa, udp, reporter })
+    }
+
+    /// Whether held packets wait for another try (an SA was installed).
+    pub fn release_due(&self) -> bool {
+        self.acquires.release.load(Ordering::Acquire)
+    }
+
+    /// Takes every held packet for another try (they are held again if
+    /// their trap still has no SA).
+    pub fn take_held(&mut self) -> Vec<Box<[u8]>> {
+        // A load first: this runs on every TUN drain, and a swap would
+        // write the shared line every time.
+        if !self.release_due() || !self.acquires.release.swap(false, Ordering::AcqRel) {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for q in &self.acquires.held {
+            out.extend(q.lock().unwrap_or_else(|e| e.into_inner()).drain(..));
+        }
+        out
     }
 
     /// Finds the policy for the IP packet in `buf` and encapsulates it in
@@ -774,6 +1009,119 @@ mod tests {
         })
         .unwrap();
         assert!(a.counters(0x200, true).is_none());
+    }
+
+    fn shunt(action: crate::config::ShuntAction, remote: &str) -> crate::config::Shunt {
+        crate::config::Shunt {
+            name: "s".into(),
+            action,
+            local_ts: vec![ts("0.0.0.0/0")],
+            remote_ts: vec![ts(remote)],
+        }
+    }
+
+    #[test]
+    fn shunts_precede_every_child_and_are_counted_by_reason() {
+        use crate::config::ShuntAction::{Drop, Pass};
+        let a = Tables::default();
+        a.apply(&outbound(1, 0x500)).unwrap();
+        let entries = shunt_entries(&[
+            shunt(Pass, "203.0.113.1[icmp]"),
+            shunt(Drop, "203.0.113.0/25"),
+        ])
+        .unwrap();
+        a.set_shunts(entries.clone());
+        // A child installed after the shunts still comes after them.
+        a.apply(&outbound(2, 0x501)).unwrap();
+        let mut w = a.worker(reporter().0);
+        let mut send = |dst: [u8; 4]| {
+            let mut buf = PacketBuf::with_default_room();
+            buf.set_data(&ipv4([198, 51, 100, 1], dst)).unwrap();
+            w.encapsulate(&mut buf)
+        };
+        assert_eq!(send([203, 0, 113, 1]), Encap::Drop(EncapDrop::PolicyBypass));
+        assert_eq!(
+            send([203, 0, 113, 2]),
+            Encap::Drop(EncapDrop::PolicyDiscard)
+        );
+        assert!(matches!(send([203, 0, 113, 200]), Encap::Send { .. }));
+        assert_eq!(EncapDrop::PolicyDiscard.name(), "policy_discard");
+        // Replacing the shunts keeps the children, once each.
+        a.set_shunts(entries[1..].to_vec());
+        let spd = a.spd.load();
+        let actions: Vec<PolicyAction> = spd.entries().iter().map(|e| e.action).collect();
+        assert_eq!(
+            actions,
+            [
+                PolicyAction::Discard,
+                PolicyAction::Protect(1),
+                PolicyAction::Protect(2)
+            ]
+        );
+        drop(spd);
+        assert_eq!(
+            send([203, 0, 113, 1]),
+            Encap::Drop(EncapDrop::PolicyDiscard)
+        );
+        a.set_shunts(Vec::new());
+        assert_eq!(a.spd.load().entries().len(), 2);
+    }
+
+    #[test]
+    fn traps_acquire_at_a_bounded_rate_until_the_sa_is_installed() {
+        let a = Tables::default();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        a.set_traps(
+            vec![(
+                selectors(&[ts("198.51.100.0/24")]).unwrap(),
+                selectors(&[ts("203.0.113.0/24")]).unwrap(),
+            )],
+            2,
+            tx,
+        );
+        let mut w = a.worker(reporter().0);
+        let send = |w: &mut Worker| {
+            let mut buf = PacketBuf::with_default_room();
+            buf.set_data(&ipv4([198, 51, 100, 1], [203, 0, 113, 1]))
+                .unwrap();
+            w.encapsulate(&mut buf)
+        };
+        for _ in 0..50 {
+            assert_eq!(send(&mut w), Encap::Drop(EncapDrop::TrapNoSa));
+        }
+        // Two are held (the queue's length), the rest dropped.
+        let pkt = ipv4([198, 51, 100, 1], [203, 0, 113, 1]);
+        let hold = |w: &mut Worker| match w.outbound_or_hold(&pkt, true) {
+            Err(Encap::Drop(d)) => d,
+            _ => panic!("not trapped"),
+        };
+        assert_eq!(hold(&mut w), EncapDrop::TrapHeld);
+        assert_eq!(hold(&mut w), EncapDrop::TrapHeld);
+        assert_eq!(hold(&mut w), EncapDrop::TrapNoSa, "queue full");
+        assert!(!w.release_due() && w.take_held().is_empty());
+        // One acquire for fifty packets within the interval.
+        assert_eq!(
+            std::iter::from_fn(|| rx.try_recv().ok()).collect::<Vec<_>>(),
+            [0]
+        );
+        // The child's SA arrives: its entry goes before the trap.
+        a.apply(&outbound(5, 0x600)).unwrap();
+        assert!(w.release_due());
+        assert_eq!(w.take_held().len(), 2);
+        assert!(!w.release_due() && w.take_held().is_empty());
+        assert!(matches!(send(&mut w), Encap::Send { .. }));
+        let spd = a.spd.load();
+        assert_eq!(spd.entries()[0].action, PolicyAction::Protect(5));
+        assert_eq!(spd.entries()[1].action, PolicyAction::Protect(TRAP_BASE));
+        drop(spd);
+        // It goes away (dpd_action = trap): the trap catches packets again.
+        a.apply(&SaCommand::Delete {
+            child: ChildId(5),
+            spi: 0x600,
+            inbound: false,
+        })
+        .unwrap();
+        assert_eq!(send(&mut w), Encap::Drop(EncapDrop::TrapNoSa));
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod esp;
 pub mod leases;
 pub mod radius;
 pub mod routes;
+pub mod shunts;
 pub mod udp;
 pub mod waiters;
 
@@ -129,6 +130,8 @@ struct Daemon {
     leases_dirty: bool,
     /// Gateway: EAP relayed to the RADIUS servers.
     radius: radius::Relay,
+    /// Children started by traffic; the data plane reports by index.
+    traps: Vec<crate::config::Trap>,
 }
 
 async fn run_async(loaded: Loaded, socket: Option<PathBuf>) -> Result<(), DaemonError> {
@@ -161,6 +164,16 @@ async fn run_async(loaded: Loaded, socket: Option<PathBuf>) -> Result<(), Daemon
         Err(e) => {
             dp.shutdown();
             return Err(DaemonError::Io(format!("routing netlink: {e}")));
+        }
+    };
+    dp.set_mtu_policy(loaded.daemon.path_mtu, loaded.daemon.mss_clamp);
+    // Shunts before any tunnel route: the pass table copies the routes
+    // the host has without the tunnel.
+    let shunts = match shunt_policies(&dp, &loaded.daemon.shunts).await {
+        Ok(s) => s,
+        Err(e) => {
+            dp.shutdown();
+            return Err(DaemonError::Io(format!("shunts: {e}")));
         }
     };
     let listener = match control::bind(&socket_path) {
@@ -196,6 +209,7 @@ async fn run_async(loaded: Loaded, socket: Option<PathBuf>) -> Result<(), Daemon
         leases_path: None,
         leases_dirty: false,
         radius: radius_relay,
+        traps: loaded.daemon.traps.clone(),
     };
     // Certificates are valid in wall-clock time, which the engine only
     // knows from us; refreshed on every loop turn to follow clock steps.
@@ -207,6 +221,8 @@ async fn run_async(loaded: Loaded, socket: Option<PathBuf>) -> Result<(), Daemon
     }
     d.restore_leases(&loaded.daemon.state_dir);
     d.pin_kill_switch_routes(&loaded.daemon.kill_switch);
+    let (acq_tx, mut acq_rx) = mpsc::unbounded_channel::<usize>();
+    d.install_traps(acq_tx, loaded.daemon.trap_queue);
 
     // start_action = "start": the engine picks the first such child.
     let now = Instant::now();
@@ -248,6 +264,7 @@ async fn run_async(loaded: Loaded, socket: Option<PathBuf>) -> Result<(), Daemon
                 d.engine.handle_datagram(Instant::now(), dg);
             }
             Some(ev) = ev_rx.recv() => d.on_dataplane(ev),
+            Some(i) = acq_rx.recv() => d.on_acquire(i),
             Some((req, reply)) = ctl_rx.recv() => d.on_request(req, reply),
             Some(done) = radius_rx.recv() => {
                 let (ike, answer) = d.radius.finished(done);
@@ -312,11 +329,27 @@ async fn run_async(loaded: Loaded, socket: Option<PathBuf>) -> Result<(), Daemon
     if d.routes.send(RouteOp::RemoveAll(ack_tx)).is_ok() {
         let _ = tokio::time::timeout(Duration::from_secs(2), ack_rx).await;
     }
+    shunts.remove_all().await;
     let Daemon { dp, .. } = d;
     let _ = tokio::task::spawn_blocking(move || dp.shutdown()).await;
     remove_socket(&socket_path);
     info!("stopped");
     Ok(())
+}
+
+/// Puts the shunts' BYPASS/DISCARD entries at the head of the SPD, then
+/// the routing rules that keep pass traffic out of the TUN device and send
+/// drop traffic into it (see [`shunts`]).
+async fn shunt_policies(
+    dp: &DataPlane,
+    shunts: &[crate::config::Shunt],
+) -> Result<shunts::Shunts, String> {
+    dp.set_shunts(esp::shunt_entries(shunts)?);
+    let s = shunts::Shunts::new(dp.tun_index())
+        .await
+        .map_err(|e| format!("routing netlink: {e}"))?;
+    s.install(shunts).await;
+    Ok(s)
 }
 
 fn sleep_until(deadline: Option<Instant>) -> tokio::time::Sleep {
@@ -416,8 +449,78 @@ impl Daemon {
                 local_ts: Vec::new(),
                 remote_ts,
                 peer,
+                mtu: None,
             });
         }
+    }
+
+    /// Traps: each trap child's remote selectors are routed into the TUN
+    /// device from the start (route owner `TRAP_BASE + i`, never an engine
+    /// CHILD_SA, so the routes outlive every SA of the child), and a trap
+    /// entry at the tail of the SPD catches what no SA takes.
+    fn install_traps(&mut self, acquire: mpsc::UnboundedSender<usize>, queue_len: usize) {
+        let mut sets = Vec::new();
+        for (i, t) in self.traps.iter().enumerate().take(esp::MAX_TRAPS) {
+            match (esp::selectors(&t.local_ts), esp::selectors(&t.remote_ts)) {
+                (Ok(l), Ok(r)) => sets.push((l, r)),
+                (Err(e), _) | (_, Err(e)) => {
+                    warn!("trap {}: {e}", t.child);
+                    sets.push((Vec::new(), Vec::new()));
+                    continue;
+                }
+            }
+            info!(
+                "trap for {}/{}: the first packet to {} starts it",
+                t.connection,
+                t.child,
+                t.remote_ts
+                    .iter()
+                    .map(|r| r.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let _ = self.routes.send(RouteOp::Add {
+                child: oxisec_ike::ChildId(esp::TRAP_BASE + i as u64),
+                local_ts: t.local_ts.clone(),
+                remote_ts: t.remote_ts.clone(),
+                peer: t.peer,
+                mtu: None,
+            });
+        }
+        if !sets.is_empty() {
+            self.dp.set_traps(sets, queue_len, acquire);
+        }
+    }
+
+    /// A packet hit trap `i` without an SA (the data plane sends one report
+    /// per trap every few seconds at most): initiate its child, unless an
+    /// SA of it exists or its connection's IKE SA is still being set up.
+    /// Meanwhile packets are held (up to `[daemon] trap_queue` per trap,
+    /// sent when the SA is installed) or dropped and counted
+    /// (`out: trap_no_sa`).
+    fn on_acquire(&mut self, i: usize) {
+        let Some(t) = self.traps.get(i) else {
+            return;
+        };
+        let busy = self.engine.status().iter().any(|sa| {
+            sa.children.iter().any(|c| c.name == t.child)
+                || (sa.connection == t.connection && sa.established.is_none())
+        });
+        if busy {
+            debug!("acquire for {}: already being set up", t.child);
+            return;
+        }
+        info!(
+            "acquire: traffic for {}/{}, initiating",
+            t.connection, t.child
+        );
+        self.engine.handle_command(
+            Instant::now(),
+            Command::Initiate {
+                connection: t.connection.clone(),
+                child: Some(t.child.clone()),
+            },
+        );
     }
 
     /// Gateway: puts back the leases saved by the last run, so that clients
@@ -551,6 +654,7 @@ impl Daemon {
                 remote,
                 ..
             } => Some(RouteOp::Add {
+                mtu: self.dp.child_mtu(child.0),
                 child,
                 local_ts,
                 remote_ts,

@@ -14,6 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use futures_util::TryStreamExt;
 use netlink_packet_route::address::AddressAttribute;
 use netlink_packet_route::link::LinkAttribute;
+use netlink_packet_route::route::{RouteAttribute, RouteMetric};
 use oxisec_ike::{ChildId, TsRange};
 use rtnetlink::{Handle, RouteMessageBuilder};
 use tokio::sync::{mpsc, oneshot};
@@ -178,6 +179,10 @@ pub enum RouteOp {
         local_ts: Vec<TsRange>,
         remote_ts: Vec<TsRange>,
         peer: IpAddr,
+        /// The largest inner packet the child's SA carries, as the routes'
+        /// `mtu` (the kernel then answers local senders and forwarded DF
+        /// packets itself); `None`: the device's MTU.
+        mtu: Option<u32>,
     },
     Remove {
         child: ChildId,
@@ -197,6 +202,8 @@ struct RouteState {
     ifname: String,
     /// prefix → (children using it, src it was installed with)
     installed: BTreeMap<Prefix, (BTreeSet<ChildId>, Option<IpAddr>)>,
+    /// The `mtu` a prefix was installed with.
+    mtus: BTreeMap<Prefix, u32>,
     by_child: HashMap<ChildId, Vec<Prefix>>,
     /// Virtual IPs we put on the device.
     addresses: Vec<IpAddr>,
@@ -227,6 +234,7 @@ pub async fn start(ifname: &str) -> std::io::Result<mpsc::UnboundedSender<RouteO
         ifindex: link.header.index,
         ifname: ifname.to_string(),
         installed: BTreeMap::new(),
+        mtus: BTreeMap::new(),
         by_child: HashMap::new(),
         addresses: Vec::new(),
     };
@@ -239,7 +247,8 @@ pub async fn start(ifname: &str) -> std::io::Result<mpsc::UnboundedSender<RouteO
                     local_ts,
                     remote_ts,
                     peer,
-                } => st.add(child, &local_ts, &remote_ts, peer).await,
+                    mtu,
+                } => st.add(child, &local_ts, &remote_ts, peer, mtu).await,
                 RouteOp::Remove { child } => st.remove(child).await,
                 RouteOp::AddAddress(a) => st.add_address(a).await,
                 RouteOp::RemoveAddress(a) => st.remove_address(a).await,
@@ -287,6 +296,19 @@ impl RouteState {
     }
 
     fn message(&self, p: Prefix, src: Option<IpAddr>) -> netlink_packet_route::route::RouteMessage {
+        let mut m = self.bare_message(p, src);
+        if let Some(mtu) = self.mtus.get(&p) {
+            m.attributes
+                .push(RouteAttribute::Metrics(vec![RouteMetric::Mtu(*mtu)]));
+        }
+        m
+    }
+
+    fn bare_message(
+        &self,
+        p: Prefix,
+        src: Option<IpAddr>,
+    ) -> netlink_packet_route::route::RouteMessage {
         match p.0 {
             IpAddr::V4(a) => {
                 let mut b = RouteMessageBuilder::<Ipv4Addr>::new()
@@ -310,10 +332,14 @@ impl RouteState {
     }
 
     fn describe(&self, p: Prefix, src: Option<IpAddr>) -> String {
-        match src {
-            Some(s) => format!("{}/{} dev {} src {s}", p.0, p.1, self.ifname),
-            None => format!("{}/{} dev {}", p.0, p.1, self.ifname),
+        let mut d = format!("{}/{} dev {}", p.0, p.1, self.ifname);
+        if let Some(s) = src {
+            d += &format!(" src {s}");
         }
+        if let Some(m) = self.mtus.get(&p) {
+            d += &format!(" mtu {m}");
+        }
+        d
     }
 
     async fn add(
@@ -322,6 +348,7 @@ impl RouteState {
         local_ts: &[TsRange],
         remote_ts: &[TsRange],
         peer: IpAddr,
+        mtu: Option<u32>,
     ) {
         let (prefixes, split) = prefixes_for(remote_ts, peer);
         for p in split {
@@ -339,6 +366,10 @@ impl RouteState {
                 continue;
             }
             let src = pick_source(local_ts, &host, p.0.is_ipv4());
+            match mtu {
+                Some(m) => self.mtus.insert(p, m),
+                None => self.mtus.remove(&p),
+            };
             let msg = self.message(p, src);
             match self.handle.route().add(msg).replace().execute().await {
                 Ok(()) => {
@@ -346,7 +377,10 @@ impl RouteState {
                     self.installed.insert(p, ([child].into(), src));
                     mine.push(p);
                 }
-                Err(e) => warn!("cannot add route {}: {e}", self.describe(p, src)),
+                Err(e) => {
+                    warn!("cannot add route {}: {e}", self.describe(p, src));
+                    self.mtus.remove(&p);
+                }
             }
         }
         self.by_child.entry(child).or_default().extend(mine);
@@ -429,7 +463,8 @@ impl RouteState {
             }
             let src = *src;
             self.installed.remove(&p);
-            let msg = self.message(p, src);
+            let msg = self.bare_message(p, src);
+            self.mtus.remove(&p);
             match self.handle.route().del(msg).execute().await {
                 Ok(()) => info!("route removed: {}", self.describe(p, src)),
                 // Gone with the interface, or removed by hand: nothing to do.

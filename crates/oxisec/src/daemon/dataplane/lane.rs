@@ -16,6 +16,7 @@ use oxisec_wire::esp::{Udp4500, classify_udp4500};
 
 use super::DropCounters;
 use super::batch::{MAX_GSO_BYTES, MAX_GSO_SEGMENTS, SendBatch, SendMsg};
+use super::mtu::{IPV6_MIN_MTU, MtuSettings, clamp_mss, too_big_reply};
 use super::offload::{Coalescer, Segmenter};
 use crate::daemon::esp::{Decap, Encap, EncapDrop, Worker};
 
@@ -105,15 +106,24 @@ impl TxArena {
 /// `flush` whenever the arena is full. One policy and SA lookup for all
 /// segments (they share addresses, protocol and ports); each segment then
 /// takes its own sequence number and is counted on the SA as usual.
+///
+/// Segments larger than the SA carries on the path ([`MtuSettings`]) are
+/// dropped (`out: too_big`) and answered, once per read and rate-limited,
+/// with an ICMP "too big" handed to `reply` for the TUN device; SYNs get
+/// their MSS clamped when configured.
 pub fn encap_read(
     worker: &mut Worker,
     seg: &Segmenter<'_>,
     tx: &mut TxArena,
     drops: &DropCounters,
+    mtu: &MtuSettings,
+    reply: &mut impl FnMut(&[u8]),
     flush: &mut impl FnMut(&mut TxArena),
 ) {
     let n = seg.count() as u64;
-    let out = match worker.outbound_for(seg.packet()) {
+    // A single packet may wait for its trap's SA (a TSO read stands for
+    // many, which would need their offload header kept too).
+    let out = match worker.outbound_or_hold(seg.packet(), n == 1) {
         Ok(o) => o,
         Err(Encap::NoPolicy) => {
             drops.no_policy.fetch_add(n, Ordering::Relaxed);
@@ -126,8 +136,22 @@ pub fn encap_read(
         Err(Encap::Send { .. }) => return,
     };
     let v4 = out.udp.remote.is_ipv4();
+    let limit = mtu.limit(out.sa, v4);
+    let mss = mtu.tx_mss(limit);
+    let mut answered = false;
     for i in 0..seg.count() {
         let inner_len = seg.len(i);
+        if inner_len > limit {
+            drops.too_big.fetch_add(1, Ordering::Relaxed);
+            if !answered && mtu.icmp_allowed() {
+                answered = true;
+                let mut icmp = [0u8; IPV6_MIN_MTU];
+                if let Some(n) = too_big_reply(seg.packet(), limit, &mut icmp) {
+                    reply(&icmp[..n]);
+                }
+            }
+            continue;
+        }
         let (head, tail) = encap_overhead(out.sa, inner_len);
         let len = head + inner_len + tail;
         if !tx.room(len, v4) {
@@ -143,6 +167,9 @@ pub fn encap_read(
         if seg.write(i, &mut frame[head..head + inner_len]).is_none() {
             count_drop(drops, EncapDrop::Esp(DropReason::NoRoom), 1);
             continue;
+        }
+        if let Some(mss) = mss {
+            clamp_mss(&mut frame[head..head + inner_len], mss);
         }
         let Ok(mut pb) = PacketBuf::over(frame, head, head + inner_len) else {
             continue;
@@ -161,6 +188,16 @@ fn count_drop(drops: &DropCounters, d: EncapDrop, n: u64) {
         }
         EncapDrop::NoUdpEncap => {
             drops.no_udp_encap.fetch_add(n, Ordering::Relaxed);
+        }
+        EncapDrop::PolicyDiscard => {
+            drops.policy_discard.fetch_add(n, Ordering::Relaxed);
+        }
+        EncapDrop::TrapNoSa => {
+            drops.trap_no_sa.fetch_add(n, Ordering::Relaxed);
+        }
+        EncapDrop::TrapHeld => {}
+        EncapDrop::PolicyBypass => {
+            drops.policy_bypass.fetch_add(n, Ordering::Relaxed);
         }
         EncapDrop::Esp(r) => {
             for _ in 0..n {
@@ -185,6 +222,8 @@ pub struct RxCounts {
 pub struct RxPath {
     coalescer: Coalescer,
     offload: bool,
+    /// Clamp the MSS of SYNs coming out of the tunnel to this (IPv4 figure).
+    pub mss: Option<u16>,
 }
 
 impl RxPath {
@@ -195,6 +234,7 @@ impl RxPath {
         RxPath {
             coalescer: Coalescer::new(offload && udp),
             offload,
+            mss: None,
         }
     }
 
@@ -246,6 +286,9 @@ impl RxPath {
                     let w = pb.range();
                     let inner = one.start + w.start..one.start + w.end;
                     counts.delivered += 1;
+                    if let Some(mss) = self.mss {
+                        clamp_mss(&mut area[inner.clone()], mss);
+                    }
                     if self.offload {
                         self.coalescer.push(area, inner, write);
                     } else {
