@@ -664,29 +664,41 @@ pub(crate) fn handle_response(sa: &mut IkeSa, cx: &mut Cx, payloads: Vec<Payload
         send_notify_and_forget(sa, cx, NotifyType::AUTHENTICATION_FAILED);
         close(sa, cx, DownReason::AuthFailed);
     };
+    match check_responder(sa, cx, idr_p, auth_p, &p.certs, &ia, "responder") {
+        Ok(Some(idr)) => complete_initiator(sa, cx, idr, &p, err),
+        Ok(None) => {}
+        Err(why) => reject(sa, cx, why),
+    }
+}
+
+/// Initiator: the responder's identity must be the configured one and its
+/// AUTH (signature or PSK MAC over our signed octets, RFC 7296 §2.15) must
+/// check out — for the plain IKE_AUTH response and for an EAP gateway's
+/// first one alike. `who` names the peer in the reason. `Ok(None)`: the SA
+/// has no handshake state left (nothing to do).
+fn check_responder(
+    sa: &IkeSa,
+    cx: &Cx,
+    idr_p: &IdPayload,
+    auth_p: &AuthPayload,
+    certs: &[&CertPayload],
+    ia: &[u8],
+    who: &str,
+) -> Result<Option<Identity>, String> {
+    let conn = &sa.conn;
     let Some(idr) = Identity::from_wire(idr_p) else {
-        reject(
-            sa,
-            cx,
-            format!(
-                "responder sent an identity of unsupported type {}",
-                idr_p.id_type
-            ),
-        );
-        return;
+        return Err(format!(
+            "{who} sent an identity of unsupported type {}",
+            idr_p.id_type
+        ));
     };
     if let Some(want) = &conn.remote_id
         && !want.matches(&idr)
     {
-        reject(
-            sa,
-            cx,
-            format!("responder identified as {idr}, expected {want}"),
-        );
-        return;
+        return Err(format!("{who} identified as {idr}, expected {want}"));
     }
     let (Some(hs), Some(keys)) = (sa.hs.as_ref(), sa.keys.as_ref()) else {
-        return;
+        return Ok(None);
     };
     let octets = auth::signed_octets(
         keys.prf,
@@ -694,15 +706,12 @@ pub(crate) fn handle_response(sa: &mut IkeSa, cx: &mut Cx, payloads: Vec<Payload
         &hs.ni,
         keys.sk_p_peer.as_bytes(),
         &idr_p.body_bytes(),
-        &ia,
+        ia,
     );
-    let checked = peer_key(&conn.remote_auth, &p.certs, &idr, cx)
-        .and_then(|key| auth::check(&conn.remote_auth, keys.prf, &octets, auth_p, key.as_ref()));
-    if let Err(e) = checked {
-        reject(sa, cx, format!("responder {idr}: {e}"));
-        return;
-    }
-    complete_initiator(sa, cx, idr, &p, err);
+    peer_key(&conn.remote_auth, certs, &idr, cx)
+        .and_then(|key| auth::check(&conn.remote_auth, keys.prf, &octets, auth_p, key.as_ref()))
+        .map_err(|e| format!("{who} {idr}: {e}"))?;
+    Ok(Some(idr))
 }
 
 /// Initiator: the responder is authenticated — take the virtual IPs, bring
@@ -1422,42 +1431,14 @@ fn eap_response(
             reject(sa, cx, why);
             return;
         };
-        let Some(idr) = Identity::from_wire(idr_p) else {
-            let why = format!(
-                "gateway sent an identity of unsupported type {}",
-                idr_p.id_type
-            );
-            reject(sa, cx, why);
-            return;
+        let idr = match check_responder(sa, cx, idr_p, auth_p, &p.certs, &ia, "gateway") {
+            Ok(Some(idr)) => idr,
+            Ok(None) => return,
+            Err(why) => {
+                reject(sa, cx, why);
+                return;
+            }
         };
-        if let Some(want) = &conn.remote_id
-            && !want.matches(&idr)
-        {
-            reject(
-                sa,
-                cx,
-                format!("gateway identified as {idr}, expected {want}"),
-            );
-            return;
-        }
-        let (Some(hs), Some(keys)) = (sa.hs.as_ref(), sa.keys.as_ref()) else {
-            return;
-        };
-        let octets = auth::signed_octets(
-            keys.prf,
-            &hs.init_response,
-            &hs.ni,
-            keys.sk_p_peer.as_bytes(),
-            &idr_p.body_bytes(),
-            &ia,
-        );
-        let checked = peer_key(&conn.remote_auth, &p.certs, &idr, cx).and_then(|key| {
-            auth::check(&conn.remote_auth, keys.prf, &octets, auth_p, key.as_ref())
-        });
-        if let Err(why) = checked {
-            reject(sa, cx, format!("gateway {idr}: {why}"));
-            return;
-        }
         info!(connection = %conn.name, peer = %idr, "gateway authenticated; EAP follows");
         e.peer_idr = Some((idr, idr_p.body_bytes()));
     } else if e.auth_sent {
