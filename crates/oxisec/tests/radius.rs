@@ -23,8 +23,11 @@
 //! And the daemon as that gateway (its sockets, its RADIUS tasks), with an
 //! oxisec engine as client over real UDP from the left namespace.
 //!
-//! Not covered here yet: strongSwan (eap-mschapv2) as road warrior with a
-//! virtual IP and ping, which needs charon's EAP plugins in tests/common.
+//! And a real road warrior: strongSwan (eap-mschapv2) logs in to the
+//! daemon as eap-radius gateway (its certificate from `oxisec pki`),
+//! FreeRADIUS checks the password, the client gets a virtual IP from an
+//! oxisec pool and pings the company network; a wrong password leaves no
+//! SA on either side and oxisec's log says that RADIUS rejected it.
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -43,11 +46,20 @@ const SYSTEM_CONF: &str = "/etc/freeradius/3.0";
 const SECRET: &str = "a RADIUS secret for the test, long";
 const USER: &str = "alice";
 const PASSWORD: &str = "wonderland";
+/// A second FreeRADIUS user, for a client that knows the wrong password
+/// (strongSwan keys its EAP secrets by identity, so alice cannot have two).
+const BAD_USER: &str = "bob";
+const BAD_USER_PASSWORD: &str = "bob's real password";
 
 /// Skips (or, with OXISEC_INTEROP_REQUIRED=1, fails) without root or
 /// FreeRADIUS.
 fn skip(test: &str) -> bool {
-    if common::skip(test, &[]) {
+    skip_without(test, &[])
+}
+
+/// [`skip`], also without the external `tools`.
+fn skip_without(test: &str, tools: &[common::Tool]) -> bool {
+    if common::skip(test, tools) {
         return true;
     }
     if Path::new(FREERADIUS).exists() && Path::new(SYSTEM_CONF).exists() {
@@ -76,7 +88,7 @@ impl Drop for FreeRadius {
 
 /// Debian's configuration, copied and narrowed to what the test needs:
 /// one client (the left namespace) with our secret and Message-Authenticator
-/// required, one user, EAP with MSCHAPv2 only (no TLS certificates needed),
+/// required, two users, EAP with MSCHAPv2 only (no TLS certificates needed),
 /// no privilege drop (the copy belongs to root).
 fn configure(dir: &Path, nas: std::net::IpAddr) -> Result<()> {
     let conf = dir.join("raddb");
@@ -102,7 +114,10 @@ fn configure(dir: &Path, nas: std::net::IpAddr) -> Result<()> {
     let rest = std::fs::read_to_string(&users)?;
     std::fs::write(
         &users,
-        format!("{USER} Cleartext-Password := \"{PASSWORD}\"\n{rest}"),
+        format!(
+            "{USER} Cleartext-Password := \"{PASSWORD}\"\n\
+             {BAD_USER} Cleartext-Password := \"{BAD_USER_PASSWORD}\"\n{rest}"
+        ),
     )?;
     let main = conf.join("radiusd.conf");
     let text = std::fs::read_to_string(&main)?
@@ -740,5 +755,223 @@ remote_ts = ["dynamic"]
         topo.dir.keep();
         let log = std::fs::read_to_string(&fr.log).unwrap_or_default();
         panic!("{e}\n--- freeradius ---\n{log}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A real road warrior: strongSwan with eap-mschapv2 against the daemon as
+// eap-radius gateway. The gateway proves itself with a certificate from
+// `oxisec pki`; FreeRADIUS (in the gateway's namespace, the daemon is its
+// NAS) checks the user; the address comes from the daemon's own pool.
+//
+//   ns "left": charon, virtual IP from the pool   ns "right": oxisec run,
+//   veth-l 192.0.2.1/24 <------ veth ------> veth-r 192.0.2.2/24, freeradius
+//                                                lo 203.0.113.1/24 (company)
+// ---------------------------------------------------------------------------
+
+use common::certs::OxisecPki;
+use common::peer::Peer;
+use common::strongswan::{EAP_PLUGINS, StrongSwan};
+use common::{LEFT_HOST, RIGHT_HOST, Tool, Tuning};
+
+const POOL: &str = "198.51.100.128/25";
+const COMPANY: &str = "203.0.113.0/24";
+/// What strongSwan's bob believes his password is.
+const BAD_PASSWORD_ON_CLIENT: &str = "bob guessed wrong";
+
+/// The daemon's configuration: a certificate for itself, every user
+/// checked by FreeRADIUS, addresses from `staff`.
+fn radius_gateway_toml(dir: &Path, pki: &OxisecPki) -> String {
+    let gw = pki.issued(GATEWAY_ID);
+    format!(
+        r#"[daemon]
+state_dir = "{state}"
+radius_servers = ["{RIGHT_OUTER}:1812"]
+radius_secret_file = "radius.secret"
+[pools.staff]
+addrs = "{POOL}"
+[connections.rw]
+local_addrs = ["{RIGHT_OUTER}"]
+local_id = "{GATEWAY_ID}"
+local_cert = "{cert}"
+local_key = "{key}"
+remote_auth = "eap-radius"
+ike_proposals = ["aes128gcm16-prfsha256-x25519"]
+pools = ["staff"]
+[connections.rw.children.rw]
+local_ts = ["{COMPANY}"]
+remote_ts = ["dynamic"]
+esp_proposals = ["aes128gcm16"]
+"#,
+        state = dir.join("state").display(),
+        cert = gw.cert.display(),
+        key = gw.key.display(),
+    )
+}
+
+/// strongSwan's swanctl.conf: `rw-alice` with the password FreeRADIUS
+/// knows, `rw-bob` with a wrong one; the IKE identity is the user name
+/// (the gateway relays it as the EAP identity).
+fn radius_road_warrior() -> String {
+    let conn = |user: &str| {
+        format!(
+            r#"    rw-{user} {{
+        version = 2
+        local_addrs = {LEFT_OUTER}
+        remote_addrs = {RIGHT_OUTER}
+        encap = yes
+        proposals = aes128gcm16-prfsha256-x25519
+        vips = 0.0.0.0
+        local {{
+            auth = eap-mschapv2
+            id = {user}
+            eap_id = {user}
+        }}
+        remote {{
+            auth = pubkey
+            id = {GATEWAY_ID}
+        }}
+        children {{
+            rw-{user} {{
+                local_ts = dynamic
+                remote_ts = {COMPANY}
+                esp_proposals = aes128gcm16
+                start_action = none
+            }}
+        }}
+    }}
+"#
+        )
+    };
+    format!(
+        r#"connections {{
+{}{}}}
+secrets {{
+    eap-{USER} {{
+        id = {USER}
+        secret = "{PASSWORD}"
+    }}
+    eap-{BAD_USER} {{
+        id = {BAD_USER}
+        secret = "{BAD_PASSWORD_ON_CLIENT}"
+    }}
+}}
+"#,
+        conn(USER),
+        conn(BAD_USER),
+    )
+}
+
+/// The virtual IP strongSwan got, as the gateway's installed child shows
+/// it (its remote selector), if one is up.
+fn leased_vip(gw: &OxisecPeer) -> Result<Option<std::net::IpAddr>> {
+    let r = gw.status()?;
+    Ok(r.ike_sas
+        .iter()
+        .flat_map(|s| &s.children)
+        .filter(|c| c.state == "INSTALLED")
+        .flat_map(|c| &c.remote_ts)
+        .find_map(|t| t.split('/').next().and_then(|a| a.parse().ok())))
+}
+
+fn in_pool(a: std::net::IpAddr) -> bool {
+    matches!(a, std::net::IpAddr::V4(v) if v.octets()[..3] == [198, 51, 100] && v.octets()[3] >= 128)
+}
+
+#[test]
+fn strongswan_road_warrior_through_daemon_and_freeradius() {
+    let _serial = common::serial();
+    let test = "strongswan_road_warrior_through_daemon_and_freeradius";
+    if skip_without(test, &[Tool::Charon, Tool::Swanctl, Tool::Ping]) {
+        return;
+    }
+    let topo = Topology::new(test).unwrap();
+    // A road warrior has no subnet of its own, only its virtual IP.
+    topo.left
+        .ip(&["addr", "del", &format!("{LEFT_HOST}/24"), "dev", "lo"])
+        .unwrap();
+    // The daemon is FreeRADIUS' NAS from the same namespace.
+    let fr = start_for(&topo, RIGHT_OUTER).unwrap();
+    let up = Duration::from_secs(10);
+    let run = || -> Result<()> {
+        let gw_dir = topo.dir.sub("right")?;
+        let pki = OxisecPki::init_ca(&gw_dir.join("pki"), "RADIUS Test CA", "ecdsa")?;
+        pki.issue_server(GATEWAY_ID, "ecdsa")?;
+        let secret = gw_dir.join("radius.secret");
+        std::fs::write(&secret, SECRET)?;
+        std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        let gw = OxisecPeer::start_with_config(
+            topo.right.clone(),
+            gw_dir.clone(),
+            "oxisec@right".into(),
+            &radius_gateway_toml(&gw_dir, &pki),
+        )?;
+        let client_dir = topo.dir.sub("left")?;
+        let ca_dir = client_dir.join("swanctl").join("x509ca");
+        std::fs::create_dir_all(&ca_dir)?;
+        std::fs::copy(pki.ca_cert(), ca_dir.join("oxisec-ca.crt"))?;
+        let client = StrongSwan::start_with_plugins(
+            topo.left.clone(),
+            client_dir,
+            "strongswan@left".into(),
+            &Tuning::default(),
+            &radius_road_warrior(),
+            EAP_PLUGINS,
+        )?;
+
+        // FreeRADIUS accepts alice: an address from the pool, the company
+        // network reachable from it.
+        client.initiate(&format!("rw-{USER}"))?;
+        let vip = wait_until("the virtual IP on the gateway", up, || leased_vip(&gw))?;
+        if !in_pool(vip) {
+            return Err(format!("{vip} is not from the pool {POOL}").into());
+        }
+        common::traffic::ping_all(&topo.left, vip, RIGHT_HOST, 3)?;
+        if !gw
+            .log()
+            .contains(&format!("authenticated with EAP as {USER}"))
+        {
+            return Err(format!("oxisec did not log the EAP user {USER}").into());
+        }
+        let sas = client.swanctl(&["--list-sas"])?;
+        if !sas.contains(&vip.to_string()) {
+            return Err(format!("strongSwan does not list {vip}: {sas}").into());
+        }
+        client.terminate(&format!("rw-{USER}"))?;
+        wait_until("the gateway to drop alice", up, || {
+            Ok(gw.list_sas()?.is_empty().then_some(()))
+        })?;
+
+        // FreeRADIUS rejects bob's password: nothing up on either side,
+        // and oxisec's log says why.
+        let before = gw.log().len();
+        if client.initiate(&format!("rw-{BAD_USER}")).is_ok() {
+            return Err("strongSwan connected with a wrong password".into());
+        }
+        let sas = client.swanctl(&["--list-sas"])?;
+        if sas.contains("rw-") {
+            return Err(format!("strongSwan kept an SA after the reject: {sas}").into());
+        }
+        wait_until("the gateway to forget bob's attempt", up, || {
+            Ok(gw.list_sas()?.is_empty().then_some(()))
+        })?;
+        let log = gw.log();
+        let since = common::certs::log_since(&log, before);
+        let refused = since.lines().any(|l| {
+            l.contains("authentication failed")
+                && l.contains(BAD_USER)
+                && l.contains("RADIUS Access-Reject")
+        });
+        if !refused {
+            return Err(format!("oxisec did not log why {BAD_USER} was refused:\n{since}").into());
+        }
+        Ok(())
+    };
+    if let Err(e) = run() {
+        topo.dir.keep();
+        panic!(
+            "{e}\n--- freeradius (last 80 lines) ---\n{}",
+            common::tail(&fr.log, 80)
+        );
     }
 }
