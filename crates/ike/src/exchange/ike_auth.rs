@@ -362,22 +362,11 @@ fn authenticate_and_answer(
     let mut reason = format!("no connection accepts identity {idi}");
     let mut chosen: Option<Arc<Connection>> = None;
     for conn in &sa.candidates {
-        if conn.remote_id.as_ref().is_some_and(|r| !r.matches(&idi)) {
+        if let Err(why) = identities_fit(conn, &idi, &idr) {
+            if let Some(why) = why {
+                reason = why;
+            }
             continue;
-        }
-        match &idr {
-            Some(Some(want)) if !conn.local_id.matches(want) => {
-                reason = format!(
-                    "peer {idi} asked for identity {want}, we are {}",
-                    conn.local_id
-                );
-                continue;
-            }
-            Some(None) => {
-                reason = format!("peer {idi} asked for an identity of an unsupported type");
-                continue;
-            }
-            _ => {}
         }
         let checked = peer_key(&conn.remote_auth, &p.certs, &idi, cx).and_then(|key| {
             auth::check(&conn.remote_auth, keys.prf, &octets, auth_p, key.as_ref())
@@ -671,6 +660,30 @@ pub(crate) fn handle_response(sa: &mut IkeSa, cx: &mut Cx, payloads: Vec<Payload
     }
 }
 
+/// Responder: whether connection `conn` fits the peer's IDi and the IDr
+/// it asked for (`None` when it named none, `Some(None)` when of a type we
+/// do not know). `Err(Some(reason))`: refused for a reason worth reporting
+/// if no connection fits; `Err(None)`: simply not this peer's connection.
+fn identities_fit(
+    conn: &Connection,
+    idi: &Identity,
+    idr: &Option<Option<Identity>>,
+) -> Result<(), Option<String>> {
+    if conn.remote_id.as_ref().is_some_and(|r| !r.matches(idi)) {
+        return Err(None);
+    }
+    match idr {
+        Some(Some(want)) if !conn.local_id.matches(want) => Err(Some(format!(
+            "peer {idi} asked for identity {want}, we are {}",
+            conn.local_id
+        ))),
+        Some(None) => Err(Some(format!(
+            "peer {idi} asked for an identity of an unsupported type"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Initiator: the responder's identity must be the configured one and its
 /// AUTH (signature or PSK MAC over our signed octets, RFC 7296 §2.15) must
 /// check out — for the plain IKE_AUTH response and for an EAP gateway's
@@ -930,22 +943,11 @@ fn eap_start(
         if !matches!(conn.remote_auth, Auth::Eap(_) | Auth::EapRelay(_)) {
             continue;
         }
-        if conn.remote_id.as_ref().is_some_and(|r| !r.matches(&idi)) {
+        if let Err(why) = identities_fit(conn, &idi, &idr) {
+            if let Some(why) = why {
+                reason = why;
+            }
             continue;
-        }
-        match &idr {
-            Some(Some(want)) if !conn.local_id.matches(want) => {
-                reason = format!(
-                    "peer {idi} asked for identity {want}, we are {}",
-                    conn.local_id
-                );
-                continue;
-            }
-            Some(None) => {
-                reason = format!("peer {idi} asked for an identity of an unsupported type");
-                continue;
-            }
-            _ => {}
         }
         chosen = Some(conn.clone());
         break;
