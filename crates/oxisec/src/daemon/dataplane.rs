@@ -17,6 +17,13 @@
 //! on the packet path but the SAs' atomics: tables are read through
 //! lock-free snapshots, buffers are the thread's own, allocated once.
 //!
+//! **Raw ESP.** When some connection may go without UDP (`encap = false`),
+//! each lane also has a raw IP protocol 50 socket per family, filtered to
+//! its share of the SPIs ([`super::rawesp`]): SAs the engine installed
+//! without UDP encapsulation (no NAT) leave there, one packet per message
+//! (no GSO), and what arrives goes through the same decapsulation as ESP
+//! from UDP 4500.
+//!
 //! **Batches.** A TUN read with offloads (`IFF_VNET_HDR`, TSO/USO) brings up
 //! to 64 KiB of one TCP or UDP flow; [`offload::Segmenter`] cuts it into
 //! wire-sized packets that are encrypted back to back into an arena, and a
@@ -56,6 +63,7 @@ pub use super::esp::{Decap, Encap, EncapDrop, Outbound, Reporter, Tables, Worker
 
 use std::collections::BTreeMap;
 use std::io::{self, IoSlice};
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -68,10 +76,11 @@ use tokio::sync::mpsc;
 use tracing::{Level, debug, error, info, warn};
 
 use super::esp::drop_map;
+use super::rawesp::{RawEspSock, RawSockets, check_spi, parse_ipv4};
 use super::udp::{PortSockets, UdpSock};
 use crate::status::Traffic;
-use batch::{Epoll, RecvBatch, SendBatch};
-use lane::{RxPath, TxArena, encap_read};
+use batch::{EPOLL_FDS, Epoll, RecvBatch, SendBatch};
+use lane::{RxCounts, RxPath, TxArena, Via, encap_read};
 use mtu::{MssClamp, MtuSettings};
 use offload::{Segmenter, VNET_HDR_LEN, VnetHdr};
 
@@ -213,6 +222,11 @@ pub struct DropCounters {
     pub tun_write: AtomicU64,
     /// ESP packets the kernel refused to send.
     pub udp_send: AtomicU64,
+    /// Raw ESP packets the kernel refused to send, or with no raw socket
+    /// to send them on.
+    pub raw_send: AtomicU64,
+    /// Packets from a raw ESP socket with a broken IPv4 header, or SPI 0.
+    pub invalid_raw: AtomicU64,
     /// ESP received and not delivered, by the ESP crate's reason.
     pub decap: ReasonCounters,
     /// Packets from the TUN device the ESP crate refused to protect.
@@ -260,6 +274,8 @@ pub struct DataPlane {
     tuning: Tuning,
     tables: Arc<Tables>,
     sock4500: Arc<PortSockets>,
+    /// Raw ESP sockets are open (one pair per lane).
+    raw_esp: bool,
     drops: Arc<DropCounters>,
     mtu_settings: Arc<MtuSettings>,
     stop: Arc<AtomicBool>,
@@ -309,11 +325,15 @@ impl DataPlane {
     /// messages from port 4500 go to `ike_tx`, what the engine must learn
     /// from the packets (limits, activity, unknown SPIs) to `events`.
     /// `sock4500` is lane 0's pair of sockets; the other lanes bind their
-    /// own to the same port.
+    /// own to the same port. `raw_esp`: also open raw ESP (protocol 50)
+    /// sockets, one pair per lane (see [`super::rawesp`]); if the kernel
+    /// refuses them the data plane runs without ([`raw_esp`](Self::raw_esp)
+    /// says), with a warning.
     pub fn start(
         tun_name: &str,
         mtu: u16,
         sock4500: Arc<PortSockets>,
+        raw_esp: bool,
         ike_tx: mpsc::Sender<Datagram>,
         events: mpsc::UnboundedSender<DataplaneEvent>,
     ) -> io::Result<DataPlane> {
@@ -376,6 +396,21 @@ impl DataPlane {
         for q in &queues {
             q.set_nonblocking(true)?;
         }
+        let mut raws: Vec<Arc<RawSockets>> = Vec::new();
+        if raw_esp {
+            let lanes = queues.len() as u32;
+            let v6 = sock4500.v6.is_some();
+            match (0..lanes)
+                .map(|k| RawSockets::open(k, lanes, v6).map(Arc::new))
+                .collect::<io::Result<Vec<_>>>()
+            {
+                Ok(r) => raws = r,
+                Err(e) => warn!(
+                    "raw ESP (IP protocol 50) sockets: {e} (needs CAP_NET_RAW); ESP goes in UDP 4500 only"
+                ),
+            }
+        }
+        let raw_esp = !raws.is_empty();
 
         let tun: Vec<Arc<tun_rs::SyncDevice>> = queues.into_iter().map(Arc::new).collect();
         let tables = Arc::new(Tables::default());
@@ -392,6 +427,7 @@ impl DataPlane {
             let ctx = Lane {
                 tun: Arc::clone(q),
                 socks: Arc::clone(s),
+                raw: raws.get(k).cloned(),
                 drops: Arc::clone(&drops),
                 mtu: Arc::clone(&mtu_settings),
                 stop: Arc::clone(&stop),
@@ -405,12 +441,13 @@ impl DataPlane {
             )?);
         }
         info!(
-            "TUN device {tun_name} up (mtu {mtu}, {} lane(s), TUN offload {} (UDP {}), UDP GSO {}, UDP GRO {})",
+            "TUN device {tun_name} up (mtu {mtu}, {} lane(s), TUN offload {} (UDP {}), UDP GSO {}, UDP GRO {}, raw ESP {})",
             tuning.lanes,
             on_off(tuning.tun_offload),
             on_off(tuning.tun_uso),
             on_off(tuning.udp_gso),
-            on_off(tuning.udp_gro)
+            on_off(tuning.udp_gro),
+            on_off(raw_esp)
         );
         Ok(DataPlane {
             tun_name: tun_name.to_string(),
@@ -419,6 +456,7 @@ impl DataPlane {
             tuning,
             tables,
             sock4500,
+            raw_esp,
             drops,
             mtu_settings,
             stop,
@@ -437,6 +475,12 @@ impl DataPlane {
 
     pub fn sock4500(&self) -> &Arc<PortSockets> {
         &self.sock4500
+    }
+
+    /// Whether raw ESP sockets are open: SAs without UDP encapsulation can
+    /// be carried.
+    pub fn raw_esp(&self) -> bool {
+        self.raw_esp
     }
 
     /// How the packet path runs (after what the kernel allowed).
@@ -461,7 +505,8 @@ impl DataPlane {
             offloads.push("UDP GRO");
         }
         format!(
-            "userspace ESP-in-UDP on {} (mtu {}, {} lane(s), offloads: {}, {})",
+            "userspace ESP-in-UDP{} on {} (mtu {}, {} lane(s), offloads: {}, {})",
+            if self.raw_esp { " and raw ESP" } else { "" },
             self.tun_name,
             self.mtu,
             t.lanes,
@@ -547,6 +592,8 @@ fn drops_map(d: &DropCounters) -> BTreeMap<String, u64> {
         ("out: too_big", &d.too_big),
         ("out: malformed TUN read", &d.tun_malformed),
         ("out: UDP send failed", &d.udp_send),
+        ("out: raw ESP send failed", &d.raw_send),
+        ("in: invalid raw ESP", &d.invalid_raw),
         ("in: TUN write failed", &d.tun_write),
     ]
     .into_iter()
@@ -565,7 +612,7 @@ fn drops_map(d: &DropCounters) -> BTreeMap<String, u64> {
 
 /// Waits up to `timeout_ms` for the lane's descriptors; `false` when
 /// nothing is readable.
-fn wait_readable(ep: &Epoll, ready: &mut [bool; 3], timeout_ms: i32) -> bool {
+fn wait_readable(ep: &Epoll, ready: &mut [bool; EPOLL_FDS], timeout_ms: i32) -> bool {
     match ep.wait(ready, timeout_ms) {
         Ok(any) => any,
         Err(e) => {
@@ -581,6 +628,8 @@ fn wait_readable(ep: &Epoll, ready: &mut [bool; 3], timeout_ms: i32) -> bool {
 struct Lane {
     tun: Arc<tun_rs::SyncDevice>,
     socks: Arc<PortSockets>,
+    /// This lane's share of raw ESP (by SPI), when raw ESP is on.
+    raw: Option<Arc<RawSockets>>,
     drops: Arc<DropCounters>,
     mtu: Arc<MtuSettings>,
     stop: Arc<AtomicBool>,
@@ -608,6 +657,13 @@ impl Lane {
         socks.extend(self.socks.v6.as_ref());
         let mut fds: Vec<BorrowedFd<'_>> = vec![tun.as_fd()];
         fds.extend(socks.iter().map(|s| s.std().as_fd()));
+        let mut raws: Vec<&RawEspSock> = Vec::new();
+        if let Some(r) = &self.raw {
+            raws.push(&r.v4);
+            raws.extend(r.v6.as_ref());
+        }
+        let raw_at = fds.len();
+        fds.extend(raws.iter().map(|s| s.fd()));
         let ep = match Epoll::new(&fds) {
             Ok(ep) => ep,
             Err(e) => {
@@ -615,7 +671,7 @@ impl Lane {
                 return;
             }
         };
-        let mut ready = [false; 3];
+        let mut ready = [false; EPOLL_FDS];
         let spin = Duration::from_micros(self.tuning.spin_us);
         while !self.stop.load(Ordering::Relaxed) {
             if worker.release_due() {
@@ -631,6 +687,11 @@ impl Lane {
                 for (i, sock) in socks.iter().enumerate() {
                     if ready[i + 1] {
                         busy |= rx.drain(&mut worker, sock, fds[i + 1]);
+                    }
+                }
+                for (i, sock) in raws.iter().enumerate() {
+                    if ready[raw_at + i] {
+                        busy |= rx.drain_raw(&mut worker, sock);
                     }
                 }
                 if ready[0] {
@@ -749,6 +810,99 @@ impl<'l> RxState<'l> {
         }
         any
     }
+
+    /// [`drain`](Self::drain) for a raw ESP socket: the IPv4 header (which
+    /// an IPv4 raw socket delivers) checked and stripped, then the same
+    /// decapsulation, checks and counters as ESP from UDP 4500. Outer
+    /// addresses carry port 0, as raw ESP SAs do.
+    fn drain_raw(&mut self, worker: &mut Worker, sock: &RawEspSock) -> bool {
+        let lane = self.lane;
+        self.path.mss = lane.mtu.rx_mss();
+        let drops = &*lane.drops;
+        let tun = &*lane.tun;
+        let offload = lane.tuning.tun_offload;
+        let tun_log = &mut self.tun_log;
+        let mut write = |iov: &[IoSlice<'_>]| {
+            let r = if offload {
+                tun.send_vectored(iov)
+            } else {
+                tun.send(&iov[0])
+            };
+            if let Err(e) = r {
+                drops.tun_write.fetch_add(1, Ordering::Relaxed);
+                if let Some(n) = tun_log.allow() {
+                    debug!(suppressed = n, "TUN write failed: {e}");
+                }
+            }
+        };
+        let v6 = sock.is_v6();
+        let mut any = false;
+        for _ in 0..RX_ROUNDS {
+            let n = match self.rb.recv(sock.fd(), 0, v6) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    warn!("raw ESP: receive failed: {e}");
+                    std::thread::sleep(Duration::from_millis(50));
+                    break;
+                }
+            };
+            any = true;
+            worker.start_batch();
+            for j in 0..n {
+                let m = *self.rb.meta(j);
+                let range = self.rb.range(j);
+                let pkt = &self.rb.area_mut()[range.clone()];
+                let (esp, local, remote) = if v6 {
+                    let ok = check_spi(pkt);
+                    (ok.map(|()| range), m.local, m.remote)
+                } else {
+                    match parse_ipv4(pkt) {
+                        Ok(h) => (
+                            Ok(range.start + h.esp.start..range.start + h.esp.end),
+                            SocketAddr::new(IpAddr::V4(h.dst), 0),
+                            SocketAddr::new(IpAddr::V4(h.src), 0),
+                        ),
+                        Err(e) => (Err(e), m.local, m.remote),
+                    }
+                };
+                let esp = match esp {
+                    Ok(r) => r,
+                    Err(e) => {
+                        drops.invalid_raw.fetch_add(1, Ordering::Relaxed);
+                        if let Some(s) = self.log.allow() {
+                            debug!(from = %m.remote, suppressed = s, "raw ESP packet dropped: {e}");
+                        }
+                        continue;
+                    }
+                };
+                let remote = SocketAddr::new(remote.ip(), 0);
+                let mut c = RxCounts::default();
+                self.path.esp(
+                    worker,
+                    self.rb.area_mut(),
+                    esp,
+                    local,
+                    remote,
+                    drops,
+                    &mut write,
+                    &mut c,
+                );
+                if let Some(why) = c.dropped
+                    && !why.is_silent()
+                    && let Some(s) = self.log.allow()
+                {
+                    debug!(from = %remote, suppressed = s, "raw ESP packet dropped: {why}");
+                }
+            }
+            self.path.end_batch(self.rb.area_mut(), &mut write);
+            if n < lane.tuning.batch {
+                break;
+            }
+        }
+        any
+    }
 }
 
 /// The sending half of a lane.
@@ -782,26 +936,31 @@ impl<'l> TxState<'l> {
         let drops = &*lane.drops;
         let tun = &*lane.tun;
         let socks = &*lane.socks;
+        let raw = lane.raw.as_deref();
         let offload = lane.tuning.tun_offload;
         let (send_log, gso_warned) = (&mut self.send_log, &mut self.gso_warned);
         let mut flush = |tx: &mut TxArena| {
-            tx.flush_with(|v4, batch: &mut SendBatch, arena| {
-                let sock = if v4 {
-                    Some(&socks.v4)
-                } else {
-                    socks.v6.as_ref()
+            tx.flush_with(|via: Via, batch: &mut SendBatch, arena| {
+                let fd = match (via.raw, via.v4) {
+                    (false, true) => Some(socks.v4.std().as_fd()),
+                    (false, false) => socks.v6.as_ref().map(|s| s.std().as_fd()),
+                    (true, true) => raw.map(|r| r.v4.fd()),
+                    (true, false) => raw.and_then(|r| r.v6.as_ref()).map(|s| s.fd()),
                 };
-                let Some(sock) = sock else {
-                    // No IPv6 socket: nothing to send it with.
+                let counter = if via.raw {
+                    &drops.raw_send
+                } else {
+                    &drops.udp_send
+                };
+                let Some(fd) = fd else {
+                    // No socket of this kind: nothing to send it with.
                     let out = batch.flush_none();
-                    drops.udp_send.fetch_add(out as u64, Ordering::Relaxed);
+                    counter.fetch_add(out as u64, Ordering::Relaxed);
                     return;
                 };
-                let out = batch.flush(sock.std().as_fd(), arena);
+                let out = batch.flush(fd, arena);
                 if out.failed > 0 {
-                    drops
-                        .udp_send
-                        .fetch_add(out.failed as u64, Ordering::Relaxed);
+                    counter.fetch_add(out.failed as u64, Ordering::Relaxed);
                     if let Some(n) = send_log.allow() {
                         let e = out.error.map(io::Error::from_raw_os_error);
                         debug!(suppressed = n, "ESP send failed: {e:?}");

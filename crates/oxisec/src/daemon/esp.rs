@@ -71,7 +71,7 @@ pub enum Encap {
 pub enum EncapDrop {
     /// The policy names a CHILD_SA whose outbound SA is not installed (yet).
     NoSa,
-    /// The SA has no UDP endpoints; raw ESP is not supported.
+    /// The SA has no outer endpoints (neither UDP nor raw ESP ones).
     NoUdpEncap,
     /// A drop shunt (RFC 4301 DISCARD) matched.
     PolicyDiscard,
@@ -434,12 +434,6 @@ impl Tables {
                 remote,
                 udp_encap,
             } => {
-                if !udp_encap {
-                    return Err(format!(
-                        "outbound SA {:08x} without UDP encapsulation: raw ESP is not supported",
-                        sa.spi
-                    ));
-                }
                 let cipher = EspCipher::new(sa.suite, &sa.keys)
                     .map_err(|e| format!("outbound SA {:08x}: {e}", sa.spi))?;
                 let (l, r) = (selectors(local_ts)?, selectors(remote_ts)?);
@@ -448,9 +442,14 @@ impl Tables {
                     cipher,
                     l.clone(),
                     r.clone(),
-                    Some(UdpEncap {
-                        local: *local,
-                        remote: *remote,
+                    // Raw ESP keeps its addresses with ports 0 (see rawesp).
+                    Some(if *udp_encap {
+                        UdpEncap {
+                            local: *local,
+                            remote: *remote,
+                        }
+                    } else {
+                        super::rawesp::raw_endpoints(*local, *remote)
                     }),
                 )
                 .with_limits(limits(&sa.limits));
@@ -495,15 +494,21 @@ impl Tables {
             } => {
                 // Same keys, sequence counter, limits and statistics; new
                 // UDP endpoints.
-                let encap = Some(UdpEncap {
+                let udp = UdpEncap {
                     local: *local,
                     remote: *remote,
-                });
+                };
                 self.sad.update(|s| {
-                    let moved = s
-                        .outbound(child.0)
-                        .filter(|o| o.spi() == *spi)
-                        .map(|o| Arc::new(o.with_udp_encap(encap)));
+                    let moved = s.outbound(child.0).filter(|o| o.spi() == *spi).map(|o| {
+                        // The engine moves only UDP SAs; a raw one stays raw.
+                        let raw = o.udp_encap().is_some_and(|u| super::rawesp::is_raw(&u));
+                        let encap = if raw {
+                            super::rawesp::raw_endpoints(*local, *remote)
+                        } else {
+                            udp
+                        };
+                        Arc::new(o.with_udp_encap(Some(encap)))
+                    });
                     if let Some(o) = moved {
                         s.insert_outbound(child.0, o);
                     }
@@ -1125,13 +1130,43 @@ mod tests {
     }
 
     #[test]
-    fn rejects_raw_esp_and_bad_keys() {
+    fn raw_esp_sas_keep_their_addresses_without_ports() {
         let a = Tables::default();
         let mut cmd = outbound(1, 0x300);
         if let SaCommand::InstallOutbound { udp_encap, .. } = &mut cmd {
             *udp_encap = false;
         }
-        assert!(a.apply(&cmd).unwrap_err().contains("raw ESP"));
+        a.apply(&cmd).unwrap();
+        let mut w = a.worker(reporter().0);
+        let mut buf = PacketBuf::with_default_room();
+        buf.set_data(&ipv4([198, 51, 100, 1], [203, 0, 113, 1]))
+            .unwrap();
+        assert_eq!(
+            w.encapsulate(&mut buf),
+            Encap::Send {
+                local: "192.0.2.1:0".parse().unwrap(),
+                remote: "192.0.2.2:0".parse().unwrap(),
+            }
+        );
+        // Moved (never by the engine without NAT, but if so): still raw.
+        a.apply(&SaCommand::UpdateEndpoints {
+            child: ChildId(1),
+            spi: 0x300,
+            local: "192.0.2.1:500".parse().unwrap(),
+            remote: "192.0.2.9:500".parse().unwrap(),
+        })
+        .unwrap();
+        buf.set_data(&ipv4([198, 51, 100, 1], [203, 0, 113, 1]))
+            .unwrap();
+        assert!(matches!(
+            w.encapsulate(&mut buf),
+            Encap::Send { remote, .. } if remote == "192.0.2.9:0".parse().unwrap()
+        ));
+    }
+
+    #[test]
+    fn rejects_bad_keys() {
+        let a = Tables::default();
         let mut cmd = inbound(1, 0x301);
         if let SaCommand::InstallInbound { sa, .. } = &mut cmd {
             sa.keys = Secret::new(vec![0; 3]);

@@ -12,6 +12,7 @@ pub mod dns;
 mod esp;
 pub mod leases;
 pub mod radius;
+pub mod rawesp;
 pub mod routes;
 pub mod shunts;
 pub mod udp;
@@ -134,7 +135,7 @@ struct Daemon {
     traps: Vec<crate::config::Trap>,
 }
 
-async fn run_async(loaded: Loaded, socket: Option<PathBuf>) -> Result<(), DaemonError> {
+async fn run_async(mut loaded: Loaded, socket: Option<PathBuf>) -> Result<(), DaemonError> {
     let socket_path = socket.unwrap_or_else(|| loaded.daemon.socket.clone());
     let ike500 = Ike500::bind().map_err(io_err("binding the IKE port"))?;
     let sock4500 =
@@ -155,10 +156,22 @@ async fn run_async(loaded: Loaded, socket: Option<PathBuf>) -> Result<(), Daemon
         &loaded.daemon.tun,
         loaded.daemon.mtu,
         sock4500,
+        // Raw ESP sockets only when some connection may go without UDP.
+        loaded.ike.connections.iter().any(|c| !c.force_encap),
         ike_tx,
         ev_tx,
     )
     .map_err(|e| DaemonError::Io(e.to_string()))?;
+    if !dp.raw_esp() {
+        // Without raw sockets an SA without UDP could not be carried: have
+        // the engine ask for UDP on every connection (strongSwan's encap).
+        for c in &mut loaded.ike.connections {
+            if !c.force_encap {
+                warn!(connection = %c.name, "no raw ESP socket: ESP in UDP 4500 even without NAT");
+                Arc::make_mut(c).force_encap = true;
+            }
+        }
+    }
     let route_tx = match routes::start(dp.tun_name()).await {
         Ok(tx) => tx,
         Err(e) => {

@@ -515,7 +515,11 @@ impl SendBatch {
     }
 }
 
-/// An epoll set of up to three descriptors, level-triggered: cheaper per
+/// Most descriptors in an [`Epoll`] set: a lane's TUN queue, its UDP 4500
+/// sockets and its raw ESP sockets (IPv4 and IPv6 each).
+pub const EPOLL_FDS: usize = 5;
+
+/// An epoll set of up to [`EPOLL_FDS`] descriptors, level-triggered: cheaper per
 /// wait than `poll`, which registers and unregisters every descriptor on
 /// every call (measured: a lane spent a quarter of its time in `poll`).
 pub struct Epoll {
@@ -551,10 +555,17 @@ impl Epoll {
 
     /// Waits up to `timeout_ms` (0: do not wait); sets `ready[i]` for each
     /// readable descriptor. `false` on timeout or interruption.
-    pub fn wait(&self, ready: &mut [bool; 3], timeout_ms: i32) -> io::Result<bool> {
-        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 3];
-        // SAFETY: `evs` has room for the 3 events we ask for at most.
-        let n = unsafe { libc::epoll_wait(self.fd.as_raw_fd(), evs.as_mut_ptr(), 3, timeout_ms) };
+    pub fn wait(&self, ready: &mut [bool; EPOLL_FDS], timeout_ms: i32) -> io::Result<bool> {
+        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; EPOLL_FDS];
+        // SAFETY: `evs` has room for the EPOLL_FDS events we ask for at most.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.fd.as_raw_fd(),
+                evs.as_mut_ptr(),
+                EPOLL_FDS as i32,
+                timeout_ms,
+            )
+        };
         if n < 0 {
             let e = io::Error::last_os_error();
             return if e.kind() == io::ErrorKind::Interrupted {

@@ -19,6 +19,7 @@ use super::batch::{MAX_GSO_BYTES, MAX_GSO_SEGMENTS, SendBatch, SendMsg};
 use super::mtu::{IPV6_MIN_MTU, MtuSettings, clamp_mss, too_big_reply};
 use super::offload::{Coalescer, Segmenter};
 use crate::daemon::esp::{Decap, Encap, EncapDrop, Worker};
+use crate::daemon::rawesp::is_raw;
 
 /// Where a TUN reader builds ESP packets, back to back, and the messages
 /// (runs of equal-size packets to one peer) that send them.
@@ -27,6 +28,18 @@ pub struct TxArena {
     used: usize,
     v4: SendBatch,
     v6: SendBatch,
+    /// Raw ESP (protocol 50) messages: one packet each, no GSO.
+    raw4: SendBatch,
+    raw6: SendBatch,
+}
+
+/// Which socket a batch of [`TxArena::flush_with`] goes out on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Via {
+    /// IPv4 (else IPv6) peers.
+    pub v4: bool,
+    /// Raw ESP (else ESP in UDP).
+    pub raw: bool,
 }
 
 impl TxArena {
@@ -38,22 +51,28 @@ impl TxArena {
             used: 0,
             v4: SendBatch::new(msgs, gso),
             v6: SendBatch::new(msgs, gso),
+            raw4: SendBatch::new(msgs, false),
+            raw6: SendBatch::new(msgs, false),
         }
     }
 
-    fn batch(&mut self, v4: bool) -> &mut SendBatch {
-        if v4 { &mut self.v4 } else { &mut self.v6 }
+    fn batch(&mut self, udp: &UdpEncap) -> &mut SendBatch {
+        match (udp.remote.is_ipv4(), is_raw(udp)) {
+            (true, false) => &mut self.v4,
+            (false, false) => &mut self.v6,
+            (true, true) => &mut self.raw4,
+            (false, true) => &mut self.raw6,
+        }
     }
 
-    /// Whether a packet of `len` bytes for a peer of family `v4` fits
-    /// without a flush.
-    fn room(&mut self, len: usize, v4: bool) -> bool {
-        self.used + len <= self.arena.len() && !self.batch(v4).is_full()
+    /// Whether a packet of `len` bytes to `udp` fits without a flush.
+    fn room(&mut self, len: usize, udp: &UdpEncap) -> bool {
+        self.used + len <= self.arena.len() && !self.batch(udp).is_full()
     }
 
     /// Whether nothing waits to be sent.
     pub fn is_empty(&self) -> bool {
-        self.v4.is_empty() && self.v6.is_empty()
+        self.v4.is_empty() && self.v6.is_empty() && self.raw4.is_empty() && self.raw6.is_empty()
     }
 
     /// Records the ESP packet at `at..at + len` (just after the previous
@@ -62,7 +81,7 @@ impl TxArena {
     /// a run) and the run has room.
     fn commit(&mut self, at: usize, len: usize, udp: UdpEncap) {
         self.used = at + len;
-        let b = self.batch(udp.remote.is_ipv4());
+        let b = self.batch(&udp);
         let local = udp.local.ip();
         if b.gso()
             && let Some(m) = b.last_mut()
@@ -88,15 +107,19 @@ impl TxArena {
         debug_assert!(pushed, "room() checked the batch");
     }
 
-    /// Hands every queued message to `send` (one call per family with its
-    /// batch and the arena) and starts over.
-    pub fn flush_with(&mut self, mut send: impl FnMut(bool, &mut SendBatch, &[u8])) {
+    /// Hands every queued message to `send` (one call per socket kind
+    /// with its batch and the arena) and starts over.
+    pub fn flush_with(&mut self, mut send: impl FnMut(Via, &mut SendBatch, &[u8])) {
         let arena = &self.arena[..self.used];
-        if !self.v4.is_empty() {
-            send(true, &mut self.v4, arena);
-        }
-        if !self.v6.is_empty() {
-            send(false, &mut self.v6, arena);
+        for (v4, raw, b) in [
+            (true, false, &mut self.v4),
+            (false, false, &mut self.v6),
+            (true, true, &mut self.raw4),
+            (false, true, &mut self.raw6),
+        ] {
+            if !b.is_empty() {
+                send(Via { v4, raw }, b, arena);
+            }
         }
         self.used = 0;
     }
@@ -154,7 +177,7 @@ pub fn encap_read(
         }
         let (head, tail) = encap_overhead(out.sa, inner_len);
         let len = head + inner_len + tail;
-        if !tx.room(len, v4) {
+        if !tx.room(len, &out.udp) {
             flush(tx);
         }
         let at = tx.used;
@@ -277,31 +300,52 @@ impl RxPath {
                 }
                 Udp4500::Esp(_) => {}
             }
-            let len = one.len();
-            let Ok(mut pb) = PacketBuf::over(&mut area[one.clone()], 0, len) else {
-                continue;
-            };
-            match worker.decapsulate(&mut pb, local, remote) {
-                Decap::Deliver => {
-                    let w = pb.range();
-                    let inner = one.start + w.start..one.start + w.end;
-                    counts.delivered += 1;
-                    if let Some(mss) = self.mss {
-                        clamp_mss(&mut area[inner.clone()], mss);
-                    }
-                    if self.offload {
-                        self.coalescer.push(area, inner, write);
-                    } else {
-                        write(&[IoSlice::new(&area[inner])]);
-                    }
-                }
-                Decap::Drop(why) => {
-                    drops.decap.bump(why);
-                    counts.dropped = Some(why);
-                }
-            }
+            self.esp(worker, area, one, local, remote, drops, write, &mut counts);
         }
         counts
+    }
+
+    /// Decapsulates the ESP packet `area[one]` (from UDP 4500 behind the
+    /// marker demux, or from a raw protocol 50 socket: the same checks and
+    /// counters) in place and hands the inner packet to `write`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn esp(
+        &mut self,
+        worker: &mut Worker,
+        area: &mut [u8],
+        one: Range<usize>,
+        local: SocketAddr,
+        remote: SocketAddr,
+        drops: &DropCounters,
+        write: &mut impl FnMut(&[IoSlice<'_>]),
+        counts: &mut RxCounts,
+    ) {
+        let len = one.len();
+        let Some(slot) = area.get_mut(one.clone()) else {
+            return;
+        };
+        let Ok(mut pb) = PacketBuf::over(slot, 0, len) else {
+            return;
+        };
+        match worker.decapsulate(&mut pb, local, remote) {
+            Decap::Deliver => {
+                let w = pb.range();
+                let inner = one.start + w.start..one.start + w.end;
+                counts.delivered += 1;
+                if let Some(mss) = self.mss {
+                    clamp_mss(&mut area[inner.clone()], mss);
+                }
+                if self.offload {
+                    self.coalescer.push(area, inner, write);
+                } else {
+                    write(&[IoSlice::new(&area[inner])]);
+                }
+            }
+            Decap::Drop(why) => {
+                drops.decap.bump(why);
+                counts.dropped = Some(why);
+            }
+        }
     }
 
     /// Writes whatever the coalescer still holds: call after the last
