@@ -1049,16 +1049,6 @@ impl Cx<'_> {
             }
         };
 
-        if let Some(e) = &raw.encap
-            && !*e.get_ref()
-        {
-            return Err(self.err(
-                    Some(e.span()),
-                    format!("{base}.encap"),
-                    "encap = false needs a raw ESP (IP protocol 50) data plane, which oxisec does not have yet; remove the key or set it to true",
-                ));
-        }
-
         let mut kids: Vec<(&String, &Spanned<RawChild>)> = raw.children.iter().collect();
         kids.sort_by_key(|(_, c)| c.span().start);
         let mut children = Vec::new();
@@ -1093,7 +1083,9 @@ impl Cx<'_> {
             remote_auth: creds.remote,
             ike_proposals,
             children,
-            force_encap: true,
+            // strongSwan's `encap`: false (default) = ESP in UDP only when
+            // a NAT is detected, raw ESP otherwise (RFC 7296 §2.23).
+            force_encap: raw.encap.as_ref().is_some_and(|e| *e.get_ref()),
             ike_lifetime: self.ike_lifetime(&base, raw)?,
             dpd_delay: self
                 .duration(&base, "dpd_delay", raw.dpd_delay.as_ref())?
@@ -2259,9 +2251,14 @@ pub fn summary(loaded: &Loaded) -> String {
         );
         let _ = writeln!(
             s,
-            "  auth: local {}, remote {}, ESP in UDP (encap)",
+            "  auth: local {}, remote {}, {}",
             auth_text(&c.local_auth),
-            auth_text(&c.remote_auth)
+            auth_text(&c.remote_auth),
+            if c.force_encap {
+                "ESP in UDP always (encap)"
+            } else {
+                "raw ESP, in UDP behind a NAT"
+            }
         );
         for p in &c.ike_proposals {
             let _ = writeln!(s, "  ike: {p}");
@@ -2427,7 +2424,12 @@ remote_ts = ["0.0.0.0/0"]
             IkeProposal::parse("aes128gcm16-prfsha256-x25519").unwrap()
         );
         assert!(c.force_encap);
-        assert_eq!(c.children.len(), 2);
+        // The second connection says nothing: raw ESP unless a NAT is seen.
+        assert!(!l.ike.connections[1].force_encap);
+        for (text, force) in [("encap = false", false), ("encap = true", true)] {
+            let l = parse_str(&VALID.replace("encap = true", text)).unwrap();
+            assert_eq!(l.ike.connections[0].force_encap, force, "{text}");
+        }
         let lan = &c.children[0];
         assert_eq!(lan.name, "lan");
         assert_eq!(lan.start_action, StartAction::Start);
@@ -3334,11 +3336,6 @@ ca_certs = [\"pki/ca.crt\"]
                 "{e}"
             );
         }
-        let e = err(&VALID.replace("encap = true", "encap = false"));
-        assert!(
-            e.contains("connections.site-b.encap: encap = false needs"),
-            "{e}"
-        );
         let e = err(&VALID.replace(
             "[connections.roadside.children.any]",
             "[connections.roadside.children.lan]",
