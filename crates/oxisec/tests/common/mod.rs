@@ -37,6 +37,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod certs;
+pub mod espwire;
 pub mod flood;
 pub mod lifecycle;
 pub mod matrix;
