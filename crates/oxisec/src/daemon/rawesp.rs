@@ -382,6 +382,38 @@ mod tests {
         }
     }
 
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Whatever a raw socket delivers, parsing answers with an
+            /// in-bounds ESP range or an error; an accepted header is one
+            /// the ESP range follows exactly.
+            #[test]
+            fn parse_ipv4_accepts_only_consistent_headers(
+                mut b in proptest::collection::vec(any::<u8>(), 0..120),
+                fix in any::<bool>(),
+            ) {
+                if fix && b.len() >= 20 {
+                    // Often a plausible header, so the later checks run.
+                    b[0] = 0x40 | (b[0] & 0x0f).max(5);
+                    b[9] = 50;
+                    let total = b.len() as u16;
+                    b[2..4].copy_from_slice(&total.to_be_bytes());
+                    b[6] &= 0x40;
+                    b[7] = 0;
+                }
+                if let Ok(r) = parse_ipv4(&b) {
+                    let ihl = usize::from(b[0] & 0x0f) * 4;
+                    prop_assert_eq!(r.esp.start, ihl);
+                    prop_assert!(r.esp.end <= b.len());
+                    prop_assert_eq!(b[9], 50);
+                }
+            }
+        }
+    }
+
     #[test]
     fn raw_endpoints_are_told_apart_from_udp_ones() {
         let l: SocketAddr = "192.0.2.1:500".parse().unwrap();

@@ -359,3 +359,72 @@ impl RxPath {
         (self.coalescer.writes, self.coalescer.packets)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::rawesp::raw_endpoints;
+
+    fn udp(remote: &str) -> UdpEncap {
+        let remote: SocketAddr = remote.parse().unwrap();
+        let local = if remote.is_ipv4() {
+            "192.0.2.1:4500"
+        } else {
+            "[2001:db8::1]:4500"
+        };
+        UdpEncap {
+            local: local.parse().unwrap(),
+            remote,
+        }
+    }
+
+    /// Raw ESP packets go to their own batches (one packet per message,
+    /// never merged into a GSO run), apart from ESP in UDP, per family.
+    #[test]
+    fn raw_and_udp_packets_leave_on_their_own_sockets() {
+        let mut tx = TxArena::new(4096, 8, true);
+        let raw4 = raw_endpoints(
+            "192.0.2.1:500".parse().unwrap(),
+            "192.0.2.2:500".parse().unwrap(),
+        );
+        let raw6 = raw_endpoints(
+            "[2001:db8::1]:500".parse().unwrap(),
+            "[2001:db8::2]:500".parse().unwrap(),
+        );
+        let mut at = 0;
+        for ep in [
+            udp("192.0.2.2:4500"),
+            udp("192.0.2.2:4500"),
+            raw4,
+            raw4,
+            raw6,
+            udp("[2001:db8::2]:4500"),
+        ] {
+            assert!(tx.room(100, &ep));
+            tx.commit(at, 100, ep);
+            at += 100;
+        }
+        let mut seen = Vec::new();
+        tx.flush_with(|via, batch, arena| {
+            assert_eq!(arena.len(), 600);
+            let msgs: Vec<(usize, u16)> = batch
+                .messages()
+                .iter()
+                .map(|m| (m.count, m.remote.port()))
+                .collect();
+            seen.push((via, msgs));
+            batch.clear();
+        });
+        let via = |v4, raw| Via { v4, raw };
+        assert_eq!(
+            seen,
+            [
+                (via(true, false), vec![(2, 4500)]),
+                (via(false, false), vec![(1, 4500)]),
+                (via(true, true), vec![(1, 0), (1, 0)]),
+                (via(false, true), vec![(1, 0)]),
+            ]
+        );
+        assert!(tx.is_empty());
+    }
+}
