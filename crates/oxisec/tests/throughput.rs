@@ -6,7 +6,9 @@
 //! Rows: plain veth (no IPsec); strongSwan ↔ strongSwan (charon with
 //! kernel-libipsec, ESP in UDP); oxisec ↔ oxisec; oxisec ↔ strongSwan
 //! (oxisec initiates and sends) — each tunnel with AES-128-GCM and
-//! ChaCha20-Poly1305. Columns: iperf3 TCP with one and with four streams
+//! ChaCha20-Poly1305, in UDP 4500 on both sides (`encap`, as strongSwan's
+//! kernel-libipsec needs); and oxisec ↔ oxisec over raw ESP (`encap =
+//! false`, no NAT) with AES-128-GCM. Columns: iperf3 TCP with one and with four streams
 //! (receiver goodput), iperf3 UDP flood with 64- and 1400-byte IP packets
 //! (packets per second delivered), and ping round-trip time (p50/p99).
 //! A second table gives each tunnel's ratio to strongSwan ↔ strongSwan with
@@ -21,7 +23,7 @@
 //!   (default 1);
 //! * `OXISEC_BENCH_ONLY` — comma-separated row keys to run (`veth`,
 //!   `ss-gcm`, `ss-chacha`, `ox-gcm`, `ox-chacha`, `oxss-gcm`,
-//!   `oxss-chacha`; default all);
+//!   `oxss-chacha`, `ox-raw-gcm`; default all);
 //! * `OXISEC_BENCH_ABLATION=1` — add oxisec ↔ oxisec AES-128-GCM rows with
 //!   the data plane's optimisations switched off one after the other
 //!   (through `OXISEC_DATAPLANE`, see `daemon/dataplane.rs`);
@@ -37,7 +39,8 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::peer::tunnel_up;
+use common::oxisec_peer::{OxisecPeer, oxisec_toml};
+use common::peer::{Peer, tunnel_up};
 use common::{
     CONN, LEFT_HOST, LEFT_OUTER, Netns, PeerKind, RIGHT_HOST, RIGHT_OUTER, Side, Tool, Topology,
     netns, tail, traffic, wait_until,
@@ -85,6 +88,10 @@ struct Plan {
     tunnel: Option<(PeerKind, PeerKind, &'static str)>,
     /// `OXISEC_DATAPLANE` for this row's daemons.
     dataplane: Option<&'static str>,
+    /// oxisec peers with `encap = false`: raw ESP (no NAT here). Every
+    /// other row has `encap = true`/`yes` on both sides, the only mode
+    /// strongSwan's kernel-libipsec has, so that the rows compare.
+    raw_esp: bool,
 }
 
 struct Row {
@@ -261,14 +268,27 @@ fn tunnel(
     left: PeerKind,
     right: PeerKind,
     esp: &str,
+    raw_esp: bool,
     secs: u32,
     runs: u32,
 ) -> common::Result<Metrics> {
     let topo = Topology::new("bench_tunnel")?;
     let result = (|| {
         let (l, r) = topo.tunnel_specs(IKE, esp);
-        let lp = left.start(&topo, Side::Left, &l)?;
-        let rp = right.start(&topo, Side::Right, &r)?;
+        let start = |kind: PeerKind, side: Side, spec| -> common::Result<Box<dyn Peer>> {
+            if !raw_esp || kind != PeerKind::Oxisec {
+                return kind.start(&topo, side, spec);
+            }
+            let toml = oxisec_toml(spec).replace("encap = true\n", "encap = false\n");
+            Ok(Box::new(OxisecPeer::start_with_config(
+                topo.ns(side).clone(),
+                topo.dir.sub(side.as_str())?,
+                format!("oxisec@{}", side.as_str()),
+                &toml,
+            )?))
+        };
+        let lp = start(left, Side::Left, &l)?;
+        let rp = start(right, Side::Right, &r)?;
         let with_logs = |e: common::Error| -> common::Error {
             format!(
                 "{e}\n=== {} ===\n{}\n=== {} ===\n{}",
@@ -365,6 +385,7 @@ fn throughput_table() {
         cipher: "-",
         tunnel: None,
         dataplane: None,
+        raw_esp: false,
     }];
     let pairs = [
         (
@@ -395,9 +416,18 @@ fn throughput_table() {
                 cipher,
                 tunnel: Some((l, r, esp)),
                 dataplane: None,
+                raw_esp: false,
             });
         }
     }
+    plan.push(Plan {
+        key: "ox-raw-gcm".into(),
+        setup: "oxisec <-> oxisec, raw ESP (encap=false)",
+        cipher: GCM.0,
+        tunnel: Some((PeerKind::Oxisec, PeerKind::Oxisec, GCM.1)),
+        dataplane: None,
+        raw_esp: true,
+    });
     if std::env::var("OXISEC_BENCH_ABLATION").is_ok_and(|v| v == "1") {
         for (key, setup, spec) in [
             ("ox-1lane", "oxisec, 1 lane", "lanes=1"),
@@ -420,6 +450,7 @@ fn throughput_table() {
                 cipher: GCM.0,
                 tunnel: Some((PeerKind::Oxisec, PeerKind::Oxisec, GCM.1)),
                 dataplane: Some(spec),
+                raw_esp: false,
             });
         }
     }
@@ -431,6 +462,7 @@ fn throughput_table() {
         cipher,
         tunnel: tunnel_of,
         dataplane,
+        raw_esp,
     } in plan
     {
         if !wanted(&key) {
@@ -440,7 +472,7 @@ fn throughput_table() {
         set_dataplane(dataplane, &original);
         let m = match tunnel_of {
             None => plain_veth(secs, runs),
-            Some((l, r, esp)) => tunnel(l, r, esp, secs, runs),
+            Some((l, r, esp)) => tunnel(l, r, esp, raw_esp, secs, runs),
         }
         .map_err(|e| e.to_string());
         set_dataplane(None, &original);
@@ -461,7 +493,8 @@ fn throughput_table() {
     };
     println!();
     println!(
-        "{secs} s per iperf3 run, median of {runs} run(s); IKE {IKE}; ESP in UDP 4500; \
+        "{secs} s per iperf3 run, median of {runs} run(s); IKE {IKE}; ESP in UDP 4500 \
+         (encap on both sides) except the raw ESP row; \
          UDP = iperf3 -b 0 flood, IP packet size; RTT = {} pings {} s apart (dense), \
          {} pings {} s apart (sparse)",
         RTT_DENSE.0, RTT_DENSE.1, RTT_SPARSE.0, RTT_SPARSE.1

@@ -257,6 +257,9 @@ fn toml_str(s: &str) -> String {
 /// The daemon configuration for one tunnel: one `[connections.<name>]`
 /// table with swanctl's key names, the child under
 /// `[connections.<name>.children.<name>]` (see `oxisec.example.toml`).
+/// `encap = true`: ESP in UDP 4500 even without NAT, as strongSwan's
+/// kernel-libipsec needs (`encap = yes`), so that oxisec ↔ oxisec and
+/// oxisec ↔ strongSwan runs compare; raw ESP tests replace it.
 pub fn oxisec_toml(spec: &TunnelSpec) -> String {
     let start_action = match spec.start_action {
         StartAction::None => "none",
