@@ -558,6 +558,7 @@ async fn handshake(gw_cfg: &oxisec::config::Loaded, client_cfg: Config) -> Resul
                         Verdict::Accept => EapRelayAnswer::Accept {
                             packet: a.eap,
                             msk: a.msk.ok_or("no MSK")?,
+                            groups: a.groups,
                         },
                         Verdict::Reject => EapRelayAnswer::Reject {
                             packet: a.eap,
