@@ -17,6 +17,9 @@
 //!   (`[connections.rw-eap.groups.NAME]`).
 //! * rw4: oxisec as the road warrior, EAP user erin in no group: the
 //!   connection's own pool.
+//! * rw5 (when strongSwan's `pki` tool is installed): strongSwan with a
+//!   certificate whose subject has `OU=staff`, from a second CA: the
+//!   `staff` pool through `[connections.rw-cert.groups.staff]`.
 //!
 //! All five connect at the same time (one thread each); the addresses are
 //! distinct, each is where its group says, and each client pings the
@@ -28,7 +31,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::certs::OxisecPki;
+use common::certs::{EeSpec, KeyType, OxisecPki, SwanPki, Validity, swan_pki_available};
 use common::oxisec_peer::{OxisecPeer, oxisec_bin};
 use common::peer::Peer;
 use common::strongswan::{EAP_PLUGINS, StrongSwan};
@@ -44,6 +47,9 @@ const STAFF_POOL: (&str, &str) = ("staff", "198.51.100.32/28");
 const GUEST_POOL: (&str, &str) = ("guests", "198.51.100.48/28");
 const DEFAULT_POOL: (&str, &str) = ("everyone", "198.51.100.64/28");
 const CERT_USERS: [&str; 2] = ["carol@example.org", "dave@example.org"];
+/// The certificate client whose subject's OU names its group.
+const OU_USER: &str = "frank@example.org";
+const OU_DN: &str = "C=CH, O=Example, OU=staff, CN=frank@example.org";
 /// (user, password, group in the users file).
 const EAP_USERS: [(&str, &str, Option<&str>); 3] = [
     ("alice", "alice's long password", Some("staff")),
@@ -134,7 +140,7 @@ fn swanctl_cred(dir: &Path, sub: &str, file: &Path) -> Result<()> {
 
 /// The gateway: certificate clients on `rw-cert`, EAP users on `rw-eap`
 /// with a pool per group and a default pool for the rest.
-fn gateway_toml(dir: &Path, pki: &OxisecPki) -> String {
+fn gateway_toml(dir: &Path, pki: &OxisecPki, other_ca: Option<&Path>) -> String {
     let gw = pki.issued(GATEWAY_ID);
     let pool = |(name, addrs): (&str, &str)| format!("[pools.{name}]\naddrs = \"{addrs}\"\n");
     let conn = |name: &str, remote_auth: &str, pools: &str| {
@@ -157,7 +163,11 @@ esp_proposals = ["aes128gcm16"]
             cert = gw.cert.display(),
             key = gw.key.display(),
             ca = if remote_auth == "cert" {
-                format!("ca_certs = [\"{}\"]", pki.ca_cert().display())
+                let mut cas = format!("\"{}\"", pki.ca_cert().display());
+                if let Some(other) = other_ca {
+                    cas.push_str(&format!(", \"{}\"", other.display()));
+                }
+                format!("ca_certs = [{cas}]")
             } else {
                 String::new()
             },
@@ -169,6 +179,8 @@ state_dir = "{state}"
 users_file = "{users}"
 {}{}{}{}{}{}[connections.rw-eap.groups.staff]
 pools = ["{}"]
+[connections.rw-cert.groups.staff]
+pools = ["{STAFF}"]
 [connections.rw-eap.groups.contractors]
 pools = ["{}"]
 subnets = ["{COMPANY}"]
@@ -183,6 +195,7 @@ subnets = ["{COMPANY}"]
         GUEST_POOL.0,
         state = dir.join("state").display(),
         users = dir.join("users.toml").display(),
+        STAFF = STAFF_POOL.0,
     )
 }
 
@@ -298,14 +311,18 @@ impl Client {
 }
 
 #[test]
-fn five_road_warriors_at_once_with_certificates_and_groups() {
+fn road_warriors_at_once_with_certificates_and_groups() {
     let _serial = common::serial();
-    let test = "five_road_warriors_at_once_with_certificates_and_groups";
+    let test = "road_warriors_at_once_with_certificates_and_groups";
     if common::skip(test, &[Tool::Charon, Tool::Swanctl, Tool::Ping]) {
         return;
     }
+    let with_ou = swan_pki_available();
+    if !with_ou {
+        eprintln!("NOTE: {test}: no strongSwan `pki` tool, so no client with OU=staff");
+    }
     let dir = TestDir::new(test).unwrap();
-    let net = Net::new(5).unwrap();
+    let net = Net::new(if with_ou { 6 } else { 5 }).unwrap();
     let run = || -> Result<()> {
         let gw_dir = dir.sub("gw")?;
         let pki = OxisecPki::init_ca(&gw_dir.join("pki"), "Road Warrior CA", "ecdsa")?;
@@ -318,11 +335,34 @@ fn five_road_warriors_at_once_with_certificates_and_groups() {
         for (name, pw, group) in EAP_USERS {
             add_user(&users, name, pw, group)?;
         }
+        // A second CA (strongSwan's pki) for the client with OU=staff.
+        let ou_cert = if with_ou {
+            let swan = SwanPki::new(&gw_dir.join("swanpki"))?;
+            let ca = swan.ca(
+                "ou-ca",
+                "C=CH, O=Example, CN=OU Test CA",
+                KeyType::EcdsaP256,
+            )?;
+            let ee = swan.issue(
+                &ca,
+                &EeSpec {
+                    name: OU_USER,
+                    dn: OU_DN,
+                    sans: &[OU_USER],
+                    key: KeyType::EcdsaP256,
+                    flags: &["clientAuth"],
+                    validity: Validity::Days(30),
+                },
+            )?;
+            Some((ca.cert, ee))
+        } else {
+            None
+        };
         let gw = OxisecPeer::start_with_config(
             net.gw.clone(),
             gw_dir.clone(),
             "oxisec@gw".into(),
-            &gateway_toml(&gw_dir, &pki),
+            &gateway_toml(&gw_dir, &pki, ou_cert.as_ref().map(|(ca, _)| ca.as_path())),
         )?;
 
         // Start the five clients.
@@ -332,6 +372,19 @@ fn five_road_warriors_at_once_with_certificates_and_groups() {
             let addr = client_addr(i);
             swanctl_cred(&cdir, "x509ca", &pki.ca_cert())?;
             let c = match i {
+                5 => {
+                    let (_, ee) = ou_cert.as_ref().ok_or("no OU certificate")?;
+                    swanctl_cred(&cdir, "x509", &ee.cert)?;
+                    swanctl_cred(&cdir, "private", &ee.key)?;
+                    let conf = strongswan_client(addr, OU_USER, "pubkey", None);
+                    Client::Swan(StrongSwan::start_with_swanctl(
+                        ns.clone(),
+                        cdir,
+                        format!("strongswan@rw{i}"),
+                        &Tuning::default(),
+                        &conf,
+                    )?)
+                }
                 0 | 1 => {
                     swanctl_cred(&cdir, "x509", &certs[i].cert)?;
                     swanctl_cred(&cdir, "private", &certs[i].key)?;
@@ -356,7 +409,7 @@ fn five_road_warriors_at_once_with_certificates_and_groups() {
                         EAP_PLUGINS,
                     )?)
                 }
-                _ => {
+                4 => {
                     let (user, pw, _) = EAP_USERS[2];
                     private_file(&cdir.join("password"), &format!("{pw}\n"))?;
                     let toml = oxisec_client(&cdir, addr, user, &pki.ca_cert());
@@ -367,6 +420,7 @@ fn five_road_warriors_at_once_with_certificates_and_groups() {
                         &toml,
                     )?)
                 }
+                _ => return Err("more clients than kinds".into()),
             };
             clients.push(c);
         }
@@ -395,10 +449,17 @@ fn five_road_warriors_at_once_with_certificates_and_groups() {
         let mut distinct = vips.clone();
         distinct.sort();
         distinct.dedup();
-        if distinct.len() != 5 {
+        if distinct.len() != clients.len() {
             return Err(format!("addresses are not distinct: {vips:?}").into());
         }
-        let expected = [CERT_POOL, CERT_POOL, STAFF_POOL, GUEST_POOL, DEFAULT_POOL];
+        let expected = [
+            CERT_POOL,
+            CERT_POOL,
+            STAFF_POOL,
+            GUEST_POOL,
+            DEFAULT_POOL,
+            STAFF_POOL,
+        ];
         for (i, (vip, pool)) in vips.iter().zip(expected).enumerate() {
             if !in_pool(*vip, pool) {
                 return Err(
@@ -418,7 +479,7 @@ fn five_road_warriors_at_once_with_certificates_and_groups() {
             return Err(format!("gateway lists {on_gw:?}, clients have {distinct:?}").into());
         }
         let online: usize = status.pools.iter().map(|p| p.online).sum();
-        if online != 5 {
+        if online != clients.len() {
             return Err(format!("pool usage: {:?}", status.pools).into());
         }
 
@@ -439,7 +500,11 @@ fn five_road_warriors_at_once_with_certificates_and_groups() {
         }
         // The gateway says which group chose the pool.
         let log = gw.log();
-        for (user, group) in [("alice", "staff"), ("bob", "contractors")] {
+        let mut grouped = vec![("alice", "staff"), ("bob", "contractors")];
+        if with_ou {
+            grouped.push((OU_USER, "staff"));
+        }
+        for (user, group) in grouped {
             let said = log.lines().any(|l| {
                 l.contains("assigned virtual IP") && l.contains(user) && l.contains(group)
             });
