@@ -355,6 +355,10 @@ struct RawConnection {
     dns: Option<Spanned<Vec<Spanned<String>>>>,
     dns_domains: Option<Spanned<Vec<Spanned<String>>>>,
     subnets: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Remote access per user group (`[connections.X.groups.NAME]`).
+    #[serde(default)]
+    groups: BTreeMap<String, Spanned<remote::RawGroup>>,
+    require_group: Option<Spanned<bool>>,
     #[serde(default)]
     children: BTreeMap<String, Spanned<RawChild>>,
 }
@@ -3573,10 +3577,15 @@ ca_certs = [\"pki/ca.crt\"]
                 "connections.site-b.children.lan",
             ),
             ("shunts.x", "shunts.mgmt"),
+            (
+                "connections.x.groups.y",
+                "connections.rw-eap.groups.contractors",
+            ),
         ] {
             for key in schema_keys(table) {
                 let ok = match key.as_str() {
                     "children" => sections.contains_key("connections.site-b.children.lan"),
+                    "groups" => sections.contains_key("connections.rw-eap.groups.contractors"),
                     // An alias, named in the ike_proposals comment.
                     "proposals" => text.contains("`proposals` works too"),
                     k => documents(section, k),
@@ -3636,6 +3645,83 @@ remote_ts = ["dynamic"]
         assert_eq!(c.remote_access.subnets.len(), 1);
         assert!(c.remote_access.request_vips.is_empty());
         assert!(c.children[0].remote_ts.is_empty(), "dynamic");
+    }
+
+    #[test]
+    fn remote_access_groups() {
+        let text = GATEWAY.replace(
+            "[connections.rw.children.net]",
+            r#"require_group = true
+[connections.rw.groups.staff]
+[connections.rw.groups."Contractors"]
+pools = ["guests"]
+dns = []
+subnets = ["10.1.5.0/24"]
+[connections.rw.children.net]"#,
+        ) + "[pools.guests]\naddrs = \"10.3.1.0/24\"\n";
+        let l = parse_str(&text).unwrap();
+        let ra = &l.ike.connections[0].remote_access;
+        assert!(ra.require_group);
+        assert_eq!(ra.groups.len(), 2);
+        // BTreeMap order; the engine picks by the user's group order.
+        assert_eq!(ra.groups[0].group, "Contractors");
+        assert_eq!(ra.groups[0].pools, ["guests"]);
+        assert_eq!(ra.groups[0].dns, Some(vec![]));
+        assert_eq!(ra.groups[0].dns_domains, None);
+        assert_eq!(ra.groups[0].subnets.as_ref().map(Vec::len), Some(1));
+        assert_eq!(ra.groups[1].group, "staff");
+        assert!(ra.groups[1].pools.is_empty(), "the connection's pools");
+        let staff = ra.for_groups(&["STAFF".into()]).unwrap();
+        assert_eq!(staff.pools, ["staff", "staff6"]);
+        assert!(ra.for_groups(&["guests".into()]).is_none(), "required");
+
+        let e = err(&text.replace("pools = [\"guests\"]", "pools = [\"nope\"]"));
+        assert!(
+            e.contains("connections.rw.groups.Contractors.pools[0]") && e.contains("no pool"),
+            "{e}"
+        );
+        let e = err(&text.replace("dns = []", "dns = [\"x\"]"));
+        assert!(e.contains("groups.Contractors.dns[0]"), "{e}");
+        let e = err(&text.replace("dns = []", "nameservers = []"));
+        assert!(e.contains("nameservers"), "{e}");
+        let e = err(&text.replace(
+            "groups.staff]",
+            "groups.STAFF]\n[connections.rw.groups.staff]",
+        ));
+        assert!(e.contains("ignore ASCII case"), "{e}");
+        // require_group without groups, groups on a client.
+        let e = err(&GATEWAY.replace(
+            "[connections.rw.children.net]",
+            "require_group = true\n[connections.rw.children.net]",
+        ));
+        assert!(
+            e.contains("require_group") && e.contains("define at least one group"),
+            "{e}"
+        );
+        let client = r#"
+[connections.home]
+remote_addrs = ["192.0.2.1"]
+psk = "a remote-access key that is long enough"
+vips = ["0.0.0.0"]
+[connections.home.groups.staff]
+[connections.home.children.all]
+local_ts = ["dynamic"]
+remote_ts = ["0.0.0.0/0"]
+"#;
+        let e = err(client);
+        assert!(
+            e.contains("connections.home.groups.staff") && e.contains("vips"),
+            "{e}"
+        );
+        // Pools only in a group still make a gateway: dns is allowed.
+        let only_group = GATEWAY
+            .replace("pools = [\"staff\", \"staff6\"]\n", "")
+            .replace(
+                "[connections.rw.children.net]",
+                "[connections.rw.groups.staff]\npools = [\"staff\"]\n[connections.rw.children.net]",
+            );
+        let l = parse_str(&only_group).unwrap();
+        assert!(l.ike.connections[0].remote_access.hands_out_addresses());
     }
 
     #[test]

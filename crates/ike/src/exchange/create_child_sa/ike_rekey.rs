@@ -29,6 +29,7 @@ fn successor(
     n.selected = Some(selected);
     n.peer_id = sa.peer_id.clone();
     n.eap_identity = sa.eap_identity.clone();
+    n.peer_groups = sa.peer_groups.clone();
     n.nat_local = sa.nat_local;
     n.nat_remote = sa.nat_remote;
     n.fragmentation = sa.fragmentation;
