@@ -37,6 +37,7 @@ pub use config::{
 };
 pub use eap::{EapUsers, NtHash};
 pub use engine::{Engine, Stats};
+pub use groups::certificate_groups;
 pub use identity::Identity;
 pub use pool::Lease;
 pub use proposal::{EspProposal, IkeProposal};
