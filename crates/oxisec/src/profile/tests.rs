@@ -879,6 +879,10 @@ fn cli_parses_profile() {
         "/tmp/a.p12",
         "--auth",
         "cert-eap",
+        "--group",
+        "staff",
+        "--group",
+        "vpn",
     ])
     .unwrap();
     match cli.command {
@@ -889,6 +893,7 @@ fn cli_parses_profile() {
             assert_eq!(a.config, Path::new(DEFAULT_CONFIG));
             assert_eq!(a.pki_dir, Path::new(DEFAULT_PKI_DIR));
             assert!(a.qr);
+            assert_eq!(a.group, ["staff", "vpn"]);
         }
         other => panic!("{other:?}"),
     }
