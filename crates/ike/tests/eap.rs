@@ -698,7 +698,7 @@ fn status_names_the_eap_user_and_groups() {
         vec!["contractors".to_string(), "staff".to_string()],
         Some("contractors".to_string()),
     );
-    assert_eq!(shown(&w.b), [bob.clone()]);
+    assert_eq!(shown(&w.b), std::slice::from_ref(&bob));
     // The client knows no groups of its own.
     assert_eq!(shown(&w.a), [(None, vec![], None)]);
     w.b.engine.handle_command(
