@@ -31,9 +31,10 @@ mod window;
 pub use api::*;
 pub use config::{
     Auth, ChildConfig, ChildLifetime, ChildMode, Config, Connection, DosConfig, DpdAction,
-    EapRelay, EapServer, FragmentationConfig, IkeLifetime, LocalCert, NatKeepalive, PoolConfig,
-    RemoteAccess, RetransmitConfig, SendCert, StartAction,
+    EapRelay, EapServer, EapTlsServer, FragmentationConfig, IkeLifetime, LocalCert, NatKeepalive,
+    PoolConfig, RemoteAccess, RetransmitConfig, SendCert, StartAction,
 };
+pub use eap::tls::TlsVersions;
 pub use eap::{EapUsers, NtHash};
 pub use engine::{Engine, Stats};
 pub use identity::Identity;

@@ -940,7 +940,10 @@ fn eap_start(
     let mut reason = format!("{idi} sent no AUTH, and no connection authenticates it with EAP");
     let mut chosen = None;
     for conn in &sa.candidates {
-        if !matches!(conn.remote_auth, Auth::Eap(_) | Auth::EapRelay(_)) {
+        if !matches!(
+            conn.remote_auth,
+            Auth::Eap(_) | Auth::EapRelay(_) | Auth::EapTls(_)
+        ) {
             continue;
         }
         if let Err(why) = identities_fit(conn, &idi, &idr) {
@@ -1003,6 +1006,31 @@ fn eap_start(
             );
             out.push(Payload::Eap(first));
             (EapRole::Server(server), "EAP-MSCHAPv2")
+        }
+        Auth::EapTls(tls) => {
+            let Auth::Cert(cert) = &conn.local_auth else {
+                let why = "EAP-TLS needs a certificate as our local_auth".to_string();
+                reject(sa, cx, Some(conn.name.clone()), why);
+                return;
+            };
+            let settings = eap::tls::Settings {
+                trust: tls.trust.clone(),
+                key: cert.key.clone(),
+                chain: cert.chain.clone(),
+                versions: tls.versions,
+                fragment_size: tls.fragment_size,
+            };
+            match eap::tls::Server::start(settings, tls.ask_identity, &idi, cx.rng) {
+                Ok((server, first)) => {
+                    out.push(Payload::Eap(first));
+                    (EapRole::Tls(Box::new(server)), "EAP-TLS")
+                }
+                Err(why) => {
+                    warn!(connection = %conn.name, "cannot start EAP-TLS: {why}");
+                    reject(sa, cx, Some(conn.name.clone()), why);
+                    return;
+                }
+            }
         }
         _ => return,
     };
@@ -1092,6 +1120,7 @@ fn eap_round(
     e.rounds += 1;
     let max_rounds = match e.role {
         EapRole::Relay(_) => eap::relay::MAX_RELAY_ROUNDS,
+        EapRole::Tls(_) => eap::tls::MAX_ROUNDS,
         _ => eap::MAX_ROUNDS,
     };
     if e.rounds > max_rounds {
@@ -1110,6 +1139,7 @@ fn eap_round(
         let (msk, user) = match &e.role {
             EapRole::Server(server) => (server.msk().cloned(), server.user().map(str::to_string)),
             EapRole::Relay(relay) => (relay.msk().cloned(), Some(relay.identity().to_string())),
+            EapRole::Tls(tls) => (tls.msk().cloned(), tls.user().map(str::to_string)),
             EapRole::Client(_) => (None, None),
         };
         let (Some(msk), Some(user)) = (msk, user) else {
@@ -1187,6 +1217,11 @@ fn eap_round(
             }
             return;
         }
+        EapRole::Tls(tls) => {
+            let step = tls.process(data, cx.wall);
+            eap_step(sa, cx, e, step, &conn.name, answer, fail);
+            return;
+        }
         EapRole::Client(_) => return,
     };
     match server.process(data, cx.rng) {
@@ -1213,12 +1248,46 @@ fn eap_round(
     }
 }
 
+/// Gateway: sends the answer of a local EAP method's step (EAP-TLS), or
+/// fails the authentication with its EAP-Failure.
+fn eap_step(
+    sa: &mut IkeSa,
+    cx: &mut Cx,
+    e: Box<EapHandshake>,
+    step: eap::server::Step,
+    conn: &str,
+    answer: impl FnOnce(&mut IkeSa, &mut Cx, Vec<Payload>),
+    fail: impl FnOnce(&mut IkeSa, &mut Cx, String, Option<Vec<u8>>),
+) {
+    match step {
+        eap::server::Step::Continue(next) => {
+            if let Some(hs) = sa.hs.as_mut() {
+                hs.eap = Some(e);
+            }
+            answer(sa, cx, vec![Payload::Eap(next)]);
+        }
+        eap::server::Step::Success { packet, user } => {
+            debug!(connection = %conn, user = %user, "EAP method succeeded; EAP-Success");
+            if let Some(hs) = sa.hs.as_mut() {
+                hs.eap = Some(e);
+            }
+            answer(sa, cx, vec![Payload::Eap(packet)]);
+        }
+        eap::server::Step::Failure { packet, reason } => fail(sa, cx, reason, Some(packet)),
+    }
+}
+
 /// Whether this responder SA is in the middle of EAP with its client.
 pub(crate) fn eap_in_progress(sa: &IkeSa) -> bool {
     sa.hs
         .as_ref()
         .and_then(|h| h.eap.as_ref())
-        .is_some_and(|e| matches!(e.role, EapRole::Server(_) | EapRole::Relay(_)))
+        .is_some_and(|e| {
+            matches!(
+                e.role,
+                EapRole::Server(_) | EapRole::Relay(_) | EapRole::Tls(_)
+            )
+        })
 }
 
 /// Responder during EAP, an INFORMATIONAL request: a client that gives up
