@@ -185,6 +185,9 @@ enum AuthKind {
     /// EAP-MSCHAPv2: our user name and password as a client, our users'
     /// as a gateway.
     Eap,
+    /// EAP-TLS (gateway only): the users' certificates, checked against
+    /// `ca_certs` inside a TLS handshake carried by EAP.
+    EapTls,
 }
 
 impl AuthKind {
@@ -193,6 +196,7 @@ impl AuthKind {
             AuthKind::Psk => "psk",
             AuthKind::Cert => "cert",
             AuthKind::Eap => "eap",
+            AuthKind::EapTls => "eap-tls",
         }
     }
 
@@ -201,6 +205,7 @@ impl AuthKind {
             AuthKind::Psk => "the pre-shared key",
             AuthKind::Cert => "a certificate",
             AuthKind::Eap => "EAP-MSCHAPv2",
+            AuthKind::EapTls => "EAP-TLS",
         }
     }
 }
@@ -321,6 +326,10 @@ struct RawConnection {
     remote_auth: Option<Spanned<String>>,
     /// Gateway with EAP clients: ask for the EAP identity first.
     eap_ask_identity: Option<Spanned<bool>>,
+    /// Gateway with `remote_auth = "eap-tls"`: largest EAP-TLS packet we
+    /// send, and the highest TLS version ("1.2" or "1.3").
+    eap_tls_fragment_size: Option<Spanned<usize>>,
+    eap_tls_max_version: Option<Spanned<String>>,
     /// Client with `local_auth = "eap"`: the EAP user name and the file
     /// whose first line is the password.
     eap_identity: Option<Spanned<String>>,
@@ -1395,7 +1404,7 @@ impl Cx<'_> {
                 }
             }
         }
-        if remote != AuthKind::Cert {
+        if remote != AuthKind::Cert && remote != AuthKind::EapTls {
             for (key, span) in [
                 ("ca_certs", raw.ca_certs.as_ref().map(Spanned::span)),
                 ("crls", raw.crls.as_ref().map(Spanned::span)),
@@ -1474,6 +1483,7 @@ impl Cx<'_> {
                 users: self.eap_users(base, raw)?,
                 ask_identity: raw.eap_ask_identity.as_ref().is_some_and(|v| *v.get_ref()),
             }),
+            (None, AuthKind::EapTls, _) => self.eap_tls_server(base, rc, local, warnings)?,
             _ => Auth::PeerCert(Arc::new(self.trust_store(base, rc, warnings)?)),
         };
         Ok(Creds {
@@ -1481,6 +1491,76 @@ impl Cx<'_> {
             remote: remote_auth,
             cert,
         })
+    }
+
+    /// `remote_auth = "eap-tls"`: the users' certificates must chain to
+    /// `ca_certs` (clientAuth EKU unless `remote_eku` says otherwise); our
+    /// IKE certificate is the TLS server certificate, so we must
+    /// authenticate with one.
+    fn eap_tls_server(
+        &self,
+        base: &str,
+        rc: &Spanned<RawConnection>,
+        local: AuthKind,
+        warnings: &mut Vec<ConfigError>,
+    ) -> Result<Auth, ConfigError> {
+        let raw = rc.get_ref();
+        if local != AuthKind::Cert {
+            return Err(self.err(
+                raw.remote_auth.as_ref().map(Spanned::span),
+                format!("{base}.local_auth"),
+                format!(
+                    "remote_auth = \"eap-tls\" needs our certificate (local_cert + local_key or local_p12): it is the TLS server certificate; we authenticate with {} here",
+                    local.words()
+                ),
+            ));
+        }
+        if raw.ca_certs.is_none() {
+            return Err(self.err(
+                raw.remote_auth.as_ref().map(Spanned::span),
+                format!("{base}.ca_certs"),
+                "remote_auth = \"eap-tls\" needs ca_certs (the CA certificates the users' certificates must chain to)",
+            ));
+        }
+        let mut store = self.trust_store(base, rc, warnings)?;
+        if raw.remote_eku.is_none() {
+            let mut policy = store.policy();
+            policy.eku = EkuPolicy::Client;
+            store.set_policy(policy);
+        }
+        let mut server = oxisec_ike::EapTlsServer::new(Arc::new(store));
+        server.ask_identity = raw.eap_ask_identity.as_ref().is_some_and(|v| *v.get_ref());
+        if let Some(size) = &raw.eap_tls_fragment_size {
+            let range = oxisec_ike::eap::tls::FRAGMENT_SIZE_RANGE;
+            if !range.contains(size.get_ref()) {
+                return Err(self.err(
+                    Some(size.span()),
+                    format!("{base}.eap_tls_fragment_size"),
+                    format!(
+                        "{} is out of range: {}..={} octets (default {})",
+                        size.get_ref(),
+                        range.start(),
+                        range.end(),
+                        oxisec_ike::eap::tls::DEFAULT_FRAGMENT_SIZE
+                    ),
+                ));
+            }
+            server.fragment_size = *size.get_ref();
+        }
+        if let Some(v) = &raw.eap_tls_max_version {
+            server.versions = match v.get_ref().as_str() {
+                "1.2" => oxisec_ike::TlsVersions::Tls12,
+                "1.3" => oxisec_ike::TlsVersions::Tls12And13,
+                other => {
+                    return Err(self.err(
+                        Some(v.span()),
+                        format!("{base}.eap_tls_max_version"),
+                        format!("{other:?}: use \"1.2\" or \"1.3\""),
+                    ));
+                }
+            };
+        }
+        Ok(Auth::EapTls(server))
     }
 
     /// EAP works one way round: a gateway (responder, `remote_auth =
@@ -1532,14 +1612,35 @@ impl Cx<'_> {
                 }
             }
         }
+        if remote != AuthKind::EapTls {
+            for (key, span) in [
+                (
+                    "eap_tls_fragment_size",
+                    raw.eap_tls_fragment_size.as_ref().map(Spanned::span),
+                ),
+                ("eap_tls_max_version", at(&raw.eap_tls_max_version)),
+            ] {
+                if let Some(span) = span {
+                    return Err(self.err(
+                        Some(span),
+                        format!("{base}.{key}"),
+                        format!(
+                            "only used by a gateway whose clients authenticate with EAP-TLS (remote_auth = \"eap-tls\"); the peer authenticates with {} here",
+                            remote.words()
+                        ),
+                    ));
+                }
+            }
+        }
         if remote != AuthKind::Eap
+            && remote != AuthKind::EapTls
             && let Some(v) = &raw.eap_ask_identity
         {
             return Err(self.err(
                 Some(v.span()),
                 format!("{base}.eap_ask_identity"),
                 format!(
-                    "only used by a gateway whose clients authenticate with EAP (remote_auth = \"eap-mschapv2\"); the peer authenticates with {} here",
+                    "only used by a gateway whose clients authenticate with EAP (remote_auth = \"eap-mschapv2\" or \"eap-tls\"); the peer authenticates with {} here",
                     remote.words()
                 ),
             ));
@@ -1642,11 +1743,17 @@ impl Cx<'_> {
             "psk" => Ok(Some(AuthKind::Psk)),
             "cert" | "pubkey" => Ok(Some(AuthKind::Cert)),
             "eap" | "eap-mschapv2" => Ok(Some(AuthKind::Eap)),
+            "eap-tls" if key == "remote_auth" => Ok(Some(AuthKind::EapTls)),
+            "eap-tls" => Err(self.err(
+                Some(v.span()),
+                format!("{base}.{key}"),
+                "\"eap-tls\" is for a gateway's remote_auth (its users log in with certificates); as a client, authenticate with local_auth = \"cert\"",
+            )),
             other => Err(self.err(
                 Some(v.span()),
                 format!("{base}.{key}"),
                 format!(
-                    "{other:?} is not an authentication method: use \"psk\", \"cert\" or \"eap-mschapv2\" (alias \"eap\")"
+                    "{other:?} is not an authentication method: use \"psk\", \"cert\", \"eap-mschapv2\" (alias \"eap\") or, for remote_auth, \"eap-tls\""
                 ),
             )),
         }
@@ -2315,6 +2422,23 @@ fn auth_text(a: &Auth) -> String {
                 p.revocation
             )
         }
+        Auth::EapTls(e) => {
+            let cas: Vec<String> = e.trust.anchors().iter().map(|c| c.subject()).collect();
+            let p = e.trust.policy();
+            format!(
+                "EAP-TLS: client certificate from CA {} (EKU {:?}, revocation {:?}; TLS {:?}, fragments of {} octets){}",
+                cas.join(" or "),
+                p.eku,
+                p.revocation,
+                e.versions,
+                e.fragment_size,
+                if e.ask_identity {
+                    ", identity asked for with EAP-Identity"
+                } else {
+                    ", the IKE identity must be in the certificate"
+                }
+            )
+        }
         Auth::Eap(e) => format!(
             "EAP-MSCHAPv2 user name and password from the users file{}",
             if e.ask_identity {
@@ -2893,7 +3017,7 @@ remote_ts = ["0.0.0.0/0"]
             (
                 format!("{gw}eap_ask_identity = true\n"),
                 "eap_ask_identity",
-                "connections.g.eap_ask_identity: only used by a gateway whose clients authenticate with EAP (remote_auth = \"eap-mschapv2\"); the peer authenticates with the pre-shared key here",
+                "connections.g.eap_ask_identity: only used by a gateway whose clients authenticate with EAP (remote_auth = \"eap-mschapv2\" or \"eap-tls\"); the peer authenticates with the pre-shared key here",
             ),
             (
                 format!("{gw}local_auth = \"eap\"\n"),
@@ -2928,7 +3052,22 @@ remote_ts = ["0.0.0.0/0"]
             (
                 format!("{gw}remote_auth = \"eap-tls\"\n"),
                 "remote_auth",
-                "connections.g.remote_auth: \"eap-tls\" is not an authentication method: use \"psk\", \"cert\" or \"eap-mschapv2\" (alias \"eap\")",
+                "connections.g.local_auth: remote_auth = \"eap-tls\" needs our certificate (local_cert + local_key or local_p12): it is the TLS server certificate; we authenticate with the pre-shared key here",
+            ),
+            (
+                format!("{client}local_auth = \"eap-tls\"\n"),
+                "local_auth",
+                "connections.c.local_auth: \"eap-tls\" is for a gateway's remote_auth",
+            ),
+            (
+                format!("{gw}eap_tls_max_version = \"1.3\"\n"),
+                "eap_tls_max_version",
+                "connections.g.eap_tls_max_version: only used by a gateway whose clients authenticate with EAP-TLS (remote_auth = \"eap-tls\"); the peer authenticates with the pre-shared key here",
+            ),
+            (
+                format!("{gw}remote_auth = \"eap-sim\"\n"),
+                "remote_auth",
+                "connections.g.remote_auth: \"eap-sim\" is not an authentication method: use \"psk\", \"cert\", \"eap-mschapv2\" (alias \"eap\") or, for remote_auth, \"eap-tls\"",
             ),
         ] {
             let e = err(&text);
@@ -2978,6 +3117,71 @@ ca_certs = [\"pki/ca.crt\"]
     /// The 1-based line of the first line starting with `key`.
     fn line_of_key(text: &str, key: &str) -> usize {
         text.lines().position(|l| l.starts_with(key)).unwrap() + 1
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn accepts_eap_tls_gateway() {
+        let dir = cert_fixture("eap-tls");
+        let origin = dir.join("site.toml");
+        let gw = "[connections.rw]\nlocal_cert = \"pki/certs/gw-a.example.com.crt\"\nlocal_key = \"pki/private/gw-a.example.com.key\"\nca_certs = [\"pki/ca.crt\"]\nremote_auth = \"eap-tls\"\n";
+        let l = parse(gw, &origin, &FakeResolver).unwrap();
+        let c = &l.ike.connections[0];
+        assert!(matches!(c.local_auth, Auth::Cert(_)));
+        let Auth::EapTls(e) = &c.remote_auth else {
+            panic!("{:?}", c.remote_auth)
+        };
+        assert_eq!(e.trust.anchors().len(), 1);
+        assert_eq!(
+            e.trust.policy().eku,
+            EkuPolicy::Client,
+            "users' certificates"
+        );
+        assert!(!e.ask_identity);
+        assert_eq!(e.fragment_size, 1024);
+        assert_eq!(e.versions, oxisec_ike::TlsVersions::Tls12And13);
+        let text = format!(
+            "{gw}eap_ask_identity = true\neap_tls_fragment_size = 1400\neap_tls_max_version = \"1.2\"\nremote_eku = \"any\"\n"
+        );
+        let l = parse(&text, &origin, &FakeResolver).unwrap();
+        let Auth::EapTls(e) = &l.ike.connections[0].remote_auth else {
+            panic!()
+        };
+        assert!(e.ask_identity);
+        assert_eq!(e.fragment_size, 1400);
+        assert_eq!(e.versions, oxisec_ike::TlsVersions::Tls12);
+        assert_eq!(e.trust.policy().eku, EkuPolicy::Any);
+        for (extra, key, needle) in [
+            (
+                "eap_tls_fragment_size = 50\n",
+                "eap_tls_fragment_size",
+                "50 is out of range: 128..=16384",
+            ),
+            (
+                "eap_tls_max_version = \"1.1\"\n",
+                "eap_tls_max_version",
+                "\"1.1\": use \"1.2\" or \"1.3\"",
+            ),
+        ] {
+            let text = format!("{gw}{extra}");
+            let e = parse(&text, &origin, &FakeResolver)
+                .unwrap_err()
+                .to_string();
+            let line = line_of_key(&text, key);
+            assert!(
+                e.contains(&format!(":{line}: connections.rw.{key}: {needle}")),
+                "{e}"
+            );
+        }
+        let no_ca = gw.replace("ca_certs = [\"pki/ca.crt\"]\n", "");
+        let e = parse(&no_ca, &origin, &FakeResolver)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("connections.rw.ca_certs: remote_auth = \"eap-tls\" needs ca_certs"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[cfg(unix)]
@@ -3157,7 +3361,7 @@ ca_certs = [\"pki/ca.crt\"]
             &with("local_auth = \"rsa\"\n"),
             "local_auth",
             "gw.local_auth",
-            "\"psk\", \"cert\" or \"eap-mschapv2\"",
+            "\"psk\", \"cert\", \"eap-mschapv2\"",
         );
         check(
             &with("local_id = \"gw-b.example.com\"\n"),
