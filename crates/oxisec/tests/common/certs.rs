@@ -340,6 +340,14 @@ impl OxisecPki {
         Ok(self.issued(name))
     }
 
+    /// A user certificate (`issue --client NAME`: NAME as its e-mail
+    /// subjectAltName, clientAuth EKU).
+    #[allow(dead_code)]
+    pub fn issue_client(&self, name: &str, key_type: &str) -> Result<Issued> {
+        self.run(&["issue", "--client", name, "--type", key_type])?;
+        Ok(self.issued(name))
+    }
+
     /// Where `issue` put `name`'s certificate and key.
     pub fn issued(&self, name: &str) -> Issued {
         Issued {
