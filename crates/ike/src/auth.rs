@@ -64,7 +64,9 @@ pub(crate) fn make(
         Auth::EapRelay(_) => Err("an EAP relay cannot authenticate us".into()),
         Auth::EapTls(_) => Err("an EAP-TLS trust store cannot authenticate us".into()),
         // The EAP client's AUTH is keyed with the MSK (ike_auth does that).
-        Auth::EapClient { .. } => Err("an EAP client sends no AUTH before EAP".into()),
+        Auth::EapClient { .. } | Auth::EapTlsClient(_) => {
+            Err("an EAP client sends no AUTH before EAP".into())
+        }
     }
 }
 
@@ -144,7 +146,7 @@ pub(crate) fn check(
         (Auth::Eap(_) | Auth::EapRelay(_) | Auth::EapTls(_), _) => {
             Err("peer sent AUTH, but must authenticate with EAP first".into())
         }
-        (Auth::EapClient { .. }, _) => {
+        (Auth::EapClient { .. } | Auth::EapTlsClient(_), _) => {
             Err("configuration error: remote_auth holds our own EAP credential".into())
         }
     }

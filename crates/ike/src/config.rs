@@ -264,6 +264,12 @@ pub enum Auth {
     /// handshake, checked as an IKE certificate would be. The gateway's
     /// TLS server certificate is its `local_auth` certificate.
     EapTls(EapTlsServer),
+    /// Our side, on a client: EAP-TLS with our certificate instead of an
+    /// AUTH payload of our own (RFC 5216, RFC 9190); the gateway must prove
+    /// itself with its `remote_auth` certificate in IKE, and the same
+    /// certificate checks (trust store, its IKE identity) apply to its TLS
+    /// server certificate.
+    EapTlsClient(EapTlsClient),
     /// Our side, on a client: EAP-MSCHAPv2 with this identity and password
     /// instead of an AUTH payload of our own; the gateway must prove itself
     /// with its `remote_auth` credential and the MSCHAPv2 authenticator
@@ -332,6 +338,17 @@ impl EapTlsServer {
             versions: crate::eap::tls::TlsVersions::default(),
         }
     }
+}
+
+/// A road warrior's EAP-TLS credential ([`Auth::EapTlsClient`]).
+#[derive(Debug, Clone)]
+pub struct EapTlsClient {
+    /// Our certificate and key (`send` is not used: TLS always sends it).
+    pub cert: LocalCert,
+    /// The EAP identity; `None` answers EAP-Identity with our IKE identity.
+    pub identity: Option<String>,
+    pub fragment_size: usize,
+    pub versions: crate::eap::tls::TlsVersions,
 }
 
 /// When we send our certificate chain in IKE_AUTH (strongSwan's `send_cert`).

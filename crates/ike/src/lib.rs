@@ -31,8 +31,8 @@ mod window;
 pub use api::*;
 pub use config::{
     Auth, ChildConfig, ChildLifetime, ChildMode, Config, Connection, DosConfig, DpdAction,
-    EapRelay, EapServer, EapTlsServer, FragmentationConfig, IkeLifetime, LocalCert, NatKeepalive,
-    PoolConfig, RemoteAccess, RetransmitConfig, SendCert, StartAction,
+    EapRelay, EapServer, EapTlsClient, EapTlsServer, FragmentationConfig, IkeLifetime, LocalCert,
+    NatKeepalive, PoolConfig, RemoteAccess, RetransmitConfig, SendCert, StartAction,
 };
 pub use eap::tls::TlsVersions;
 pub use eap::{EapUsers, NtHash};

@@ -2451,6 +2451,10 @@ fn auth_text(a: &Auth) -> String {
         Auth::EapClient { identity, .. } => {
             format!("EAP-MSCHAPv2 as {identity}")
         }
+        Auth::EapTlsClient(c) => match c.cert.chain.first() {
+            Some(ee) => format!("EAP-TLS with certificate {}", ee.subject()),
+            None => "EAP-TLS".to_owned(),
+        },
     }
 }
 

@@ -251,6 +251,8 @@ pub(crate) enum EapRole {
     Relay(relay::Relay),
     /// Gateway running EAP-TLS.
     Tls(Box<tls::Server>),
+    /// Client running EAP-TLS.
+    TlsClient(Box<tls::Client>),
 }
 
 impl fmt::Debug for EapHandshake {
@@ -260,6 +262,7 @@ impl fmt::Debug for EapHandshake {
             EapRole::Client(c) => ("client", c.identity()),
             EapRole::Relay(r) => ("relay", r.identity()),
             EapRole::Tls(t) => ("tls server", t.identity()),
+            EapRole::TlsClient(t) => ("tls client", t.identity()),
         };
         f.debug_struct("EapHandshake")
             .field("role", &role)

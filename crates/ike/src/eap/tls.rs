@@ -534,15 +534,331 @@ impl Server {
     }
 
     fn derive_msk(&self) -> Result<Msk, String> {
-        let (label, context): (&[u8], Option<&[u8]>) = match self.tls.protocol_version() {
-            Some(ProtocolVersion::TLSv1_3) => (LABEL_TLS13, Some(&[TYPE.0])),
-            _ => (LABEL_TLS12, None),
+        derive(&self.tls, self.tls.protocol_version())
+    }
+}
+
+/// Settings an EAP-TLS peer (client) is started with.
+pub(crate) struct ClientSettings {
+    /// The EAP identity (answer to EAP-Identity).
+    pub identity: String,
+    pub key: Arc<PrivateKey>,
+    pub chain: Vec<Certificate>,
+    /// What the gateway's TLS certificate must validate against: the
+    /// trust store its IKE certificate is checked with.
+    pub trust: Arc<TrustStore>,
+    pub versions: TlsVersions,
+    pub fragment_size: usize,
+}
+
+enum ClientState {
+    /// The TLS handshake is running (or not yet started).
+    Handshake,
+    /// Handshake complete, server verified, MSK derived; waiting for
+    /// EAP-Success (and in TLS 1.3 the protected success indication).
+    Finished {
+        msk: Msk,
+    },
+    /// EAP-Success received.
+    Done {
+        msk: Msk,
+    },
+    Failed,
+}
+
+/// The road warrior's side of EAP-TLS: our certificate in a TLS client
+/// handshake; the gateway's TLS certificate is checked against the trust
+/// store and identity its IKE certificate was checked with.
+pub(crate) struct Client {
+    tls: rustls::ClientConnection,
+    trust: Arc<TrustStore>,
+    identity: String,
+    framing: Framing,
+    started: bool,
+    /// TLS 1.3: the server's protected success indication arrived.
+    indicated: bool,
+    state: ClientState,
+}
+
+impl Client {
+    pub fn new(s: ClientSettings) -> Result<Client, String> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let versions: &[&rustls::SupportedProtocolVersion] = match s.versions {
+            TlsVersions::Tls12 => &[&rustls::version::TLS12],
+            TlsVersions::Tls12And13 => &[&rustls::version::TLS13, &rustls::version::TLS12],
         };
-        let km = self
+        let chain = s
+            .chain
+            .iter()
+            .map(|c| CertificateDer::from(c.der().to_vec()))
+            .collect::<Vec<_>>();
+        if chain.is_empty() {
+            return Err("EAP-TLS needs our certificate, none is configured".into());
+        }
+        let key = CertifiedKey::new(chain, Arc::new(OurKey(s.key.clone())));
+        let verifier = ServerVerifier {
+            algs: provider.signature_verification_algorithms,
+        };
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(versions)
+            .map_err(|e| format!("TLS configuration: {e}"))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_client_cert_resolver(Arc::new(OurClientCert(Arc::new(key))));
+        // The gateway is known by its IKE identity, not a host name.
+        config.enable_sni = false;
+        config.resumption = rustls::client::Resumption::disabled();
+        let name = rustls::pki_types::ServerName::try_from("gateway.invalid")
+            .map_err(|e| format!("TLS server name: {e}"))?;
+        let tls = rustls::ClientConnection::new(Arc::new(config), name)
+            .map_err(|e| format!("cannot start TLS: {e}"))?;
+        Ok(Client {
+            tls,
+            trust: s.trust,
+            identity: s.identity,
+            framing: Framing::new(s.fragment_size),
+            started: false,
+            indicated: false,
+            state: ClientState::Handshake,
+        })
+    }
+
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    /// The MSK once EAP succeeded.
+    pub fn msk(&self) -> Option<&Msk> {
+        match &self.state {
+            ClientState::Done { msk } => Some(msk),
+            _ => None,
+        }
+    }
+
+    fn failed(&mut self, why: String) -> super::client::Step {
+        self.state = ClientState::Failed;
+        super::client::Step::Failure(why)
+    }
+
+    /// Processes the gateway's EAP message. `gateway` is the identity the
+    /// gateway proved in IKE; its TLS certificate must hold it too.
+    pub fn process(
+        &mut self,
+        data: &[u8],
+        wall: Option<SystemTime>,
+        gateway: Option<&Identity>,
+    ) -> super::client::Step {
+        use super::client::Step;
+        let p = match EapPacket::parse(data) {
+            Ok(p) => p,
+            Err(e) => return self.failed(format!("invalid EAP message from the gateway: {e}")),
+        };
+        if matches!(self.state, ClientState::Failed | ClientState::Done { .. }) {
+            return self.failed("EAP message after EAP completed".into());
+        }
+        match p.code {
+            Code::SUCCESS => {
+                let ClientState::Finished { msk } =
+                    std::mem::replace(&mut self.state, ClientState::Failed)
+                else {
+                    return self.failed("EAP-Success before the TLS handshake finished".into());
+                };
+                if self.tls.protocol_version() == Some(ProtocolVersion::TLSv1_3) && !self.indicated
+                {
+                    return self.failed(
+                        "EAP-Success without TLS 1.3's protected success indication".into(),
+                    );
+                }
+                self.state = ClientState::Done { msk };
+                return Step::Success;
+            }
+            Code::FAILURE => return self.failed("the gateway sent EAP-Failure".into()),
+            Code::REQUEST => {}
+            Code(c) => return self.failed(format!("EAP code {c} from the gateway")),
+        }
+        let reply = |ty: EapType, d: &[u8]| packet(Code::RESPONSE, p.identifier, ty, d);
+        match p.ty.unwrap_or(EapType::NAK) {
+            EapType::IDENTITY => {
+                return Step::Reply(reply(EapType::IDENTITY, self.identity.as_bytes()));
+            }
+            EapType::NOTIFICATION => return Step::Reply(reply(EapType::NOTIFICATION, &[])),
+            TYPE => {}
+            _ => return Step::Reply(reply(EapType::NAK, &[TYPE.0])),
+        }
+        let start = p.type_data.first().is_some_and(|f| f & FLAG_S != 0);
+        if start {
+            if self.started {
+                return self.failed("a second EAP-TLS Start".into());
+            }
+            self.started = true;
+            return match self.flush() {
+                Ok(()) => Step::Reply(reply(TYPE, &self.framing.next_fragment(0))),
+                Err(why) => self.failed(why),
+            };
+        }
+        if !self.started {
+            return self.failed("EAP-TLS data before the Start".into());
+        }
+        let message = match self.framing.receive(p.type_data) {
+            Ok(Received::NeedMore) | Ok(Received::Ack) => {
+                return Step::Reply(reply(TYPE, &self.framing.next_fragment(0)));
+            }
+            Ok(Received::Complete(m)) => m,
+            Err(why) => return self.failed(why),
+        };
+        if let Err(why) = self.input(&message, wall, gateway) {
+            return self.failed(why);
+        }
+        Step::Reply(reply(TYPE, &self.framing.next_fragment(0)))
+    }
+
+    fn input(
+        &mut self,
+        mut message: &[u8],
+        wall: Option<SystemTime>,
+        gateway: Option<&Identity>,
+    ) -> Result<(), String> {
+        use std::io::Read as _;
+        while !message.is_empty() {
+            let n = self
+                .tls
+                .read_tls(&mut message)
+                .map_err(|e| format!("TLS input refused: {e}"))?;
+            if n == 0 {
+                return Err("TLS input not consumed".into());
+            }
+            self.tls
+                .process_new_packets()
+                .map_err(|e| format!("TLS handshake failed: {e}"))?;
+        }
+        let mut buf = [0u8; 64];
+        loop {
+            match self.tls.reader().read(&mut buf) {
+                Ok(0) => break,
+                // RFC 9190 §2.5: the indication is one octet 0x00.
+                Ok(n) if buf[..n] == [0] && !self.indicated => self.indicated = true,
+                Ok(_) => return Err("unexpected TLS application data from the gateway".into()),
+                Err(_) => break,
+            }
+        }
+        if !self.tls.is_handshaking() && matches!(self.state, ClientState::Handshake) {
+            self.check_server(wall, gateway)?;
+            let msk = derive(&self.tls, self.tls.protocol_version())?;
+            self.state = ClientState::Finished { msk };
+        }
+        self.flush()
+    }
+
+    /// Queues what rustls has to send (possibly nothing: an ack).
+    fn flush(&mut self) -> Result<(), String> {
+        let mut out = Vec::new();
+        while self.tls.wants_write() {
+            self.tls
+                .write_tls(&mut out)
+                .map_err(|e| format!("TLS output: {e}"))?;
+            if out.len() > MAX_MESSAGE {
+                break;
+            }
+        }
+        self.framing.queue(out)
+    }
+
+    fn check_server(
+        &self,
+        wall: Option<SystemTime>,
+        gateway: Option<&Identity>,
+    ) -> Result<(), String> {
+        let wall = wall.ok_or("no wall-clock time to check certificates against")?;
+        let gateway = gateway.ok_or("the gateway's identity is not known yet")?;
+        let chain = self
             .tls
-            .export_keying_material(Zeroizing::new([0u8; KEY_MATERIAL]), label, context)
-            .map_err(|e| format!("TLS exporter: {e}"))?;
-        Ok(Msk::from_slice(&km[..MSK_LEN]))
+            .peer_certificates()
+            .ok_or("the gateway sent no TLS certificate")?
+            .iter()
+            .map(|c| Certificate::from_der(c.as_ref()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("the gateway's TLS certificate: {e}"))?;
+        self.trust
+            .validate(&chain, wall, &gateway.claim())
+            .map(drop)
+            .map_err(|e| format!("the gateway's TLS certificate is refused: {e}"))
+    }
+}
+
+/// Key_Material's MSK from a finished TLS session (either side).
+fn derive<D>(
+    conn: &rustls::ConnectionCommon<D>,
+    version: Option<ProtocolVersion>,
+) -> Result<Msk, String> {
+    let (label, context): (&[u8], Option<&[u8]>) = match version {
+        Some(ProtocolVersion::TLSv1_3) => (LABEL_TLS13, Some(&[TYPE.0])),
+        _ => (LABEL_TLS12, None),
+    };
+    let km = conn
+        .export_keying_material(Zeroizing::new([0u8; KEY_MATERIAL]), label, context)
+        .map_err(|e| format!("TLS exporter: {e}"))?;
+    Ok(Msk::from_slice(&km[..MSK_LEN]))
+}
+
+/// Accepts the gateway's TLS certificate for the handshake (checking its
+/// signatures); [`Client::check_server`] validates the chain afterwards.
+#[derive(Debug)]
+struct ServerVerifier {
+    algs: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl rustls::client::danger::ServerCertVerifier for ServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Certificate::from_der(end_entity.as_ref())
+            .map(|_| rustls::client::danger::ServerCertVerified::assertion())
+            .map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding))
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algs.supported_schemes()
+    }
+}
+
+/// Our certificate, whichever CAs the gateway hints at.
+#[derive(Debug)]
+struct OurClientCert(Arc<CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for OurClientCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
     }
 }
 

@@ -191,9 +191,33 @@ pub(crate) fn start(sa: &mut IkeSa, cx: &mut Cx) {
     // An EAP client sends no AUTH in its first IKE_AUTH request (RFC 7296
     // §2.16): the gateway answers with its own AUTH and an EAP request.
     let (auth_p, eap) = match &conn.local_auth {
+        Auth::EapTlsClient(tls) => {
+            let started = match &conn.remote_auth {
+                Auth::PeerCert(trust) => eap::tls::Client::new(eap::tls::ClientSettings {
+                    identity: tls
+                        .identity
+                        .clone()
+                        .unwrap_or_else(|| eap::identity_text(&conn.local_id)),
+                    key: tls.cert.key.clone(),
+                    chain: tls.cert.chain.clone(),
+                    trust: trust.clone(),
+                    versions: tls.versions,
+                    fragment_size: tls.fragment_size,
+                }),
+                _ => Err("EAP-TLS needs the gateway's CA (remote_auth = cert) to check its TLS certificate".into()),
+            };
+            match started {
+                Ok(c) => (None, Some(EapRole::TlsClient(Box::new(c)))),
+                Err(e) => {
+                    warn!(connection = %conn.name, "cannot authenticate: {e}");
+                    close(sa, cx, DownReason::Failed(e));
+                    return;
+                }
+            }
+        }
         Auth::EapClient { identity, password } => {
             match eap::client::Client::new(identity, password.as_bytes()) {
-                Ok(c) => (None, Some(c)),
+                Ok(c) => (None, Some(EapRole::Client(c))),
                 Err(e) => {
                     warn!(connection = %conn.name, "cannot authenticate: {e}");
                     close(sa, cx, DownReason::Failed(e));
@@ -242,8 +266,8 @@ pub(crate) fn start(sa: &mut IkeSa, cx: &mut Cx) {
         payloads.push(Payload::TsI(ts_payload(&pending.local_ts)));
         payloads.push(Payload::TsR(ts_payload(&pending.remote_ts)));
     }
-    if let (Some(c), Some(hs)) = (eap, sa.hs.as_mut()) {
-        hs.eap = Some(Box::new(EapHandshake::new(EapRole::Client(c))));
+    if let (Some(role), Some(hs)) = (eap, sa.hs.as_mut()) {
+        hs.eap = Some(Box::new(EapHandshake::new(role)));
     }
     send_request(sa, cx, ExchangeType::IKE_AUTH, payloads, Active::IkeAuth);
 }
@@ -1140,7 +1164,7 @@ fn eap_round(
             EapRole::Server(server) => (server.msk().cloned(), server.user().map(str::to_string)),
             EapRole::Relay(relay) => (relay.msk().cloned(), Some(relay.identity().to_string())),
             EapRole::Tls(tls) => (tls.msk().cloned(), tls.user().map(str::to_string)),
-            EapRole::Client(_) => (None, None),
+            EapRole::Client(_) | EapRole::TlsClient(_) => (None, None),
         };
         let (Some(msk), Some(user)) = (msk, user) else {
             fail(sa, cx, "AUTH before EAP succeeded".into(), None);
@@ -1222,7 +1246,7 @@ fn eap_round(
             eap_step(sa, cx, e, step, &conn.name, answer, fail);
             return;
         }
-        EapRole::Client(_) => return,
+        EapRole::Client(_) | EapRole::TlsClient(_) => return,
     };
     match server.process(data, cx.rng) {
         eap::server::Step::Continue(next) => {
@@ -1481,11 +1505,12 @@ fn eap_response(
             .unwrap_or_default()
     };
     e.rounds += 1;
-    if e.rounds > eap::MAX_ROUNDS {
-        let why = format!(
-            "the gateway did not finish EAP in {} rounds",
-            eap::MAX_ROUNDS
-        );
+    let max_rounds = match e.role {
+        EapRole::TlsClient(_) => eap::tls::MAX_ROUNDS,
+        _ => eap::MAX_ROUNDS,
+    };
+    if e.rounds > max_rounds {
+        let why = format!("the gateway did not finish EAP in {max_rounds} rounds");
         reject(sa, cx, why);
         return;
     }
@@ -1513,7 +1538,12 @@ fn eap_response(
         info!(connection = %conn.name, peer = %idr, "gateway authenticated; EAP follows");
         e.peer_idr = Some((idr, idr_p.body_bytes()));
     } else if e.auth_sent {
-        let (Some(auth_p), EapRole::Client(c)) = (p.auth, &e.role) else {
+        let msk = match &e.role {
+            EapRole::Client(c) => c.msk().cloned(),
+            EapRole::TlsClient(c) => c.msk().cloned(),
+            _ => None,
+        };
+        let Some(auth_p) = p.auth.filter(|_| msk.is_some()) else {
             let why = match refused() {
                 r if r.is_empty() => "the gateway's last IKE_AUTH response has no AUTH".into(),
                 r => r,
@@ -1521,7 +1551,7 @@ fn eap_response(
             reject(sa, cx, why);
             return;
         };
-        let (Some(msk), Some((idr, idr_body))) = (c.msk().cloned(), e.peer_idr.take()) else {
+        let (Some(msk), Some((idr, idr_body))) = (msk, e.peer_idr.take()) else {
             return;
         };
         let (Some(hs), Some(keys)) = (sa.hs.as_ref(), sa.keys.as_ref()) else {
@@ -1551,10 +1581,18 @@ fn eap_response(
         reject(sa, cx, why);
         return;
     };
-    let EapRole::Client(client) = &mut e.role else {
-        return;
+    let gateway = e.peer_idr.as_ref().map(|(id, _)| id.clone());
+    let (step, method) = match &mut e.role {
+        EapRole::Client(client) => (client.process(data, cx.rng), "EAP-MSCHAPv2"),
+        EapRole::TlsClient(client) => (client.process(data, cx.wall, gateway.as_ref()), "EAP-TLS"),
+        _ => return,
     };
-    match client.process(data, cx.rng) {
+    let (msk, user) = match &e.role {
+        EapRole::Client(c) => (c.msk().cloned(), c.identity().to_string()),
+        EapRole::TlsClient(c) => (c.msk().cloned(), c.identity().to_string()),
+        _ => return,
+    };
+    match step {
         eap::client::Step::Reply(r) => {
             if let Some(hs) = sa.hs.as_mut() {
                 hs.eap = Some(Box::new(e));
@@ -1568,7 +1606,7 @@ fn eap_response(
             );
         }
         eap::client::Step::Success => {
-            let Some(msk) = client.msk().cloned() else {
+            let Some(msk) = msk else {
                 return;
             };
             let (Some(hs), Some(keys)) = (sa.hs.as_ref(), sa.keys.as_ref()) else {
@@ -1589,7 +1627,7 @@ fn eap_response(
                     return;
                 }
             };
-            info!(connection = %conn.name, user = %client.identity(), "EAP-MSCHAPv2 succeeded; the gateway proved it knows our password");
+            info!(connection = %conn.name, user = %user, "{method} succeeded; the gateway proved itself inside EAP too");
             e.auth_sent = true;
             if let Some(hs) = sa.hs.as_mut() {
                 hs.eap = Some(Box::new(e));

@@ -225,7 +225,11 @@ impl Gateway {
         let auth = match &conn.local_auth {
             Auth::Psk(s) => GatewayAuth::Psk(s.clone()),
             Auth::Cert(_) | Auth::PeerCert(_) => GatewayAuth::Cert,
-            Auth::Eap(_) | Auth::EapRelay(_) | Auth::EapTls(_) | Auth::EapClient { .. } => {
+            Auth::Eap(_)
+            | Auth::EapRelay(_)
+            | Auth::EapTls(_)
+            | Auth::EapTlsClient(_)
+            | Auth::EapClient { .. } => {
                 return Err(ProfileError::Config(format!(
                     "connection {:?} authenticates itself with EAP: a gateway proves itself with a certificate (or PSK)",
                     conn.name
