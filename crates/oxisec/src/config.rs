@@ -1376,7 +1376,7 @@ impl Cx<'_> {
         };
         self.check_eap_roles(base, raw, local, remote)?;
         // Keys of a method that is not used are mistakes; say so first.
-        if local != AuthKind::Cert {
+        if local != AuthKind::Cert && local != AuthKind::EapTls {
             for (key, span) in [
                 ("local_cert", raw.local_cert.as_ref().map(Spanned::span)),
                 ("local_key", raw.local_key.as_ref().map(Spanned::span)),
@@ -1462,6 +1462,18 @@ impl Cx<'_> {
         let local_auth = match (local, &psk) {
             (AuthKind::Psk, Some(k)) => Auth::Psk(k.clone()),
             (AuthKind::Eap, _) => self.eap_client(base, rc)?,
+            (AuthKind::EapTls, _) => {
+                let lc = self.local_cert(base, rc, warnings)?;
+                cert = lc.chain.first().cloned();
+                let mut c = oxisec_ike::EapTlsClient {
+                    cert: lc,
+                    identity: raw.eap_identity.as_ref().map(|i| i.get_ref().clone()),
+                    fragment_size: oxisec_ike::eap::tls::DEFAULT_FRAGMENT_SIZE,
+                    versions: oxisec_ike::TlsVersions::default(),
+                };
+                (c.fragment_size, c.versions) = self.eap_tls_tuning(base, raw)?;
+                Auth::EapTlsClient(c)
+            }
             _ => {
                 let lc = self.local_cert(base, rc, warnings)?;
                 cert = lc.chain.first().cloned();
@@ -1530,6 +1542,20 @@ impl Cx<'_> {
         }
         let mut server = oxisec_ike::EapTlsServer::new(Arc::new(store));
         server.ask_identity = raw.eap_ask_identity.as_ref().is_some_and(|v| *v.get_ref());
+        (server.fragment_size, server.versions) = self.eap_tls_tuning(base, raw)?;
+        Ok(Auth::EapTls(server))
+    }
+
+    /// `eap_tls_fragment_size` and `eap_tls_max_version`, either role.
+    fn eap_tls_tuning(
+        &self,
+        base: &str,
+        raw: &RawConnection,
+    ) -> Result<(usize, oxisec_ike::TlsVersions), ConfigError> {
+        let mut out = (
+            oxisec_ike::eap::tls::DEFAULT_FRAGMENT_SIZE,
+            oxisec_ike::TlsVersions::default(),
+        );
         if let Some(size) = &raw.eap_tls_fragment_size {
             let range = oxisec_ike::eap::tls::FRAGMENT_SIZE_RANGE;
             if !range.contains(size.get_ref()) {
@@ -1545,10 +1571,10 @@ impl Cx<'_> {
                     ),
                 ));
             }
-            server.fragment_size = *size.get_ref();
+            out.0 = *size.get_ref();
         }
         if let Some(v) = &raw.eap_tls_max_version {
-            server.versions = match v.get_ref().as_str() {
+            out.1 = match v.get_ref().as_str() {
                 "1.2" => oxisec_ike::TlsVersions::Tls12,
                 "1.3" => oxisec_ike::TlsVersions::Tls12And13,
                 other => {
@@ -1560,7 +1586,7 @@ impl Cx<'_> {
                 }
             };
         }
-        Ok(Auth::EapTls(server))
+        Ok(out)
     }
 
     /// EAP works one way round: a gateway (responder, `remote_auth =
@@ -1577,6 +1603,15 @@ impl Cx<'_> {
         remote: AuthKind,
     ) -> Result<(), ConfigError> {
         let at = |v: &Option<Spanned<String>>| v.as_ref().map(Spanned::span);
+        if local == AuthKind::EapTls
+            && (remote != AuthKind::Cert || raw.remote_addrs.is_empty() || raw.pools.is_some())
+        {
+            return Err(self.err(
+                at(&raw.local_auth),
+                format!("{base}.local_auth"),
+                "local_auth = \"eap-tls\" is for a client that initiates to its gateway (remote_addrs, no pools) and checks the gateway's certificate (remote_auth = \"cert\", ca_certs); a gateway sets remote_auth = \"eap-tls\" for its users",
+            ));
+        }
         if local == AuthKind::Eap {
             if remote == AuthKind::Eap {
                 return Err(self.err(
@@ -1593,8 +1628,9 @@ impl Cx<'_> {
                 ));
             }
         } else {
+            let eap_identity = at(&raw.eap_identity).filter(|_| local != AuthKind::EapTls);
             for (key, span) in [
-                ("eap_identity", at(&raw.eap_identity)),
+                ("eap_identity", eap_identity),
                 (
                     "eap_password_file",
                     raw.eap_password_file.as_ref().map(Spanned::span),
@@ -1612,7 +1648,7 @@ impl Cx<'_> {
                 }
             }
         }
-        if remote != AuthKind::EapTls {
+        if remote != AuthKind::EapTls && local != AuthKind::EapTls {
             for (key, span) in [
                 (
                     "eap_tls_fragment_size",
@@ -1625,7 +1661,7 @@ impl Cx<'_> {
                         Some(span),
                         format!("{base}.{key}"),
                         format!(
-                            "only used by a gateway whose clients authenticate with EAP-TLS (remote_auth = \"eap-tls\"); the peer authenticates with {} here",
+                            "only used with EAP-TLS (remote_auth = \"eap-tls\" on a gateway, local_auth = \"eap-tls\" on a client); the peer authenticates with {} here",
                             remote.words()
                         ),
                     ));
@@ -1743,17 +1779,12 @@ impl Cx<'_> {
             "psk" => Ok(Some(AuthKind::Psk)),
             "cert" | "pubkey" => Ok(Some(AuthKind::Cert)),
             "eap" | "eap-mschapv2" => Ok(Some(AuthKind::Eap)),
-            "eap-tls" if key == "remote_auth" => Ok(Some(AuthKind::EapTls)),
-            "eap-tls" => Err(self.err(
-                Some(v.span()),
-                format!("{base}.{key}"),
-                "\"eap-tls\" is for a gateway's remote_auth (its users log in with certificates); as a client, authenticate with local_auth = \"cert\"",
-            )),
+            "eap-tls" => Ok(Some(AuthKind::EapTls)),
             other => Err(self.err(
                 Some(v.span()),
                 format!("{base}.{key}"),
                 format!(
-                    "{other:?} is not an authentication method: use \"psk\", \"cert\", \"eap-mschapv2\" (alias \"eap\") or, for remote_auth, \"eap-tls\""
+                    "{other:?} is not an authentication method: use \"psk\", \"cert\", \"eap-mschapv2\" (alias \"eap\") or \"eap-tls\""
                 ),
             )),
         }
@@ -3061,17 +3092,17 @@ remote_ts = ["0.0.0.0/0"]
             (
                 format!("{client}local_auth = \"eap-tls\"\n"),
                 "local_auth",
-                "connections.c.local_auth: \"eap-tls\" is for a gateway's remote_auth",
+                "connections.c.local_auth: local_auth = \"eap-tls\" is for a client that initiates to its gateway (remote_addrs, no pools) and checks the gateway's certificate",
             ),
             (
                 format!("{gw}eap_tls_max_version = \"1.3\"\n"),
                 "eap_tls_max_version",
-                "connections.g.eap_tls_max_version: only used by a gateway whose clients authenticate with EAP-TLS (remote_auth = \"eap-tls\"); the peer authenticates with the pre-shared key here",
+                "connections.g.eap_tls_max_version: only used with EAP-TLS (remote_auth = \"eap-tls\" on a gateway, local_auth = \"eap-tls\" on a client); the peer authenticates with the pre-shared key here",
             ),
             (
                 format!("{gw}remote_auth = \"eap-sim\"\n"),
                 "remote_auth",
-                "connections.g.remote_auth: \"eap-sim\" is not an authentication method: use \"psk\", \"cert\", \"eap-mschapv2\" (alias \"eap\") or, for remote_auth, \"eap-tls\"",
+                "connections.g.remote_auth: \"eap-sim\" is not an authentication method: use \"psk\", \"cert\", \"eap-mschapv2\" (alias \"eap\") or \"eap-tls\"",
             ),
         ] {
             let e = err(&text);
@@ -3177,6 +3208,22 @@ ca_certs = [\"pki/ca.crt\"]
                 "{e}"
             );
         }
+        // The road warrior's side: its certificate inside EAP-TLS.
+        let client = "[connections.home]\nremote_addrs = [\"192.0.2.2\"]\nlocal_p12 = \"pki/exports/alice@example.com.p12\"\nlocal_p12_passphrase_file = \"p12.pass\"\nca_certs = [\"pki/ca.crt\"]\nlocal_auth = \"eap-tls\"\neap_tls_fragment_size = 1200\n";
+        let l = parse(client, &origin, &FakeResolver).unwrap();
+        let c = &l.ike.connections[0];
+        let Auth::EapTlsClient(t) = &c.local_auth else {
+            panic!("{:?}", c.local_auth)
+        };
+        assert_eq!(t.cert.chain[0].subject(), "CN=alice@example.com");
+        assert_eq!((t.identity.as_deref(), t.fragment_size), (None, 1200));
+        assert!(matches!(c.remote_auth, Auth::PeerCert(_)));
+        let named = format!("{client}eap_identity = \"alice@example.com\"\n");
+        let l = parse(&named, &origin, &FakeResolver).unwrap();
+        let Auth::EapTlsClient(t) = &l.ike.connections[0].local_auth else {
+            panic!()
+        };
+        assert_eq!(t.identity.as_deref(), Some("alice@example.com"));
         let no_ca = gw.replace("ca_certs = [\"pki/ca.crt\"]\n", "");
         let e = parse(&no_ca, &origin, &FakeResolver)
             .unwrap_err()
