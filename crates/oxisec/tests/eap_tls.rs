@@ -19,6 +19,9 @@
 //!   the gateway, and such a client logs in with TLS 1.2.
 //! * A user certificate from another CA gets no SA on either side, and
 //!   oxisec's log says why.
+//! * oxisec as the road warrior (`local_auth = "eap-tls"`), strongSwan as
+//!   the EAP-TLS gateway: an address from strongSwan's pool, the company
+//!   network reachable.
 mod common;
 
 use std::net::IpAddr;
@@ -303,6 +306,143 @@ fn strongswan_eap_tls_user_logs_in_to_oxisec_gateway() {
         {
             return Err("strongSwan did not negotiate TLS 1.2".into());
         }
+        Ok(())
+    };
+    if let Err(e) = run() {
+        topo.dir.keep();
+        panic!("{e}");
+    }
+}
+
+/// strongSwan gateway: certificate from `oxisec pki` for IKE and TLS,
+/// EAP-TLS users from the same CA, addresses and a DNS server from a pool.
+fn strongswan_gateway() -> String {
+    format!(
+        r#"connections {{
+    rw {{
+        version = 2
+        local_addrs = {RIGHT_OUTER}
+        remote_addrs = %any
+        encap = yes
+        proposals = aes128gcm16-prfsha256-x25519
+        pools = staff
+        send_cert = always
+        local {{
+            auth = pubkey
+            certs = {GATEWAY_ID}.crt
+            id = {GATEWAY_ID}
+        }}
+        remote {{
+            auth = eap-tls
+        }}
+        children {{
+            rw {{
+                local_ts = {COMPANY}
+                esp_proposals = aes128gcm16
+            }}
+        }}
+    }}
+}}
+pools {{
+    staff {{
+        addrs = {POOL}
+        dns = {DNS}
+    }}
+}}
+"#
+    )
+}
+
+/// oxisec road warrior with `local_auth = "eap-tls"`.
+fn oxisec_client(dir: &Path, pki: &OxisecPki) -> String {
+    let me = pki.issued(USER);
+    format!(
+        r#"[daemon]
+state_dir = "{state}"
+dns = "off"
+[connections.rw]
+local_addrs = ["{LEFT_OUTER}"]
+remote_addrs = ["{RIGHT_OUTER}"]
+local_id = "{USER}"
+remote_id = "{GATEWAY_ID}"
+local_auth = "eap-tls"
+local_cert = "{cert}"
+local_key = "{key}"
+remote_auth = "cert"
+ca_certs = ["{ca}"]
+ike_proposals = ["aes128gcm16-prfsha256-x25519"]
+vips = ["0.0.0.0"]
+[connections.rw.children.rw]
+local_ts = ["dynamic"]
+remote_ts = ["{COMPANY}"]
+esp_proposals = ["aes128gcm16"]
+"#,
+        state = dir.join("state").display(),
+        cert = me.cert.display(),
+        key = me.key.display(),
+        ca = pki.ca_cert().display(),
+    )
+}
+
+fn tun_vip(ns: &common::Netns) -> Result<Option<IpAddr>> {
+    let text = ns.ip(&["-4", "addr", "show", "dev", "oxisec0"])?;
+    Ok(text
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .and_then(|a| a.parse::<IpAddr>().ok()))
+}
+
+#[test]
+fn oxisec_eap_tls_client_logs_in_to_strongswan_gateway() {
+    let _serial = common::serial();
+    let test = "oxisec_eap_tls_client_logs_in_to_strongswan_gateway";
+    if common::skip(test, &[Tool::Charon, Tool::Swanctl, Tool::Ping]) {
+        return;
+    }
+    let topo = topology(test).unwrap();
+    let run = || -> Result<()> {
+        let pki_dir = topo.dir.sub("pki")?;
+        let pki = OxisecPki::init_ca(&pki_dir.join("ca"), "EAP-TLS Test CA", "ecdsa")?;
+        let gw_cert = pki.issue_server(GATEWAY_ID, "ecdsa")?;
+        pki.issue_client(USER, "ecdsa")?;
+        let gw_dir = topo.dir.sub("right")?;
+        swanctl_cred(&gw_dir, "x509ca", &pki.ca_cert())?;
+        swanctl_cred(&gw_dir, "x509", &gw_cert.cert)?;
+        swanctl_cred(&gw_dir, "private", &gw_cert.key)?;
+        let gw = StrongSwan::start_with_plugins(
+            topo.right.clone(),
+            gw_dir,
+            "strongswan@right".into(),
+            &Tuning::default(),
+            &strongswan_gateway(),
+            EAP_TLS_PLUGINS,
+        )?;
+        let dir = topo.dir.sub("left")?;
+        let client = OxisecPeer::start_with_config(
+            topo.left.clone(),
+            dir.clone(),
+            "oxisec@left".into(),
+            &oxisec_client(&dir, &pki),
+        )?;
+        client.initiate("rw")?;
+        let vip = wait_until("the virtual IP on oxisec0", UP, || tun_vip(&topo.left))?;
+        if !in_pool(vip) {
+            return Err(format!("{vip} is not from strongSwan's pool {POOL}").into());
+        }
+        ping(&topo.left, RIGHT_HOST)?;
+        let log = gw.log();
+        if !log.contains("EAP method EAP_TLS succeeded, MSK established") {
+            return Err("strongSwan did not log a successful EAP-TLS login".into());
+        }
+        if !client.log().contains("EAP-TLS succeeded") {
+            return Err("oxisec did not log its EAP-TLS login".into());
+        }
+        client.terminate("rw")?;
+        wait_until("strongSwan to drop the client", UP, || {
+            Ok((!gw.swanctl(&["--list-sas"])?.contains("rw")).then_some(()))
+        })?;
         Ok(())
     };
     if let Err(e) = run() {
