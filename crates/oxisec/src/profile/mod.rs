@@ -83,11 +83,22 @@ pub enum ClientAuth {
     Cert,
     /// Certificate, then EAP-MSCHAPv2 (RFC 4739 multiple authentication).
     CertEap,
+    /// The user's certificate inside EAP-TLS (gateways with `remote_auth =
+    /// "eap-tls"`; the default there when a PKCS#12 bundle exists).
+    EapTls,
 }
 
 impl ClientAuth {
+    /// The user's PKCS#12 bundle goes into the profile.
     fn uses_cert(self) -> bool {
-        matches!(self, ClientAuth::Cert | ClientAuth::CertEap)
+        matches!(
+            self,
+            ClientAuth::Cert | ClientAuth::CertEap | ClientAuth::EapTls
+        )
+    }
+    /// EAP instead of (or after) an AUTH payload of the client's own.
+    fn extended_auth(self) -> bool {
+        self.uses_eap() || self == ClientAuth::EapTls
     }
     fn uses_eap(self) -> bool {
         matches!(self, ClientAuth::Eap | ClientAuth::CertEap)
@@ -194,6 +205,8 @@ pub struct Gateway {
     /// "eap-mschapv2"`): an EAP user's oxisec client uses `local_auth =
     /// "eap"` there rather than the gateway's own PSK.
     pub eap_users: bool,
+    /// The connection's users log in with EAP-TLS (`remote_auth = "eap-tls"`).
+    pub eap_tls: bool,
 }
 
 fn covers_everything(ts: &TsRange) -> bool {
@@ -283,6 +296,7 @@ impl Gateway {
             dns: conn.remote_access.dns.clone(),
             virtual_ips,
             eap_users: matches!(conn.remote_auth, Auth::Eap(_)),
+            eap_tls: matches!(conn.remote_auth, Auth::EapTls(_)),
         })
     }
 
@@ -631,7 +645,23 @@ pub fn build(args: &ProfileArgs) -> Result<Profile, ProfileError> {
         crate::config::load(&args.config).map_err(|e| ProfileError::Config(e.to_string()))?;
     let conn = pick_connection(&loaded.ike.connections, args.connection.as_deref())?;
     let gateway = Gateway::from_connection(&loaded.ike.pools, conn, args.address.as_deref())?;
-    let creds = gather_creds(args)?;
+    let mut creds = gather_creds(args)?;
+    // A certificate user of an EAP-TLS gateway logs in with EAP-TLS.
+    if args.auth.is_none() && gateway.eap_tls && creds.auth == ClientAuth::Cert {
+        creds.auth = ClientAuth::EapTls;
+    }
+    if gateway.eap_tls != (creds.auth == ClientAuth::EapTls) {
+        eprintln!(
+            "oxisec: warning: connection {:?} {} EAP-TLS, but the profile is for --auth {:?}; it will not log in",
+            gateway.connection,
+            if gateway.eap_tls {
+                "wants"
+            } else {
+                "does not do"
+            },
+            creds.auth
+        );
+    }
     if matches!(gateway.auth, GatewayAuth::Cert) && creds.ca_der.is_none() {
         return Err(ProfileError::Config(format!(
             "the clients need the CA certificate that signed the gateway's: none at {} (give --ca)",

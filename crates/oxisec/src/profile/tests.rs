@@ -895,3 +895,52 @@ fn cli_parses_profile() {
         crate::cli::Cli::try_parse_from(["oxisec", "profile", "alice", "--format", "pdf"]).is_err()
     );
 }
+
+#[test]
+fn eap_tls_profiles() {
+    let p = profile(ClientAuth::EapTls);
+    // Apple: the identity certificate, EAP on, no user name.
+    let out = render(&p, Format::Mobileconfig, "x", Path::new("/tmp")).unwrap();
+    let v: plist::Value = plist::from_bytes(&out.main).unwrap();
+    let ps = payloads(&v);
+    let p12 = by_type(&ps, "com.apple.security.pkcs12").unwrap();
+    let ike = plist_dict(&by_type(&ps, "com.apple.vpn.managed").unwrap()["IKEv2"]);
+    assert_eq!(ike["AuthenticationMethod"].as_string(), Some("Certificate"));
+    assert_eq!(ike["ExtendedAuthEnabled"].as_signed_integer(), Some(1));
+    assert_eq!(
+        ike["PayloadCertificateUUID"].as_string(),
+        p12["PayloadUUID"].as_string()
+    );
+    assert!(!ike.contains_key("AuthName"));
+    // strongSwan for Android: its EAP-TLS type, with the bundle.
+    let v = sswan::to_json(&p, true);
+    assert_eq!(v["type"], "ikev2-eap-tls");
+    assert_eq!(v["local"]["id"], "moon.strongswan.org");
+    assert!(v["local"]["p12"].is_string());
+    assert!(v["local"].get("eap_id").is_none());
+    // Windows and NetworkManager say they cannot.
+    for f in [Format::Windows, Format::Networkmanager] {
+        let e = render(&p, f, "x", Path::new("/tmp")).unwrap_err();
+        assert!(e.to_string().contains("EAP-TLS"), "{e}");
+    }
+}
+
+#[test]
+fn oxisec_eap_tls_profile_loads_with_the_daemon_loader() {
+    let d = tmpdir("oxisec-eap-tls-load");
+    let mut g = cert_gateway();
+    g.eap_tls = true;
+    let p = Profile::new(None, g, creds(ClientAuth::EapTls));
+    let out = render(&p, Format::Oxisec, "alice-rw", &d).unwrap();
+    assert!(
+        text(&out).contains("local_auth = \"eap-tls\""),
+        "{}",
+        text(&out)
+    );
+    let path = write_out(&d, "alice-rw", "toml", &out);
+    let client = crate::config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let c = &client.ike.connections[0];
+    assert!(matches!(c.local_auth, Auth::EapTlsClient(_)));
+    assert!(matches!(c.remote_auth, Auth::PeerCert(_)));
+    std::fs::remove_dir_all(&d).unwrap();
+}
