@@ -329,6 +329,7 @@ fn transport_host_to_host(test: &str, v6: bool) {
     let started = Instant::now();
     let result = (|| -> common::Result<()> {
         let topo = Topology::new(test)?;
+        let fam = if v6 { "-6" } else { "-4" };
         let (la, ra) = if v6 {
             topo.left.add_address("veth-l", ip(LEFT_OUTER6), 64)?;
             topo.right.add_address("veth-r", ip(RIGHT_OUTER6), 64)?;
@@ -390,7 +391,7 @@ fn transport_host_to_host(test: &str, v6: bool) {
                     return Err(format!("{}: child modes {modes:?}", p.label()).into());
                 }
             }
-            let route = topo.left.ip(&["route", "show", "table", "5401"])?;
+            let route = topo.left.ip(&[fam, "route", "show", "table", "5401"])?;
             if !route.contains(&ra.to_string()) {
                 return Err(format!("no transport route to {ra} in table 5401: {route}").into());
             }
@@ -438,7 +439,7 @@ fn transport_host_to_host(test: &str, v6: bool) {
                 || Ok(rp.list_sas()?.is_empty().then_some(())),
             )?;
             wait_until("the transport route to go", Duration::from_secs(5), || {
-                let r = topo.left.ip(&["route", "show", "table", "5401"])?;
+                let r = topo.left.ip(&[fam, "route", "show", "table", "5401"])?;
                 Ok(r.trim().is_empty().then_some(()))
             })?;
             Ok(())

@@ -698,27 +698,51 @@ impl Daemon {
     }
 
     /// Transport mode through a NAT is refused: the engine does not carry
-    /// the original addresses (NAT-OA, RFC 3948 §5.2) and the selectors of
+    /// the original addresses (NAT-OA, RFC 3948 §5.2), and the selectors of
     /// the host behind the NAT name an address the other side never sees,
-    /// so no policy could match. The outbound SA is not installed and the
-    /// child is deleted, with a line that says why.
+    /// so no policy could match what the hosts send. Told apart by the
+    /// addresses themselves, not by the engine's NAT flags: with forced UDP
+    /// encapsulation (`encap = true`) those report a NAT that is not there.
+    /// The outbound SA is not installed and the child is deleted, with a
+    /// line that says why.
     fn refuse_transport_through_nat(&mut self, cmd: &SaCommand) -> bool {
-        let SaCommand::InstallOutbound { child, sa, .. } = cmd else {
+        let SaCommand::InstallOutbound {
+            child,
+            sa,
+            local_ts,
+            remote_ts,
+            local,
+            remote,
+            ..
+        } = cmd
+        else {
             return false;
         };
         if sa.mode != ChildMode::Transport {
             return false;
         }
-        let found = self.engine.status().into_iter().find_map(|ike| {
-            let c = ike.children.iter().find(|c| c.child == *child)?;
-            Some((c.name.clone(), ike.nat_local || ike.nat_remote))
-        });
-        let Some((name, true)) = found else {
+        let covers = |ts: &[oxisec_ike::TsRange], a: std::net::IpAddr| {
+            ts.iter()
+                .any(|t| t.start.is_ipv4() == a.is_ipv4() && t.start <= a && a <= t.end)
+        };
+        if covers(local_ts, local.ip()) && covers(remote_ts, remote.ip()) {
+            return false;
+        }
+        let name = self
+            .engine
+            .status()
+            .into_iter()
+            .flat_map(|ike| ike.children)
+            .find(|c| c.child == *child)
+            .map(|c| c.name);
+        let Some(name) = name else {
             return false;
         };
         error!(
             child = %name,
-            "transport mode through a NAT is not supported by the daemon (no NAT-OA handling; the selectors name addresses the NAT rewrites): deleting the child; use mode = \"tunnel\""
+            local = %local.ip(),
+            remote = %remote.ip(),
+            "transport mode through a NAT is not supported by the daemon (no NAT-OA handling): the selectors do not name the addresses the packets carry; deleting the child, use mode = \"tunnel\""
         );
         self.engine
             .handle_command(Instant::now(), Command::TerminateChild { child: name });
