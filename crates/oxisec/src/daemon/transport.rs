@@ -26,6 +26,10 @@
 //! crash, every rule of ours at [`EXEMPT_PRIORITY`]/[`TABLE`] and every
 //! route in [`TABLE`] is removed. Shunt rules (4300–5300) come first, so a
 //! shunt still wins over a transport-mode SA, as RFC 4301 orders them.
+//! A route outlives the last SA that used it by [`ROUTE_GRACE`]: a rekey
+//! may delete the old outbound SA before it installs the new one, and in
+//! between the peer's traffic must be dropped (no policy), not sent in
+//! clear.
 //!
 //! Reverse-path filtering: a packet the data plane writes to the TUN device
 //! after decapsulation comes from the peer's address, and the route back to
@@ -73,6 +77,15 @@ pub const EXEMPT_PRIORITY: u32 = 5400;
 pub const TABLE: u32 = 5401;
 /// The main routing table.
 const MAIN_TABLE: u32 = 254;
+
+// After every shunt priority (shunts win, as RFC 4301 orders BYPASS and
+// DISCARD first), the exemption before the lookup, both before the main
+// table's rule (32766).
+const _: () = assert!(
+    EXEMPT_PRIORITY > super::shunts::RULE_PRIORITY + super::shunts::MAX_SHUNTS
+        && EXEMPT_PRIORITY < TABLE
+        && TABLE < 32766
+);
 /// IP protocol numbers.
 const UDP: u8 = 17;
 const ESP: u8 = 50;
@@ -474,12 +487,6 @@ mod tests {
                 (TABLE, None, None, 0)
             );
         }
-        // After every shunt priority, so shunts win; before main (32766).
-        assert!(
-            EXEMPT_PRIORITY
-                > super::super::shunts::RULE_PRIORITY + super::super::shunts::MAX_SHUNTS
-        );
-        assert!(EXEMPT_PRIORITY < TABLE && TABLE < 32766);
     }
 
     mod packets {
