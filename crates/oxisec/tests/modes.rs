@@ -13,7 +13,8 @@
 //!   ESP packets on the wire of transport size (no inner IP header), a
 //!   child and an IKE rekey (IKE keeps its path while the peer's address
 //!   is routed into the TUN device), delete, and the routing rules gone
-//!   after exit and after a crash and restart.
+//!   after exit and after a crash and restart; through a real NAT it is
+//!   refused with a log line (no NAT-OA).
 //!
 //! strongSwan 5.9.8 cannot be the other side of a transport-mode case
 //! here: its userspace data plane, kernel-libipsec (the only one on a
@@ -503,4 +504,80 @@ fn transport_mode_host_to_host_ipv4() {
 #[test]
 fn transport_mode_host_to_host_ipv6() {
     transport_host_to_host("transport_mode_host_to_host_ipv6", true);
+}
+
+/// Transport mode through a real NAT is refused with a reason: the engine
+/// gives the daemon no NAT-OA, and the selectors name the private address
+/// the outside host never sees on the packets. The outside gateway
+/// (configured with the inside host's private address, so the selectors
+/// agree) deletes the child and says why; neither side keeps it.
+#[test]
+fn transport_mode_through_a_nat_is_refused_with_a_reason() {
+    use common::nat::{INSIDE_OUTER, NatTopology, OUTSIDE_OUTER};
+    let test = "transport_mode_through_a_nat_is_refused_with_a_reason";
+    let _serial = common::serial();
+    if common::skip(test, &[]) {
+        return;
+    }
+    let result = (|| -> common::Result<()> {
+        let topo = NatTopology::new(test)?;
+        let (mut i, mut o) = topo.tunnel_specs("aes128gcm16-prfsha256-x25519", "aes128gcm16");
+        (i.local_ts, i.remote_ts) = (INSIDE_OUTER.to_string(), OUTSIDE_OUTER.to_string());
+        (o.local_ts, o.remote_ts) = (OUTSIDE_OUTER.to_string(), INSIDE_OUTER.to_string());
+        let keys = "mode = \"transport\"";
+        let start = |ns: &std::sync::Arc<common::Netns>, sub: &str, toml: String| {
+            OxisecPeer::start_with_config(
+                ns.clone(),
+                topo.dir.sub(sub)?,
+                format!("oxisec@{sub}"),
+                &toml,
+            )
+        };
+        let ip = start(
+            &topo.inside,
+            "inside",
+            with_child_keys(&oxisec_toml(&i), keys),
+        )?;
+        let op = start(
+            &topo.outside,
+            "outside",
+            with_child_keys(&oxisec_toml(&o), keys),
+        )?;
+        let run = || -> common::Result<()> {
+            ip.initiate(CONN).ok();
+            wait_until("the outside's refusal", Duration::from_secs(10), || {
+                Ok(op
+                    .log()
+                    .contains("transport mode through a NAT is not supported")
+                    .then_some(()))
+            })?;
+            wait_until("no child on either side", Duration::from_secs(10), || {
+                let none = |p: &OxisecPeer| -> common::Result<bool> {
+                    Ok(p.list_sas()?.iter().all(|s| s.children.is_empty()))
+                };
+                Ok((none(&ip)? && none(&op)?).then_some(()))
+            })?;
+            // (No table at all is fine: `ip` fails on a table never made.)
+            let route = topo
+                .outside
+                .ip(&["-4", "route", "show", "table", "5401"])
+                .unwrap_or_default();
+            if !route.trim().is_empty() {
+                return Err(format!("a refused child left a route: {route}").into());
+            }
+            Ok(())
+        };
+        run().map_err(|e| {
+            topo.dir.keep();
+            format!(
+                "{e}\n--- inside log (tail) ---\n{}\n--- outside log (tail) ---\n{}",
+                ip.log_tail(30),
+                op.log_tail(30)
+            )
+            .into()
+        })
+    })();
+    if let Err(e) = result {
+        panic!("{test}: {e}");
+    }
 }
