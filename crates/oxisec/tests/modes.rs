@@ -347,8 +347,10 @@ fn transport_host_to_host(test: &str, v6: bool) {
             }
         }
         let (mut l, mut r) = topo.tunnel_specs("aes128gcm16-prfsha256-x25519", "aes128gcm16");
+        // Left names the hosts as "dynamic" (its IKE addresses), right
+        // spells them out: both forms make a host-to-host child.
         (l.local_addr, l.remote_addr, l.local_ts, l.remote_ts) =
-            (la, ra, la.to_string(), ra.to_string());
+            (la, ra, "dynamic".into(), "dynamic".into());
         (r.local_addr, r.remote_addr, r.local_ts, r.remote_ts) =
             (ra, la, ra.to_string(), la.to_string());
         let keys = "mode = \"transport_only\"";
