@@ -2030,6 +2030,24 @@ impl Cx<'_> {
             }
         };
         let (mode, mode_required) = self.child_mode(&base, raw.mode.as_ref())?;
+        // Transport mode is host to host (RFC 4303 §3.1.1). Like strongSwan,
+        // "transport" with subnets falls back to tunnel mode when
+        // negotiated (the engine logs it); "transport_only" could never
+        // come up with them, so that is a mistake in the file.
+        if mode_required
+            && let Some(ts) = local_ts
+                .iter()
+                .chain(remote_ts.iter())
+                .find(|t| t.start != t.end)
+        {
+            return Err(self.err(
+                raw.mode.as_ref().map(|m| m.span()),
+                format!("{base}.mode"),
+                format!(
+                    "mode = \"transport_only\" needs host-to-host selectors (\"dynamic\" or single addresses), not {ts}: transport mode protects the traffic between the two hosts themselves"
+                ),
+            ));
+        }
         let replay_window = self.replay_window(&base, raw.replay_window.as_ref())?;
         Ok(ChildConfig {
             name: n.clone(),
@@ -2057,16 +2075,10 @@ impl Cx<'_> {
         };
         match v.get_ref().as_str() {
             "tunnel" => Ok((ChildMode::Tunnel, false)),
-            // The engine and oxisec-esp do transport mode, but the daemon
-            // cannot carry it yet: its host-to-host selector is the peer's
-            // own address, and routing that into the TUN device would
-            // swallow the daemon's IKE and ESP packets too (it needs a
-            // policy-routing exception for the daemon's sockets first).
-            "transport" | "transport_only" => Err(self.err(
-                Some(v.span()),
-                format!("{base}.mode"),
-                "transport mode is negotiated by the IKE engine but the daemon's TUN data plane cannot carry it yet (the peer's own address would be routed into the tunnel); use \"tunnel\" with /32 (/128) selectors",
-            )),
+            // The daemon routes the peer's own address into the TUN device
+            // with an exemption for its IKE/ESP (daemon/transport.rs).
+            "transport" => Ok((ChildMode::Transport, false)),
+            "transport_only" => Ok((ChildMode::Transport, true)),
             other => Err(self.err(
                 Some(v.span()),
                 format!("{base}.mode"),
@@ -3324,11 +3336,38 @@ ca_certs = [\"pki/ca.crt\"]
             e.contains("connections.site-b.children.lan.mode: unknown mode \"beet\""),
             "{e}"
         );
-        let e = err(&with("mode = \"transport\""));
+        // VALID's child has subnets: transport falls back to tunnel when
+        // negotiated (like strongSwan), transport_only never could.
+        assert_eq!(
+            parse_str(&with("mode = \"transport\""))
+                .unwrap()
+                .ike
+                .connections[0]
+                .children[0]
+                .mode,
+            ChildMode::Transport
+        );
+        let e = err(&with("mode = \"transport_only\""));
         assert!(
-            e.contains("children.lan.mode: transport mode is negotiated"),
+            e.contains("children.lan.mode: mode = \"transport_only\" needs host-to-host selectors")
+                && e.contains("198.51.100.0/24"),
             "{e}"
         );
+        let hosts = VALID
+            .replace(
+                "local_ts = [\"198.51.100.0/24\"]",
+                "local_ts = [\"dynamic\"]",
+            )
+            .replace(
+                "remote_ts = [\"203.0.113.0/24\", \"2001:db8:1::/48\"]",
+                "remote_ts = [\"192.0.2.2/32[tcp]\"]",
+            );
+        let c = &parse_str(&hosts.replace(lan, &format!("{lan}\nmode = \"transport_only\"")))
+            .unwrap()
+            .ike
+            .connections[0]
+            .children[0];
+        assert_eq!((c.mode, c.mode_required), (ChildMode::Transport, true));
         for bad in [0, 65537] {
             let e = err(&with(&format!("replay_window = {bad}")));
             assert!(
