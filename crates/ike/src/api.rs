@@ -325,10 +325,13 @@ pub enum EapRelayAnswer {
     /// The client authenticated. `packet` is the server's EAP-Success
     /// (one is made up when `None`); `msk` the Master Session Key
     /// (RADIUS: MS-MPPE-Recv-Key || MS-MPPE-Send-Key) that keys both
-    /// final AUTH payloads.
+    /// final AUTH payloads. `groups` are the user's groups as the server
+    /// names them (RADIUS Class / Filter-Id): they select the user's pool,
+    /// DNS and subnets ([`crate::RemoteAccess::groups`]).
     Accept {
         packet: Option<Vec<u8>>,
         msk: Secret,
+        groups: Vec<String>,
     },
     /// The client did not authenticate (or the server could not be
     /// reached). `packet` is the server's EAP-Failure, if it sent one;
@@ -344,9 +347,10 @@ impl std::fmt::Debug for EapRelayAnswer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             EapRelayAnswer::Continue(p) => f.debug_tuple("Continue").field(&p.len()).finish(),
-            EapRelayAnswer::Accept { packet, .. } => f
+            EapRelayAnswer::Accept { packet, groups, .. } => f
                 .debug_struct("Accept")
                 .field("packet", packet)
+                .field("groups", groups)
                 .field("msk", &"[REDACTED]")
                 .finish(),
             EapRelayAnswer::Reject { packet, reason } => f

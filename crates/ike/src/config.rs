@@ -54,6 +54,79 @@ pub struct RemoteAccess {
     /// Gateway: the subnets the client should send through the tunnel
     /// (INTERNAL_IP4/IP6_SUBNET): split tunnelling; empty means everything.
     pub subnets: Vec<TsRange>,
+    /// Gateway: what members of a user group get instead of the values
+    /// above. A client's groups come with its authenticated identity (the
+    /// users file, the RADIUS Access-Accept, the certificate's OU); of
+    /// several, the first of the client's groups that is listed here
+    /// applies, so that the order is the one the user database gives.
+    pub groups: Vec<GroupAccess>,
+    /// Gateway: a client in none of [`RemoteAccess::groups`] is refused
+    /// (AUTHENTICATION_FAILED) instead of getting the connection's values.
+    pub require_group: bool,
+}
+
+/// Remote-access values for the members of one user group; `None` (or an
+/// empty pool list) keeps the connection's value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupAccess {
+    /// The group's name, compared without regard to ASCII case (RADIUS
+    /// servers and directories disagree on case).
+    pub group: String,
+    pub pools: Vec<String>,
+    pub dns: Option<Vec<IpAddr>>,
+    pub dns_domains: Option<Vec<String>>,
+    pub subnets: Option<Vec<TsRange>>,
+}
+
+/// What one client gets from a gateway connection, once its groups are
+/// known: see [`RemoteAccess::for_groups`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Access<'a> {
+    /// The group whose values apply, if any.
+    pub group: Option<&'a str>,
+    pub pools: &'a [String],
+    pub dns: &'a [IpAddr],
+    pub dns_domains: &'a [String],
+    pub subnets: &'a [TsRange],
+}
+
+impl RemoteAccess {
+    /// The values for a client in `groups`: those of the first of its
+    /// groups that the connection lists, else the connection's own; `None`
+    /// when [`RemoteAccess::require_group`] refuses it.
+    pub fn for_groups(&self, groups: &[String]) -> Option<Access<'_>> {
+        let found = groups
+            .iter()
+            .find_map(|g| self.groups.iter().find(|a| a.group.eq_ignore_ascii_case(g)));
+        let base = Access {
+            group: None,
+            pools: &self.pools,
+            dns: &self.dns,
+            dns_domains: &self.dns_domains,
+            subnets: &self.subnets,
+        };
+        match found {
+            None if self.require_group => None,
+            None => Some(base),
+            Some(a) => Some(Access {
+                group: Some(&a.group),
+                pools: if a.pools.is_empty() {
+                    base.pools
+                } else {
+                    &a.pools
+                },
+                dns: a.dns.as_deref().unwrap_or(base.dns),
+                dns_domains: a.dns_domains.as_deref().unwrap_or(base.dns_domains),
+                subnets: a.subnets.as_deref().unwrap_or(base.subnets),
+            }),
+        }
+    }
+
+    /// Whether this connection hands out addresses (to anyone or to some
+    /// group): a gateway's configuration requests are answered then.
+    pub fn hands_out_addresses(&self) -> bool {
+        !self.pools.is_empty() || self.groups.iter().any(|g| !g.pools.is_empty())
+    }
 }
 
 /// IKE fragmentation: offered in IKE_SA_INIT when enabled, used when both

@@ -17,6 +17,7 @@ pub mod eap;
 mod engine;
 mod exchange;
 mod fragment;
+mod groups;
 pub mod identity;
 mod keys;
 mod nat;
@@ -30,9 +31,9 @@ mod window;
 
 pub use api::*;
 pub use config::{
-    Auth, ChildConfig, ChildLifetime, ChildMode, Config, Connection, DosConfig, DpdAction,
-    EapRelay, EapServer, EapTlsClient, EapTlsServer, FragmentationConfig, IkeLifetime, LocalCert,
-    NatKeepalive, PoolConfig, RemoteAccess, RetransmitConfig, SendCert, StartAction,
+    Access, Auth, ChildConfig, ChildLifetime, ChildMode, Config, Connection, DosConfig, DpdAction,
+    EapRelay, EapServer, EapTlsClient, EapTlsServer, FragmentationConfig, GroupAccess, IkeLifetime,
+    LocalCert, NatKeepalive, PoolConfig, RemoteAccess, RetransmitConfig, SendCert, StartAction,
 };
 pub use eap::tls::TlsVersions;
 pub use eap::{EapUsers, NtHash};

@@ -364,6 +364,10 @@ struct RawConnection {
     dns: Option<Spanned<Vec<Spanned<String>>>>,
     dns_domains: Option<Spanned<Vec<Spanned<String>>>>,
     subnets: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Remote access per user group (`[connections.X.groups.NAME]`).
+    #[serde(default)]
+    groups: BTreeMap<String, Spanned<remote::RawGroup>>,
+    require_group: Option<Spanned<bool>>,
     #[serde(default)]
     children: BTreeMap<String, Spanned<RawChild>>,
 }
@@ -2164,6 +2168,24 @@ impl Cx<'_> {
             }
         };
         let (mode, mode_required) = self.child_mode(&base, raw.mode.as_ref())?;
+        // Transport mode is host to host (RFC 4303 §3.1.1). Like strongSwan,
+        // "transport" with subnets falls back to tunnel mode when
+        // negotiated (the engine logs it); "transport_only" could never
+        // come up with them, so that is a mistake in the file.
+        if mode_required
+            && let Some(ts) = local_ts
+                .iter()
+                .chain(remote_ts.iter())
+                .find(|t| t.start != t.end)
+        {
+            return Err(self.err(
+                raw.mode.as_ref().map(|m| m.span()),
+                format!("{base}.mode"),
+                format!(
+                    "mode = \"transport_only\" needs host-to-host selectors (\"dynamic\" or single addresses), not {ts}: transport mode protects the traffic between the two hosts themselves"
+                ),
+            ));
+        }
         let replay_window = self.replay_window(&base, raw.replay_window.as_ref())?;
         Ok(ChildConfig {
             name: n.clone(),
@@ -2191,16 +2213,10 @@ impl Cx<'_> {
         };
         match v.get_ref().as_str() {
             "tunnel" => Ok((ChildMode::Tunnel, false)),
-            // The engine and oxisec-esp do transport mode, but the daemon
-            // cannot carry it yet: its host-to-host selector is the peer's
-            // own address, and routing that into the TUN device would
-            // swallow the daemon's IKE and ESP packets too (it needs a
-            // policy-routing exception for the daemon's sockets first).
-            "transport" | "transport_only" => Err(self.err(
-                Some(v.span()),
-                format!("{base}.mode"),
-                "transport mode is negotiated by the IKE engine but the daemon's TUN data plane cannot carry it yet (the peer's own address would be routed into the tunnel); use \"tunnel\" with /32 (/128) selectors",
-            )),
+            // The daemon routes the peer's own address into the TUN device
+            // with an exemption for its IKE/ESP (daemon/transport.rs).
+            "transport" => Ok((ChildMode::Transport, false)),
+            "transport_only" => Ok((ChildMode::Transport, true)),
             other => Err(self.err(
                 Some(v.span()),
                 format!("{base}.mode"),
@@ -3575,11 +3591,38 @@ ca_certs = [\"pki/ca.crt\"]
             e.contains("connections.site-b.children.lan.mode: unknown mode \"beet\""),
             "{e}"
         );
-        let e = err(&with("mode = \"transport\""));
+        // VALID's child has subnets: transport falls back to tunnel when
+        // negotiated (like strongSwan), transport_only never could.
+        assert_eq!(
+            parse_str(&with("mode = \"transport\""))
+                .unwrap()
+                .ike
+                .connections[0]
+                .children[0]
+                .mode,
+            ChildMode::Transport
+        );
+        let e = err(&with("mode = \"transport_only\""));
         assert!(
-            e.contains("children.lan.mode: transport mode is negotiated"),
+            e.contains("children.lan.mode: mode = \"transport_only\" needs host-to-host selectors")
+                && e.contains("198.51.100.0/24"),
             "{e}"
         );
+        let hosts = VALID
+            .replace(
+                "local_ts = [\"198.51.100.0/24\"]",
+                "local_ts = [\"dynamic\"]",
+            )
+            .replace(
+                "remote_ts = [\"203.0.113.0/24\", \"2001:db8:1::/48\"]",
+                "remote_ts = [\"192.0.2.2/32[tcp]\"]",
+            );
+        let c = &parse_str(&hosts.replace(lan, &format!("{lan}\nmode = \"transport_only\"")))
+            .unwrap()
+            .ike
+            .connections[0]
+            .children[0];
+        assert_eq!((c.mode, c.mode_required), (ChildMode::Transport, true));
         for bad in [0, 65537] {
             let e = err(&with(&format!("replay_window = {bad}")));
             assert!(
@@ -3828,10 +3871,15 @@ ca_certs = [\"pki/ca.crt\"]
                 "connections.site-b.children.lan",
             ),
             ("shunts.x", "shunts.mgmt"),
+            (
+                "connections.x.groups.y",
+                "connections.rw-eap.groups.contractors",
+            ),
         ] {
             for key in schema_keys(table) {
                 let ok = match key.as_str() {
                     "children" => sections.contains_key("connections.site-b.children.lan"),
+                    "groups" => sections.contains_key("connections.rw-eap.groups.contractors"),
                     // An alias, named in the ike_proposals comment.
                     "proposals" => text.contains("`proposals` works too"),
                     k => documents(section, k),
@@ -3891,6 +3939,83 @@ remote_ts = ["dynamic"]
         assert_eq!(c.remote_access.subnets.len(), 1);
         assert!(c.remote_access.request_vips.is_empty());
         assert!(c.children[0].remote_ts.is_empty(), "dynamic");
+    }
+
+    #[test]
+    fn remote_access_groups() {
+        let text = GATEWAY.replace(
+            "[connections.rw.children.net]",
+            r#"require_group = true
+[connections.rw.groups.staff]
+[connections.rw.groups."Contractors"]
+pools = ["guests"]
+dns = []
+subnets = ["10.1.5.0/24"]
+[connections.rw.children.net]"#,
+        ) + "[pools.guests]\naddrs = \"10.3.1.0/24\"\n";
+        let l = parse_str(&text).unwrap();
+        let ra = &l.ike.connections[0].remote_access;
+        assert!(ra.require_group);
+        assert_eq!(ra.groups.len(), 2);
+        // BTreeMap order; the engine picks by the user's group order.
+        assert_eq!(ra.groups[0].group, "Contractors");
+        assert_eq!(ra.groups[0].pools, ["guests"]);
+        assert_eq!(ra.groups[0].dns, Some(vec![]));
+        assert_eq!(ra.groups[0].dns_domains, None);
+        assert_eq!(ra.groups[0].subnets.as_ref().map(Vec::len), Some(1));
+        assert_eq!(ra.groups[1].group, "staff");
+        assert!(ra.groups[1].pools.is_empty(), "the connection's pools");
+        let staff = ra.for_groups(&["STAFF".into()]).unwrap();
+        assert_eq!(staff.pools, ["staff", "staff6"]);
+        assert!(ra.for_groups(&["guests".into()]).is_none(), "required");
+
+        let e = err(&text.replace("pools = [\"guests\"]", "pools = [\"nope\"]"));
+        assert!(
+            e.contains("connections.rw.groups.Contractors.pools[0]") && e.contains("no pool"),
+            "{e}"
+        );
+        let e = err(&text.replace("dns = []", "dns = [\"x\"]"));
+        assert!(e.contains("groups.Contractors.dns[0]"), "{e}");
+        let e = err(&text.replace("dns = []", "nameservers = []"));
+        assert!(e.contains("nameservers"), "{e}");
+        let e = err(&text.replace(
+            "groups.staff]",
+            "groups.STAFF]\n[connections.rw.groups.staff]",
+        ));
+        assert!(e.contains("ignore ASCII case"), "{e}");
+        // require_group without groups, groups on a client.
+        let e = err(&GATEWAY.replace(
+            "[connections.rw.children.net]",
+            "require_group = true\n[connections.rw.children.net]",
+        ));
+        assert!(
+            e.contains("require_group") && e.contains("define at least one group"),
+            "{e}"
+        );
+        let client = r#"
+[connections.home]
+remote_addrs = ["192.0.2.1"]
+psk = "a remote-access key that is long enough"
+vips = ["0.0.0.0"]
+[connections.home.groups.staff]
+[connections.home.children.all]
+local_ts = ["dynamic"]
+remote_ts = ["0.0.0.0/0"]
+"#;
+        let e = err(client);
+        assert!(
+            e.contains("connections.home.groups.staff") && e.contains("vips"),
+            "{e}"
+        );
+        // Pools only in a group still make a gateway: dns is allowed.
+        let only_group = GATEWAY
+            .replace("pools = [\"staff\", \"staff6\"]\n", "")
+            .replace(
+                "[connections.rw.children.net]",
+                "[connections.rw.groups.staff]\npools = [\"staff\"]\n[connections.rw.children.net]",
+            );
+        let l = parse_str(&only_group).unwrap();
+        assert!(l.ike.connections[0].remote_access.hands_out_addresses());
     }
 
     #[test]

@@ -205,6 +205,13 @@ impl fmt::Debug for NtHash {
 pub trait EapUsers: Send + Sync {
     /// The NT hash of `name`'s password; `None` for an unknown user.
     fn nt_hash(&self, name: &str) -> Option<NtHash>;
+
+    /// The groups of `name`, in the database's order: they select the
+    /// user's pool, DNS and subnets ([`crate::RemoteAccess::groups`]).
+    /// None by default.
+    fn groups(&self, _name: &str) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// A fixed table of users, e.g. read from a users file at start.

@@ -298,6 +298,8 @@ pub(crate) struct Server {
     claim: Option<IdClaim>,
     framing: Framing,
     state: State,
+    /// The user's groups: the OUs of its validated certificate.
+    groups: Vec<String>,
 }
 
 impl Server {
@@ -322,6 +324,7 @@ impl Server {
             claim: Some(idi.claim()),
             framing: Framing::new(settings.fragment_size),
             state: State::Identity,
+            groups: Vec::new(),
         };
         let first = if ask_identity {
             packet(Code::REQUEST, s.identifier, EapType::IDENTITY, &[])
@@ -341,6 +344,14 @@ impl Server {
         match &self.state {
             State::Done { msk } => Some(msk),
             _ => None,
+        }
+    }
+
+    /// The user's groups (OUs of its certificate), once EAP succeeded.
+    pub fn groups(&self) -> &[String] {
+        match &self.state {
+            State::Done { .. } => &self.groups,
+            _ => &[],
         }
     }
 
@@ -511,7 +522,7 @@ impl Server {
 
     /// The client certificate chain against the connection's anchors, as
     /// for IKE certificate authentication, for the EAP identity.
-    fn check_client(&self, wall: Option<SystemTime>) -> Result<(), String> {
+    fn check_client(&mut self, wall: Option<SystemTime>) -> Result<(), String> {
         let wall = wall.ok_or("no wall-clock time to check certificates against")?;
         let chain = self
             .tls
@@ -529,8 +540,11 @@ impl Server {
         })?;
         self.trust
             .validate(&chain, wall, claim)
-            .map(drop)
-            .map_err(|e| format!("client certificate refused: {e}"))
+            .map_err(|e| format!("client certificate refused: {e}"))?;
+        if let Some(ee) = chain.first() {
+            self.groups = crate::groups::organizational_units(&ee.subject_der());
+        }
+        Ok(())
     }
 
     fn derive_msk(&self) -> Result<Msk, String> {

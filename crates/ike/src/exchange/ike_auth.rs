@@ -434,12 +434,25 @@ fn authenticate_and_answer(
     let mut out = vec![Payload::IdR(idr_own)];
     out.extend(our_certs(&conn.local_auth, hs.peer_certreq));
     out.push(Payload::Auth(our_auth));
-    establish_responder(sa, cx, dgram, hdr, conn, idi, out, &p, &ni, &nr);
+    // A certificate client's groups: the OUs of its (validated) certificate.
+    let groups = match &conn.remote_auth {
+        Auth::PeerCert(_) => p
+            .certs
+            .iter()
+            .find(|c| c.encoding == CertEncoding::X509_SIGNATURE)
+            .and_then(|c| Certificate::from_der(&c.data).ok())
+            .map(|c| crate::groups::organizational_units(&c.subject_der()))
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    establish_responder(sa, cx, dgram, hdr, conn, idi, groups, out, &p, &ni, &nr);
 }
 
 /// Responder: the initiator is authenticated — the SA is up; assign
 /// virtual IPs, set up the CHILD_SA from the request's `p` and send `out`
-/// (IDr, CERT, AUTH so far) with them.
+/// (IDr, CERT, AUTH so far) with them. `groups` (the client's user groups)
+/// select its remote-access values; a connection that requires a group
+/// refuses a client in none of its groups here.
 #[allow(clippy::too_many_arguments)]
 fn establish_responder(
     sa: &mut IkeSa,
@@ -448,11 +461,40 @@ fn establish_responder(
     hdr: &oxisec_wire::HeaderRepr,
     conn: Arc<Connection>,
     idi: Identity,
+    groups: Vec<String>,
     mut out: Vec<Payload>,
     p: &Parts,
     ni: &[u8],
     nr: &[u8],
 ) {
+    if conn.remote_access.for_groups(&groups).is_none() {
+        let who = sa.eap_identity.clone().unwrap_or_else(|| idi.to_string());
+        let listed: Vec<&str> = conn
+            .remote_access
+            .groups
+            .iter()
+            .map(|g| g.group.as_str())
+            .collect();
+        let reason = format!(
+            "{who} is in none of the groups connection {} admits ({}); their groups: [{}]",
+            conn.name,
+            listed.join(", "),
+            groups.join(", ")
+        );
+        auth_failed(sa, cx, Some(conn.name.clone()), reason);
+        let n = vec![notify(NotifyType::AUTHENTICATION_FAILED)];
+        send_response(
+            sa,
+            cx,
+            ExchangeType::IKE_AUTH,
+            hdr.message_id,
+            &dgram.data,
+            n,
+        );
+        close(sa, cx, DownReason::AuthFailed);
+        return;
+    }
+    sa.peer_groups = groups;
     sa.conn = conn.clone();
     sa.peer_id = Some(idi.clone());
     sa.state = IkeState::Established;
@@ -468,7 +510,7 @@ fn establish_responder(
     let mut no_address = false;
     let request = p.cp.and_then(crate::cp::Request::parse);
     if let Some(req) = request.filter(|r| !r.is_empty())
-        && !conn.remote_access.pools.is_empty()
+        && conn.remote_access.hands_out_addresses()
     {
         match assign_vips(sa, cx, &conn, &req) {
             Some(reply) => out.push(Payload::Cp(reply.to_payload())),
@@ -513,19 +555,17 @@ fn assign_vips(
     req: &crate::cp::Request,
 ) -> Option<crate::cp::Reply> {
     let identity = sa.lease_identity();
-    let ra = &conn.remote_access;
+    // Checked by the caller: a client it refuses does not get here.
+    let ra = conn.remote_access.for_groups(&sa.peer_groups)?;
+    let group = ra.group.unwrap_or("-");
     let wanted = [
         req.v4.map(|a| (true, a.map(std::net::IpAddr::V4))),
         req.v6.map(|a| (false, a.map(std::net::IpAddr::V6))),
     ];
     for (v4, hint) in wanted.into_iter().flatten() {
-        match cx
-            .alloc
-            .pools
-            .acquire(&ra.pools, v4, &identity, sa.id, hint)
-        {
+        match cx.alloc.pools.acquire(ra.pools, v4, &identity, sa.id, hint) {
             Ok((pool, address)) => {
-                info!(connection = %conn.name, peer = %identity, %address, pool = %pool, "assigned virtual IP");
+                info!(connection = %conn.name, peer = %identity, %address, pool = %pool, %group, "assigned virtual IP");
                 cx.event(Event::LeaseChanged {
                     pool: pool.clone(),
                     identity: identity.clone(),
@@ -536,7 +576,7 @@ fn assign_vips(
             }
             Err(_) => {
                 let family = if v4 { "IPv4" } else { "IPv6" };
-                warn!(connection = %conn.name, peer = %identity, "no {family} virtual IP for the client: pools {:?} are full or have none of that family", ra.pools);
+                warn!(connection = %conn.name, peer = %identity, %group, "no {family} virtual IP for the client: pools {:?} are full or have none of that family", ra.pools);
             }
         }
     }
@@ -545,9 +585,9 @@ fn assign_vips(
     }
     Some(crate::cp::Reply {
         addresses: sa.peer_vips.iter().map(|(_, a)| *a).collect(),
-        dns: ra.dns.clone(),
-        domains: ra.dns_domains.clone(),
-        subnets: ra.subnets.clone(),
+        dns: ra.dns.to_vec(),
+        domains: ra.dns_domains.to_vec(),
+        subnets: ra.subnets.to_vec(),
     })
 }
 
@@ -1160,11 +1200,24 @@ fn eap_round(
     }
     let p = parts(&payloads);
     if let Some(auth_p) = p.auth {
-        let (msk, user) = match &e.role {
-            EapRole::Server(server) => (server.msk().cloned(), server.user().map(str::to_string)),
-            EapRole::Relay(relay) => (relay.msk().cloned(), Some(relay.identity().to_string())),
-            EapRole::Tls(tls) => (tls.msk().cloned(), tls.user().map(str::to_string)),
-            EapRole::Client(_) | EapRole::TlsClient(_) => (None, None),
+        let (msk, user, groups) = match &e.role {
+            EapRole::Server(server) => (
+                server.msk().cloned(),
+                server.user().map(str::to_string),
+                server.groups(),
+            ),
+            EapRole::Relay(relay) => (
+                relay.msk().cloned(),
+                Some(relay.identity().to_string()),
+                relay.groups().to_vec(),
+            ),
+            // As for IKE certificates: the OUs of the validated certificate.
+            EapRole::Tls(tls) => (
+                tls.msk().cloned(),
+                tls.user().map(str::to_string),
+                tls.groups().to_vec(),
+            ),
+            EapRole::Client(_) | EapRole::TlsClient(_) => (None, None, Vec::new()),
         };
         let (Some(msk), Some(user)) = (msk, user) else {
             fail(sa, cx, "AUTH before EAP succeeded".into(), None);
@@ -1222,7 +1275,19 @@ fn eap_round(
         });
         let hp = parts(&held);
         let out = vec![Payload::Auth(our)];
-        establish_responder(sa, cx, dgram, hdr, conn.clone(), idi, out, &hp, &ni, &nr);
+        establish_responder(
+            sa,
+            cx,
+            dgram,
+            hdr,
+            conn.clone(),
+            idi,
+            groups,
+            out,
+            &hp,
+            &ni,
+            &nr,
+        );
         return;
     }
     let Some(data) = eap_payload(&payloads) else {

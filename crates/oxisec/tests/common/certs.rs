@@ -340,9 +340,8 @@ impl OxisecPki {
         Ok(self.issued(name))
     }
 
-    /// A user certificate (`issue --client NAME`: NAME as its e-mail
-    /// subjectAltName, clientAuth EKU).
-    #[allow(dead_code)]
+    /// A road warrior's certificate (`issue --client NAME`: CN=NAME, NAME
+    /// as its rfc822Name subjectAltName, clientAuth).
     pub fn issue_client(&self, name: &str, key_type: &str) -> Result<Issued> {
         self.run(&["issue", "--client", name, "--type", key_type])?;
         Ok(self.issued(name))
