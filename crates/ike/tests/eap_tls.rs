@@ -62,8 +62,17 @@ impl Ca {
     /// A gateway (dNSName, serverAuth) or user (rfc822Name, clientAuth)
     /// certificate valid from 2024 to `until`.
     fn issue(&self, name: &str, serial: u8, until: i32) -> LocalCert {
+        self.issue_in(name, serial, until, None)
+    }
+
+    /// [`Ca::issue`] with an OU in the subject (a user group).
+    fn issue_in(&self, name: &str, serial: u8, until: i32, ou: Option<&str>) -> LocalCert {
         let user = name.contains('@');
         let mut p = CertificateParams::default();
+        if let Some(ou) = ou {
+            p.distinguished_name
+                .push(DnType::OrganizationalUnitName, ou);
+        }
         p.distinguished_name.push(DnType::CommonName, name);
         p.serial_number = Some(SerialNumber::from_slice(&[serial]));
         p.subject_alt_names = vec![if user {
@@ -356,4 +365,24 @@ fn a_gateway_without_a_certificate_cannot_run_eap_tls() {
     ));
     let mut w = run(client(USER, ca.issue(USER, 2, 2030), &ca, |_| {}), gw);
     assert_refused(&mut w, "EAP-TLS needs a certificate as our local_auth");
+}
+
+#[test]
+fn the_certificates_ou_is_the_users_group() {
+    let ca = Ca::new("EAP-TLS CA");
+    let mut gw = gateway(&ca, None, |_| {});
+    gw.pools.push(PoolConfig {
+        name: "staff".into(),
+        first: ip("10.4.0.1"),
+        last: ip("10.4.0.254"),
+    });
+    gw.remote_access.groups = vec![GroupAccess {
+        group: "Staff".into(),
+        pools: vec!["staff".into()],
+        ..GroupAccess::default()
+    }];
+    let cert = ca.issue_in(USER, 2, 2030, Some("staff"));
+    let w = run(client(USER, cert, &ca, |_| {}), gw);
+    assert_eq!(w.a.established(), 1, "client: {:?}", w.a.events);
+    assert_eq!(vips(&w.a), vec![vec![ip("10.4.0.1")]], "the staff pool");
 }
