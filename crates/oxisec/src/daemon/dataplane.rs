@@ -671,7 +671,8 @@ impl<'l> RxState<'l> {
         RxState {
             lane,
             rb: RecvBatch::new(lane.tuning.batch, RECV_SLOT),
-            path: RxPath::new(lane.tuning.tun_offload, lane.tuning.tun_uso),
+            path: RxPath::new(lane.tuning.tun_offload, lane.tuning.tun_uso)
+                .with_headroom(batch::RX_HEADROOM),
             log: LogLimit::new(),
             tun_log: LogLimit::new(),
             ike_tx,

@@ -85,11 +85,22 @@ pub enum ClientAuth {
     Cert,
     /// Certificate, then EAP-MSCHAPv2 (RFC 4739 multiple authentication).
     CertEap,
+    /// The user's certificate inside EAP-TLS (gateways with `remote_auth =
+    /// "eap-tls"`; the default there when a PKCS#12 bundle exists).
+    EapTls,
 }
 
 impl ClientAuth {
+    /// The user's PKCS#12 bundle goes into the profile.
     fn uses_cert(self) -> bool {
-        matches!(self, ClientAuth::Cert | ClientAuth::CertEap)
+        matches!(
+            self,
+            ClientAuth::Cert | ClientAuth::CertEap | ClientAuth::EapTls
+        )
+    }
+    /// EAP instead of (or after) an AUTH payload of the client's own.
+    fn extended_auth(self) -> bool {
+        self.uses_eap() || self == ClientAuth::EapTls
     }
     fn uses_eap(self) -> bool {
         matches!(self, ClientAuth::Eap | ClientAuth::CertEap)
@@ -202,6 +213,8 @@ pub struct Gateway {
     /// "eap-mschapv2"`): an EAP user's oxisec client uses `local_auth =
     /// "eap"` there rather than the gateway's own PSK.
     pub eap_users: bool,
+    /// The connection's users log in with EAP-TLS (`remote_auth = "eap-tls"`).
+    pub eap_tls: bool,
     /// The user group whose pools, DNS and subnets these are
     /// (`[connections.X.groups.NAME]`); `None`: the connection's own.
     pub group: Option<String>,
@@ -283,7 +296,11 @@ impl Gateway {
         let auth = match &conn.local_auth {
             Auth::Psk(s) => GatewayAuth::Psk(s.clone()),
             Auth::Cert(_) | Auth::PeerCert(_) => GatewayAuth::Cert,
-            Auth::Eap(_) | Auth::EapRelay(_) | Auth::EapClient { .. } => {
+            Auth::Eap(_)
+            | Auth::EapRelay(_)
+            | Auth::EapTls(_)
+            | Auth::EapTlsClient(_)
+            | Auth::EapClient { .. } => {
                 return Err(ProfileError::Config(format!(
                     "connection {:?} authenticates itself with EAP: a gateway proves itself with a certificate (or PSK)",
                     conn.name
@@ -337,6 +354,7 @@ impl Gateway {
             dns: access.dns.to_vec(),
             virtual_ips,
             eap_users: matches!(conn.remote_auth, Auth::Eap(_)),
+            eap_tls: matches!(conn.remote_auth, Auth::EapTls(_)),
             group: access.group.map(str::to_owned),
         })
     }
@@ -685,7 +703,8 @@ fn gather_creds(args: &ProfileArgs) -> Result<UserCreds, ProfileError> {
 enum GroupSource {
     /// The users file (`remote_auth = "eap-mschapv2"`).
     UsersFile,
-    /// The OUs of the client's certificate (`remote_auth = "cert"`).
+    /// The OUs of the client's certificate (`remote_auth = "cert"` or
+    /// `"eap-tls"`).
     Certificate,
     /// The RADIUS server's Access-Accept (`remote_auth = "eap-radius"`).
     Radius,
@@ -696,7 +715,7 @@ enum GroupSource {
 fn group_source(conn: &Connection) -> GroupSource {
     match conn.remote_auth {
         Auth::Eap(_) => GroupSource::UsersFile,
-        Auth::PeerCert(_) => GroupSource::Certificate,
+        Auth::PeerCert(_) | Auth::EapTls(_) => GroupSource::Certificate,
         Auth::EapRelay(_) => GroupSource::Radius,
         _ => GroupSource::Nowhere,
     }
@@ -775,8 +794,24 @@ pub fn build(args: &ProfileArgs) -> Result<Profile, ProfileError> {
     let loaded =
         crate::config::load(&args.config).map_err(|e| ProfileError::Config(e.to_string()))?;
     let conn = pick_connection(&loaded.ike.connections, args.connection.as_deref())?;
-    let creds = gather_creds(args)?;
+    let mut creds = gather_creds(args)?;
     let gateway = gateway_for_user(args, &loaded.ike.pools, conn, &creds)?;
+    // A certificate user of an EAP-TLS gateway logs in with EAP-TLS.
+    if args.auth.is_none() && gateway.eap_tls && creds.auth == ClientAuth::Cert {
+        creds.auth = ClientAuth::EapTls;
+    }
+    if gateway.eap_tls != (creds.auth == ClientAuth::EapTls) {
+        eprintln!(
+            "oxisec: warning: connection {:?} {} EAP-TLS, but the profile is for --auth {:?}; it will not log in",
+            gateway.connection,
+            if gateway.eap_tls {
+                "wants"
+            } else {
+                "does not do"
+            },
+            creds.auth
+        );
+    }
     if matches!(gateway.auth, GatewayAuth::Cert) && creds.ca_der.is_none() {
         return Err(ProfileError::Config(format!(
             "the clients need the CA certificate that signed the gateway's: none at {} (give --ca)",

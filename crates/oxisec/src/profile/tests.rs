@@ -903,8 +903,8 @@ fn cli_parses_profile() {
 }
 
 /// A gateway whose connections hand out addresses only to groups: the
-/// certificate connection takes groups from the client certificate's OU,
-/// the EAP one from the users file and requires a group.
+/// certificate and EAP-TLS connections take groups from the client
+/// certificate's OU, the EAP one from the users file and requires a group.
 const GROUPS_TOML: &str = r#"
 [daemon]
 users_file = "users.toml"
@@ -949,6 +949,20 @@ subnets = ["198.51.100.0/24"]
 [connections.rw-eap.groups.lab]
 pools = ["lab6"]
 subnets = ["2001:db8:1::/48"]
+
+[connections.rw-tls]
+local_addrs = ["192.0.2.1"]
+local_id = "vpn.example.com"
+local_cert = "pki/certs/vpn.example.com.crt"
+local_key = "pki/private/vpn.example.com.key"
+remote_auth = "eap-tls"
+ca_certs = ["pki/ca.crt"]
+[connections.rw-tls.children.net-tls]
+local_ts = ["203.0.113.0/24"]
+remote_ts = ["dynamic"]
+[connections.rw-tls.groups.staff]
+pools = ["staff"]
+subnets = ["198.51.100.0/24"]
 "#;
 
 /// `oxisec pki` with a gateway certificate and frank (OU=staff) and gina
@@ -1106,6 +1120,16 @@ fn profiles_carry_the_users_group() {
             );
         }
     }
+    // An EAP-TLS gateway takes the groups from the user's certificate too.
+    let mut a = group_args(&d, "frank@example.org", "rw-tls", Format::Sswan);
+    a.p12_passphrase_file = Some(d.join("pass"));
+    let p = build(&a).unwrap();
+    assert_eq!(p.creds.auth, ClientAuth::EapTls);
+    assert_eq!(p.gateway.group.as_deref(), Some("staff"));
+    assert_eq!(
+        p.gateway.virtual_ips,
+        ["0.0.0.0".parse::<IpAddr>().unwrap()]
+    );
     // gina's certificate has no OU: the connection's own values (no pool,
     // so the oxisec client asks for no address).
     let mut a = group_args(&d, "gina@example.org", "rw-cert", Format::Oxisec);
@@ -1113,5 +1137,54 @@ fn profiles_carry_the_users_group() {
     let p = build(&a).unwrap();
     assert!(p.gateway.group.is_none() && p.gateway.virtual_ips.is_empty());
     assert_eq!(p.gateway.subnet_strings(), ["203.0.113.0/24"]);
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn eap_tls_profiles() {
+    let p = profile(ClientAuth::EapTls);
+    // Apple: the identity certificate, EAP on, no user name.
+    let out = render(&p, Format::Mobileconfig, "x", Path::new("/tmp")).unwrap();
+    let v: plist::Value = plist::from_bytes(&out.main).unwrap();
+    let ps = payloads(&v);
+    let p12 = by_type(&ps, "com.apple.security.pkcs12").unwrap();
+    let ike = plist_dict(&by_type(&ps, "com.apple.vpn.managed").unwrap()["IKEv2"]);
+    assert_eq!(ike["AuthenticationMethod"].as_string(), Some("Certificate"));
+    assert_eq!(ike["ExtendedAuthEnabled"].as_signed_integer(), Some(1));
+    assert_eq!(
+        ike["PayloadCertificateUUID"].as_string(),
+        p12["PayloadUUID"].as_string()
+    );
+    assert!(!ike.contains_key("AuthName"));
+    // strongSwan for Android: its EAP-TLS type, with the bundle.
+    let v = sswan::to_json(&p, true);
+    assert_eq!(v["type"], "ikev2-eap-tls");
+    assert_eq!(v["local"]["id"], "moon.strongswan.org");
+    assert!(v["local"]["p12"].is_string());
+    assert!(v["local"].get("eap_id").is_none());
+    // Windows and NetworkManager say they cannot.
+    for f in [Format::Windows, Format::Networkmanager] {
+        let e = render(&p, f, "x", Path::new("/tmp")).unwrap_err();
+        assert!(e.to_string().contains("EAP-TLS"), "{e}");
+    }
+}
+
+#[test]
+fn oxisec_eap_tls_profile_loads_with_the_daemon_loader() {
+    let d = tmpdir("oxisec-eap-tls-load");
+    let mut g = cert_gateway();
+    g.eap_tls = true;
+    let p = Profile::new(None, g, creds(ClientAuth::EapTls));
+    let out = render(&p, Format::Oxisec, "alice-rw", &d).unwrap();
+    assert!(
+        text(&out).contains("local_auth = \"eap-tls\""),
+        "{}",
+        text(&out)
+    );
+    let path = write_out(&d, "alice-rw", "toml", &out);
+    let client = crate::config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let c = &client.ike.connections[0];
+    assert!(matches!(c.local_auth, Auth::EapTlsClient(_)));
+    assert!(matches!(c.remote_auth, Auth::PeerCert(_)));
     std::fs::remove_dir_all(&d).unwrap();
 }
