@@ -21,4 +21,4 @@ ensure_packages iproute2 iputils-ping procps
 ensure_rust
 echo "==> building oxisec (release)"
 cargo build --release --locked --bin oxisec
-exec target/release/oxisec demo "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/oxisec" demo "$@"

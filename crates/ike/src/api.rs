@@ -300,6 +300,18 @@ pub struct IkeSaStatus {
     /// Virtual IPs the gateway assigned us / we assigned the peer.
     pub own_vips: Vec<std::net::IpAddr>,
     pub peer_vips: Vec<std::net::IpAddr>,
+    /// Gateway side: the user the peer proved to be with EAP (the
+    /// MSCHAPv2 user name, or the identity a RADIUS server accepted), which
+    /// need not match its IKE identity; `None` without EAP.
+    pub eap_identity: Option<String>,
+    /// A remote-access peer's user groups as its authentication gave them
+    /// (users file, RADIUS Class/Filter-Id, certificate OUs), in that
+    /// source's order; empty for others.
+    pub peer_groups: Vec<String>,
+    /// Which of [`IkeSaStatus::peer_groups`] chose the peer's pool, DNS
+    /// and subnets (the first one the connection lists); `None` when the
+    /// connection's own values apply.
+    pub access_group: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -325,10 +337,13 @@ pub enum EapRelayAnswer {
     /// The client authenticated. `packet` is the server's EAP-Success
     /// (one is made up when `None`); `msk` the Master Session Key
     /// (RADIUS: MS-MPPE-Recv-Key || MS-MPPE-Send-Key) that keys both
-    /// final AUTH payloads.
+    /// final AUTH payloads. `groups` are the user's groups as the server
+    /// names them (RADIUS Class / Filter-Id): they select the user's pool,
+    /// DNS and subnets ([`crate::RemoteAccess::groups`]).
     Accept {
         packet: Option<Vec<u8>>,
         msk: Secret,
+        groups: Vec<String>,
     },
     /// The client did not authenticate (or the server could not be
     /// reached). `packet` is the server's EAP-Failure, if it sent one;
@@ -344,9 +359,10 @@ impl std::fmt::Debug for EapRelayAnswer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             EapRelayAnswer::Continue(p) => f.debug_tuple("Continue").field(&p.len()).finish(),
-            EapRelayAnswer::Accept { packet, .. } => f
+            EapRelayAnswer::Accept { packet, groups, .. } => f
                 .debug_struct("Accept")
                 .field("packet", packet)
+                .field("groups", groups)
                 .field("msk", &"[REDACTED]")
                 .finish(),
             EapRelayAnswer::Reject { packet, reason } => f

@@ -54,6 +54,79 @@ pub struct RemoteAccess {
     /// Gateway: the subnets the client should send through the tunnel
     /// (INTERNAL_IP4/IP6_SUBNET): split tunnelling; empty means everything.
     pub subnets: Vec<TsRange>,
+    /// Gateway: what members of a user group get instead of the values
+    /// above. A client's groups come with its authenticated identity (the
+    /// users file, the RADIUS Access-Accept, the certificate's OU); of
+    /// several, the first of the client's groups that is listed here
+    /// applies, so that the order is the one the user database gives.
+    pub groups: Vec<GroupAccess>,
+    /// Gateway: a client in none of [`RemoteAccess::groups`] is refused
+    /// (AUTHENTICATION_FAILED) instead of getting the connection's values.
+    pub require_group: bool,
+}
+
+/// Remote-access values for the members of one user group; `None` (or an
+/// empty pool list) keeps the connection's value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupAccess {
+    /// The group's name, compared without regard to ASCII case (RADIUS
+    /// servers and directories disagree on case).
+    pub group: String,
+    pub pools: Vec<String>,
+    pub dns: Option<Vec<IpAddr>>,
+    pub dns_domains: Option<Vec<String>>,
+    pub subnets: Option<Vec<TsRange>>,
+}
+
+/// What one client gets from a gateway connection, once its groups are
+/// known: see [`RemoteAccess::for_groups`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Access<'a> {
+    /// The group whose values apply, if any.
+    pub group: Option<&'a str>,
+    pub pools: &'a [String],
+    pub dns: &'a [IpAddr],
+    pub dns_domains: &'a [String],
+    pub subnets: &'a [TsRange],
+}
+
+impl RemoteAccess {
+    /// The values for a client in `groups`: those of the first of its
+    /// groups that the connection lists, else the connection's own; `None`
+    /// when [`RemoteAccess::require_group`] refuses it.
+    pub fn for_groups(&self, groups: &[String]) -> Option<Access<'_>> {
+        let found = groups
+            .iter()
+            .find_map(|g| self.groups.iter().find(|a| a.group.eq_ignore_ascii_case(g)));
+        let base = Access {
+            group: None,
+            pools: &self.pools,
+            dns: &self.dns,
+            dns_domains: &self.dns_domains,
+            subnets: &self.subnets,
+        };
+        match found {
+            None if self.require_group => None,
+            None => Some(base),
+            Some(a) => Some(Access {
+                group: Some(&a.group),
+                pools: if a.pools.is_empty() {
+                    base.pools
+                } else {
+                    &a.pools
+                },
+                dns: a.dns.as_deref().unwrap_or(base.dns),
+                dns_domains: a.dns_domains.as_deref().unwrap_or(base.dns_domains),
+                subnets: a.subnets.as_deref().unwrap_or(base.subnets),
+            }),
+        }
+    }
+
+    /// Whether this connection hands out addresses (to anyone or to some
+    /// group): a gateway's configuration requests are answered then.
+    pub fn hands_out_addresses(&self) -> bool {
+        !self.pools.is_empty() || self.groups.iter().any(|g| !g.pools.is_empty())
+    }
 }
 
 /// IKE fragmentation: offered in IKE_SA_INIT when enabled, used when both
@@ -259,6 +332,17 @@ pub enum Auth {
     /// keys the final AUTH payloads. The method is whatever the server and
     /// the client agree on (MSCHAPv2 with a company's MFA, TLS, ...).
     EapRelay(EapRelay),
+    /// The peer's side, on a gateway: the client authenticates with
+    /// EAP-TLS (RFC 5216, RFC 9190): a client certificate inside a TLS
+    /// handshake, checked as an IKE certificate would be. The gateway's
+    /// TLS server certificate is its `local_auth` certificate.
+    EapTls(EapTlsServer),
+    /// Our side, on a client: EAP-TLS with our certificate instead of an
+    /// AUTH payload of our own (RFC 5216, RFC 9190); the gateway must prove
+    /// itself with its `remote_auth` certificate in IKE, and the same
+    /// certificate checks (trust store, its IKE identity) apply to its TLS
+    /// server certificate.
+    EapTlsClient(EapTlsClient),
     /// Our side, on a client: EAP-MSCHAPv2 with this identity and password
     /// instead of an AUTH payload of our own; the gateway must prove itself
     /// with its `remote_auth` credential and the MSCHAPv2 authenticator
@@ -299,6 +383,45 @@ pub struct EapRelay {
     /// is made up and relayed as the client's first message, which is
     /// what RADIUS servers expect to open a conversation with.
     pub ask_identity: bool,
+}
+
+/// A gateway's EAP-TLS settings ([`Auth::EapTls`]).
+#[derive(Debug, Clone)]
+pub struct EapTlsServer {
+    /// Anchors, CRLs and policy the client certificates must validate
+    /// against (the connection's `ca_certs`; EKU policy for clients).
+    pub trust: Arc<oxisec_pki::TrustStore>,
+    /// Ask for the EAP identity with EAP-Identity first; otherwise the IDi
+    /// is the EAP identity. Either way the certificate must hold it.
+    pub ask_identity: bool,
+    /// Largest EAP-TLS packet we send, EAP header included (clamped to
+    /// [`crate::eap::tls::FRAGMENT_SIZE_RANGE`]).
+    pub fragment_size: usize,
+    /// TLS versions accepted.
+    pub versions: crate::eap::tls::TlsVersions,
+}
+
+impl EapTlsServer {
+    /// Defaults: no EAP-Identity round, 1024-octet fragments, TLS 1.2 and 1.3.
+    pub fn new(trust: Arc<oxisec_pki::TrustStore>) -> EapTlsServer {
+        EapTlsServer {
+            trust,
+            ask_identity: false,
+            fragment_size: crate::eap::tls::DEFAULT_FRAGMENT_SIZE,
+            versions: crate::eap::tls::TlsVersions::default(),
+        }
+    }
+}
+
+/// A road warrior's EAP-TLS credential ([`Auth::EapTlsClient`]).
+#[derive(Debug, Clone)]
+pub struct EapTlsClient {
+    /// Our certificate and key (`send` is not used: TLS always sends it).
+    pub cert: LocalCert,
+    /// The EAP identity; `None` answers EAP-Identity with our IKE identity.
+    pub identity: Option<String>,
+    pub fragment_size: usize,
+    pub versions: crate::eap::tls::TlsVersions,
 }
 
 /// When we send our certificate chain in IKE_AUTH (strongSwan's `send_cert`).

@@ -17,6 +17,7 @@ pub mod eap;
 mod engine;
 mod exchange;
 mod fragment;
+mod groups;
 pub mod identity;
 mod keys;
 mod nat;
@@ -30,12 +31,14 @@ mod window;
 
 pub use api::*;
 pub use config::{
-    Auth, ChildConfig, ChildLifetime, ChildMode, Config, Connection, DosConfig, DpdAction,
-    EapRelay, EapServer, FragmentationConfig, IkeLifetime, LocalCert, NatKeepalive, PoolConfig,
-    RemoteAccess, RetransmitConfig, SendCert, StartAction,
+    Access, Auth, ChildConfig, ChildLifetime, ChildMode, Config, Connection, DosConfig, DpdAction,
+    EapRelay, EapServer, EapTlsClient, EapTlsServer, FragmentationConfig, GroupAccess, IkeLifetime,
+    LocalCert, NatKeepalive, PoolConfig, RemoteAccess, RetransmitConfig, SendCert, StartAction,
 };
+pub use eap::tls::TlsVersions;
 pub use eap::{EapUsers, NtHash};
 pub use engine::{Engine, Stats};
+pub use groups::certificate_groups;
 pub use identity::Identity;
 pub use pool::Lease;
 pub use proposal::{EspProposal, IkeProposal};

@@ -278,6 +278,9 @@ pub(crate) struct IkeSa {
     /// The user the peer proved to be with EAP (gateway side): its virtual
     /// IP lease is keyed by this rather than by the IDi.
     pub eap_identity: Option<String>,
+    /// The groups the peer's authentication named (gateway side): users
+    /// file, RADIUS Accept or certificate OU; they select its pool.
+    pub peer_groups: Vec<String>,
     pub established: Option<Instant>,
     /// Responder: a half-open SA that does not complete by then is dropped.
     pub half_open_deadline: Option<Instant>,
@@ -466,6 +469,7 @@ impl IkeSa {
             nat_local: false,
             peer_id: None,
             eap_identity: None,
+            peer_groups: Vec::new(),
             established: None,
             half_open_deadline: None,
             rekeyed_to: None,

@@ -26,6 +26,28 @@ fn users() -> Arc<dyn EapUsers> {
     Arc::new(m)
 }
 
+/// Users with groups, as a users file gives them.
+struct GroupedUsers;
+
+impl EapUsers for GroupedUsers {
+    fn nt_hash(&self, name: &str) -> Option<NtHash> {
+        match name {
+            "alice" => Some(NtHash::from_password("wonderland")),
+            "bob" => Some(NtHash::from_password("builder")),
+            "carol" => Some(NtHash::from_password("singer")),
+            _ => None,
+        }
+    }
+
+    fn groups(&self, name: &str) -> Vec<String> {
+        match name {
+            "alice" => vec!["staff".into()],
+            "bob" => vec!["contractors".into(), "staff".into()],
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// The gateway (192.0.2.2): authenticates itself with `local`, its clients
 /// with EAP-MSCHAPv2; hands out 10.3.0.0/24.
 fn gateway(local: Auth, ask_identity: bool) -> Side {
@@ -559,4 +581,161 @@ fn clients_sharing_an_idi_are_told_apart_by_their_eap_user() {
         remaining.iter().any(|r| r.starts_with("192.0.2.3")),
         "{remaining:?}"
     );
+}
+
+/// A gateway whose users' groups pick their pool, DNS and split subnets:
+/// staff from 10.4/24, contractors from 10.5/24 with their own subnets,
+/// everybody else from the connection's 10.3/24 (or refused).
+fn grouped_gateway(require_group: bool) -> Side {
+    let mut gw = gateway(psk(), false);
+    gw.auth = Some((
+        psk(),
+        Auth::Eap(EapServer {
+            users: Arc::new(GroupedUsers),
+            ask_identity: false,
+        }),
+    ));
+    gw.pools.extend([
+        PoolConfig {
+            name: "staff".into(),
+            first: ip("10.4.0.1"),
+            last: ip("10.4.0.254"),
+        },
+        PoolConfig {
+            name: "guests".into(),
+            first: ip("10.5.0.1"),
+            last: ip("10.5.0.254"),
+        },
+    ]);
+    gw.remote_access.groups = vec![
+        GroupAccess {
+            group: "staff".into(),
+            pools: vec!["staff".into()],
+            ..GroupAccess::default()
+        },
+        GroupAccess {
+            group: "contractors".into(),
+            pools: vec!["guests".into()],
+            dns: Some(vec![]),
+            subnets: Some(vec!["10.1.5.0/24".parse().unwrap()]),
+            ..GroupAccess::default()
+        },
+    ];
+    gw.remote_access.require_group = require_group;
+    gw
+}
+
+fn cp_reply(p: &Peer) -> Option<(Vec<IpAddr>, Vec<IpAddr>, Vec<TsRange>)> {
+    p.events.iter().find_map(|e| match e {
+        Event::VirtualIp {
+            addresses,
+            dns,
+            subnets,
+            ..
+        } => Some((addresses.clone(), dns.clone(), subnets.clone())),
+        _ => None,
+    })
+}
+
+#[test]
+fn users_groups_choose_their_pool_dns_and_subnets() {
+    // alice (staff): the staff pool, the connection's DNS and no split.
+    let mut w = World::new(client("alice", "wonderland", psk()), grouped_gateway(false));
+    w.connect();
+    assert_eq!(
+        cp_reply(&w.a),
+        Some((vec![ip("10.4.0.1")], vec![ip("10.3.0.53")], vec![]))
+    );
+    // bob: contractors comes first among his groups; no DNS, one subnet.
+    let mut w = World::new(client("bob", "builder", psk()), grouped_gateway(false));
+    w.connect();
+    assert_eq!(
+        cp_reply(&w.a),
+        Some((
+            vec![ip("10.5.0.1")],
+            vec![],
+            vec!["10.1.5.0/24".parse().unwrap()]
+        ))
+    );
+    assert_eq!(w.b.engine.leases()[0].pool, "guests");
+    // carol (no group): the connection's pool.
+    let mut w = World::new(client("carol", "singer", psk()), grouped_gateway(false));
+    w.connect();
+    assert_eq!(cp_reply(&w.a).map(|r| r.0), Some(vec![ip("10.3.0.1")]));
+    // An IKE rekey keeps the groups with the SA: the lease stays where it is.
+    w.b.engine.handle_command(
+        w.now,
+        Command::RekeyIke {
+            connection: "tunnel".into(),
+        },
+    );
+    w.pump();
+    assert_eq!(w.b.engine.leases().len(), 1);
+}
+
+/// `oxisec status` reads these: who the client proved to be with EAP, its
+/// groups, and the one that chose its values, on the gateway's SA and
+/// still after an IKE rekey.
+#[test]
+fn status_names_the_eap_user_and_groups() {
+    let mut w = World::new(client("bob", "builder", psk()), grouped_gateway(false));
+    w.connect();
+    let shown = |p: &Peer| {
+        p.engine
+            .status()
+            .iter()
+            .map(|s| {
+                (
+                    s.eap_identity.clone(),
+                    s.peer_groups.clone(),
+                    s.access_group.clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let bob = (
+        Some("bob".to_string()),
+        vec!["contractors".to_string(), "staff".to_string()],
+        Some("contractors".to_string()),
+    );
+    assert_eq!(shown(&w.b), std::slice::from_ref(&bob));
+    // The client knows no groups of its own.
+    assert_eq!(shown(&w.a), [(None, vec![], None)]);
+    w.b.engine.handle_command(
+        w.now,
+        Command::RekeyIke {
+            connection: "tunnel".into(),
+        },
+    );
+    w.pump();
+    assert_eq!(shown(&w.b), [bob]);
+    // carol, in no listed group: her groups (none), the connection's values.
+    let mut w = World::new(client("carol", "singer", psk()), grouped_gateway(false));
+    w.connect();
+    assert_eq!(shown(&w.b), [(Some("carol".to_string()), vec![], None)]);
+}
+
+#[test]
+fn a_user_in_no_required_group_is_refused_after_eap() {
+    let mut w = World::new(client("carol", "singer", psk()), grouped_gateway(true));
+    w.connect();
+    while w.advance(Duration::from_secs(60)) {
+        w.pump();
+    }
+    assert_eq!(w.a.engine.status().len(), 0, "client: {:?}", w.a.events);
+    assert_eq!(w.b.engine.status().len(), 0, "gateway: {:?}", w.b.events);
+    assert!(w.a.dp.outbound.is_empty() && w.b.dp.outbound.is_empty());
+    assert!(vips(&w.a).is_empty() && w.b.engine.leases().is_empty());
+    let reasons = auth_failures(&w.b);
+    assert!(
+        reasons.iter().any(|r| r.contains(
+            "carol is in none of the groups connection tunnel admits (staff, contractors)"
+        )),
+        "{reasons:?}"
+    );
+    assert!(!auth_failures(&w.a).is_empty(), "the client learns it too");
+    // A member still gets in.
+    let mut w = World::new(client("alice", "wonderland", psk()), grouped_gateway(true));
+    w.connect();
+    assert_eq!(w.b.established(), 1, "{:?}", w.b.events);
 }

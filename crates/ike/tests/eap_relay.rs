@@ -73,6 +73,8 @@ struct FakeServer {
     msk: Option<Secret>,
     /// Every message relayed to us, in order.
     seen: Vec<(String, Vec<u8>)>,
+    /// Sent with the Accept (RADIUS Class / Filter-Id).
+    groups: Vec<String>,
 }
 
 impl FakeServer {
@@ -134,6 +136,7 @@ impl FakeServer {
                 Message::SuccessResponse => EapRelayAnswer::Accept {
                     packet: Some(EapPacket::result(true, p.identifier)),
                     msk: self.msk.clone().expect("success after a response"),
+                    groups: self.groups.clone(),
                 },
                 other => panic!("unexpected {other:?}"),
             },
@@ -332,6 +335,7 @@ fn hostile_server_answers_fail_the_authentication() {
         || EapRelayAnswer::Accept {
             packet: None,
             msk: Secret::from_slice(&[]),
+            groups: Vec::new(),
         },
     ];
     for make in bad {
@@ -356,6 +360,7 @@ fn an_accept_before_the_method_finished_is_not_trusted_by_the_client() {
         Some(EapRelayAnswer::Accept {
             packet: None,
             msk: Secret::from_slice(&[7; 64]),
+            groups: Vec::new(),
         })
     });
     assert!(!auth_failures(&w.a).is_empty(), "{:?}", w.a.events);
@@ -369,9 +374,10 @@ fn a_wrong_msk_fails_the_final_auth() {
     w.initiate();
     run(&mut w, &mut s, |s, id, p| {
         Some(match s.answer(id, p) {
-            EapRelayAnswer::Accept { packet, .. } => EapRelayAnswer::Accept {
+            EapRelayAnswer::Accept { packet, groups, .. } => EapRelayAnswer::Accept {
                 packet,
                 msk: Secret::from_slice(&[1; 64]),
+                groups,
             },
             other => other,
         })
@@ -433,4 +439,59 @@ fn a_push_mfa_answer_after_45_seconds_still_counts() {
     run(&mut w, &mut s, answered);
     assert_eq!(w.a.established(), 1, "client: {:?}", w.a.events);
     assert_eq!(w.b.established(), 1, "gateway: {:?}", w.b.events);
+}
+
+/// The groups of the server's Accept choose the user's pool and DNS; a
+/// connection that requires a group refuses a user the server put in none.
+#[test]
+fn the_servers_groups_choose_the_pool_or_refuse() {
+    let grouped = || {
+        let mut gw = gateway(false);
+        gw.pools.push(PoolConfig {
+            name: "staff".into(),
+            first: ip("10.4.0.1"),
+            last: ip("10.4.0.254"),
+        });
+        gw.remote_access.groups = vec![GroupAccess {
+            group: "Staff".into(),
+            pools: vec!["staff".into()],
+            dns: Some(vec![ip("10.4.0.53")]),
+            ..GroupAccess::default()
+        }];
+        gw
+    };
+    let mut w = World::new(client("alice", "wonderland"), grouped());
+    let mut s = FakeServer {
+        groups: vec!["other".into(), "staff".into()],
+        ..FakeServer::default()
+    };
+    w.initiate();
+    run(&mut w, &mut s, answered);
+    assert_eq!(w.b.established(), 1, "gateway: {:?}", w.b.events);
+    let got = w.a.events.iter().find_map(|e| match e {
+        Event::VirtualIp { addresses, dns, .. } => Some((addresses.clone(), dns.clone())),
+        _ => None,
+    });
+    assert_eq!(got, Some((vec![ip("10.4.0.1")], vec![ip("10.4.0.53")])));
+    assert_eq!(w.b.engine.leases()[0].pool, "staff");
+
+    // Required, and the server named no configured group: refused after
+    // the final AUTH, nothing left, and the log says which groups.
+    let mut gw = grouped();
+    gw.remote_access.require_group = true;
+    let mut w = World::new(client("alice", "wonderland"), gw);
+    let mut s = FakeServer {
+        groups: vec!["guests".into()],
+        ..FakeServer::default()
+    };
+    w.initiate();
+    run(&mut w, &mut s, answered);
+    let reasons = auth_failures(&w.b);
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("none of the groups") && r.contains("[guests]")),
+        "{reasons:?}"
+    );
+    assert_nothing_left(&mut w);
 }

@@ -214,14 +214,21 @@ struct Hub {
 
 impl Hub {
     fn new(gw: Side, n: usize) -> Hub {
-        let clients = (0..n)
-            .map(|i| {
+        Hub::asking(gw, &vec![&["0.0.0.0"][..]; n])
+    }
+
+    /// One client per entry of `vips`, asking for those addresses.
+    fn asking(gw: Side, vips: &[&[&str]]) -> Hub {
+        let clients = vips
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
                 let addr: IpAddr = format!("192.0.2.{}", 10 + i).parse().unwrap();
                 let id: &'static str = Box::leak(format!("user{i}.example.com").into_boxed_str());
                 Side {
                     addr,
                     id,
-                    ..client(&["0.0.0.0"])
+                    ..client(v)
                 }
                 .engine(100 + i as u64)
             })
@@ -362,4 +369,85 @@ fn reauthentication_keeps_the_virtual_ip() {
         vec![("v4".to_string(), 1, 0), ("v6".to_string(), 0, 0)]
     );
     assert_consistent(&w.a.dp, &w.b.dp);
+}
+
+/// Bad input: a client that asks for an address it may not have — another
+/// identity's lease (online or offline), one outside the pools — does not
+/// get it: the gateway assigns a free one of its own choosing and narrows
+/// the client's selectors to that, so the client cannot send from (or
+/// receive for) the address it asked for.
+#[test]
+fn a_client_asking_for_an_address_it_may_not_have_gets_another() {
+    let gw = Side {
+        pools: vec![pool("v4", "10.3.0.1", "10.3.0.10")],
+        remote_access: RemoteAccess {
+            pools: vec!["v4".into()],
+            ..RemoteAccess::default()
+        },
+        ..gateway()
+    };
+    // user0 takes 10.3.0.1; user1 asks for it, user2 for one outside the
+    // pool, user3 for the gateway's own address.
+    let mut hub = Hub::asking(
+        gw,
+        &[&["0.0.0.0"], &["10.3.0.1"], &["10.9.0.1"], &["192.0.2.2"]],
+    );
+    hub.connect_all();
+    let got: Vec<IpAddr> = hub
+        .clients
+        .iter()
+        .map(|c| vip_events(c).first().expect("an address").0[0])
+        .collect();
+    assert_eq!(got[0], ip("10.3.0.1"));
+    let mut distinct = got.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 4, "{got:?}");
+    for (c, a) in hub.clients.iter().zip(&got) {
+        let pool_range = ip("10.3.0.1")..=ip("10.3.0.10");
+        assert!(pool_range.contains(a), "{a}");
+        // The CHILD_SA carries the assigned address only.
+        assert_eq!(
+            child(c).local_ts,
+            vec![TsRange::subnet(*a, 32).unwrap()],
+            "{a}"
+        );
+    }
+    // The gateway's inbound SAs accept each client's own address only.
+    let gw_status = hub.gw.engine.status();
+    let remote: Vec<Vec<TsRange>> = gw_status
+        .iter()
+        .flat_map(|s| s.children.iter().map(|c| c.remote_ts.clone()))
+        .collect();
+    assert_eq!(remote.len(), got.len());
+    for a in &got {
+        let want = vec![TsRange::subnet(*a, 32).unwrap()];
+        assert!(remote.contains(&want), "{a} in {remote:?}");
+    }
+
+    // user0 goes offline: its lease is still not for the taking.
+    let gw = Side {
+        pools: vec![pool("v4", "10.3.0.1", "10.3.0.10")],
+        remote_access: RemoteAccess {
+            pools: vec!["v4".into()],
+            ..RemoteAccess::default()
+        },
+        ..gateway()
+    };
+    let saved = hub.gw.engine.leases();
+    let mut hub = Hub::asking(gw, &[&["0.0.0.0"], &["10.3.0.1"]]);
+    // Only user0's lease comes back (offline); user1 starts afresh.
+    let user0: Vec<Lease> = saved
+        .into_iter()
+        .filter(|l| l.identity.starts_with("user0"))
+        .collect();
+    assert_eq!(hub.gw.engine.restore_leases(&user0), 1);
+    hub.clients.remove(0);
+    hub.connect_all();
+    let got = vip_events(&hub.clients[0])[0].0[0];
+    assert_ne!(
+        got,
+        ip("10.3.0.1"),
+        "an offline lease is not for the taking"
+    );
 }

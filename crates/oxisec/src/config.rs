@@ -185,6 +185,9 @@ enum AuthKind {
     /// EAP-MSCHAPv2: our user name and password as a client, our users'
     /// as a gateway.
     Eap,
+    /// EAP-TLS (gateway only): the users' certificates, checked against
+    /// `ca_certs` inside a TLS handshake carried by EAP.
+    EapTls,
 }
 
 impl AuthKind {
@@ -193,6 +196,7 @@ impl AuthKind {
             AuthKind::Psk => "psk",
             AuthKind::Cert => "cert",
             AuthKind::Eap => "eap",
+            AuthKind::EapTls => "eap-tls",
         }
     }
 
@@ -201,6 +205,7 @@ impl AuthKind {
             AuthKind::Psk => "the pre-shared key",
             AuthKind::Cert => "a certificate",
             AuthKind::Eap => "EAP-MSCHAPv2",
+            AuthKind::EapTls => "EAP-TLS",
         }
     }
 }
@@ -321,6 +326,10 @@ struct RawConnection {
     remote_auth: Option<Spanned<String>>,
     /// Gateway with EAP clients: ask for the EAP identity first.
     eap_ask_identity: Option<Spanned<bool>>,
+    /// Gateway with `remote_auth = "eap-tls"`: largest EAP-TLS packet we
+    /// send, and the highest TLS version ("1.2" or "1.3").
+    eap_tls_fragment_size: Option<Spanned<usize>>,
+    eap_tls_max_version: Option<Spanned<String>>,
     /// Client with `local_auth = "eap"`: the EAP user name and the file
     /// whose first line is the password.
     eap_identity: Option<Spanned<String>>,
@@ -355,6 +364,10 @@ struct RawConnection {
     dns: Option<Spanned<Vec<Spanned<String>>>>,
     dns_domains: Option<Spanned<Vec<Spanned<String>>>>,
     subnets: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Remote access per user group (`[connections.X.groups.NAME]`).
+    #[serde(default)]
+    groups: BTreeMap<String, Spanned<remote::RawGroup>>,
+    require_group: Option<Spanned<bool>>,
     #[serde(default)]
     children: BTreeMap<String, Spanned<RawChild>>,
 }
@@ -1359,7 +1372,7 @@ impl Cx<'_> {
         };
         self.check_eap_roles(base, raw, local, remote)?;
         // Keys of a method that is not used are mistakes; say so first.
-        if local != AuthKind::Cert {
+        if local != AuthKind::Cert && local != AuthKind::EapTls {
             for (key, span) in [
                 ("local_cert", raw.local_cert.as_ref().map(Spanned::span)),
                 ("local_key", raw.local_key.as_ref().map(Spanned::span)),
@@ -1387,7 +1400,7 @@ impl Cx<'_> {
                 }
             }
         }
-        if remote != AuthKind::Cert {
+        if remote != AuthKind::Cert && remote != AuthKind::EapTls {
             for (key, span) in [
                 ("ca_certs", raw.ca_certs.as_ref().map(Spanned::span)),
                 ("crls", raw.crls.as_ref().map(Spanned::span)),
@@ -1445,6 +1458,18 @@ impl Cx<'_> {
         let local_auth = match (local, &psk) {
             (AuthKind::Psk, Some(k)) => Auth::Psk(k.clone()),
             (AuthKind::Eap, _) => self.eap_client(base, rc)?,
+            (AuthKind::EapTls, _) => {
+                let lc = self.local_cert(base, rc, warnings)?;
+                cert = lc.chain.first().cloned();
+                let mut c = oxisec_ike::EapTlsClient {
+                    cert: lc,
+                    identity: raw.eap_identity.as_ref().map(|i| i.get_ref().clone()),
+                    fragment_size: oxisec_ike::eap::tls::DEFAULT_FRAGMENT_SIZE,
+                    versions: oxisec_ike::TlsVersions::default(),
+                };
+                (c.fragment_size, c.versions) = self.eap_tls_tuning(base, raw)?;
+                Auth::EapTlsClient(c)
+            }
             _ => {
                 let lc = self.local_cert(base, rc, warnings)?;
                 cert = lc.chain.first().cloned();
@@ -1466,6 +1491,7 @@ impl Cx<'_> {
                 users: self.eap_users(base, raw)?,
                 ask_identity: raw.eap_ask_identity.as_ref().is_some_and(|v| *v.get_ref()),
             }),
+            (None, AuthKind::EapTls, _) => self.eap_tls_server(base, rc, local, warnings)?,
             _ => Auth::PeerCert(Arc::new(self.trust_store(base, rc, warnings)?)),
         };
         Ok(Creds {
@@ -1473,6 +1499,90 @@ impl Cx<'_> {
             remote: remote_auth,
             cert,
         })
+    }
+
+    /// `remote_auth = "eap-tls"`: the users' certificates must chain to
+    /// `ca_certs` (clientAuth EKU unless `remote_eku` says otherwise); our
+    /// IKE certificate is the TLS server certificate, so we must
+    /// authenticate with one.
+    fn eap_tls_server(
+        &self,
+        base: &str,
+        rc: &Spanned<RawConnection>,
+        local: AuthKind,
+        warnings: &mut Vec<ConfigError>,
+    ) -> Result<Auth, ConfigError> {
+        let raw = rc.get_ref();
+        if local != AuthKind::Cert {
+            return Err(self.err(
+                raw.remote_auth.as_ref().map(Spanned::span),
+                format!("{base}.local_auth"),
+                format!(
+                    "remote_auth = \"eap-tls\" needs our certificate (local_cert + local_key or local_p12): it is the TLS server certificate; we authenticate with {} here",
+                    local.words()
+                ),
+            ));
+        }
+        if raw.ca_certs.is_none() {
+            return Err(self.err(
+                raw.remote_auth.as_ref().map(Spanned::span),
+                format!("{base}.ca_certs"),
+                "remote_auth = \"eap-tls\" needs ca_certs (the CA certificates the users' certificates must chain to)",
+            ));
+        }
+        let mut store = self.trust_store(base, rc, warnings)?;
+        if raw.remote_eku.is_none() {
+            let mut policy = store.policy();
+            policy.eku = EkuPolicy::Client;
+            store.set_policy(policy);
+        }
+        let mut server = oxisec_ike::EapTlsServer::new(Arc::new(store));
+        server.ask_identity = raw.eap_ask_identity.as_ref().is_some_and(|v| *v.get_ref());
+        (server.fragment_size, server.versions) = self.eap_tls_tuning(base, raw)?;
+        Ok(Auth::EapTls(server))
+    }
+
+    /// `eap_tls_fragment_size` and `eap_tls_max_version`, either role.
+    fn eap_tls_tuning(
+        &self,
+        base: &str,
+        raw: &RawConnection,
+    ) -> Result<(usize, oxisec_ike::TlsVersions), ConfigError> {
+        let mut out = (
+            oxisec_ike::eap::tls::DEFAULT_FRAGMENT_SIZE,
+            oxisec_ike::TlsVersions::default(),
+        );
+        if let Some(size) = &raw.eap_tls_fragment_size {
+            let range = oxisec_ike::eap::tls::FRAGMENT_SIZE_RANGE;
+            if !range.contains(size.get_ref()) {
+                return Err(self.err(
+                    Some(size.span()),
+                    format!("{base}.eap_tls_fragment_size"),
+                    format!(
+                        "{} is out of range: {}..={} octets (default {})",
+                        size.get_ref(),
+                        range.start(),
+                        range.end(),
+                        oxisec_ike::eap::tls::DEFAULT_FRAGMENT_SIZE
+                    ),
+                ));
+            }
+            out.0 = *size.get_ref();
+        }
+        if let Some(v) = &raw.eap_tls_max_version {
+            out.1 = match v.get_ref().as_str() {
+                "1.2" => oxisec_ike::TlsVersions::Tls12,
+                "1.3" => oxisec_ike::TlsVersions::Tls12And13,
+                other => {
+                    return Err(self.err(
+                        Some(v.span()),
+                        format!("{base}.eap_tls_max_version"),
+                        format!("{other:?}: use \"1.2\" or \"1.3\""),
+                    ));
+                }
+            };
+        }
+        Ok(out)
     }
 
     /// EAP works one way round: a gateway (responder, `remote_auth =
@@ -1489,6 +1599,15 @@ impl Cx<'_> {
         remote: AuthKind,
     ) -> Result<(), ConfigError> {
         let at = |v: &Option<Spanned<String>>| v.as_ref().map(Spanned::span);
+        if local == AuthKind::EapTls
+            && (remote != AuthKind::Cert || raw.remote_addrs.is_empty() || raw.pools.is_some())
+        {
+            return Err(self.err(
+                at(&raw.local_auth),
+                format!("{base}.local_auth"),
+                "local_auth = \"eap-tls\" is for a client that initiates to its gateway (remote_addrs, no pools) and checks the gateway's certificate (remote_auth = \"cert\", ca_certs); a gateway sets remote_auth = \"eap-tls\" for its users",
+            ));
+        }
         if local == AuthKind::Eap {
             if remote == AuthKind::Eap {
                 return Err(self.err(
@@ -1505,8 +1624,9 @@ impl Cx<'_> {
                 ));
             }
         } else {
+            let eap_identity = at(&raw.eap_identity).filter(|_| local != AuthKind::EapTls);
             for (key, span) in [
-                ("eap_identity", at(&raw.eap_identity)),
+                ("eap_identity", eap_identity),
                 (
                     "eap_password_file",
                     raw.eap_password_file.as_ref().map(Spanned::span),
@@ -1524,14 +1644,35 @@ impl Cx<'_> {
                 }
             }
         }
+        if remote != AuthKind::EapTls && local != AuthKind::EapTls {
+            for (key, span) in [
+                (
+                    "eap_tls_fragment_size",
+                    raw.eap_tls_fragment_size.as_ref().map(Spanned::span),
+                ),
+                ("eap_tls_max_version", at(&raw.eap_tls_max_version)),
+            ] {
+                if let Some(span) = span {
+                    return Err(self.err(
+                        Some(span),
+                        format!("{base}.{key}"),
+                        format!(
+                            "only used with EAP-TLS (remote_auth = \"eap-tls\" on a gateway, local_auth = \"eap-tls\" on a client); the peer authenticates with {} here",
+                            remote.words()
+                        ),
+                    ));
+                }
+            }
+        }
         if remote != AuthKind::Eap
+            && remote != AuthKind::EapTls
             && let Some(v) = &raw.eap_ask_identity
         {
             return Err(self.err(
                 Some(v.span()),
                 format!("{base}.eap_ask_identity"),
                 format!(
-                    "only used by a gateway whose clients authenticate with EAP (remote_auth = \"eap-mschapv2\"); the peer authenticates with {} here",
+                    "only used by a gateway whose clients authenticate with EAP (remote_auth = \"eap-mschapv2\" or \"eap-tls\"); the peer authenticates with {} here",
                     remote.words()
                 ),
             ));
@@ -1634,11 +1775,12 @@ impl Cx<'_> {
             "psk" => Ok(Some(AuthKind::Psk)),
             "cert" | "pubkey" => Ok(Some(AuthKind::Cert)),
             "eap" | "eap-mschapv2" => Ok(Some(AuthKind::Eap)),
+            "eap-tls" => Ok(Some(AuthKind::EapTls)),
             other => Err(self.err(
                 Some(v.span()),
                 format!("{base}.{key}"),
                 format!(
-                    "{other:?} is not an authentication method: use \"psk\", \"cert\" or \"eap-mschapv2\" (alias \"eap\")"
+                    "{other:?} is not an authentication method: use \"psk\", \"cert\", \"eap-mschapv2\" (alias \"eap\") or \"eap-tls\""
                 ),
             )),
         }
@@ -2018,6 +2160,24 @@ impl Cx<'_> {
             }
         };
         let (mode, mode_required) = self.child_mode(&base, raw.mode.as_ref())?;
+        // Transport mode is host to host (RFC 4303 §3.1.1). Like strongSwan,
+        // "transport" with subnets falls back to tunnel mode when
+        // negotiated (the engine logs it); "transport_only" could never
+        // come up with them, so that is a mistake in the file.
+        if mode_required
+            && let Some(ts) = local_ts
+                .iter()
+                .chain(remote_ts.iter())
+                .find(|t| t.start != t.end)
+        {
+            return Err(self.err(
+                raw.mode.as_ref().map(|m| m.span()),
+                format!("{base}.mode"),
+                format!(
+                    "mode = \"transport_only\" needs host-to-host selectors (\"dynamic\" or single addresses), not {ts}: transport mode protects the traffic between the two hosts themselves"
+                ),
+            ));
+        }
         let replay_window = self.replay_window(&base, raw.replay_window.as_ref())?;
         Ok(ChildConfig {
             name: n.clone(),
@@ -2045,16 +2205,10 @@ impl Cx<'_> {
         };
         match v.get_ref().as_str() {
             "tunnel" => Ok((ChildMode::Tunnel, false)),
-            // The engine and oxisec-esp do transport mode, but the daemon
-            // cannot carry it yet: its host-to-host selector is the peer's
-            // own address, and routing that into the TUN device would
-            // swallow the daemon's IKE and ESP packets too (it needs a
-            // policy-routing exception for the daemon's sockets first).
-            "transport" | "transport_only" => Err(self.err(
-                Some(v.span()),
-                format!("{base}.mode"),
-                "transport mode is negotiated by the IKE engine but the daemon's TUN data plane cannot carry it yet (the peer's own address would be routed into the tunnel); use \"tunnel\" with /32 (/128) selectors",
-            )),
+            // The daemon routes the peer's own address into the TUN device
+            // with an exemption for its IKE/ESP (daemon/transport.rs).
+            "transport" => Ok((ChildMode::Transport, false)),
+            "transport_only" => Ok((ChildMode::Transport, true)),
             other => Err(self.err(
                 Some(v.span()),
                 format!("{base}.mode"),
@@ -2312,6 +2466,23 @@ fn auth_text(a: &Auth) -> String {
                 p.revocation
             )
         }
+        Auth::EapTls(e) => {
+            let cas: Vec<String> = e.trust.anchors().iter().map(|c| c.subject()).collect();
+            let p = e.trust.policy();
+            format!(
+                "EAP-TLS: client certificate from CA {} (EKU {:?}, revocation {:?}; TLS {:?}, fragments of {} octets){}",
+                cas.join(" or "),
+                p.eku,
+                p.revocation,
+                e.versions,
+                e.fragment_size,
+                if e.ask_identity {
+                    ", identity asked for with EAP-Identity"
+                } else {
+                    ", the IKE identity must be in the certificate"
+                }
+            )
+        }
         Auth::Eap(e) => format!(
             "EAP-MSCHAPv2 user name and password from the users file{}",
             if e.ask_identity {
@@ -2324,6 +2495,10 @@ fn auth_text(a: &Auth) -> String {
         Auth::EapClient { identity, .. } => {
             format!("EAP-MSCHAPv2 as {identity}")
         }
+        Auth::EapTlsClient(c) => match c.cert.chain.first() {
+            Some(ee) => format!("EAP-TLS with certificate {}", ee.subject()),
+            None => "EAP-TLS".to_owned(),
+        },
     }
 }
 
@@ -2895,7 +3070,7 @@ remote_ts = ["0.0.0.0/0"]
             (
                 format!("{gw}eap_ask_identity = true\n"),
                 "eap_ask_identity",
-                "connections.g.eap_ask_identity: only used by a gateway whose clients authenticate with EAP (remote_auth = \"eap-mschapv2\"); the peer authenticates with the pre-shared key here",
+                "connections.g.eap_ask_identity: only used by a gateway whose clients authenticate with EAP (remote_auth = \"eap-mschapv2\" or \"eap-tls\"); the peer authenticates with the pre-shared key here",
             ),
             (
                 format!("{gw}local_auth = \"eap\"\n"),
@@ -2930,7 +3105,22 @@ remote_ts = ["0.0.0.0/0"]
             (
                 format!("{gw}remote_auth = \"eap-tls\"\n"),
                 "remote_auth",
-                "connections.g.remote_auth: \"eap-tls\" is not an authentication method: use \"psk\", \"cert\" or \"eap-mschapv2\" (alias \"eap\")",
+                "connections.g.local_auth: remote_auth = \"eap-tls\" needs our certificate (local_cert + local_key or local_p12): it is the TLS server certificate; we authenticate with the pre-shared key here",
+            ),
+            (
+                format!("{client}local_auth = \"eap-tls\"\n"),
+                "local_auth",
+                "connections.c.local_auth: local_auth = \"eap-tls\" is for a client that initiates to its gateway (remote_addrs, no pools) and checks the gateway's certificate",
+            ),
+            (
+                format!("{gw}eap_tls_max_version = \"1.3\"\n"),
+                "eap_tls_max_version",
+                "connections.g.eap_tls_max_version: only used with EAP-TLS (remote_auth = \"eap-tls\" on a gateway, local_auth = \"eap-tls\" on a client); the peer authenticates with the pre-shared key here",
+            ),
+            (
+                format!("{gw}remote_auth = \"eap-sim\"\n"),
+                "remote_auth",
+                "connections.g.remote_auth: \"eap-sim\" is not an authentication method: use \"psk\", \"cert\", \"eap-mschapv2\" (alias \"eap\") or \"eap-tls\"",
             ),
         ] {
             let e = err(&text);
@@ -2980,6 +3170,87 @@ ca_certs = [\"pki/ca.crt\"]
     /// The 1-based line of the first line starting with `key`.
     fn line_of_key(text: &str, key: &str) -> usize {
         text.lines().position(|l| l.starts_with(key)).unwrap() + 1
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn accepts_eap_tls_gateway() {
+        let dir = cert_fixture("eap-tls");
+        let origin = dir.join("site.toml");
+        let gw = "[connections.rw]\nlocal_cert = \"pki/certs/gw-a.example.com.crt\"\nlocal_key = \"pki/private/gw-a.example.com.key\"\nca_certs = [\"pki/ca.crt\"]\nremote_auth = \"eap-tls\"\n";
+        let l = parse(gw, &origin, &FakeResolver).unwrap();
+        let c = &l.ike.connections[0];
+        assert!(matches!(c.local_auth, Auth::Cert(_)));
+        let Auth::EapTls(e) = &c.remote_auth else {
+            panic!("{:?}", c.remote_auth)
+        };
+        assert_eq!(e.trust.anchors().len(), 1);
+        assert_eq!(
+            e.trust.policy().eku,
+            EkuPolicy::Client,
+            "users' certificates"
+        );
+        assert!(!e.ask_identity);
+        assert_eq!(e.fragment_size, 1024);
+        assert_eq!(e.versions, oxisec_ike::TlsVersions::Tls12And13);
+        let text = format!(
+            "{gw}eap_ask_identity = true\neap_tls_fragment_size = 1400\neap_tls_max_version = \"1.2\"\nremote_eku = \"any\"\n"
+        );
+        let l = parse(&text, &origin, &FakeResolver).unwrap();
+        let Auth::EapTls(e) = &l.ike.connections[0].remote_auth else {
+            panic!()
+        };
+        assert!(e.ask_identity);
+        assert_eq!(e.fragment_size, 1400);
+        assert_eq!(e.versions, oxisec_ike::TlsVersions::Tls12);
+        assert_eq!(e.trust.policy().eku, EkuPolicy::Any);
+        for (extra, key, needle) in [
+            (
+                "eap_tls_fragment_size = 50\n",
+                "eap_tls_fragment_size",
+                "50 is out of range: 128..=16384",
+            ),
+            (
+                "eap_tls_max_version = \"1.1\"\n",
+                "eap_tls_max_version",
+                "\"1.1\": use \"1.2\" or \"1.3\"",
+            ),
+        ] {
+            let text = format!("{gw}{extra}");
+            let e = parse(&text, &origin, &FakeResolver)
+                .unwrap_err()
+                .to_string();
+            let line = line_of_key(&text, key);
+            assert!(
+                e.contains(&format!(":{line}: connections.rw.{key}: {needle}")),
+                "{e}"
+            );
+        }
+        // The road warrior's side: its certificate inside EAP-TLS.
+        let client = "[connections.home]\nremote_addrs = [\"192.0.2.2\"]\nlocal_p12 = \"pki/exports/alice@example.com.p12\"\nlocal_p12_passphrase_file = \"p12.pass\"\nca_certs = [\"pki/ca.crt\"]\nlocal_auth = \"eap-tls\"\neap_tls_fragment_size = 1200\n";
+        let l = parse(client, &origin, &FakeResolver).unwrap();
+        let c = &l.ike.connections[0];
+        let Auth::EapTlsClient(t) = &c.local_auth else {
+            panic!("{:?}", c.local_auth)
+        };
+        assert_eq!(t.cert.chain[0].subject(), "CN=alice@example.com");
+        assert_eq!((t.identity.as_deref(), t.fragment_size), (None, 1200));
+        assert!(matches!(c.remote_auth, Auth::PeerCert(_)));
+        let named = format!("{client}eap_identity = \"alice@example.com\"\n");
+        let l = parse(&named, &origin, &FakeResolver).unwrap();
+        let Auth::EapTlsClient(t) = &l.ike.connections[0].local_auth else {
+            panic!()
+        };
+        assert_eq!(t.identity.as_deref(), Some("alice@example.com"));
+        let no_ca = gw.replace("ca_certs = [\"pki/ca.crt\"]\n", "");
+        let e = parse(&no_ca, &origin, &FakeResolver)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("connections.rw.ca_certs: remote_auth = \"eap-tls\" needs ca_certs"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[cfg(unix)]
@@ -3159,7 +3430,7 @@ ca_certs = [\"pki/ca.crt\"]
             &with("local_auth = \"rsa\"\n"),
             "local_auth",
             "gw.local_auth",
-            "\"psk\", \"cert\" or \"eap-mschapv2\"",
+            "\"psk\", \"cert\", \"eap-mschapv2\"",
         );
         check(
             &with("local_id = \"gw-b.example.com\"\n"),
@@ -3322,11 +3593,38 @@ ca_certs = [\"pki/ca.crt\"]
             e.contains("connections.site-b.children.lan.mode: unknown mode \"beet\""),
             "{e}"
         );
-        let e = err(&with("mode = \"transport\""));
+        // VALID's child has subnets: transport falls back to tunnel when
+        // negotiated (like strongSwan), transport_only never could.
+        assert_eq!(
+            parse_str(&with("mode = \"transport\""))
+                .unwrap()
+                .ike
+                .connections[0]
+                .children[0]
+                .mode,
+            ChildMode::Transport
+        );
+        let e = err(&with("mode = \"transport_only\""));
         assert!(
-            e.contains("children.lan.mode: transport mode is negotiated"),
+            e.contains("children.lan.mode: mode = \"transport_only\" needs host-to-host selectors")
+                && e.contains("198.51.100.0/24"),
             "{e}"
         );
+        let hosts = VALID
+            .replace(
+                "local_ts = [\"198.51.100.0/24\"]",
+                "local_ts = [\"dynamic\"]",
+            )
+            .replace(
+                "remote_ts = [\"203.0.113.0/24\", \"2001:db8:1::/48\"]",
+                "remote_ts = [\"192.0.2.2/32[tcp]\"]",
+            );
+        let c = &parse_str(&hosts.replace(lan, &format!("{lan}\nmode = \"transport_only\"")))
+            .unwrap()
+            .ike
+            .connections[0]
+            .children[0];
+        assert_eq!((c.mode, c.mode_required), (ChildMode::Transport, true));
         for bad in [0, 65537] {
             let e = err(&with(&format!("replay_window = {bad}")));
             assert!(
@@ -3570,10 +3868,15 @@ ca_certs = [\"pki/ca.crt\"]
                 "connections.site-b.children.lan",
             ),
             ("shunts.x", "shunts.mgmt"),
+            (
+                "connections.x.groups.y",
+                "connections.rw-eap.groups.contractors",
+            ),
         ] {
             for key in schema_keys(table) {
                 let ok = match key.as_str() {
                     "children" => sections.contains_key("connections.site-b.children.lan"),
+                    "groups" => sections.contains_key("connections.rw-eap.groups.contractors"),
                     // An alias, named in the ike_proposals comment.
                     "proposals" => text.contains("`proposals` works too"),
                     k => documents(section, k),
@@ -3633,6 +3936,83 @@ remote_ts = ["dynamic"]
         assert_eq!(c.remote_access.subnets.len(), 1);
         assert!(c.remote_access.request_vips.is_empty());
         assert!(c.children[0].remote_ts.is_empty(), "dynamic");
+    }
+
+    #[test]
+    fn remote_access_groups() {
+        let text = GATEWAY.replace(
+            "[connections.rw.children.net]",
+            r#"require_group = true
+[connections.rw.groups.staff]
+[connections.rw.groups."Contractors"]
+pools = ["guests"]
+dns = []
+subnets = ["10.1.5.0/24"]
+[connections.rw.children.net]"#,
+        ) + "[pools.guests]\naddrs = \"10.3.1.0/24\"\n";
+        let l = parse_str(&text).unwrap();
+        let ra = &l.ike.connections[0].remote_access;
+        assert!(ra.require_group);
+        assert_eq!(ra.groups.len(), 2);
+        // BTreeMap order; the engine picks by the user's group order.
+        assert_eq!(ra.groups[0].group, "Contractors");
+        assert_eq!(ra.groups[0].pools, ["guests"]);
+        assert_eq!(ra.groups[0].dns, Some(vec![]));
+        assert_eq!(ra.groups[0].dns_domains, None);
+        assert_eq!(ra.groups[0].subnets.as_ref().map(Vec::len), Some(1));
+        assert_eq!(ra.groups[1].group, "staff");
+        assert!(ra.groups[1].pools.is_empty(), "the connection's pools");
+        let staff = ra.for_groups(&["STAFF".into()]).unwrap();
+        assert_eq!(staff.pools, ["staff", "staff6"]);
+        assert!(ra.for_groups(&["guests".into()]).is_none(), "required");
+
+        let e = err(&text.replace("pools = [\"guests\"]", "pools = [\"nope\"]"));
+        assert!(
+            e.contains("connections.rw.groups.Contractors.pools[0]") && e.contains("no pool"),
+            "{e}"
+        );
+        let e = err(&text.replace("dns = []", "dns = [\"x\"]"));
+        assert!(e.contains("groups.Contractors.dns[0]"), "{e}");
+        let e = err(&text.replace("dns = []", "nameservers = []"));
+        assert!(e.contains("nameservers"), "{e}");
+        let e = err(&text.replace(
+            "groups.staff]",
+            "groups.STAFF]\n[connections.rw.groups.staff]",
+        ));
+        assert!(e.contains("ignore ASCII case"), "{e}");
+        // require_group without groups, groups on a client.
+        let e = err(&GATEWAY.replace(
+            "[connections.rw.children.net]",
+            "require_group = true\n[connections.rw.children.net]",
+        ));
+        assert!(
+            e.contains("require_group") && e.contains("define at least one group"),
+            "{e}"
+        );
+        let client = r#"
+[connections.home]
+remote_addrs = ["192.0.2.1"]
+psk = "a remote-access key that is long enough"
+vips = ["0.0.0.0"]
+[connections.home.groups.staff]
+[connections.home.children.all]
+local_ts = ["dynamic"]
+remote_ts = ["0.0.0.0/0"]
+"#;
+        let e = err(client);
+        assert!(
+            e.contains("connections.home.groups.staff") && e.contains("vips"),
+            "{e}"
+        );
+        // Pools only in a group still make a gateway: dns is allowed.
+        let only_group = GATEWAY
+            .replace("pools = [\"staff\", \"staff6\"]\n", "")
+            .replace(
+                "[connections.rw.children.net]",
+                "[connections.rw.groups.staff]\npools = [\"staff\"]\n[connections.rw.children.net]",
+            );
+        let l = parse_str(&only_group).unwrap();
+        assert!(l.ike.connections[0].remote_access.hands_out_addresses());
     }
 
     #[test]

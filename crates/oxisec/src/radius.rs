@@ -34,9 +34,11 @@ pub mod attr {
     pub const USER_NAME: u8 = 1;
     pub const NAS_IP_ADDRESS: u8 = 4;
     pub const SERVICE_TYPE: u8 = 6;
+    pub const FILTER_ID: u8 = 11;
     pub const FRAMED_MTU: u8 = 12;
     pub const REPLY_MESSAGE: u8 = 18;
     pub const STATE: u8 = 24;
+    pub const CLASS: u8 = 25;
     pub const VENDOR_SPECIFIC: u8 = 26;
     pub const CALLED_STATION_ID: u8 = 30;
     pub const CALLING_STATION_ID: u8 = 31;
@@ -219,6 +221,27 @@ pub struct Answer {
     pub msk: Option<Secret>,
     /// Reply-Message text, printable, for the log.
     pub reply_message: Option<String>,
+    /// The user's groups: the text of each Class (RFC 2865 §5.25) and
+    /// Filter-Id (§5.11) attribute, in packet order (what strongSwan's
+    /// eap-radius `class_group` / `filter_id` read). Values that are not
+    /// printable UTF-8 of 1 to 64 characters are skipped (a server may use
+    /// Class for opaque accounting state); at most 16.
+    pub groups: Vec<String>,
+}
+
+/// Most groups taken from one answer, and the longest group name.
+const MAX_GROUPS: usize = 16;
+const MAX_GROUP_LEN: usize = 64;
+
+/// A Class or Filter-Id value as a group name, if it is one.
+fn group_name(value: &[u8]) -> Option<String> {
+    // Some servers terminate strings with NUL.
+    let text = std::str::from_utf8(value)
+        .ok()?
+        .trim_end_matches('\0')
+        .trim();
+    (!text.is_empty() && text.len() <= MAX_GROUP_LEN && !text.chars().any(char::is_control))
+        .then(|| text.to_string())
 }
 
 /// The attributes of a packet as (type, value) pairs, every length checked.
@@ -300,8 +323,17 @@ pub fn decode_answer(
     let mut state = None;
     let mut reply: Option<String> = None;
     let (mut recv, mut send) = (None, None);
+    let mut groups: Vec<String> = Vec::new();
     for (ty, value) in attrs {
         match ty {
+            attr::CLASS | attr::FILTER_ID => {
+                if let Some(g) = group_name(value)
+                    && groups.len() < MAX_GROUPS
+                    && !groups.contains(&g)
+                {
+                    groups.push(g);
+                }
+            }
             attr::EAP_MESSAGE => eap.get_or_insert_with(Vec::new).extend_from_slice(value),
             attr::STATE => state = Some(value.to_vec()),
             attr::REPLY_MESSAGE => {
@@ -345,6 +377,7 @@ pub fn decode_answer(
         state,
         msk,
         reply_message: reply,
+        groups,
     })
 }
 
@@ -622,6 +655,31 @@ mod tests {
         assert_eq!(a.msk.unwrap().as_bytes(), &msk[..]);
         let shown = format!("{:?}", decode_answer(&p, 9, &RA, SECRET).unwrap());
         assert!(!shown.contains("63"), "the MSK stays out of Debug: {shown}");
+    }
+
+    #[test]
+    fn accept_carries_class_and_filter_id_as_groups() {
+        let mut attrs = vec![
+            (attr::CLASS, b"staff".to_vec()),
+            // Opaque accounting state, not a name: skipped.
+            (attr::CLASS, vec![0x00, 0xff, 0x10]),
+            (attr::FILTER_ID, b"vpn-admins\0".to_vec()),
+            (attr::CLASS, b"staff".to_vec()),
+            (attr::FILTER_ID, vec![b'x'; 65]),
+            (attr::CLASS, b"line\nbreak".to_vec()),
+        ];
+        attrs.extend((0..20).map(|i| (attr::CLASS, format!("g{i}").into_bytes())));
+        let p = encode_answer(code::ACCESS_ACCEPT, 9, &RA, SECRET, &attrs);
+        let a = decode_answer(&p, 9, &RA, SECRET).unwrap();
+        assert_eq!(a.groups.len(), 16);
+        assert_eq!(a.groups[..3], ["staff", "vpn-admins", "g0"]);
+        let none = encode_answer(code::ACCESS_ACCEPT, 9, &RA, SECRET, &[]);
+        assert!(
+            decode_answer(&none, 9, &RA, SECRET)
+                .unwrap()
+                .groups
+                .is_empty()
+        );
     }
 
     #[test]

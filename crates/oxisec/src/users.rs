@@ -510,6 +510,12 @@ impl oxisec_ike::EapUsers for UserDb {
     fn nt_hash(&self, name: &str) -> Option<oxisec_ike::NtHash> {
         UserDb::nt_hash(self, name).map(|h| oxisec_ike::NtHash::from_bytes(*h))
     }
+
+    /// The user's groups in file order: they pick the user's pool
+    /// (`[connections.X.groups.NAME]`).
+    fn groups(&self, name: &str) -> Vec<String> {
+        UserDb::groups(self, name).to_vec()
+    }
 }
 
 /// Writes `data` to `path` atomically with mode 0600 (temporary file in the
@@ -806,6 +812,9 @@ mod tests {
         assert_eq!(db.groups("ALICE"), ["staff".to_string()]);
         assert!(db.groups("bob").is_empty());
         assert!(db.groups("nobody").is_empty());
+        // What the engine's EAP server asks (for the pool of the user's group).
+        let users: &dyn oxisec_ike::EapUsers = &db;
+        assert_eq!(users.groups("CORP\\alice"), ["staff"]);
         // Case-only duplicates are refused.
         let e = db.add("ALICE", "x", &[]).unwrap_err();
         assert!(matches!(e, UsersError::Exists { existing: Some(ref n), .. } if n == "Alice"));

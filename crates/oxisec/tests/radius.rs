@@ -46,6 +46,9 @@ const SYSTEM_CONF: &str = "/etc/freeradius/3.0";
 const SECRET: &str = "a RADIUS secret for the test, long";
 const USER: &str = "alice";
 const PASSWORD: &str = "wonderland";
+/// alice's group: FreeRADIUS sends it as the Class attribute of its
+/// Access-Accept, and the gateway takes her address from its pool.
+const USER_GROUP: &str = "staff";
 /// A second FreeRADIUS user, for a client that knows the wrong password
 /// (strongSwan keys its EAP secrets by identity, so alice cannot have two).
 const BAD_USER: &str = "bob";
@@ -116,6 +119,7 @@ fn configure(dir: &Path, nas: std::net::IpAddr) -> Result<()> {
         &users,
         format!(
             "{USER} Cleartext-Password := \"{PASSWORD}\"\n\
+             \tClass := \"{USER_GROUP}\"\n\
              {BAD_USER} Cleartext-Password := \"{BAD_USER_PASSWORD}\"\n{rest}"
         ),
     )?;
@@ -187,6 +191,8 @@ enum Outcome {
     Accepted {
         radius_msk: Secret,
         peer_msk: Secret,
+        /// Class / Filter-Id of the Access-Accept.
+        groups: Vec<String>,
     },
     Rejected(Answer),
 }
@@ -267,6 +273,7 @@ async fn mschapv2_conversation(password: &str) -> Result<Outcome> {
             Ok(Outcome::Accepted {
                 radius_msk,
                 peer_msk: mschapv2::msk(&hash, &nt_response),
+                groups: a.groups,
             })
         }
         Ok(Message::FailureRequest { .. }) => {
@@ -312,7 +319,9 @@ fn freeradius_eap_mschapv2_accept_carries_the_msk() {
         Ok(Outcome::Accepted {
             radius_msk,
             peer_msk,
+            groups,
         }) => {
+            assert_eq!(groups, [USER_GROUP], "the Class of alice's Access-Accept");
             // FreeRADIUS sends the MPPE keys of RFC 3079 (16 octets each
             // for MSCHAPv2); our MSCHAPv2 MSK is those 32 octets padded
             // with zeros to 64, which keys HMAC-based PRFs identically.
@@ -558,6 +567,7 @@ async fn handshake(gw_cfg: &oxisec::config::Loaded, client_cfg: Config) -> Resul
                         Verdict::Accept => EapRelayAnswer::Accept {
                             packet: a.eap,
                             msk: a.msk.ok_or("no MSK")?,
+                            groups: a.groups,
                         },
                         Verdict::Reject => EapRelayAnswer::Reject {
                             packet: a.eap,
@@ -775,6 +785,8 @@ use common::strongswan::{EAP_PLUGINS, StrongSwan};
 use common::{LEFT_HOST, RIGHT_HOST, Tool, Tuning};
 
 const POOL: &str = "198.51.100.128/25";
+/// The pool of RADIUS group [`USER_GROUP`] (the Class FreeRADIUS sends).
+const GROUP_POOL: &str = "198.51.100.64/26";
 const COMPANY: &str = "203.0.113.0/24";
 /// What strongSwan's bob believes his password is.
 const BAD_PASSWORD_ON_CLIENT: &str = "bob guessed wrong";
@@ -790,6 +802,8 @@ radius_servers = ["{RIGHT_OUTER}:1812"]
 radius_secret_file = "radius.secret"
 [pools.staff]
 addrs = "{POOL}"
+[pools.radius-staff]
+addrs = "{GROUP_POOL}"
 [connections.rw]
 local_addrs = ["{RIGHT_OUTER}"]
 local_id = "{GATEWAY_ID}"
@@ -798,6 +812,8 @@ local_key = "{key}"
 remote_auth = "eap-radius"
 ike_proposals = ["aes128gcm16-prfsha256-x25519"]
 pools = ["staff"]
+[connections.rw.groups.{USER_GROUP}]
+pools = ["radius-staff"]
 [connections.rw.children.rw]
 local_ts = ["{COMPANY}"]
 remote_ts = ["dynamic"]
@@ -874,8 +890,8 @@ fn leased_vip(gw: &OxisecPeer) -> Result<Option<std::net::IpAddr>> {
         .find_map(|t| t.split('/').next().and_then(|a| a.parse().ok())))
 }
 
-fn in_pool(a: std::net::IpAddr) -> bool {
-    matches!(a, std::net::IpAddr::V4(v) if v.octets()[..3] == [198, 51, 100] && v.octets()[3] >= 128)
+fn in_group_pool(a: std::net::IpAddr) -> bool {
+    matches!(a, std::net::IpAddr::V4(v) if v.octets()[..3] == [198, 51, 100] && (64..128).contains(&v.octets()[3]))
 }
 
 #[test]
@@ -919,12 +935,15 @@ fn strongswan_road_warrior_through_daemon_and_freeradius() {
             EAP_PLUGINS,
         )?;
 
-        // FreeRADIUS accepts alice: an address from the pool, the company
-        // network reachable from it.
+        // FreeRADIUS accepts alice with Class "staff": an address from
+        // that group's pool, the company network reachable from it.
         client.initiate(&format!("rw-{USER}"))?;
         let vip = wait_until("the virtual IP on the gateway", up, || leased_vip(&gw))?;
-        if !in_pool(vip) {
-            return Err(format!("{vip} is not from the pool {POOL}").into());
+        if !in_group_pool(vip) {
+            return Err(format!(
+                "{vip} is not from group {USER_GROUP}'s pool {GROUP_POOL} (default pool {POOL})"
+            )
+            .into());
         }
         common::traffic::ping_all(&topo.left, vip, RIGHT_HOST, 3)?;
         if !gw

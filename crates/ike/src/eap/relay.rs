@@ -25,6 +25,11 @@ pub const RELAY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60
 /// chain in many fragments, far beyond MSCHAPv2's handful of rounds.
 pub(crate) const MAX_RELAY_ROUNDS: u32 = 64;
 
+/// Most groups kept from one Accept, and the longest group name: the rest
+/// cannot name a configured group anyway.
+const MAX_GROUPS: usize = 16;
+const MAX_GROUP_LEN: usize = 64;
+
 /// The IKE_AUTH request whose response waits for the EAP server.
 pub(crate) struct Pending {
     pub msg_id: u32,
@@ -44,7 +49,7 @@ enum State {
     /// Talking through the relay.
     Relaying,
     /// The server accepted: the client's MSK-keyed AUTH comes next.
-    Accepted { msk: Msk },
+    Accepted { msk: Msk, groups: Vec<String> },
 }
 
 pub(crate) struct Relay {
@@ -127,8 +132,16 @@ impl Relay {
     /// The MSK once the server accepted.
     pub fn msk(&self) -> Option<&Msk> {
         match &self.state {
-            State::Accepted { msk } => Some(msk),
+            State::Accepted { msk, .. } => Some(msk),
             _ => None,
+        }
+    }
+
+    /// The user's groups as the server named them, once it accepted.
+    pub fn groups(&self) -> &[String] {
+        match &self.state {
+            State::Accepted { groups, .. } => groups,
+            _ => &[],
         }
     }
 
@@ -193,7 +206,11 @@ impl Relay {
                     format!("{who}: invalid EAP message from the EAP server: {e}"),
                 ),
             },
-            A::Accept { packet, msk } => {
+            A::Accept {
+                packet,
+                msk,
+                mut groups,
+            } => {
                 if msk.len() < 16 {
                     return self.failure(
                         eap_id,
@@ -213,7 +230,11 @@ impl Relay {
                         );
                     }
                 };
-                self.state = State::Accepted { msk };
+                // The server's word, but bounded: a name is compared with
+                // the configured groups and logged, nothing more.
+                groups.retain(|g| !g.is_empty() && g.len() <= MAX_GROUP_LEN);
+                groups.truncate(MAX_GROUPS);
+                self.state = State::Accepted { msk, groups };
                 In::Success(success)
             }
             A::Reject { packet, reason } => {
@@ -307,20 +328,30 @@ mod tests {
         let short = EapRelayAnswer::Accept {
             packet: None,
             msk: Secret::from_slice(&[]),
+            groups: vec!["staff".into()],
         };
         assert!(matches!(r.server_answer(short, 2), In::Failure { .. }));
         assert!(r.msk().is_none());
         let bad = EapRelayAnswer::Accept {
             packet: Some(vec![4, 2, 0, 4]),
             msk: Secret::from_slice(&[9; 64]),
+            groups: Vec::new(),
         };
         assert!(matches!(r.server_answer(bad, 2), In::Failure { .. }));
+        assert!(r.groups().is_empty(), "no groups before an accept");
         let ok = EapRelayAnswer::Accept {
             packet: None,
             msk: Secret::from_slice(&[9; 64]),
+            groups: ["staff".to_string(), String::new(), "x".repeat(65)]
+                .into_iter()
+                .chain((0..40).map(|i| format!("g{i}")))
+                .collect(),
         };
         assert!(matches!(r.server_answer(ok, 2), In::Success(p) if p == [3, 2, 0, 4]));
         assert_eq!(r.msk().map(|m| m.len()), Some(64));
+        // Empty and overlong names dropped, at most MAX_GROUPS kept.
+        assert_eq!(r.groups().len(), MAX_GROUPS);
+        assert_eq!(r.groups()[..2], ["staff".to_string(), "g0".to_string()]);
         assert!(matches!(r.client_message(&[2, 3, 0, 5, 1]), Out::Fail(_)));
     }
 

@@ -107,6 +107,14 @@ impl Server {
         }
     }
 
+    /// The groups of the user that authenticated (from the user
+    /// database), once EAP succeeded.
+    pub fn groups(&self) -> Vec<String> {
+        self.user()
+            .map(|u| self.users.groups(u))
+            .unwrap_or_default()
+    }
+
     /// Sends a new MSCHAPv2 Challenge (a new identifier too).
     fn challenge(&mut self, rng: &mut dyn Rng) -> Vec<u8> {
         let mut challenge = [0u8; 16];

@@ -1,8 +1,8 @@
 //! IKE_AUTH (RFC 7296 §1.2, §2.15): identities, authentication with a
 //! pre-shared key or a certificate (RFC 7427 signatures, CERT/CERTREQ), or
-//! of the initiator with EAP-MSCHAPv2 over several IKE_AUTH round trips
-//! (§2.16, both final AUTH payloads keyed with the MSK), and the first
-//! CHILD_SA with traffic selector narrowing (§2.9).
+//! of the initiator with EAP over several IKE_AUTH round trips (§2.16; the
+//! rounds are in [`eap_rounds`]), virtual IPs through the configuration
+//! payload, and the first CHILD_SA with traffic selector narrowing (§2.9).
 use std::sync::Arc;
 
 use oxisec_pki::{Certificate, PublicKey};
@@ -22,6 +22,11 @@ use crate::identity::Identity;
 use crate::proposal::{self, ProposalSpec, Selected};
 use crate::sa::{Active, IkeSa, IkeState, PendingChild};
 use crate::ts::{self, TsRange};
+
+mod eap_rounds;
+
+pub(crate) use eap_rounds::{eap_in_progress, eap_informational, relay_answer, relay_timed_out};
+use eap_rounds::{eap_response, eap_round, eap_start};
 
 fn notify(ty: NotifyType) -> Payload {
     Payload::Notify(NotifyPayload::new(ty, Vec::new()))
@@ -191,9 +196,33 @@ pub(crate) fn start(sa: &mut IkeSa, cx: &mut Cx) {
     // An EAP client sends no AUTH in its first IKE_AUTH request (RFC 7296
     // §2.16): the gateway answers with its own AUTH and an EAP request.
     let (auth_p, eap) = match &conn.local_auth {
+        Auth::EapTlsClient(tls) => {
+            let started = match &conn.remote_auth {
+                Auth::PeerCert(trust) => eap::tls::Client::new(eap::tls::ClientSettings {
+                    identity: tls
+                        .identity
+                        .clone()
+                        .unwrap_or_else(|| eap::identity_text(&conn.local_id)),
+                    key: tls.cert.key.clone(),
+                    chain: tls.cert.chain.clone(),
+                    trust: trust.clone(),
+                    versions: tls.versions,
+                    fragment_size: tls.fragment_size,
+                }),
+                _ => Err("EAP-TLS needs the gateway's CA (remote_auth = cert) to check its TLS certificate".into()),
+            };
+            match started {
+                Ok(c) => (None, Some(EapRole::TlsClient(Box::new(c)))),
+                Err(e) => {
+                    warn!(connection = %conn.name, "cannot authenticate: {e}");
+                    close(sa, cx, DownReason::Failed(e));
+                    return;
+                }
+            }
+        }
         Auth::EapClient { identity, password } => {
             match eap::client::Client::new(identity, password.as_bytes()) {
-                Ok(c) => (None, Some(c)),
+                Ok(c) => (None, Some(EapRole::Client(c))),
                 Err(e) => {
                     warn!(connection = %conn.name, "cannot authenticate: {e}");
                     close(sa, cx, DownReason::Failed(e));
@@ -242,8 +271,8 @@ pub(crate) fn start(sa: &mut IkeSa, cx: &mut Cx) {
         payloads.push(Payload::TsI(ts_payload(&pending.local_ts)));
         payloads.push(Payload::TsR(ts_payload(&pending.remote_ts)));
     }
-    if let (Some(c), Some(hs)) = (eap, sa.hs.as_mut()) {
-        hs.eap = Some(Box::new(EapHandshake::new(EapRole::Client(c))));
+    if let (Some(role), Some(hs)) = (eap, sa.hs.as_mut()) {
+        hs.eap = Some(Box::new(EapHandshake::new(role)));
     }
     send_request(sa, cx, ExchangeType::IKE_AUTH, payloads, Active::IkeAuth);
 }
@@ -410,12 +439,25 @@ fn authenticate_and_answer(
     let mut out = vec![Payload::IdR(idr_own)];
     out.extend(our_certs(&conn.local_auth, hs.peer_certreq));
     out.push(Payload::Auth(our_auth));
-    establish_responder(sa, cx, dgram, hdr, conn, idi, out, &p, &ni, &nr);
+    // A certificate client's groups: the OUs of its (validated) certificate.
+    let groups = match &conn.remote_auth {
+        Auth::PeerCert(_) => p
+            .certs
+            .iter()
+            .find(|c| c.encoding == CertEncoding::X509_SIGNATURE)
+            .and_then(|c| Certificate::from_der(&c.data).ok())
+            .map(|c| crate::groups::organizational_units(&c.subject_der()))
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    establish_responder(sa, cx, dgram, hdr, conn, idi, groups, out, &p, &ni, &nr);
 }
 
 /// Responder: the initiator is authenticated — the SA is up; assign
 /// virtual IPs, set up the CHILD_SA from the request's `p` and send `out`
-/// (IDr, CERT, AUTH so far) with them.
+/// (IDr, CERT, AUTH so far) with them. `groups` (the client's user groups)
+/// select its remote-access values; a connection that requires a group
+/// refuses a client in none of its groups here.
 #[allow(clippy::too_many_arguments)]
 fn establish_responder(
     sa: &mut IkeSa,
@@ -424,11 +466,40 @@ fn establish_responder(
     hdr: &oxisec_wire::HeaderRepr,
     conn: Arc<Connection>,
     idi: Identity,
+    groups: Vec<String>,
     mut out: Vec<Payload>,
     p: &Parts,
     ni: &[u8],
     nr: &[u8],
 ) {
+    if conn.remote_access.for_groups(&groups).is_none() {
+        let who = sa.eap_identity.clone().unwrap_or_else(|| idi.to_string());
+        let listed: Vec<&str> = conn
+            .remote_access
+            .groups
+            .iter()
+            .map(|g| g.group.as_str())
+            .collect();
+        let reason = format!(
+            "{who} is in none of the groups connection {} admits ({}); their groups: [{}]",
+            conn.name,
+            listed.join(", "),
+            groups.join(", ")
+        );
+        auth_failed(sa, cx, Some(conn.name.clone()), reason);
+        let n = vec![notify(NotifyType::AUTHENTICATION_FAILED)];
+        send_response(
+            sa,
+            cx,
+            ExchangeType::IKE_AUTH,
+            hdr.message_id,
+            &dgram.data,
+            n,
+        );
+        close(sa, cx, DownReason::AuthFailed);
+        return;
+    }
+    sa.peer_groups = groups;
     sa.conn = conn.clone();
     sa.peer_id = Some(idi.clone());
     sa.state = IkeState::Established;
@@ -444,7 +515,7 @@ fn establish_responder(
     let mut no_address = false;
     let request = p.cp.and_then(crate::cp::Request::parse);
     if let Some(req) = request.filter(|r| !r.is_empty())
-        && !conn.remote_access.pools.is_empty()
+        && conn.remote_access.hands_out_addresses()
     {
         match assign_vips(sa, cx, &conn, &req) {
             Some(reply) => out.push(Payload::Cp(reply.to_payload())),
@@ -489,19 +560,17 @@ fn assign_vips(
     req: &crate::cp::Request,
 ) -> Option<crate::cp::Reply> {
     let identity = sa.lease_identity();
-    let ra = &conn.remote_access;
+    // Checked by the caller: a client it refuses does not get here.
+    let ra = conn.remote_access.for_groups(&sa.peer_groups)?;
+    let group = ra.group.unwrap_or("-");
     let wanted = [
         req.v4.map(|a| (true, a.map(std::net::IpAddr::V4))),
         req.v6.map(|a| (false, a.map(std::net::IpAddr::V6))),
     ];
     for (v4, hint) in wanted.into_iter().flatten() {
-        match cx
-            .alloc
-            .pools
-            .acquire(&ra.pools, v4, &identity, sa.id, hint)
-        {
+        match cx.alloc.pools.acquire(ra.pools, v4, &identity, sa.id, hint) {
             Ok((pool, address)) => {
-                info!(connection = %conn.name, peer = %identity, %address, pool = %pool, "assigned virtual IP");
+                info!(connection = %conn.name, peer = %identity, %address, pool = %pool, %group, "assigned virtual IP");
                 cx.event(Event::LeaseChanged {
                     pool: pool.clone(),
                     identity: identity.clone(),
@@ -512,7 +581,7 @@ fn assign_vips(
             }
             Err(_) => {
                 let family = if v4 { "IPv4" } else { "IPv6" };
-                warn!(connection = %conn.name, peer = %identity, "no {family} virtual IP for the client: pools {:?} are full or have none of that family", ra.pools);
+                warn!(connection = %conn.name, peer = %identity, %group, "no {family} virtual IP for the client: pools {:?} are full or have none of that family", ra.pools);
             }
         }
     }
@@ -521,9 +590,9 @@ fn assign_vips(
     }
     Some(crate::cp::Reply {
         addresses: sa.peer_vips.iter().map(|(_, a)| *a).collect(),
-        dns: ra.dns.clone(),
-        domains: ra.dns_domains.clone(),
-        subnets: ra.subnets.clone(),
+        dns: ra.dns.to_vec(),
+        domains: ra.dns_domains.to_vec(),
+        subnets: ra.subnets.to_vec(),
     })
 }
 
@@ -899,640 +968,4 @@ fn finish_child(
         spi_in: pending.spi_in,
         spi_out,
     });
-}
-
-/// The EAP payload of a message, if any.
-fn eap_payload(payloads: &[Payload]) -> Option<&[u8]> {
-    payloads.iter().find_map(|p| match p {
-        Payload::Eap(b) => Some(b.as_slice()),
-        _ => None,
-    })
-}
-
-/// Gateway, first IKE_AUTH request without AUTH (RFC 7296 §2.16): picks a
-/// connection that authenticates the peer with EAP, answers with our IDr,
-/// [CERT] and AUTH and the first EAP request, and holds the CHILD_SA and
-/// configuration requests until the final AUTH.
-#[allow(clippy::too_many_arguments)]
-fn eap_start(
-    sa: &mut IkeSa,
-    cx: &mut Cx,
-    dgram: &Datagram,
-    hdr: &oxisec_wire::HeaderRepr,
-    payloads: &[Payload],
-    idi: Identity,
-    idi_p: &IdPayload,
-    idr: Option<Option<Identity>>,
-) {
-    let reject = |sa: &mut IkeSa, cx: &mut Cx, conn: Option<String>, reason: String| {
-        auth_failed(sa, cx, conn, reason);
-        let n = vec![notify(NotifyType::AUTHENTICATION_FAILED)];
-        send_response(
-            sa,
-            cx,
-            ExchangeType::IKE_AUTH,
-            hdr.message_id,
-            &dgram.data,
-            n,
-        );
-        close(sa, cx, DownReason::AuthFailed);
-    };
-    let mut reason = format!("{idi} sent no AUTH, and no connection authenticates it with EAP");
-    let mut chosen = None;
-    for conn in &sa.candidates {
-        if !matches!(conn.remote_auth, Auth::Eap(_) | Auth::EapRelay(_)) {
-            continue;
-        }
-        if let Err(why) = identities_fit(conn, &idi, &idr) {
-            if let Some(why) = why {
-                reason = why;
-            }
-            continue;
-        }
-        chosen = Some(conn.clone());
-        break;
-    }
-    let Some(conn) = chosen else {
-        let name = sa.candidates.first().map(|c| c.name.clone());
-        reject(sa, cx, name, reason);
-        return;
-    };
-    let ia = super::ike_intermediate::int_auth(sa, hdr.message_id);
-    let (Some(hs), Some(keys)) = (sa.hs.as_ref(), sa.keys.as_ref()) else {
-        return;
-    };
-    let idr_own = conn.local_id.to_wire();
-    let octets_r = auth::signed_octets(
-        keys.prf,
-        &hs.init_response,
-        &hs.ni,
-        keys.sk_p_own.as_bytes(),
-        &idr_own.body_bytes(),
-        &ia,
-    );
-    let our_auth = match auth::make(&conn.local_auth, keys.prf, &octets_r, &hs.peer_hashes) {
-        Ok(a) => a,
-        Err(e) => {
-            warn!(connection = %conn.name, "cannot authenticate ourselves: {e}");
-            let why = format!("we cannot authenticate: {e}");
-            reject(sa, cx, Some(conn.name.clone()), why);
-            return;
-        }
-    };
-    let mut out = vec![Payload::IdR(idr_own)];
-    out.extend(our_certs(&conn.local_auth, hs.peer_certreq));
-    out.push(Payload::Auth(our_auth));
-    // The first EAP message: ours, or one for the relay to carry out.
-    let mut relay_first = None;
-    let (role, method) = match &conn.remote_auth {
-        Auth::EapRelay(relay) => {
-            let (r, first) =
-                eap::relay::Relay::start(relay.ask_identity, eap::identity_text(&idi), cx.rng);
-            match first {
-                eap::relay::First::Request(p) => out.push(Payload::Eap(p)),
-                eap::relay::First::Relay(p) => relay_first = Some(p),
-            }
-            (EapRole::Relay(r), "EAP through the EAP server (relay)")
-        }
-        Auth::Eap(server) => {
-            let (server, first) = eap::server::Server::start(
-                server.users.clone(),
-                server.ask_identity,
-                eap::identity_text(&idi),
-                cx.rng,
-            );
-            out.push(Payload::Eap(first));
-            (EapRole::Server(server), "EAP-MSCHAPv2")
-        }
-        _ => return,
-    };
-    let mut e = EapHandshake::new(role);
-    e.rounds = 1;
-    e.peer_idi = Some((idi.clone(), idi_p.body_bytes()));
-    e.held = payloads
-        .iter()
-        .filter(|p| {
-            matches!(
-                p,
-                Payload::Sa(_) | Payload::TsI(_) | Payload::TsR(_) | Payload::Cp(_)
-            )
-        })
-        .cloned()
-        .collect();
-    e.initial_contact = payloads
-        .iter()
-        .any(|p| matches!(p, Payload::Notify(n) if n.ty == NotifyType::INITIAL_CONTACT));
-    info!(connection = %conn.name, peer = %idi, remote = %sa.remote, "peer authenticates with {method}");
-    sa.conn = conn;
-    if let Some(hs) = sa.hs.as_mut() {
-        hs.auth_mid = hdr.message_id;
-    }
-    if let Some(first) = relay_first {
-        // Our first response waits for the EAP server's first request.
-        relay_out(sa, cx, e, dgram, hdr.message_id, out, first);
-        return;
-    }
-    if let Some(hs) = sa.hs.as_mut() {
-        hs.eap = Some(Box::new(e));
-    }
-    send_response(
-        sa,
-        cx,
-        ExchangeType::IKE_AUTH,
-        hdr.message_id,
-        &dgram.data,
-        out,
-    );
-}
-
-/// Gateway, a later IKE_AUTH request of an EAP authentication: the next
-/// EAP message, or — after EAP-Success — the client's AUTH keyed with the
-/// MSK, answered with ours, the configuration reply and the CHILD_SA.
-fn eap_round(
-    sa: &mut IkeSa,
-    cx: &mut Cx,
-    dgram: &Datagram,
-    hdr: &oxisec_wire::HeaderRepr,
-    payloads: Vec<Payload>,
-) {
-    let Some(mut e) = sa.hs.as_mut().and_then(|h| h.eap.take()) else {
-        return;
-    };
-    if let EapRole::Relay(r) = &e.role
-        && r.pending.is_some()
-    {
-        // The client retransmitted (or sent ahead) while the EAP server
-        // thinks: the answer goes out when it comes.
-        debug!(peer = %sa.remote, msg_id = hdr.message_id, "IKE_AUTH request while the EAP server has not answered; ignored");
-        if let Some(hs) = sa.hs.as_mut() {
-            hs.eap = Some(e);
-        }
-        return;
-    }
-    let conn = sa.conn.clone();
-    let answer = |sa: &mut IkeSa, cx: &mut Cx, out: Vec<Payload>| {
-        send_response(
-            sa,
-            cx,
-            ExchangeType::IKE_AUTH,
-            hdr.message_id,
-            &dgram.data,
-            out,
-        );
-    };
-    // EAP-Failure (when there is one to send) with AUTHENTICATION_FAILED:
-    // the client learns why, and no SA is left behind.
-    let fail = |sa: &mut IkeSa, cx: &mut Cx, reason: String, eap_failure: Option<Vec<u8>>| {
-        auth_failed(sa, cx, Some(conn.name.clone()), reason);
-        let mut out: Vec<Payload> = eap_failure.map(Payload::Eap).into_iter().collect();
-        out.push(notify(NotifyType::AUTHENTICATION_FAILED));
-        answer(sa, cx, out);
-        close(sa, cx, DownReason::AuthFailed);
-    };
-    e.rounds += 1;
-    let max_rounds = match e.role {
-        EapRole::Relay(_) => eap::relay::MAX_RELAY_ROUNDS,
-        _ => eap::MAX_ROUNDS,
-    };
-    if e.rounds > max_rounds {
-        let why = format!("EAP not finished after {max_rounds} rounds");
-        fail(sa, cx, why, None);
-        return;
-    }
-    // Each authenticated round shows the client is making progress: it gets
-    // the half-open time again (at most MAX_ROUNDS times), so that a lossy
-    // link that needs retransmissions in every round still gets through.
-    if sa.half_open_deadline.is_some() {
-        sa.half_open_deadline = Some(cx.now + super::ike_sa_init::HALF_OPEN_TIMEOUT);
-    }
-    let p = parts(&payloads);
-    if let Some(auth_p) = p.auth {
-        let (msk, user) = match &e.role {
-            EapRole::Server(server) => (server.msk().cloned(), server.user().map(str::to_string)),
-            EapRole::Relay(relay) => (relay.msk().cloned(), Some(relay.identity().to_string())),
-            EapRole::Client(_) => (None, None),
-        };
-        let (Some(msk), Some(user)) = (msk, user) else {
-            fail(sa, cx, "AUTH before EAP succeeded".into(), None);
-            return;
-        };
-        let Some((idi, idi_body)) = e.peer_idi.take() else {
-            return;
-        };
-        let mid = sa.hs.as_ref().map(|h| h.auth_mid).unwrap_or_default();
-        let ia = super::ike_intermediate::int_auth(sa, mid);
-        let (Some(hs), Some(keys)) = (sa.hs.as_ref(), sa.keys.as_ref()) else {
-            return;
-        };
-        // RFC 7296 §2.16: both final AUTH payloads use the MSK as the
-        // shared secret, over the same octets as the first AUTH would.
-        let msk_key = Auth::Psk(msk);
-        let octets = auth::signed_octets(
-            keys.prf,
-            &hs.init_request,
-            &hs.nr,
-            keys.sk_p_peer.as_bytes(),
-            &idi_body,
-            &ia,
-        );
-        if let Err(why) = auth::check(&msk_key, keys.prf, &octets, auth_p, None) {
-            let why = format!("{user} ({idi}): AUTH with the EAP MSK does not verify: {why}");
-            fail(sa, cx, why, None);
-            return;
-        }
-        let idr_own = conn.local_id.to_wire();
-        let octets_r = auth::signed_octets(
-            keys.prf,
-            &hs.init_response,
-            &hs.ni,
-            keys.sk_p_own.as_bytes(),
-            &idr_own.body_bytes(),
-            &ia,
-        );
-        let our = match auth::make(&msk_key, keys.prf, &octets_r, &[]) {
-            Ok(a) => a,
-            Err(why) => {
-                fail(sa, cx, why, None);
-                return;
-            }
-        };
-        let (ni, nr) = (hs.ni.clone(), hs.nr.clone());
-        let held = std::mem::take(&mut e.held);
-        info!(connection = %conn.name, peer = %idi, user = %user, "EAP authentication succeeded");
-        sa.eap_identity = Some(user.clone());
-        cx.event(Event::EapAuthenticated {
-            ike: sa.id,
-            connection: conn.name.clone(),
-            remote: sa.remote,
-            identity: user,
-        });
-        let hp = parts(&held);
-        let out = vec![Payload::Auth(our)];
-        establish_responder(sa, cx, dgram, hdr, conn.clone(), idi, out, &hp, &ni, &nr);
-        return;
-    }
-    let Some(data) = eap_payload(&payloads) else {
-        let why = "IKE_AUTH request with neither EAP nor AUTH during EAP".to_string();
-        fail(sa, cx, why, None);
-        return;
-    };
-    let server = match &mut e.role {
-        EapRole::Server(server) => server,
-        EapRole::Relay(relay) => {
-            match relay.client_message(data) {
-                eap::relay::Out::Relay(m) => {
-                    relay_out(sa, cx, *e, dgram, hdr.message_id, Vec::new(), m)
-                }
-                eap::relay::Out::Fail(why) => fail(sa, cx, why, None),
-            }
-            return;
-        }
-        EapRole::Client(_) => return,
-    };
-    match server.process(data, cx.rng) {
-        eap::server::Step::Continue(next) => {
-            // The operator learns of a refused password now: strongSwan,
-            // for one, does not acknowledge the Failure Request but gives
-            // up with an INFORMATIONAL AUTHENTICATION_FAILED.
-            if let Some(reason) = server.failure_pending() {
-                warn!(connection = %conn.name, peer = %sa.remote, "{reason}");
-            }
-            if let Some(hs) = sa.hs.as_mut() {
-                hs.eap = Some(e);
-            }
-            answer(sa, cx, vec![Payload::Eap(next)]);
-        }
-        eap::server::Step::Success { packet, user } => {
-            tracing::debug!(connection = %conn.name, user = %user, "EAP-MSCHAPv2 password verified; EAP-Success");
-            if let Some(hs) = sa.hs.as_mut() {
-                hs.eap = Some(e);
-            }
-            answer(sa, cx, vec![Payload::Eap(packet)]);
-        }
-        eap::server::Step::Failure { packet, reason } => fail(sa, cx, reason, Some(packet)),
-    }
-}
-
-/// Whether this responder SA is in the middle of EAP with its client.
-pub(crate) fn eap_in_progress(sa: &IkeSa) -> bool {
-    sa.hs
-        .as_ref()
-        .and_then(|h| h.eap.as_ref())
-        .is_some_and(|e| matches!(e.role, EapRole::Server(_) | EapRole::Relay(_)))
-}
-
-/// Responder during EAP, an INFORMATIONAL request: a client that gives up
-/// (strongSwan after a refused password: AUTHENTICATION_FAILED instead of
-/// acknowledging the MSCHAPv2 Failure Request) is answered with an empty
-/// response and its half-open SA is deleted now rather than at the
-/// half-open timeout. Anything else is answered and otherwise ignored, as
-/// nothing else is meaningful before the IKE SA is up.
-pub(crate) fn eap_informational(
-    sa: &mut IkeSa,
-    cx: &mut Cx,
-    dgram: &Datagram,
-    hdr: &oxisec_wire::HeaderRepr,
-    payloads: &[Payload],
-) {
-    let error = payloads.iter().find_map(|p| match p {
-        Payload::Notify(n) if n.ty.0 < 16384 => Some(n.ty),
-        _ => None,
-    });
-    send_response(
-        sa,
-        cx,
-        ExchangeType::INFORMATIONAL,
-        hdr.message_id,
-        &dgram.data,
-        Vec::new(),
-    );
-    let Some(error) = error else { return };
-    let pending = sa
-        .hs
-        .as_ref()
-        .and_then(|h| h.eap.as_ref())
-        .and_then(|e| match &e.role {
-            EapRole::Server(s) => s.failure_pending().map(str::to_owned),
-            _ => None,
-        });
-    let reason = match pending {
-        Some(r) => format!("{r} (the client gave up with {error})"),
-        None => format!("the client gave up during EAP with {error}"),
-    };
-    let name = sa.conn.name.clone();
-    auth_failed(sa, cx, Some(name), reason);
-    close(sa, cx, DownReason::AuthFailed);
-}
-
-/// Gateway with [`Auth::EapRelay`]: hands the client's EAP message `m`
-/// out for the EAP server and parks the IKE_AUTH request `msg_id`; its
-/// response (after `prefix`) goes out in [`relay_answer`].
-fn relay_out(
-    sa: &mut IkeSa,
-    cx: &mut Cx,
-    mut e: EapHandshake,
-    dgram: &Datagram,
-    msg_id: u32,
-    prefix: Vec<Payload>,
-    m: Vec<u8>,
-) {
-    let EapRole::Relay(relay) = &mut e.role else {
-        return;
-    };
-    // The EAP server may take its time (push MFA): the SA waits for it,
-    // not for the half-open timer.
-    if sa.half_open_deadline.is_some() {
-        sa.half_open_deadline = Some(cx.now + eap::relay::RELAY_TIMEOUT);
-    }
-    relay.pending = Some(eap::relay::Pending {
-        msg_id,
-        request: dgram.data.clone(),
-        prefix,
-        eap_id: m.get(1).copied().unwrap_or_default(),
-    });
-    cx.event(Event::EapRelay {
-        ike: sa.id,
-        connection: sa.conn.name.clone(),
-        local: sa.local,
-        remote: sa.remote,
-        identity: relay.identity().to_string(),
-        packet: m,
-    });
-    if let Some(hs) = sa.hs.as_mut() {
-        hs.eap = Some(Box::new(e));
-    }
-}
-
-/// Gateway: the EAP server's answer to the relayed message; sends the
-/// parked IKE_AUTH response. False when no relayed message of this SA is
-/// waiting (the SA is gone, or the answer came twice).
-pub(crate) fn relay_answer(sa: &mut IkeSa, cx: &mut Cx, answer: crate::EapRelayAnswer) -> bool {
-    if sa.state != IkeState::Connecting {
-        return false;
-    }
-    let Some(mut e) = sa.hs.as_mut().and_then(|h| h.eap.take()) else {
-        return false;
-    };
-    let EapRole::Relay(relay) = &mut e.role else {
-        if let Some(hs) = sa.hs.as_mut() {
-            hs.eap = Some(e);
-        }
-        return false;
-    };
-    let Some(pending) = relay.pending.take() else {
-        if let Some(hs) = sa.hs.as_mut() {
-            hs.eap = Some(e);
-        }
-        return false;
-    };
-    if sa.half_open_deadline.is_some() {
-        sa.half_open_deadline = Some(cx.now + super::ike_sa_init::HALF_OPEN_TIMEOUT);
-    }
-    let mut out = pending.prefix;
-    let (msg_id, request) = (pending.msg_id, pending.request);
-    match relay.server_answer(answer, pending.eap_id) {
-        eap::relay::In::Continue(p) => out.push(Payload::Eap(p)),
-        eap::relay::In::Success(p) => {
-            tracing::debug!(connection = %sa.conn.name, user = %relay.identity(), "the EAP server accepted; EAP-Success");
-            out.push(Payload::Eap(p));
-        }
-        eap::relay::In::Failure { packet, reason } => {
-            auth_failed(sa, cx, Some(sa.conn.name.clone()), reason);
-            let out = vec![
-                Payload::Eap(packet),
-                notify(NotifyType::AUTHENTICATION_FAILED),
-            ];
-            send_response(sa, cx, ExchangeType::IKE_AUTH, msg_id, &request, out);
-            close(sa, cx, DownReason::AuthFailed);
-            return true;
-        }
-    }
-    if let Some(hs) = sa.hs.as_mut() {
-        hs.eap = Some(e);
-    }
-    send_response(sa, cx, ExchangeType::IKE_AUTH, msg_id, &request, out);
-    true
-}
-
-/// Gateway: the half-open timer fired. If the EAP server never answered
-/// the relayed message, that is an authentication failure worth naming,
-/// and the client waiting for the parked response learns it at once
-/// (EAP-Failure, AUTHENTICATION_FAILED) instead of after its whole
-/// retransmission schedule.
-pub(crate) fn relay_timed_out(sa: &mut IkeSa, cx: &mut Cx) {
-    let Some(e) = sa.hs.as_mut().and_then(|h| h.eap.as_mut()) else {
-        return;
-    };
-    let EapRole::Relay(relay) = &mut e.role else {
-        return;
-    };
-    let Some(pending) = relay.pending.take() else {
-        return;
-    };
-    let why = format!(
-        "{}: the EAP server did not answer in time",
-        relay.identity()
-    );
-    auth_failed(sa, cx, Some(sa.conn.name.clone()), why);
-    let out = vec![
-        Payload::Eap(eap::EapPacket::result(false, pending.eap_id)),
-        notify(NotifyType::AUTHENTICATION_FAILED),
-    ];
-    send_response(
-        sa,
-        cx,
-        ExchangeType::IKE_AUTH,
-        pending.msg_id,
-        &pending.request,
-        out,
-    );
-}
-
-/// Client, a response during EAP: first the gateway's IDr and AUTH (its
-/// certificate or PSK, checked before anything else is believed), then
-/// EAP requests until EAP-Success — accepted only after the gateway's
-/// MSCHAPv2 authenticator response verified — then our MSK-keyed AUTH, and
-/// finally the gateway's MSK-keyed AUTH with the configuration reply and
-/// the CHILD_SA.
-fn eap_response(
-    sa: &mut IkeSa,
-    cx: &mut Cx,
-    mut e: EapHandshake,
-    payloads: &[Payload],
-    err: Option<NotifyType>,
-) {
-    let conn = sa.conn.clone();
-    let p = parts(payloads);
-    let reject = |sa: &mut IkeSa, cx: &mut Cx, reason: String| {
-        auth_failed(sa, cx, Some(conn.name.clone()), reason);
-        close(sa, cx, DownReason::AuthFailed);
-    };
-    let refused = || {
-        err.map(|n| format!("the gateway answered {n}"))
-            .unwrap_or_default()
-    };
-    e.rounds += 1;
-    if e.rounds > eap::MAX_ROUNDS {
-        let why = format!(
-            "the gateway did not finish EAP in {} rounds",
-            eap::MAX_ROUNDS
-        );
-        reject(sa, cx, why);
-        return;
-    }
-    let mid = sa.hs.as_ref().map(|h| h.auth_mid).unwrap_or_default();
-    let ia = super::ike_intermediate::int_auth(sa, mid);
-    if e.peer_idr.is_none() {
-        let (Some(idr_p), Some(auth_p)) = (p.idr, p.auth) else {
-            let why = match refused() {
-                r if r.is_empty() => {
-                    "the gateway's first IKE_AUTH response lacks IDr and AUTH".into()
-                }
-                r => r,
-            };
-            reject(sa, cx, why);
-            return;
-        };
-        let idr = match check_responder(sa, cx, idr_p, auth_p, &p.certs, &ia, "gateway") {
-            Ok(Some(idr)) => idr,
-            Ok(None) => return,
-            Err(why) => {
-                reject(sa, cx, why);
-                return;
-            }
-        };
-        info!(connection = %conn.name, peer = %idr, "gateway authenticated; EAP follows");
-        e.peer_idr = Some((idr, idr_p.body_bytes()));
-    } else if e.auth_sent {
-        let (Some(auth_p), EapRole::Client(c)) = (p.auth, &e.role) else {
-            let why = match refused() {
-                r if r.is_empty() => "the gateway's last IKE_AUTH response has no AUTH".into(),
-                r => r,
-            };
-            reject(sa, cx, why);
-            return;
-        };
-        let (Some(msk), Some((idr, idr_body))) = (c.msk().cloned(), e.peer_idr.take()) else {
-            return;
-        };
-        let (Some(hs), Some(keys)) = (sa.hs.as_ref(), sa.keys.as_ref()) else {
-            return;
-        };
-        let octets = auth::signed_octets(
-            keys.prf,
-            &hs.init_response,
-            &hs.ni,
-            keys.sk_p_peer.as_bytes(),
-            &idr_body,
-            &ia,
-        );
-        if let Err(why) = auth::check(&Auth::Psk(msk), keys.prf, &octets, auth_p, None) {
-            let why = format!("gateway {idr}: AUTH with the EAP MSK does not verify: {why}");
-            reject(sa, cx, why);
-            return;
-        }
-        complete_initiator(sa, cx, idr, &p, err);
-        return;
-    }
-    let Some(data) = eap_payload(payloads) else {
-        let why = match refused() {
-            r if r.is_empty() => "the gateway sent no EAP request".into(),
-            r => r,
-        };
-        reject(sa, cx, why);
-        return;
-    };
-    let EapRole::Client(client) = &mut e.role else {
-        return;
-    };
-    match client.process(data, cx.rng) {
-        eap::client::Step::Reply(r) => {
-            if let Some(hs) = sa.hs.as_mut() {
-                hs.eap = Some(Box::new(e));
-            }
-            send_request(
-                sa,
-                cx,
-                ExchangeType::IKE_AUTH,
-                vec![Payload::Eap(r)],
-                Active::IkeAuth,
-            );
-        }
-        eap::client::Step::Success => {
-            let Some(msk) = client.msk().cloned() else {
-                return;
-            };
-            let (Some(hs), Some(keys)) = (sa.hs.as_ref(), sa.keys.as_ref()) else {
-                return;
-            };
-            let octets = auth::signed_octets(
-                keys.prf,
-                &hs.init_request,
-                &hs.nr,
-                keys.sk_p_own.as_bytes(),
-                &conn.local_id.to_wire().body_bytes(),
-                &ia,
-            );
-            let our = match auth::make(&Auth::Psk(msk), keys.prf, &octets, &[]) {
-                Ok(a) => a,
-                Err(why) => {
-                    reject(sa, cx, why);
-                    return;
-                }
-            };
-            info!(connection = %conn.name, user = %client.identity(), "EAP-MSCHAPv2 succeeded; the gateway proved it knows our password");
-            e.auth_sent = true;
-            if let Some(hs) = sa.hs.as_mut() {
-                hs.eap = Some(Box::new(e));
-            }
-            send_request(
-                sa,
-                cx,
-                ExchangeType::IKE_AUTH,
-                vec![Payload::Auth(our)],
-                Active::IkeAuth,
-            );
-        }
-        eap::client::Step::Failure(why) => reject(sa, cx, why),
-    }
 }

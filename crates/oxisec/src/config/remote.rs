@@ -11,9 +11,21 @@
 //! dns_domains = ["corp.example"] # split DNS
 //! subnets = ["10.1.0.0/16"]      # split tunnel; leave out for everything
 //!
+//! [connections.rw.groups.contractors]  # members of the user group
+//! pools = ["guests"]             # "contractors" get these instead
+//! subnets = ["10.1.5.0/24"]      # (keys left out: the connection's)
+//!
 //! [connections.home]             # road warrior
 //! vips = ["0.0.0.0"]             # any IPv4 address, or a specific one
 //! ```
+//!
+//! A client's groups come with its authentication: the users file
+//! (`oxisec user add --group`), the RADIUS Access-Accept (Class and
+//! Filter-Id attributes) or the OU of its certificate. The first of its
+//! groups that the connection lists applies; a client in none gets the
+//! connection's values, or is refused with `require_group = true`. This is
+//! strongSwan's "one connection per group" (`groups` in a remote auth
+//! round) folded into one connection, so an admin writes one gateway.
 //!
 //! The names follow swanctl.conf (`pools`, `vips`, `addrs`) so that admins
 //! can carry their strongSwan configuration over.
@@ -22,11 +34,23 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use oxisec_ike::ts::TsRange;
-use oxisec_ike::{PoolConfig, RemoteAccess};
+use oxisec_ike::{GroupAccess, PoolConfig, RemoteAccess};
 use serde::Deserialize;
 use toml::Spanned;
 
 use super::{ConfigError, Cx, RawConnection};
+
+/// One `[connections.X.groups.NAME]` table: what members of the user
+/// group NAME get instead of the connection's values; a key left out
+/// keeps the connection's.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGroup {
+    pools: Option<Spanned<Vec<Spanned<String>>>>,
+    dns: Option<Spanned<Vec<Spanned<String>>>>,
+    dns_domains: Option<Spanned<Vec<Spanned<String>>>>,
+    subnets: Option<Spanned<Vec<Spanned<String>>>>,
+}
 
 /// One `[pools.NAME]` table.
 #[derive(Debug, Deserialize)]
@@ -194,27 +218,7 @@ impl Cx<'_> {
             }
         }
         if let Some(list) = &raw.pools {
-            for (i, p) in list.get_ref().iter().enumerate() {
-                let name = p.get_ref();
-                if !pools.iter().any(|q| &q.name == name) {
-                    let known: Vec<&str> = pools.iter().map(|q| q.name.as_str()).collect();
-                    return Err(self.err(
-                        Some(p.span()),
-                        format!("{base}.pools[{i}]"),
-                        format!(
-                            "no pool named {name:?} ({})",
-                            if known.is_empty() {
-                                "define it as [pools.NAME] with addrs = \"10.3.0.0/24\"".to_string()
-                            } else {
-                                format!("defined: {}", known.join(", "))
-                            }
-                        ),
-                    ));
-                }
-                if !ra.pools.contains(name) {
-                    ra.pools.push(name.clone());
-                }
-            }
+            ra.pools = self.pool_names(&format!("{base}.pools"), list, pools)?;
             if !ra.request_vips.is_empty() && !ra.pools.is_empty() {
                 return Err(self.err(
                     Some(list.span()),
@@ -223,8 +227,80 @@ impl Cx<'_> {
                 ));
             }
         }
+        for (name, rg) in &raw.groups {
+            let gbase = format!("{base}.groups.{name}");
+            if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+                return Err(self.err(
+                    Some(rg.span()),
+                    gbase,
+                    "a group name has 1 to 64 printable characters",
+                ));
+            }
+            if !ra.request_vips.is_empty() {
+                return Err(self.err(
+                    Some(rg.span()),
+                    gbase,
+                    "groups choose what a gateway hands out; this connection asks for a virtual IP (vips)",
+                ));
+            }
+            if let Some(dup) = ra
+                .groups
+                .iter()
+                .find(|g| g.group.eq_ignore_ascii_case(name))
+            {
+                return Err(self.err(
+                    Some(rg.span()),
+                    gbase,
+                    format!(
+                        "the same group as {:?} (group names ignore ASCII case)",
+                        dup.group
+                    ),
+                ));
+            }
+            let g = rg.get_ref();
+            let mut ga = GroupAccess {
+                group: name.clone(),
+                ..GroupAccess::default()
+            };
+            if let Some(list) = &g.pools {
+                ga.pools = self.pool_names(&format!("{gbase}.pools"), list, pools)?;
+            }
+            ga.dns = g.dns.as_ref().map(|l| self.dns(&gbase, l)).transpose()?;
+            ga.dns_domains = g
+                .dns_domains
+                .as_ref()
+                .map(|l| self.dns_domains(&gbase, l))
+                .transpose()?;
+            ga.subnets = g
+                .subnets
+                .as_ref()
+                .map(|l| self.subnets(&gbase, l))
+                .transpose()?;
+            if ga.pools.is_empty() && ra.pools.is_empty() {
+                let has_values = g.dns.is_some() || g.dns_domains.is_some() || g.subnets.is_some();
+                if has_values {
+                    return Err(self.err(
+                        Some(rg.span()),
+                        gbase,
+                        "its values go to clients with a virtual IP: set pools in the group or on the connection",
+                    ));
+                }
+            }
+            ra.groups.push(ga);
+        }
+        if let Some(req) = &raw.require_group {
+            ra.require_group = *req.get_ref();
+            if ra.require_group && ra.groups.is_empty() {
+                return Err(self.err(
+                    Some(req.span()),
+                    format!("{base}.require_group"),
+                    "admits members of [connections.NAME.groups.GROUP] only: define at least one group",
+                ));
+            }
+        }
+        let gateway = ra.hands_out_addresses();
         let gateway_only = |key: &str, span: std::ops::Range<usize>| -> Result<(), ConfigError> {
-            if ra.pools.is_empty() {
+            if !gateway {
                 return Err(self.err(
                     Some(span),
                     format!("{base}.{key}"),
@@ -235,58 +311,124 @@ impl Cx<'_> {
         };
         if let Some(list) = &raw.dns {
             gateway_only("dns", list.span())?;
-            self.capped(base, "dns", list)?;
-            for (i, v) in list.get_ref().iter().enumerate() {
-                let a: IpAddr = v.get_ref().trim().parse().map_err(|_| {
-                    self.err(
-                        Some(v.span()),
-                        format!("{base}.dns[{i}]"),
-                        format!("{:?} is not an IP address", v.get_ref()),
-                    )
-                })?;
-                ra.dns.push(a);
-            }
+            ra.dns = self.dns(base, list)?;
         }
         if let Some(list) = &raw.dns_domains {
             gateway_only("dns_domains", list.span())?;
-            self.capped(base, "dns_domains", list)?;
-            for (i, v) in list.get_ref().iter().enumerate() {
-                let d = v.get_ref().trim().trim_end_matches('.');
-                let ok = !d.is_empty()
-                    && d.len() <= 253
-                    && d.split('.').all(|l| {
-                        !l.is_empty()
-                            && l.len() <= 63
-                            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                    });
-                if !ok {
-                    return Err(self.err(
-                        Some(v.span()),
-                        format!("{base}.dns_domains[{i}]"),
-                        format!("{:?} is not a DNS domain name", v.get_ref()),
-                    ));
-                }
-                ra.dns_domains.push(d.to_ascii_lowercase());
-            }
+            ra.dns_domains = self.dns_domains(base, list)?;
         }
         if let Some(list) = &raw.subnets {
             gateway_only("subnets", list.span())?;
-            self.capped(base, "subnets", list)?;
-            for (i, v) in list.get_ref().iter().enumerate() {
-                let ts: TsRange =
-                    v.get_ref()
-                        .parse()
-                        .map_err(|e: oxisec_ike::ts::TsParseError| {
-                            self.err(
-                                Some(v.span()),
-                                format!("{base}.subnets[{i}]"),
-                                e.to_string(),
-                            )
-                        })?;
-                ra.subnets.push(ts);
-            }
+            ra.subnets = self.subnets(base, list)?;
         }
         Ok(ra)
+    }
+
+    /// A list of pool names, each defined in `[pools]`, without repeats.
+    fn pool_names(
+        &self,
+        field: &str,
+        list: &Spanned<Vec<Spanned<String>>>,
+        pools: &[PoolConfig],
+    ) -> Result<Vec<String>, ConfigError> {
+        let mut out: Vec<String> = Vec::new();
+        for (i, p) in list.get_ref().iter().enumerate() {
+            let name = p.get_ref();
+            if !pools.iter().any(|q| &q.name == name) {
+                let known: Vec<&str> = pools.iter().map(|q| q.name.as_str()).collect();
+                return Err(self.err(
+                    Some(p.span()),
+                    format!("{field}[{i}]"),
+                    format!(
+                        "no pool named {name:?} ({})",
+                        if known.is_empty() {
+                            "define it as [pools.NAME] with addrs = \"10.3.0.0/24\"".to_string()
+                        } else {
+                            format!("defined: {}", known.join(", "))
+                        }
+                    ),
+                ));
+            }
+            if !out.contains(name) {
+                out.push(name.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// `dns` under `base`: DNS server addresses.
+    fn dns(
+        &self,
+        base: &str,
+        list: &Spanned<Vec<Spanned<String>>>,
+    ) -> Result<Vec<IpAddr>, ConfigError> {
+        self.capped(base, "dns", list)?;
+        let mut out = Vec::new();
+        for (i, v) in list.get_ref().iter().enumerate() {
+            let a: IpAddr = v.get_ref().trim().parse().map_err(|_| {
+                self.err(
+                    Some(v.span()),
+                    format!("{base}.dns[{i}]"),
+                    format!("{:?} is not an IP address", v.get_ref()),
+                )
+            })?;
+            out.push(a);
+        }
+        Ok(out)
+    }
+
+    /// `dns_domains` under `base`: DNS names, lowercased, without the
+    /// trailing dot.
+    fn dns_domains(
+        &self,
+        base: &str,
+        list: &Spanned<Vec<Spanned<String>>>,
+    ) -> Result<Vec<String>, ConfigError> {
+        self.capped(base, "dns_domains", list)?;
+        let mut out = Vec::new();
+        for (i, v) in list.get_ref().iter().enumerate() {
+            let d = v.get_ref().trim().trim_end_matches('.');
+            let ok = !d.is_empty()
+                && d.len() <= 253
+                && d.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.len() <= 63
+                        && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                });
+            if !ok {
+                return Err(self.err(
+                    Some(v.span()),
+                    format!("{base}.dns_domains[{i}]"),
+                    format!("{:?} is not a DNS domain name", v.get_ref()),
+                ));
+            }
+            out.push(d.to_ascii_lowercase());
+        }
+        Ok(out)
+    }
+
+    /// `subnets` under `base`: split-tunnel selectors.
+    fn subnets(
+        &self,
+        base: &str,
+        list: &Spanned<Vec<Spanned<String>>>,
+    ) -> Result<Vec<TsRange>, ConfigError> {
+        self.capped(base, "subnets", list)?;
+        let mut out = Vec::new();
+        for (i, v) in list.get_ref().iter().enumerate() {
+            let ts: TsRange = v
+                .get_ref()
+                .parse()
+                .map_err(|e: oxisec_ike::ts::TsParseError| {
+                    self.err(
+                        Some(v.span()),
+                        format!("{base}.subnets[{i}]"),
+                        e.to_string(),
+                    )
+                })?;
+            out.push(ts);
+        }
+        Ok(out)
     }
 
     fn capped(

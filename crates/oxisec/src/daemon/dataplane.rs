@@ -732,7 +732,8 @@ impl<'l> RxState<'l> {
         RxState {
             lane,
             rb: RecvBatch::new(lane.tuning.batch, RECV_SLOT),
-            path: RxPath::new(lane.tuning.tun_offload, lane.tuning.tun_uso),
+            path: RxPath::new(lane.tuning.tun_offload, lane.tuning.tun_uso)
+                .with_headroom(batch::RX_HEADROOM),
             log: LogLimit::new(),
             tun_log: LogLimit::new(),
             ike_tx,
@@ -879,12 +880,15 @@ impl<'l> RxState<'l> {
                 };
                 let remote = SocketAddr::new(remote.ip(), 0);
                 let mut c = RxCounts::default();
+                // Free in front: the batch's headroom and, over IPv4, the
+                // IP header just checked (room for transport mode's).
+                let mut free_from = range.start.saturating_sub(self.path.headroom());
                 self.path.esp(
                     worker,
                     self.rb.area_mut(),
                     esp,
-                    local,
-                    remote,
+                    &mut free_from,
+                    (local, remote),
                     drops,
                     &mut write,
                     &mut c,

@@ -27,7 +27,7 @@ use oxisec_crypto::esp_cipher::EspCipher;
 use oxisec_esp::stats::{DropCounts, SaStats};
 use oxisec_esp::{
     BufStorage, Crossed, DropReason, InboundSa, Limits, OutboundSa, PacketBuf, PolicyAction, Sad,
-    Selector, Snapshot, SnapshotReader, Spd, SpdEntry, UdpEncap, decapsulate, encapsulate,
+    Selector, Snapshot, SnapshotReader, Spd, SpdEntry, UdpEncap, decapsulate_from, encapsulate,
 };
 use oxisec_ike::{DataplaneEvent, SaCommand, SaLimits, TsRange};
 use tokio::sync::mpsc;
@@ -102,6 +102,14 @@ impl EncapDrop {
             EncapDrop::PolicyBypass => "policy_bypass",
             EncapDrop::Esp(r) => r.name(),
         }
+    }
+}
+
+/// The ESP crate's form of the negotiated mode.
+fn esp_mode(m: oxisec_ike::ChildMode) -> oxisec_esp::Mode {
+    match m {
+        oxisec_ike::ChildMode::Tunnel => oxisec_esp::Mode::Tunnel,
+        oxisec_ike::ChildMode::Transport => oxisec_esp::Mode::Transport,
     }
 }
 
@@ -420,7 +428,8 @@ impl Tables {
                     selectors(remote_ts)?,
                 )
                 .map_err(|e| format!("inbound SA {:08x}: {e}", sa.spi))?
-                .with_limits(limits(&sa.limits));
+                .with_limits(limits(&sa.limits))
+                .with_mode(esp_mode(sa.mode));
                 self.sad.update(|s| {
                     s.insert_inbound(Arc::new(inbound));
                 });
@@ -452,7 +461,8 @@ impl Tables {
                         super::rawesp::raw_endpoints(*local, *remote)
                     }),
                 )
-                .with_limits(limits(&sa.limits));
+                .with_limits(limits(&sa.limits))
+                .with_mode(esp_mode(sa.mode));
                 self.sad.update(|s| {
                     s.insert_outbound(child.0, Arc::new(outbound));
                 });
@@ -624,7 +634,10 @@ impl Worker {
             .first_chunk::<4>()
             .map_or(0, |b| u32::from_be_bytes(*b));
         let sad = self.sad.get();
-        match decapsulate(sad, buf) {
+        // Transport-mode SAs rebuild the IP header from these (the peer as
+        // the packet came, our address it came to); tunnel mode ignores them.
+        let outer = super::transport::outer_addrs(local, remote);
+        match decapsulate_from(sad, buf, outer) {
             Ok(d) => {
                 let r = &self.reporter;
                 if d.crossed.any() {
@@ -646,6 +659,23 @@ impl Worker {
                 Decap::Drop(DropReason::UnknownSpi)
             }
             Err(why) => Decap::Drop(why),
+        }
+    }
+
+    /// Bytes needed in front of the ESP packet `esp` from `remote` to
+    /// decapsulate it in place: 0 for tunnel mode (and unknown SPIs);
+    /// for transport mode what the rebuilt IP header needs beyond the ESP
+    /// header and IV it replaces.
+    pub fn transport_headroom(&mut self, esp: &[u8], remote: SocketAddr) -> usize {
+        let Some(spi) = esp.first_chunk::<4>().map(|b| u32::from_be_bytes(*b)) else {
+            return 0;
+        };
+        match self.sad.get().inbound(spi) {
+            Some(sa) if sa.mode() == oxisec_esp::Mode::Transport => {
+                let head = oxisec_wire::esp::ESP_HEADER_LEN + sa.suite().iv_len();
+                oxisec_esp::transport::header_len(remote.ip()).saturating_sub(head)
+            }
+            _ => 0,
         }
     }
 

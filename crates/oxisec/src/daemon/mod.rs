@@ -15,6 +15,7 @@ pub mod radius;
 pub mod rawesp;
 pub mod routes;
 pub mod shunts;
+pub mod transport;
 pub mod udp;
 pub mod waiters;
 
@@ -26,8 +27,8 @@ use std::time::{Duration, Instant};
 
 use oxisec_crypto::SystemRng;
 use oxisec_ike::{
-    Command, Config, Datagram, DataplaneEvent, Engine, Event, IkeId, SaCommand, StartAction,
-    Transmit,
+    ChildMode, Command, Config, Datagram, DataplaneEvent, Engine, Event, IkeId, SaCommand,
+    StartAction, Transmit,
 };
 use oxisec_wire::esp::NON_ESP_MARKER;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
@@ -118,6 +119,8 @@ struct Daemon {
     dp: DataPlane,
     ike500: Ike500,
     routes: mpsc::UnboundedSender<RouteOp>,
+    /// Routes and rules of transport-mode peers (see [`transport`]).
+    transport: mpsc::UnboundedSender<transport::TransportOp>,
     waiters: Waiters<mpsc::UnboundedSender<Response>>,
     /// Connection of each IKE SA we heard of (from IkeUp), for events that
     /// only carry the IKE id.
@@ -179,6 +182,13 @@ async fn run_async(mut loaded: Loaded, socket: Option<PathBuf>) -> Result<(), Da
             return Err(DaemonError::Io(format!("routing netlink: {e}")));
         }
     };
+    let transport_tx = match transport::start(dp.tun_index()).await {
+        Ok(tx) => tx,
+        Err(e) => {
+            dp.shutdown();
+            return Err(DaemonError::Io(format!("routing netlink: {e}")));
+        }
+    };
     dp.set_mtu_policy(loaded.daemon.path_mtu, loaded.daemon.mss_clamp);
     // Shunts before any tunnel route: the pass table copies the routes
     // the host has without the tunnel.
@@ -210,6 +220,7 @@ async fn run_async(mut loaded: Loaded, socket: Option<PathBuf>) -> Result<(), Da
         dp,
         ike500,
         routes: route_tx,
+        transport: transport_tx,
         waiters: Waiters::default(),
         ike_conn: HashMap::new(),
         started: Instant::now(),
@@ -340,6 +351,13 @@ async fn run_async(mut loaded: Loaded, socket: Option<PathBuf>) -> Result<(), Da
     d.save_leases();
     let (ack_tx, ack_rx) = oneshot::channel();
     if d.routes.send(RouteOp::RemoveAll(ack_tx)).is_ok() {
+        let _ = tokio::time::timeout(Duration::from_secs(2), ack_rx).await;
+    }
+    let (ack_tx, ack_rx) = oneshot::channel();
+    if d.transport
+        .send(transport::TransportOp::RemoveAll(ack_tx))
+        .is_ok()
+    {
         let _ = tokio::time::timeout(Duration::from_secs(2), ack_rx).await;
     }
     shunts.remove_all().await;
@@ -651,6 +669,9 @@ impl Daemon {
                 debug!(child = child.0, spi = format_args!("{spi:08x}"), peer = %remote, "outbound SA follows the peer")
             }
         }
+        if self.refuse_transport_through_nat(&cmd) {
+            return;
+        }
         if let Err(e) = self.dp.apply(&cmd) {
             // The SA stays up on the IKE side; without it in the data plane
             // a route would only black-hole traffic.
@@ -659,7 +680,11 @@ impl Daemon {
                 return;
             }
         }
+        self.transport_route(&cmd);
         let op = match cmd {
+            // Transport mode: the peer's own address, routed by
+            // `transport_route` (the tunnel routes always leave it out).
+            SaCommand::InstallOutbound { sa, .. } if sa.mode == ChildMode::Transport => None,
             SaCommand::InstallOutbound {
                 child,
                 local_ts,
@@ -683,6 +708,84 @@ impl Daemon {
         if let Some(op) = op {
             let _ = self.routes.send(op);
         }
+    }
+
+    /// Transport mode through a NAT is refused: the engine does not carry
+    /// the original addresses (NAT-OA, RFC 3948 §5.2), and the selectors of
+    /// the host behind the NAT name an address the other side never sees,
+    /// so no policy could match what the hosts send. Told apart by the
+    /// addresses themselves, not by the engine's NAT flags: with forced UDP
+    /// encapsulation (`encap = true`) those report a NAT that is not there.
+    /// The outbound SA is not installed and the child is deleted, with a
+    /// line that says why.
+    fn refuse_transport_through_nat(&mut self, cmd: &SaCommand) -> bool {
+        let SaCommand::InstallOutbound {
+            child,
+            sa,
+            local_ts,
+            remote_ts,
+            local,
+            remote,
+            ..
+        } = cmd
+        else {
+            return false;
+        };
+        if sa.mode != ChildMode::Transport {
+            return false;
+        }
+        let covers = |ts: &[oxisec_ike::TsRange], a: std::net::IpAddr| {
+            ts.iter()
+                .any(|t| t.start.is_ipv4() == a.is_ipv4() && t.start <= a && a <= t.end)
+        };
+        if covers(local_ts, local.ip()) && covers(remote_ts, remote.ip()) {
+            return false;
+        }
+        let name = self
+            .engine
+            .status()
+            .into_iter()
+            .flat_map(|ike| ike.children)
+            .find(|c| c.child == *child)
+            .map(|c| c.name);
+        let Some(name) = name else {
+            return false;
+        };
+        error!(
+            child = %name,
+            local = %local.ip(),
+            remote = %remote.ip(),
+            "transport mode through a NAT is not supported by the daemon (no NAT-OA handling): the selectors do not name the addresses the packets carry; deleting the child, use mode = \"tunnel\""
+        );
+        self.engine
+            .handle_command(Instant::now(), Command::TerminateChild { child: name });
+        true
+    }
+
+    /// Transport mode: the peer's own address goes into the TUN device
+    /// through the transport table, with our IKE address as the source.
+    fn transport_route(&self, cmd: &SaCommand) {
+        let op = match cmd {
+            SaCommand::InstallOutbound {
+                child,
+                sa,
+                local,
+                remote,
+                ..
+            } if sa.mode == ChildMode::Transport => transport::TransportOp::Add {
+                child: *child,
+                peer: remote.ip(),
+                local: local.ip(),
+                mtu: self.dp.child_mtu(child.0),
+            },
+            SaCommand::Delete {
+                child,
+                inbound: false,
+                ..
+            } => transport::TransportOp::Remove { child: *child },
+            _ => return,
+        };
+        let _ = self.transport.send(op);
     }
 
     fn transmit(&self, t: &Transmit) {

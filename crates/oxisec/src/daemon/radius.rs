@@ -161,8 +161,19 @@ fn to_answer(
         },
         Verdict::Accept => match a.msk {
             Some(msk) => {
-                info!(user = %user, "RADIUS Access-Accept{said}");
-                (None, EapRelayAnswer::Accept { packet: a.eap, msk })
+                if a.groups.is_empty() {
+                    info!(user = %user, "RADIUS Access-Accept{said}");
+                } else {
+                    info!(user = %user, groups = ?a.groups, "RADIUS Access-Accept{said}");
+                }
+                (
+                    None,
+                    EapRelayAnswer::Accept {
+                        packet: a.eap,
+                        msk,
+                        groups: a.groups,
+                    },
+                )
             }
             None => (
                 None,
@@ -282,7 +293,10 @@ mod tests {
         assert!(matches!(a, EapRelayAnswer::Continue(p) if p == [1, 2, 0, 6, 26, 1]));
         relay.on_event(&relay_event(1, &[2, 2, 0, 6, 26, 1]));
         let (_, a) = relay.finished(rx.recv().await.unwrap());
-        let EapRelayAnswer::Accept { packet, msk: got } = a else {
+        let EapRelayAnswer::Accept {
+            packet, msk: got, ..
+        } = a
+        else {
             panic!("{a:?}")
         };
         assert_eq!(packet.unwrap(), [3, 2, 0, 4]);
@@ -339,6 +353,7 @@ mod tests {
             state: None,
             msk: None,
             reply_message: None,
+            groups: vec!["staff".into()],
         };
         let (_, ans) = to_answer("alice", Ok(a));
         assert!(matches!(ans, EapRelayAnswer::Reject { reason, .. } if reason.contains("MS-MPPE")));

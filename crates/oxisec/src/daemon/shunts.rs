@@ -154,7 +154,7 @@ pub fn plan(shunts: &[Shunt]) -> Vec<RuleSpec> {
 }
 
 /// The netlink form of a rule.
-fn rule_message(r: &RuleSpec) -> RuleMessage {
+pub(super) fn rule_message(r: &RuleSpec) -> RuleMessage {
     let mut m = RuleMessage::default();
     m.header.family = if r.v4 {
         AddressFamily::Inet
@@ -198,7 +198,7 @@ fn rule_message(r: &RuleSpec) -> RuleMessage {
 }
 
 /// `ip rule` syntax, for the log.
-fn describe(r: &RuleSpec) -> String {
+pub(super) fn describe(r: &RuleSpec) -> String {
     let mut s = format!("prio {}", r.priority);
     if let Some((a, l)) = r.src {
         s += &format!(" from {a}/{l}");
@@ -218,7 +218,7 @@ fn describe(r: &RuleSpec) -> String {
     s + &format!(" lookup {}", r.table)
 }
 
-fn route_table(m: &RouteMessage) -> u32 {
+pub(super) fn route_table(m: &RouteMessage) -> u32 {
     m.attributes
         .iter()
         .find_map(|a| match a {
@@ -228,7 +228,7 @@ fn route_table(m: &RouteMessage) -> u32 {
         .unwrap_or(u32::from(m.header.table))
 }
 
-fn rule_priority(m: &RuleMessage) -> Option<u32> {
+pub(super) fn rule_priority(m: &RuleMessage) -> Option<u32> {
     m.attributes.iter().find_map(|a| match a {
         RuleAttribute::Priority(p) => Some(*p),
         _ => None,

@@ -340,6 +340,20 @@ impl OxisecPki {
         Ok(self.issued(name))
     }
 
+    /// A road warrior's certificate (`issue --client NAME`: CN=NAME, NAME
+    /// as its rfc822Name subjectAltName, clientAuth).
+    pub fn issue_client(&self, name: &str, key_type: &str) -> Result<Issued> {
+        self.run(&["issue", "--client", name, "--type", key_type])?;
+        Ok(self.issued(name))
+    }
+
+    /// A road warrior's certificate in a gateway group (`issue --client
+    /// NAME --ou GROUP`: the subject is `OU=GROUP, CN=NAME`).
+    pub fn issue_client_in_group(&self, name: &str, group: &str, key_type: &str) -> Result<Issued> {
+        self.run(&["issue", "--client", name, "--ou", group, "--type", key_type])?;
+        Ok(self.issued(name))
+    }
+
     /// Where `issue` put `name`'s certificate and key.
     pub fn issued(&self, name: &str) -> Issued {
         Issued {

@@ -48,6 +48,12 @@ pub struct RecvMeta {
     pub local: SocketAddr,
 }
 
+/// Free bytes in front of every receive slot: transport-mode
+/// decapsulation writes the rebuilt IP header (20 or 40 bytes) over the
+/// ESP header and IV, which are shorter with AEAD suites (16 bytes), and
+/// needs up to 24 bytes more in front (see `daemon::transport`).
+pub const RX_HEADROOM: usize = 64;
+
 /// `recvmmsg` state of one socket reader.
 pub struct RecvBatch {
     area: Box<[u8]>,
@@ -68,7 +74,7 @@ impl RecvBatch {
         // pointers and zero lengths; they are filled before every call).
         let zeroed_hdr = || unsafe { zeroed::<libc::mmsghdr>() };
         RecvBatch {
-            area: vec![0u8; slots * slot].into_boxed_slice(),
+            area: vec![0u8; slots * (RX_HEADROOM + slot)].into_boxed_slice(),
             slot,
             // SAFETY: as above.
             names: (0..slots).map(|_| unsafe { zeroed() }).collect(),
@@ -100,8 +106,9 @@ impl RecvBatch {
         let base = self.area.as_mut_ptr();
         for i in 0..n {
             self.iovs[i] = libc::iovec {
-                // SAFETY: i * slot < area.len(): the slot lies in the area.
-                iov_base: unsafe { base.add(i * self.slot) }.cast(),
+                // SAFETY: i * (headroom + slot) + headroom + slot <=
+                // area.len(): the slot lies in the area.
+                iov_base: unsafe { base.add(i * (RX_HEADROOM + self.slot) + RX_HEADROOM) }.cast(),
                 iov_len: self.slot,
             };
             let h = &mut self.hdrs[i].msg_hdr;
@@ -159,9 +166,10 @@ impl RecvBatch {
         &self.meta[i]
     }
 
-    /// Where datagram `i`'s bytes are in [`area_mut`](Self::area_mut).
+    /// Where datagram `i`'s bytes are in [`area_mut`](Self::area_mut);
+    /// [`RX_HEADROOM`] free bytes precede them.
     pub fn range(&self, i: usize) -> Range<usize> {
-        let start = i * self.slot;
+        let start = i * (RX_HEADROOM + self.slot) + RX_HEADROOM;
         start..start + self.meta[i].len
     }
 

@@ -20,6 +20,7 @@ use super::mtu::{IPV6_MIN_MTU, MtuSettings, clamp_mss, too_big_reply};
 use super::offload::{Coalescer, Segmenter};
 use crate::daemon::esp::{Decap, Encap, EncapDrop, Worker};
 use crate::daemon::rawesp::is_raw;
+use crate::daemon::transport::TransportScratch;
 
 /// Where a TUN reader builds ESP packets, back to back, and the messages
 /// (runs of equal-size packets to one peer) that send them.
@@ -125,6 +126,10 @@ impl TxArena {
     }
 }
 
+/// Extra tailroom for a transport-mode packet: its padding is computed
+/// for the segment without the IP header, at most one cipher block more.
+const TRANSPORT_SLACK: usize = 16;
+
 /// Encapsulates every packet one TUN read stands for into `tx`, calling
 /// `flush` whenever the arena is full. One policy and SA lookup for all
 /// segments (they share addresses, protocol and ports); each segment then
@@ -159,6 +164,7 @@ pub fn encap_read(
         Err(Encap::Send { .. }) => return,
     };
     let v4 = out.udp.remote.is_ipv4();
+    let transport = out.sa.mode() == oxisec_esp::Mode::Transport;
     let limit = mtu.limit(out.sa, v4);
     let mss = mtu.tx_mss(limit);
     let mut answered = false;
@@ -176,7 +182,10 @@ pub fn encap_read(
             continue;
         }
         let (head, tail) = encap_overhead(out.sa, inner_len);
-        let len = head + inner_len + tail;
+        // Transport mode pads the segment without its IP header, which
+        // may take up to a block more than the whole packet would.
+        let slack = if transport { TRANSPORT_SLACK } else { 0 };
+        let len = head + inner_len + tail + slack;
         if !tx.room(len, &out.udp) {
             flush(tx);
         }
@@ -198,6 +207,13 @@ pub fn encap_read(
             continue;
         };
         match out.encapsulate(&mut pb) {
+            Ok(()) if transport => {
+                // The IP header was stripped: the ESP packet starts where
+                // it ended. Move it to `at`, where a GSO run expects it.
+                let esp = pb.range();
+                tx.arena.copy_within(at + esp.start..at + esp.end, at);
+                tx.commit(at, esp.len(), out.udp);
+            }
             Ok(()) => tx.commit(at, len, out.udp),
             Err(d) => count_drop(drops, d, 1),
         }
@@ -247,6 +263,13 @@ pub struct RxPath {
     offload: bool,
     /// Clamp the MSS of SYNs coming out of the tunnel to this (IPv4 figure).
     pub mss: Option<u16>,
+    /// Free bytes in front of each datagram range handed to
+    /// [`datagram`](Self::datagram) (the receive batch's headroom): where
+    /// transport mode rebuilds the IP header in place.
+    pub headroom: usize,
+    /// Transport mode when the room in front of a datagram is too short
+    /// (a later segment of a GRO run, IPv6): decapsulated here instead.
+    scratch: TransportScratch,
 }
 
 impl RxPath {
@@ -258,7 +281,16 @@ impl RxPath {
             coalescer: Coalescer::new(offload && udp),
             offload,
             mss: None,
+            headroom: 0,
+            scratch: TransportScratch::new(),
         }
+    }
+
+    /// The same path, for datagram ranges with `headroom` free bytes in
+    /// front (the receive batch's [`RX_HEADROOM`](super::batch::RX_HEADROOM)).
+    pub fn with_headroom(mut self, headroom: usize) -> RxPath {
+        self.headroom = headroom;
+        self
     }
 
     /// Processes the datagram `area[range]` received on `local` from
@@ -281,6 +313,10 @@ impl RxPath {
         let mut counts = RxCounts::default();
         let seg = seg.max(1);
         let mut at = range.start;
+        // Bytes before a datagram nobody refers to any more: the headroom,
+        // then what follows the last inner packet handed on (its ESP
+        // trailer and ICV).
+        let mut free_from = range.start.saturating_sub(self.headroom);
         while at < range.end {
             let one = at..(at + seg).min(range.end);
             at = one.end;
@@ -300,37 +336,68 @@ impl RxPath {
                 }
                 Udp4500::Esp(_) => {}
             }
-            self.esp(worker, area, one, local, remote, drops, write, &mut counts);
+            self.esp(
+                worker,
+                area,
+                one,
+                &mut free_from,
+                (local, remote),
+                drops,
+                write,
+                &mut counts,
+            );
         }
         counts
     }
 
     /// Decapsulates the ESP packet `area[one]` (from UDP 4500 behind the
     /// marker demux, or from a raw protocol 50 socket: the same checks and
-    /// counters) in place and hands the inner packet to `write`.
+    /// counters) in place and hands the inner packet to `write`. The bytes
+    /// from `free_from` to the packet are free (headroom, a stripped outer
+    /// header, what is left of the previous packet) for transport mode's
+    /// rebuilt IP header; `free_from` moves past the inner packet.
     #[allow(clippy::too_many_arguments)]
     pub fn esp(
         &mut self,
         worker: &mut Worker,
         area: &mut [u8],
         one: Range<usize>,
-        local: SocketAddr,
-        remote: SocketAddr,
+        free_from: &mut usize,
+        (local, remote): (SocketAddr, SocketAddr),
         drops: &DropCounters,
         write: &mut impl FnMut(&[IoSlice<'_>]),
         counts: &mut RxCounts,
     ) {
-        let len = one.len();
-        let Some(slot) = area.get_mut(one.clone()) else {
+        if one.end > area.len() || *free_from > one.start {
             return;
-        };
-        let Ok(mut pb) = PacketBuf::over(slot, 0, len) else {
+        }
+        let room = one.start - *free_from;
+        // The SA lookup only where the room might not do (an IPv6
+        // header over an 8-byte ESP header without IV needs 32).
+        if room < 32 && worker.transport_headroom(&area[one.clone()], remote) > room {
+            let out = (&mut self.coalescer, self.offload, self.mss);
+            self.scratch.datagram(
+                worker,
+                area,
+                one,
+                (local, remote),
+                out,
+                drops,
+                counts,
+                write,
+            );
+            return;
+        }
+        let Ok(mut pb) =
+            PacketBuf::over(&mut area[*free_from..one.end], room, one.end - *free_from)
+        else {
             return;
         };
         match worker.decapsulate(&mut pb, local, remote) {
             Decap::Deliver => {
                 let w = pb.range();
-                let inner = one.start + w.start..one.start + w.end;
+                let inner = *free_from + w.start..*free_from + w.end;
+                *free_from = inner.end;
                 counts.delivered += 1;
                 if let Some(mss) = self.mss {
                     clamp_mss(&mut area[inner.clone()], mss);
@@ -348,6 +415,11 @@ impl RxPath {
         }
     }
 
+    /// The free bytes this path was told precede each received datagram.
+    pub fn headroom(&self) -> usize {
+        self.headroom
+    }
+
     /// Writes whatever the coalescer still holds: call after the last
     /// datagram of a receive batch, before the area is reused.
     pub fn end_batch(&mut self, area: &mut [u8], write: &mut impl FnMut(&[IoSlice<'_>])) {
@@ -359,7 +431,6 @@ impl RxPath {
         (self.coalescer.writes, self.coalescer.packets)
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,16 +40,26 @@ const MIN_INNER_MTU: usize = 576;
 
 /// The largest inner packet `sa` can carry when the outer path takes
 /// `path_mtu` bytes, over IPv4 (`outer_v4`) or IPv6.
+///
+/// Transport mode carries the packet without its IP header, which the
+/// outer one replaces (same family: both are the hosts' own addresses), so
+/// the inner packet may be that much larger.
 pub fn inner_mtu(sa: &OutboundSa, path_mtu: usize, outer_v4: bool) -> usize {
     let outer_ip = if outer_v4 { 20 } else { 40 };
     let budget = path_mtu.saturating_sub(outer_ip + UDP_HEADER);
+    let strip = if sa.mode() == oxisec_esp::Mode::Transport {
+        outer_ip
+    } else {
+        0
+    };
     let fits = |l: usize| {
-        let (h, t) = encap_overhead(sa, l);
-        l + h + t <= budget
+        let p = l.saturating_sub(strip);
+        let (h, t) = encap_overhead(sa, p);
+        p + h + t <= budget
     };
     let (h, t) = encap_overhead(sa, 0);
     // Padding is at most one block (≤ 16 bytes): a few steps down at most.
-    let mut l = budget.saturating_sub(h + t.saturating_sub(16));
+    let mut l = (budget + strip).saturating_sub(h + t.saturating_sub(16));
     while l > 0 && !fits(l) {
         l -= 1;
     }
@@ -388,6 +398,22 @@ mod tests {
         let (h, t) = encap_overhead(&cbc, m);
         assert!(m + h + t + 28 <= 1500 && m + h + t + 28 > 1500 - 16, "{m}");
         assert_eq!(inner_mtu(&gcm, 10, true), 0);
+    }
+
+    #[test]
+    fn transport_mode_carries_the_inner_header_for_free() {
+        let gcm = sa(encr::AES_GCM_16, Some(128), None, 20).with_mode(oxisec_esp::Mode::Transport);
+        // The segment of a 1458-byte packet (1438) fills 1500 as the
+        // whole 1438-byte packet does in tunnel mode; likewise over IPv6.
+        assert_eq!(inner_mtu(&gcm, 1500, true), 1458);
+        assert_eq!(inner_mtu(&gcm, 1500, false), 1458);
+        let cbc = sa(encr::AES_CBC, Some(256), Some(integ::HMAC_SHA2_256_128), 64)
+            .with_mode(oxisec_esp::Mode::Transport);
+        let m = inner_mtu(&cbc, 1500, true);
+        let (h, t) = encap_overhead(&cbc, m - 20);
+        assert!(m - 20 + h + t + 28 <= 1500, "{m}");
+        let (h, t) = encap_overhead(&cbc, m - 19);
+        assert!(m - 19 + h + t + 28 > 1500, "{m}");
     }
 
     #[test]
