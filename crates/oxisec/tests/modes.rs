@@ -27,7 +27,8 @@
 //!   iperf3 with nftables counters proving protocol 50 on the wire and no
 //!   ESP in UDP 4500; the same configuration behind a NAT (masquerade in a
 //!   middle namespace) falls back to UDP 4500; against strongSwan (whose
-//!   kernel-libipsec needs `encap = yes`, which fakes a NAT) UDP 4500 too.
+//!   kernel-libipsec needs `encap = yes`, which fakes a NAT) UDP 4500 too;
+//!   transport mode over raw ESP, IPv4 and IPv6.
 //!
 //! Root only, like `interop.rs` (skipped with a printed reason otherwise).
 //! Run: `cargo test -p oxisec --test modes -- --test-threads=1`.
@@ -795,4 +796,82 @@ fn raw_esp_config_against_strongswan_encap_yes_uses_udp() {
         panic!("{test}: {e}");
     }
     eprintln!("{test}: passed in {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// Transport mode host to host over raw ESP (no NAT, `encap = false`), the
+/// combination RFC 4303 hosts use most: ping and a short iperf3 between
+/// the two hosts' own addresses, only protocol 50 on the wire. Over IPv4
+/// the received packet's own IP header makes room for the rebuilt one;
+/// over IPv6 the receive batch's headroom does.
+fn transport_over_raw_esp(test: &str, v6: bool) {
+    let _serial = common::serial();
+    if common::skip(test, &[Tool::Ping, Tool::Iperf3]) {
+        return;
+    }
+    let started = Instant::now();
+    let result = (|| -> common::Result<()> {
+        let topo = Topology::new(test)?;
+        let (la, ra) = if v6 {
+            topo.left.add_address("veth-l", ip(LEFT_OUTER6), 64)?;
+            topo.right.add_address("veth-r", ip(RIGHT_OUTER6), 64)?;
+            (ip(LEFT_OUTER6), ip(RIGHT_OUTER6))
+        } else {
+            (LEFT_OUTER, RIGHT_OUTER)
+        };
+        let (mut l, mut r) = topo.tunnel_specs("aes128gcm16-prfsha256-x25519", "aes128gcm16");
+        (l.local_addr, l.remote_addr, l.local_ts, l.remote_ts) =
+            (la, ra, "dynamic".into(), "dynamic".into());
+        (r.local_addr, r.remote_addr, r.local_ts, r.remote_ts) =
+            (ra, la, "dynamic".into(), "dynamic".into());
+        let keys = "mode = \"transport_only\"";
+        espwire::install(&topo.left, &topo.dir)?;
+        let start = |side: Side, toml: String| {
+            OxisecPeer::start_with_config(
+                topo.ns(side).clone(),
+                topo.dir.sub(side.as_str())?,
+                format!("oxisec@{}", side.as_str()),
+                &with_child_keys(&raw_esp_toml(toml), keys),
+            )
+        };
+        let lp = start(Side::Left, oxisec_toml(&l))?;
+        let rp = start(Side::Right, oxisec_toml(&r))?;
+        let run = || -> common::Result<()> {
+            lp.initiate(CONN)?;
+            both_up(&[&lp, &rp])?;
+            traffic::ping_all(&topo.left, la, ra, 3)?;
+            let iperf = traffic::iperf3_tcp(&topo.right, ra, &topo.left, la, 2, topo.dir.path())?;
+            let wire = espwire::read(&topo.left)?;
+            eprintln!(
+                "{test}: iperf3 {:.0} Mbit/s in transport mode over raw ESP; on the wire {wire:?}",
+                iperf.received_bps / 1e6
+            );
+            if wire.raw < 100 || wire.udp != 0 {
+                return Err(format!("expected raw ESP only, counted {wire:?}").into());
+            }
+            Ok(())
+        };
+        run().map_err(|e| {
+            topo.dir.keep();
+            format!(
+                "{e}\n--- oxisec@left log (tail) ---\n{}\n--- oxisec@right log (tail) ---\n{}",
+                lp.log_tail(40),
+                rp.log_tail(40)
+            )
+            .into()
+        })
+    })();
+    if let Err(e) = result {
+        panic!("{test}: {e}");
+    }
+    eprintln!("{test}: passed in {:.1} s", started.elapsed().as_secs_f64());
+}
+
+#[test]
+fn transport_mode_over_raw_esp_ipv4() {
+    transport_over_raw_esp("transport_mode_over_raw_esp_ipv4", false);
+}
+
+#[test]
+fn transport_mode_over_raw_esp_ipv6() {
+    transport_over_raw_esp("transport_mode_over_raw_esp_ipv6", true);
 }

@@ -857,7 +857,7 @@ impl<'l> RxState<'l> {
                 let pkt = &self.rb.area_mut()[range.clone()];
                 let (esp, local, remote) = if v6 {
                     let ok = check_spi(pkt);
-                    (ok.map(|()| range), m.local, m.remote)
+                    (ok.map(|()| range.clone()), m.local, m.remote)
                 } else {
                     match parse_ipv4(pkt) {
                         Ok(h) => (
