@@ -180,3 +180,24 @@ write("ike_responder", "responder-deletes",
 write("ike_responder", "half-open-garbage",
       bytes([0x31]) + rec(SPIFIX, bytes(16) + bytes([0x2e, 0x20, 35, 0x08, 0, 0, 0, 1, 0, 0, 0, 28]))
       + rec(REFLECT) + rec(TIME, b"\x00\x1e") + rec(CMD, b"\x00"))
+
+# EAP-TLS (mode 0x41): the user's IKE_AUTH without AUTH starts EAP; then an
+# EAP-TLS response in two fragments (L and M flags, the start of a TLS
+# ClientHello record), an acknowledgement and one with a bad length; the
+# harness gives them the identifier of the gateway's last request.
+EAP = 48
+
+
+def eap_tls(ident, flags, data, total=None):
+    body = bytes([flags]) + (struct.pack(">I", total) if total is not None else b"") + data
+    return bytes([2, ident]) + struct.pack(">H", 5 + len(body)) + bytes([13]) + body
+
+
+HELLO = bytes([0x16, 3, 1, 0, 0x40, 1, 0, 0, 0x3c, 3, 3]) + bytes(range(32)) + bytes(30)
+write("ike_responder", "eap-tls-fragments",
+      bytes([0x41])
+      + sealed(AUTHFIX | PORT4500, IKE_AUTH, INITIATOR, 2,
+               [(EAP, eap_tls(1, 0xC0, HELLO[:40], len(HELLO)))])
+      + sealed(AUTHFIX | PORT4500, IKE_AUTH, INITIATOR, 3, [(EAP, eap_tls(2, 0x00, HELLO[40:]))])
+      + sealed(AUTHFIX | PORT4500, IKE_AUTH, INITIATOR, 4, [(EAP, eap_tls(3, 0x00, b""))])
+      + sealed(AUTHFIX | PORT4500, IKE_AUTH, INITIATOR, 5, [(EAP, eap_tls(4, 0x80, b"\x16", 0xFFFFFF))]))

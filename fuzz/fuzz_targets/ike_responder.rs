@@ -15,7 +15,11 @@
 //!   requests (delete, liveness) are reachable;
 //! * `0x04` with AES-CBC + HMAC-SHA-256 instead of AES-GCM;
 //! * `0x08` sets `force_encap` on the responder's connection;
-//! * `0x10` leaves the NAT detection notifies out, `0x20` makes them claim a NAT.
+//! * `0x10` leaves the NAT detection notifies out, `0x20` makes them claim a NAT;
+//! * `0x40` (with 0x01, instead of 0x02) an IKE_AUTH without AUTH from the
+//!   EAP-TLS user: the gateway answers with its certificate AUTH and starts
+//!   EAP-TLS, so `seal` records carrying EAP payloads reach the EAP-TLS
+//!   framing and rustls (a second connection, "users", is there for it).
 //!
 //! Record ops: `op & 7` is the kind, `op & 0x08` sends to/from port 4500,
 //! `op & 0x10` comes from another address (198.51.100.7) and `op & 0x20` from
@@ -29,7 +33,9 @@
 //!   engine's handling of *authentic* messages, with any content.
 //! * 3 `auth`: like `seal`, but the inner payloads are parsed and an AUTH
 //!   payload among them gets the correct PSK value for the IDi among them,
-//!   so mutated IKE_AUTH requests still authenticate.
+//!   so mutated IKE_AUTH requests still authenticate, and an EAP payload gets
+//!   the identifier of the responder's last EAP request, so mutated EAP
+//!   responses get past the identifier check into the EAP method.
 //! * 4 `time`: advance the clock by a u16 of seconds (0: to the engine's
 //!   next timeout) and fire timers.
 //! * 5 `command`: initiate, terminate the IKE SA or terminate the child.
@@ -43,8 +49,8 @@
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use libfuzzer_sys::fuzz_target;
 use oxisec_crypto::esp_cipher::EspCipher;
@@ -56,7 +62,11 @@ use oxisec_crypto::{Rng, Secret, ke};
 use oxisec_fuzz::{Fields, Records};
 use oxisec_ike::{
     Auth, ChildConfig, ChildLifetime, Command, Config, Connection, Datagram, DpdAction, Engine,
-    EspProposal, IkeLifetime, IkeProposal, RetransmitConfig, SaCommand, StartAction, Transmit,
+    EapTlsServer, EspProposal, IkeLifetime, IkeProposal, LocalCert, RetransmitConfig, SaCommand,
+    SendCert, StartAction, Transmit,
+};
+use oxisec_pki::{
+    Certificate, EkuPolicy, PrivateKey, RevocationPolicy, TrustStore, ValidationPolicy,
 };
 use oxisec_wire::{
     AuthMethod, AuthPayload, ExchangeType, Flags, HeaderRepr, KePayload, Message, NotifyPayload,
@@ -78,6 +88,8 @@ const PSK: &[u8] = b"fuzzing: correct horse battery staple";
 const SPI_I: u64 = 0x0123_4567_89ab_cdef;
 const CHILD_SPI: u32 = 0xc0ff_ee01;
 const GCM: &str = "aes128gcm16-prfsha256-x25519";
+/// The EAP-TLS user (its IDi selects the "users" connection).
+const EAP_USER: &str = "alice@example.org";
 const CBC: &str = "aes256-sha256-x25519";
 
 /// SplitMix64: the engine's randomness, the same every run.
@@ -93,6 +105,70 @@ impl Rng for SplitMix {
             z ^= z >> 31;
             chunk.copy_from_slice(&z.to_be_bytes()[..chunk.len()]);
         }
+    }
+}
+
+/// A CA, the gateway's certificate and the user's, made once per process
+/// (key generation would dominate every run).
+struct Pki {
+    anchor: Certificate,
+    gateway: LocalCert,
+}
+
+fn pki() -> &'static Pki {
+    static PKI: OnceLock<Pki> = OnceLock::new();
+    PKI.get_or_init(|| {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType,
+            date_time_ymd,
+        };
+        let mut ca = CertificateParams::default();
+        ca.distinguished_name.push(DnType::CommonName, "fuzz CA");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.not_before = date_time_ymd(2020, 1, 1);
+        ca.not_after = date_time_ymd(2040, 1, 1);
+        let ca_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::from_params(&ca, &ca_key);
+        let mut gw = CertificateParams::default();
+        gw.distinguished_name.push(DnType::CommonName, "gw-b.example.com");
+        gw.subject_alt_names = vec![SanType::DnsName("gw-b.example.com".try_into().unwrap())];
+        gw.not_before = date_time_ymd(2020, 1, 1);
+        gw.not_after = date_time_ymd(2040, 1, 1);
+        let gw_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let gw_cert = gw.signed_by(&gw_key, &issuer).unwrap();
+        Pki {
+            anchor: Certificate::from_der(ca_cert.der()).unwrap(),
+            gateway: LocalCert {
+                key: Arc::new(PrivateKey::from_bytes(&gw_key.serialize_der(), None).unwrap()),
+                chain: vec![Certificate::from_der(gw_cert.der()).unwrap()],
+                send: SendCert::Always,
+            },
+        }
+    })
+}
+
+/// The EAP-TLS gateway connection: certificate AUTH, users by EAP-TLS,
+/// small fragments so that fragmentation is reachable with short inputs.
+fn eap_tls_connection(base: &Connection) -> Connection {
+    let pki = pki();
+    let trust = TrustStore::new(
+        vec![pki.anchor.clone()],
+        ValidationPolicy {
+            eku: EkuPolicy::Client,
+            revocation: RevocationPolicy::Relaxed,
+            max_depth: 4,
+        },
+    );
+    let mut server = EapTlsServer::new(Arc::new(trust));
+    server.fragment_size = 64;
+    Connection {
+        name: "users".into(),
+        remote_addrs: Vec::new(),
+        remote_id: None,
+        local_auth: Auth::Cert(pki.gateway.clone()),
+        remote_auth: Auth::EapTls(server),
+        ..base.clone()
     }
 }
 
@@ -139,8 +215,9 @@ fn responder(force_encap: bool) -> Engine {
             ..Default::default()
         },
     };
+    let users = eap_tls_connection(&conn);
     let config = Config {
-        connections: vec![Arc::new(conn)],
+        connections: vec![Arc::new(conn), Arc::new(users)],
         retransmit: RetransmitConfig::default(),
         pools: vec![oxisec_ike::PoolConfig {
             name: "fuzz".into(),
@@ -149,7 +226,10 @@ fn responder(force_encap: bool) -> Engine {
         }],
         ..Config::default()
     };
-    Engine::new(config, Box::new(SplitMix(7)))
+    let mut engine = Engine::new(config, Box::new(SplitMix(7)));
+    // Certificates are checked against a fixed day inside their validity.
+    engine.set_wall_clock(Instant::now(), UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+    engine
 }
 
 /// The fake initiator's IKE SA once IKE_SA_INIT is done.
@@ -253,6 +333,8 @@ struct Harness {
     /// Datagrams the fake initiator sent, and the responder's replies.
     sent: Vec<Datagram>,
     replies: Vec<Transmit>,
+    /// The identifier of the last EAP request the responder sent.
+    eap_id: std::cell::Cell<Option<u8>>,
 }
 
 impl Harness {
@@ -307,6 +389,13 @@ impl Harness {
             .expect("the responder's messages decrypt with the responder's keys");
         let inner = parse_payloads(sk.first_inner, plain.as_bytes())
             .expect("the responder's encrypted payloads parse");
+        for p in &inner {
+            if let Payload::Eap(eap) = p
+                && let [1, id, ..] = eap.as_slice()
+            {
+                self.eap_id.set(Some(*id));
+            }
+        }
         let response = msg.header.flags.response();
         if let Err(v) = rules::check(msg.header.exchange, response, &inner) {
             panic!(
@@ -492,6 +581,32 @@ impl Harness {
         }
     }
 
+    /// IKE_AUTH (message ID 1) from the EAP-TLS user: no AUTH, so the
+    /// gateway starts EAP.
+    fn eap_auth(&mut self) {
+        let Some(ike) = &self.ike else { return };
+        let ts = |s: &str| TsPayload {
+            selectors: vec![s.parse::<oxisec_ike::TsRange>().unwrap().to_wire()],
+        };
+        let payloads = vec![
+            Payload::IdI(EAP_USER.parse::<oxisec_ike::Identity>().unwrap().to_wire()),
+            Payload::Sa(SaPayload {
+                proposals: vec![
+                    EspProposal::parse("aes128gcm16")
+                        .unwrap()
+                        .to_wire(1, CHILD_SPI, false),
+                ],
+            }),
+            Payload::TsI(ts("198.51.100.0/24")),
+            Payload::TsR(ts("203.0.113.0/24")),
+        ];
+        let mut plain = Vec::new();
+        let first = emit_payloads(&payloads, &mut plain);
+        let hdr = ike.header(ExchangeType::IKE_AUTH, Flags::INITIATOR, 1);
+        let bytes = ike.seal(&mut self.rng, hdr, first, &plain);
+        self.deliver(Self::datagram(0x08, bytes));
+    }
+
     fn sealed(&mut self, op: u8, data: &[u8], fix_auth: bool) {
         let Some(ike) = &self.ike else { return };
         let mut f = Fields::new(data);
@@ -503,6 +618,15 @@ impl Harness {
         let mut plain = rest[..rest.len().min(MAX_PLAINTEXT)].to_vec();
         if fix_auth && let Ok(mut payloads) = parse_payloads(first, &plain) {
             ike.fix_auth(&mut payloads);
+            if let Some(id) = self.eap_id.get() {
+                for p in &mut payloads {
+                    if let Payload::Eap(eap) = p
+                        && eap.len() >= 2
+                    {
+                        eap[1] = id;
+                    }
+                }
+            }
             plain.clear();
             first = emit_payloads(&payloads, &mut plain);
         }
@@ -597,11 +721,14 @@ fuzz_target!(|data: &[u8]| {
         ike: None,
         sent: Vec::new(),
         replies: Vec::new(),
+        eap_id: std::cell::Cell::new(None),
     };
     if mode & 0x01 != 0 {
         h.ike = Some(h.ike_sa_init(mode));
         if mode & 0x02 != 0 {
             h.ike_auth(mode);
+        } else if mode & 0x40 != 0 {
+            h.eap_auth();
         }
     }
     for rec in Records::new(rest).take(MAX_RECORDS) {
