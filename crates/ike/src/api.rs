@@ -147,9 +147,11 @@ pub enum SaCommand {
         local_ts: Vec<TsRange>,
         remote_ts: Vec<TsRange>,
         /// Outer addresses: our IKE endpoint's address and the peer's, with
-        /// the UDP 4500 ports when `udp_encap` (always true for now).
+        /// the UDP 4500 ports when `udp_encap`.
         local: SocketAddr,
         remote: SocketAddr,
+        /// ESP in UDP (RFC 3948): a NAT was detected or the connection
+        /// forces it; otherwise raw ESP (IP protocol 50).
         udp_encap: bool,
     },
     /// Remove one SA by SPI and direction.
