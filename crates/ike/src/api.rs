@@ -300,6 +300,18 @@ pub struct IkeSaStatus {
     /// Virtual IPs the gateway assigned us / we assigned the peer.
     pub own_vips: Vec<std::net::IpAddr>,
     pub peer_vips: Vec<std::net::IpAddr>,
+    /// Gateway side: the user the peer proved to be with EAP (the
+    /// MSCHAPv2 user name, or the identity a RADIUS server accepted), which
+    /// need not match its IKE identity; `None` without EAP.
+    pub eap_identity: Option<String>,
+    /// A remote-access peer's user groups as its authentication gave them
+    /// (users file, RADIUS Class/Filter-Id, certificate OUs), in that
+    /// source's order; empty for others.
+    pub peer_groups: Vec<String>,
+    /// Which of [`IkeSaStatus::peer_groups`] chose the peer's pool, DNS
+    /// and subnets (the first one the connection lists); `None` when the
+    /// connection's own values apply.
+    pub access_group: Option<String>,
 }
 
 #[derive(Debug, Clone)]

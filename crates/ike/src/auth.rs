@@ -62,8 +62,11 @@ pub(crate) fn make(
         Auth::PeerCert(_) => Err("a trust store cannot authenticate us".into()),
         Auth::Eap(_) => Err("an EAP user database cannot authenticate us".into()),
         Auth::EapRelay(_) => Err("an EAP relay cannot authenticate us".into()),
+        Auth::EapTls(_) => Err("an EAP-TLS trust store cannot authenticate us".into()),
         // The EAP client's AUTH is keyed with the MSK (ike_auth does that).
-        Auth::EapClient { .. } => Err("an EAP client sends no AUTH before EAP".into()),
+        Auth::EapClient { .. } | Auth::EapTlsClient(_) => {
+            Err("an EAP client sends no AUTH before EAP".into())
+        }
     }
 }
 
@@ -140,10 +143,10 @@ pub(crate) fn check(
         (Auth::Cert(_), _) => {
             Err("configuration error: remote_auth holds our own certificate".into())
         }
-        (Auth::Eap(_) | Auth::EapRelay(_), _) => {
+        (Auth::Eap(_) | Auth::EapRelay(_) | Auth::EapTls(_), _) => {
             Err("peer sent AUTH, but must authenticate with EAP first".into())
         }
-        (Auth::EapClient { .. }, _) => {
+        (Auth::EapClient { .. } | Auth::EapTlsClient(_), _) => {
             Err("configuration error: remote_auth holds our own EAP credential".into())
         }
     }

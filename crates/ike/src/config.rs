@@ -332,6 +332,17 @@ pub enum Auth {
     /// keys the final AUTH payloads. The method is whatever the server and
     /// the client agree on (MSCHAPv2 with a company's MFA, TLS, ...).
     EapRelay(EapRelay),
+    /// The peer's side, on a gateway: the client authenticates with
+    /// EAP-TLS (RFC 5216, RFC 9190): a client certificate inside a TLS
+    /// handshake, checked as an IKE certificate would be. The gateway's
+    /// TLS server certificate is its `local_auth` certificate.
+    EapTls(EapTlsServer),
+    /// Our side, on a client: EAP-TLS with our certificate instead of an
+    /// AUTH payload of our own (RFC 5216, RFC 9190); the gateway must prove
+    /// itself with its `remote_auth` certificate in IKE, and the same
+    /// certificate checks (trust store, its IKE identity) apply to its TLS
+    /// server certificate.
+    EapTlsClient(EapTlsClient),
     /// Our side, on a client: EAP-MSCHAPv2 with this identity and password
     /// instead of an AUTH payload of our own; the gateway must prove itself
     /// with its `remote_auth` credential and the MSCHAPv2 authenticator
@@ -372,6 +383,45 @@ pub struct EapRelay {
     /// is made up and relayed as the client's first message, which is
     /// what RADIUS servers expect to open a conversation with.
     pub ask_identity: bool,
+}
+
+/// A gateway's EAP-TLS settings ([`Auth::EapTls`]).
+#[derive(Debug, Clone)]
+pub struct EapTlsServer {
+    /// Anchors, CRLs and policy the client certificates must validate
+    /// against (the connection's `ca_certs`; EKU policy for clients).
+    pub trust: Arc<oxisec_pki::TrustStore>,
+    /// Ask for the EAP identity with EAP-Identity first; otherwise the IDi
+    /// is the EAP identity. Either way the certificate must hold it.
+    pub ask_identity: bool,
+    /// Largest EAP-TLS packet we send, EAP header included (clamped to
+    /// [`crate::eap::tls::FRAGMENT_SIZE_RANGE`]).
+    pub fragment_size: usize,
+    /// TLS versions accepted.
+    pub versions: crate::eap::tls::TlsVersions,
+}
+
+impl EapTlsServer {
+    /// Defaults: no EAP-Identity round, 1024-octet fragments, TLS 1.2 and 1.3.
+    pub fn new(trust: Arc<oxisec_pki::TrustStore>) -> EapTlsServer {
+        EapTlsServer {
+            trust,
+            ask_identity: false,
+            fragment_size: crate::eap::tls::DEFAULT_FRAGMENT_SIZE,
+            versions: crate::eap::tls::TlsVersions::default(),
+        }
+    }
+}
+
+/// A road warrior's EAP-TLS credential ([`Auth::EapTlsClient`]).
+#[derive(Debug, Clone)]
+pub struct EapTlsClient {
+    /// Our certificate and key (`send` is not used: TLS always sends it).
+    pub cert: LocalCert,
+    /// The EAP identity; `None` answers EAP-Identity with our IKE identity.
+    pub identity: Option<String>,
+    pub fragment_size: usize,
+    pub versions: crate::eap::tls::TlsVersions,
 }
 
 /// When we send our certificate chain in IKE_AUTH (strongSwan's `send_cert`).

@@ -17,6 +17,15 @@ const OU_OID: [u8; 3] = [0x55, 0x04, 0x0b];
 const MAX_GROUPS: usize = 16;
 const MAX_LEN: usize = 64;
 
+/// The user groups a gateway reads from a certificate client's
+/// certificate: the OUs of its subject DN, in DN order, with the engine's
+/// bounds (at most 16, each 1 to 64 octets, no control characters). Tools
+/// that must predict what the gateway will give a certificate user (client
+/// profiles) call this so that they and the engine never disagree.
+pub fn certificate_groups(cert: &oxisec_pki::Certificate) -> Vec<String> {
+    organizational_units(&cert.subject_der())
+}
+
 /// One tag-length-value: (tag, value, rest). Definite lengths up to
 /// 0xffff only (a certificate is far smaller).
 fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {

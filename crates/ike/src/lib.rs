@@ -32,11 +32,13 @@ mod window;
 pub use api::*;
 pub use config::{
     Access, Auth, ChildConfig, ChildLifetime, ChildMode, Config, Connection, DosConfig, DpdAction,
-    EapRelay, EapServer, FragmentationConfig, GroupAccess, IkeLifetime, LocalCert, NatKeepalive,
-    PoolConfig, RemoteAccess, RetransmitConfig, SendCert, StartAction,
+    EapRelay, EapServer, EapTlsClient, EapTlsServer, FragmentationConfig, GroupAccess, IkeLifetime,
+    LocalCert, NatKeepalive, PoolConfig, RemoteAccess, RetransmitConfig, SendCert, StartAction,
 };
+pub use eap::tls::TlsVersions;
 pub use eap::{EapUsers, NtHash};
 pub use engine::{Engine, Stats};
+pub use groups::certificate_groups;
 pub use identity::Identity;
 pub use pool::Lease;
 pub use proposal::{EspProposal, IkeProposal};

@@ -673,6 +673,48 @@ fn users_groups_choose_their_pool_dns_and_subnets() {
     assert_eq!(w.b.engine.leases().len(), 1);
 }
 
+/// `oxisec status` reads these: who the client proved to be with EAP, its
+/// groups, and the one that chose its values, on the gateway's SA and
+/// still after an IKE rekey.
+#[test]
+fn status_names_the_eap_user_and_groups() {
+    let mut w = World::new(client("bob", "builder", psk()), grouped_gateway(false));
+    w.connect();
+    let shown = |p: &Peer| {
+        p.engine
+            .status()
+            .iter()
+            .map(|s| {
+                (
+                    s.eap_identity.clone(),
+                    s.peer_groups.clone(),
+                    s.access_group.clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let bob = (
+        Some("bob".to_string()),
+        vec!["contractors".to_string(), "staff".to_string()],
+        Some("contractors".to_string()),
+    );
+    assert_eq!(shown(&w.b), std::slice::from_ref(&bob));
+    // The client knows no groups of its own.
+    assert_eq!(shown(&w.a), [(None, vec![], None)]);
+    w.b.engine.handle_command(
+        w.now,
+        Command::RekeyIke {
+            connection: "tunnel".into(),
+        },
+    );
+    w.pump();
+    assert_eq!(shown(&w.b), [bob]);
+    // carol, in no listed group: her groups (none), the connection's values.
+    let mut w = World::new(client("carol", "singer", psk()), grouped_gateway(false));
+    w.connect();
+    assert_eq!(shown(&w.b), [(Some("carol".to_string()), vec![], None)]);
+}
+
 #[test]
 fn a_user_in_no_required_group_is_refused_after_eap() {
     let mut w = World::new(client("carol", "singer", psk()), grouped_gateway(true));

@@ -157,6 +157,11 @@ pub enum PkiCommand {
         /// Further email SANs (repeatable).
         #[arg(long, value_name = "ADDR")]
         email: Vec<String>,
+        /// The user's group (--client only): the subject gets OU=GROUP, and a gateway
+        /// connection with remote_auth = "cert" gives the user
+        /// [connections.X.groups.GROUP]'s pool, DNS and subnets.
+        #[arg(long, value_name = "GROUP", conflicts_with = "server")]
+        ou: Option<String>,
         /// Key algorithm.
         #[arg(long = "type", value_enum, default_value_t)]
         key_type: KeyType,
@@ -342,10 +347,32 @@ mod tests {
                     ip: vec!["192.0.2.1".parse().unwrap()],
                     dns: vec![],
                     email: vec![],
+                    ou: None,
                     key_type: KeyType::Rsa,
                     days: 825
                 }
             )
+        );
+        assert_eq!(
+            pki(&[
+                "pki",
+                "issue",
+                "--client",
+                "frank@example.org",
+                "--ou",
+                "staff"
+            ])
+            .1,
+            PkiCommand::Issue {
+                server: None,
+                client: Some("frank@example.org".into()),
+                ip: vec![],
+                dns: vec![],
+                email: vec![],
+                ou: Some("staff".into()),
+                key_type: KeyType::Ecdsa,
+                days: 825
+            }
         );
         assert_eq!(
             pki(&[
@@ -368,6 +395,18 @@ mod tests {
         };
         assert!(bad(&["pki", "issue"]));
         assert!(bad(&["pki", "issue", "--server", "a", "--client", "b"]));
+        // A gateway is in no user group; one OU per certificate.
+        assert!(bad(&["pki", "issue", "--server", "a", "--ou", "staff"]));
+        assert!(bad(&[
+            "pki",
+            "issue",
+            "--client",
+            "a@b.example",
+            "--ou",
+            "x",
+            "--ou",
+            "y"
+        ]));
         assert!(bad(&["pki", "init-ca"]));
         assert!(bad(&["pki", "init-ca", "--cn", "x", "--type", "dsa"]));
         assert!(bad(&["pki", "issue", "--client", "a", "--ip", "nope"]));

@@ -108,6 +108,7 @@ pub fn pki_cmd(dir: &Path, command: PkiCommand) -> Result<String, PkiError> {
             ip,
             dns,
             email,
+            ou,
             key_type,
             days,
         } => {
@@ -123,6 +124,7 @@ pub fn pki_cmd(dir: &Path, command: PkiCommand) -> Result<String, PkiError> {
                 dns,
                 ips: ip,
                 emails: email,
+                ou,
                 key_type,
                 days,
             };

@@ -202,6 +202,9 @@ enum AuthKind {
     /// EAP-MSCHAPv2: our user name and password as a client, our users'
     /// as a gateway.
     Eap,
+    /// EAP-TLS (gateway only): the users' certificates, checked against
+    /// `ca_certs` inside a TLS handshake carried by EAP.
+    EapTls,
 }
 
 impl AuthKind {
@@ -210,6 +213,7 @@ impl AuthKind {
             AuthKind::Psk => "psk",
             AuthKind::Cert => "cert",
             AuthKind::Eap => "eap",
+            AuthKind::EapTls => "eap-tls",
         }
     }
 
@@ -218,6 +222,7 @@ impl AuthKind {
             AuthKind::Psk => "the pre-shared key",
             AuthKind::Cert => "a certificate",
             AuthKind::Eap => "EAP-MSCHAPv2",
+            AuthKind::EapTls => "EAP-TLS",
         }
     }
 }
@@ -340,6 +345,10 @@ struct RawConnection {
     remote_auth: Option<Spanned<String>>,
     /// Gateway with EAP clients: ask for the EAP identity first.
     eap_ask_identity: Option<Spanned<bool>>,
+    /// Gateway with `remote_auth = "eap-tls"`: largest EAP-TLS packet we
+    /// send, and the highest TLS version ("1.2" or "1.3").
+    eap_tls_fragment_size: Option<Spanned<usize>>,
+    eap_tls_max_version: Option<Spanned<String>>,
     /// Client with `local_auth = "eap"`: the EAP user name and the file
     /// whose first line is the password.
     eap_identity: Option<Spanned<String>>,
@@ -1403,7 +1412,7 @@ impl Cx<'_> {
         };
         self.check_eap_roles(base, raw, local, remote)?;
         // Keys of a method that is not used are mistakes; say so first.
-        if local != AuthKind::Cert {
+        if local != AuthKind::Cert && local != AuthKind::EapTls {
             for (key, span) in [
                 ("local_cert", raw.local_cert.as_ref().map(Spanned::span)),
                 ("local_key", raw.local_key.as_ref().map(Spanned::span)),
@@ -1431,7 +1440,7 @@ impl Cx<'_> {
                 }
             }
         }
-        if remote != AuthKind::Cert {
+        if remote != AuthKind::Cert && remote != AuthKind::EapTls {
             for (key, span) in [
                 ("ca_certs", raw.ca_certs.as_ref().map(Spanned::span)),
                 ("crls", raw.crls.as_ref().map(Spanned::span)),
@@ -1489,6 +1498,18 @@ impl Cx<'_> {
         let local_auth = match (local, &psk) {
             (AuthKind::Psk, Some(k)) => Auth::Psk(k.clone()),
             (AuthKind::Eap, _) => self.eap_client(base, rc)?,
+            (AuthKind::EapTls, _) => {
+                let lc = self.local_cert(base, rc, warnings)?;
+                cert = lc.chain.first().cloned();
+                let mut c = oxisec_ike::EapTlsClient {
+                    cert: lc,
+                    identity: raw.eap_identity.as_ref().map(|i| i.get_ref().clone()),
+                    fragment_size: oxisec_ike::eap::tls::DEFAULT_FRAGMENT_SIZE,
+                    versions: oxisec_ike::TlsVersions::default(),
+                };
+                (c.fragment_size, c.versions) = self.eap_tls_tuning(base, raw)?;
+                Auth::EapTlsClient(c)
+            }
             _ => {
                 let lc = self.local_cert(base, rc, warnings)?;
                 cert = lc.chain.first().cloned();
@@ -1510,6 +1531,7 @@ impl Cx<'_> {
                 users: self.eap_users(base, raw)?,
                 ask_identity: raw.eap_ask_identity.as_ref().is_some_and(|v| *v.get_ref()),
             }),
+            (None, AuthKind::EapTls, _) => self.eap_tls_server(base, rc, local, warnings)?,
             _ => Auth::PeerCert(Arc::new(self.trust_store(base, rc, warnings)?)),
         };
         Ok(Creds {
@@ -1517,6 +1539,90 @@ impl Cx<'_> {
             remote: remote_auth,
             cert,
         })
+    }
+
+    /// `remote_auth = "eap-tls"`: the users' certificates must chain to
+    /// `ca_certs` (clientAuth EKU unless `remote_eku` says otherwise); our
+    /// IKE certificate is the TLS server certificate, so we must
+    /// authenticate with one.
+    fn eap_tls_server(
+        &self,
+        base: &str,
+        rc: &Spanned<RawConnection>,
+        local: AuthKind,
+        warnings: &mut Vec<ConfigError>,
+    ) -> Result<Auth, ConfigError> {
+        let raw = rc.get_ref();
+        if local != AuthKind::Cert {
+            return Err(self.err(
+                raw.remote_auth.as_ref().map(Spanned::span),
+                format!("{base}.local_auth"),
+                format!(
+                    "remote_auth = \"eap-tls\" needs our certificate (local_cert + local_key or local_p12): it is the TLS server certificate; we authenticate with {} here",
+                    local.words()
+                ),
+            ));
+        }
+        if raw.ca_certs.is_none() {
+            return Err(self.err(
+                raw.remote_auth.as_ref().map(Spanned::span),
+                format!("{base}.ca_certs"),
+                "remote_auth = \"eap-tls\" needs ca_certs (the CA certificates the users' certificates must chain to)",
+            ));
+        }
+        let mut store = self.trust_store(base, rc, warnings)?;
+        if raw.remote_eku.is_none() {
+            let mut policy = store.policy();
+            policy.eku = EkuPolicy::Client;
+            store.set_policy(policy);
+        }
+        let mut server = oxisec_ike::EapTlsServer::new(Arc::new(store));
+        server.ask_identity = raw.eap_ask_identity.as_ref().is_some_and(|v| *v.get_ref());
+        (server.fragment_size, server.versions) = self.eap_tls_tuning(base, raw)?;
+        Ok(Auth::EapTls(server))
+    }
+
+    /// `eap_tls_fragment_size` and `eap_tls_max_version`, either role.
+    fn eap_tls_tuning(
+        &self,
+        base: &str,
+        raw: &RawConnection,
+    ) -> Result<(usize, oxisec_ike::TlsVersions), ConfigError> {
+        let mut out = (
+            oxisec_ike::eap::tls::DEFAULT_FRAGMENT_SIZE,
+            oxisec_ike::TlsVersions::default(),
+        );
+        if let Some(size) = &raw.eap_tls_fragment_size {
+            let range = oxisec_ike::eap::tls::FRAGMENT_SIZE_RANGE;
+            if !range.contains(size.get_ref()) {
+                return Err(self.err(
+                    Some(size.span()),
+                    format!("{base}.eap_tls_fragment_size"),
+                    format!(
+                        "{} is out of range: {}..={} octets (default {})",
+                        size.get_ref(),
+                        range.start(),
+                        range.end(),
+                        oxisec_ike::eap::tls::DEFAULT_FRAGMENT_SIZE
+                    ),
+                ));
+            }
+            out.0 = *size.get_ref();
+        }
+        if let Some(v) = &raw.eap_tls_max_version {
+            out.1 = match v.get_ref().as_str() {
+                "1.2" => oxisec_ike::TlsVersions::Tls12,
+                "1.3" => oxisec_ike::TlsVersions::Tls12And13,
+                other => {
+                    return Err(self.err(
+                        Some(v.span()),
+                        format!("{base}.eap_tls_max_version"),
+                        format!("{other:?}: use \"1.2\" or \"1.3\""),
+                    ));
+                }
+            };
+        }
+        Ok(out)
     }
 
     /// EAP works one way round: a gateway (responder, `remote_auth =
@@ -1533,6 +1639,15 @@ impl Cx<'_> {
         remote: AuthKind,
     ) -> Result<(), ConfigError> {
         let at = |v: &Option<Spanned<String>>| v.as_ref().map(Spanned::span);
+        if local == AuthKind::EapTls
+            && (remote != AuthKind::Cert || raw.remote_addrs.is_empty() || raw.pools.is_some())
+        {
+            return Err(self.err(
+                at(&raw.local_auth),
+                format!("{base}.local_auth"),
+                "local_auth = \"eap-tls\" is for a client that initiates to its gateway (remote_addrs, no pools) and checks the gateway's certificate (remote_auth = \"cert\", ca_certs); a gateway sets remote_auth = \"eap-tls\" for its users",
+            ));
+        }
         if local == AuthKind::Eap {
             if remote == AuthKind::Eap {
                 return Err(self.err(
@@ -1549,8 +1664,9 @@ impl Cx<'_> {
                 ));
             }
         } else {
+            let eap_identity = at(&raw.eap_identity).filter(|_| local != AuthKind::EapTls);
             for (key, span) in [
-                ("eap_identity", at(&raw.eap_identity)),
+                ("eap_identity", eap_identity),
                 (
                     "eap_password_file",
                     raw.eap_password_file.as_ref().map(Spanned::span),
@@ -1568,14 +1684,35 @@ impl Cx<'_> {
                 }
             }
         }
+        if remote != AuthKind::EapTls && local != AuthKind::EapTls {
+            for (key, span) in [
+                (
+                    "eap_tls_fragment_size",
+                    raw.eap_tls_fragment_size.as_ref().map(Spanned::span),
+                ),
+                ("eap_tls_max_version", at(&raw.eap_tls_max_version)),
+            ] {
+                if let Some(span) = span {
+                    return Err(self.err(
+                        Some(span),
+                        format!("{base}.{key}"),
+                        format!(
+                            "only used with EAP-TLS (remote_auth = \"eap-tls\" on a gateway, local_auth = \"eap-tls\" on a client); the peer authenticates with {} here",
+                            remote.words()
+                        ),
+                    ));
+                }
+            }
+        }
         if remote != AuthKind::Eap
+            && remote != AuthKind::EapTls
             && let Some(v) = &raw.eap_ask_identity
         {
             return Err(self.err(
                 Some(v.span()),
                 format!("{base}.eap_ask_identity"),
                 format!(
-                    "only used by a gateway whose clients authenticate with EAP (remote_auth = \"eap-mschapv2\"); the peer authenticates with {} here",
+                    "only used by a gateway whose clients authenticate with EAP (remote_auth = \"eap-mschapv2\" or \"eap-tls\"); the peer authenticates with {} here",
                     remote.words()
                 ),
             ));
@@ -1678,11 +1815,12 @@ impl Cx<'_> {
             "psk" => Ok(Some(AuthKind::Psk)),
             "cert" | "pubkey" => Ok(Some(AuthKind::Cert)),
             "eap" | "eap-mschapv2" => Ok(Some(AuthKind::Eap)),
+            "eap-tls" => Ok(Some(AuthKind::EapTls)),
             other => Err(self.err(
                 Some(v.span()),
                 format!("{base}.{key}"),
                 format!(
-                    "{other:?} is not an authentication method: use \"psk\", \"cert\" or \"eap-mschapv2\" (alias \"eap\")"
+                    "{other:?} is not an authentication method: use \"psk\", \"cert\", \"eap-mschapv2\" (alias \"eap\") or \"eap-tls\""
                 ),
             )),
         }
@@ -2363,6 +2501,23 @@ fn auth_text(a: &Auth) -> String {
                 p.revocation
             )
         }
+        Auth::EapTls(e) => {
+            let cas: Vec<String> = e.trust.anchors().iter().map(|c| c.subject()).collect();
+            let p = e.trust.policy();
+            format!(
+                "EAP-TLS: client certificate from CA {} (EKU {:?}, revocation {:?}; TLS {:?}, fragments of {} octets){}",
+                cas.join(" or "),
+                p.eku,
+                p.revocation,
+                e.versions,
+                e.fragment_size,
+                if e.ask_identity {
+                    ", identity asked for with EAP-Identity"
+                } else {
+                    ", the IKE identity must be in the certificate"
+                }
+            )
+        }
         Auth::Eap(e) => format!(
             "EAP-MSCHAPv2 user name and password from the users file{}",
             if e.ask_identity {
@@ -2375,6 +2530,10 @@ fn auth_text(a: &Auth) -> String {
         Auth::EapClient { identity, .. } => {
             format!("EAP-MSCHAPv2 as {identity}")
         }
+        Auth::EapTlsClient(c) => match c.cert.chain.first() {
+            Some(ee) => format!("EAP-TLS with certificate {}", ee.subject()),
+            None => "EAP-TLS".to_owned(),
+        },
     }
 }
 
@@ -2941,7 +3100,7 @@ remote_ts = ["0.0.0.0/0"]
             (
                 format!("{gw}eap_ask_identity = true\n"),
                 "eap_ask_identity",
-                "connections.g.eap_ask_identity: only used by a gateway whose clients authenticate with EAP (remote_auth = \"eap-mschapv2\"); the peer authenticates with the pre-shared key here",
+                "connections.g.eap_ask_identity: only used by a gateway whose clients authenticate with EAP (remote_auth = \"eap-mschapv2\" or \"eap-tls\"); the peer authenticates with the pre-shared key here",
             ),
             (
                 format!("{gw}local_auth = \"eap\"\n"),
@@ -2976,7 +3135,22 @@ remote_ts = ["0.0.0.0/0"]
             (
                 format!("{gw}remote_auth = \"eap-tls\"\n"),
                 "remote_auth",
-                "connections.g.remote_auth: \"eap-tls\" is not an authentication method: use \"psk\", \"cert\" or \"eap-mschapv2\" (alias \"eap\")",
+                "connections.g.local_auth: remote_auth = \"eap-tls\" needs our certificate (local_cert + local_key or local_p12): it is the TLS server certificate; we authenticate with the pre-shared key here",
+            ),
+            (
+                format!("{client}local_auth = \"eap-tls\"\n"),
+                "local_auth",
+                "connections.c.local_auth: local_auth = \"eap-tls\" is for a client that initiates to its gateway (remote_addrs, no pools) and checks the gateway's certificate",
+            ),
+            (
+                format!("{gw}eap_tls_max_version = \"1.3\"\n"),
+                "eap_tls_max_version",
+                "connections.g.eap_tls_max_version: only used with EAP-TLS (remote_auth = \"eap-tls\" on a gateway, local_auth = \"eap-tls\" on a client); the peer authenticates with the pre-shared key here",
+            ),
+            (
+                format!("{gw}remote_auth = \"eap-sim\"\n"),
+                "remote_auth",
+                "connections.g.remote_auth: \"eap-sim\" is not an authentication method: use \"psk\", \"cert\", \"eap-mschapv2\" (alias \"eap\") or \"eap-tls\"",
             ),
         ] {
             let e = err(&text);
@@ -3026,6 +3200,87 @@ ca_certs = [\"pki/ca.crt\"]
     /// The 1-based line of the first line starting with `key`.
     fn line_of_key(text: &str, key: &str) -> usize {
         text.lines().position(|l| l.starts_with(key)).unwrap() + 1
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn accepts_eap_tls_gateway() {
+        let dir = cert_fixture("eap-tls");
+        let origin = dir.join("site.toml");
+        let gw = "[connections.rw]\nlocal_cert = \"pki/certs/gw-a.example.com.crt\"\nlocal_key = \"pki/private/gw-a.example.com.key\"\nca_certs = [\"pki/ca.crt\"]\nremote_auth = \"eap-tls\"\n";
+        let l = parse(gw, &origin, &FakeResolver).unwrap();
+        let c = &l.ike.connections[0];
+        assert!(matches!(c.local_auth, Auth::Cert(_)));
+        let Auth::EapTls(e) = &c.remote_auth else {
+            panic!("{:?}", c.remote_auth)
+        };
+        assert_eq!(e.trust.anchors().len(), 1);
+        assert_eq!(
+            e.trust.policy().eku,
+            EkuPolicy::Client,
+            "users' certificates"
+        );
+        assert!(!e.ask_identity);
+        assert_eq!(e.fragment_size, 1024);
+        assert_eq!(e.versions, oxisec_ike::TlsVersions::Tls12And13);
+        let text = format!(
+            "{gw}eap_ask_identity = true\neap_tls_fragment_size = 1400\neap_tls_max_version = \"1.2\"\nremote_eku = \"any\"\n"
+        );
+        let l = parse(&text, &origin, &FakeResolver).unwrap();
+        let Auth::EapTls(e) = &l.ike.connections[0].remote_auth else {
+            panic!()
+        };
+        assert!(e.ask_identity);
+        assert_eq!(e.fragment_size, 1400);
+        assert_eq!(e.versions, oxisec_ike::TlsVersions::Tls12);
+        assert_eq!(e.trust.policy().eku, EkuPolicy::Any);
+        for (extra, key, needle) in [
+            (
+                "eap_tls_fragment_size = 50\n",
+                "eap_tls_fragment_size",
+                "50 is out of range: 128..=16384",
+            ),
+            (
+                "eap_tls_max_version = \"1.1\"\n",
+                "eap_tls_max_version",
+                "\"1.1\": use \"1.2\" or \"1.3\"",
+            ),
+        ] {
+            let text = format!("{gw}{extra}");
+            let e = parse(&text, &origin, &FakeResolver)
+                .unwrap_err()
+                .to_string();
+            let line = line_of_key(&text, key);
+            assert!(
+                e.contains(&format!(":{line}: connections.rw.{key}: {needle}")),
+                "{e}"
+            );
+        }
+        // The road warrior's side: its certificate inside EAP-TLS.
+        let client = "[connections.home]\nremote_addrs = [\"192.0.2.2\"]\nlocal_p12 = \"pki/exports/alice@example.com.p12\"\nlocal_p12_passphrase_file = \"p12.pass\"\nca_certs = [\"pki/ca.crt\"]\nlocal_auth = \"eap-tls\"\neap_tls_fragment_size = 1200\n";
+        let l = parse(client, &origin, &FakeResolver).unwrap();
+        let c = &l.ike.connections[0];
+        let Auth::EapTlsClient(t) = &c.local_auth else {
+            panic!("{:?}", c.local_auth)
+        };
+        assert_eq!(t.cert.chain[0].subject(), "CN=alice@example.com");
+        assert_eq!((t.identity.as_deref(), t.fragment_size), (None, 1200));
+        assert!(matches!(c.remote_auth, Auth::PeerCert(_)));
+        let named = format!("{client}eap_identity = \"alice@example.com\"\n");
+        let l = parse(&named, &origin, &FakeResolver).unwrap();
+        let Auth::EapTlsClient(t) = &l.ike.connections[0].local_auth else {
+            panic!()
+        };
+        assert_eq!(t.identity.as_deref(), Some("alice@example.com"));
+        let no_ca = gw.replace("ca_certs = [\"pki/ca.crt\"]\n", "");
+        let e = parse(&no_ca, &origin, &FakeResolver)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("connections.rw.ca_certs: remote_auth = \"eap-tls\" needs ca_certs"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[cfg(unix)]
@@ -3205,7 +3460,7 @@ ca_certs = [\"pki/ca.crt\"]
             &with("local_auth = \"rsa\"\n"),
             "local_auth",
             "gw.local_auth",
-            "\"psk\", \"cert\" or \"eap-mschapv2\"",
+            "\"psk\", \"cert\", \"eap-mschapv2\"",
         );
         check(
             &with("local_id = \"gw-b.example.com\"\n"),

@@ -23,7 +23,9 @@
 //!   for), keyUsage digitalSignature (+ keyEncipherment for RSA);
 //! * client (`issue --client user@example.com`): CN=NAME, an rfc822Name
 //!   (email) SAN for `user@domain` names, or a DNS SAN for host names, EKU
-//!   clientAuth.
+//!   clientAuth; with `--ou GROUP` the subject is `OU=GROUP, CN=NAME`, which
+//!   puts the user in that group of a gateway connection
+//!   (`[connections.X.groups.GROUP]`: its pool, DNS and subnets).
 //!
 //! Certificates and CRLs are made with rcgen (aws-lc-rs), PKCS#12 files
 //! with p12-keystore.
@@ -151,6 +153,11 @@ pub struct IssueRequest {
     pub ips: Vec<IpAddr>,
     /// Further email SANs.
     pub emails: Vec<String>,
+    /// Clients: an organizationalUnit for the subject, the user's group on
+    /// a gateway that takes groups from certificates. One only: rcgen's
+    /// distinguished name holds one value per attribute type, and the
+    /// gateway uses the first of a client's groups it lists anyway.
+    pub ou: Option<String>,
     pub key_type: KeyType,
     pub days: u32,
 }
@@ -163,6 +170,7 @@ impl IssueRequest {
             dns: Vec::new(),
             ips: Vec::new(),
             emails: Vec::new(),
+            ou: None,
             key_type: KeyType::default(),
             days: CERT_DAYS,
         }
@@ -184,6 +192,23 @@ pub fn valid_name(name: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '@'))
+}
+
+/// The longest OU the gateway takes as a group (the engine skips longer
+/// ones, as it does overlong RADIUS groups).
+pub const MAX_OU_LEN: usize = 64;
+
+/// An OU that the gateway will read back as a group: 1 to 64 octets, no
+/// control characters, and no spaces at either end (a group name in the
+/// configuration cannot have them either, so such an OU would never match).
+fn check_ou(ou: &str) -> Result<(), PkiError> {
+    if ou.is_empty() || ou.len() > MAX_OU_LEN || ou.chars().any(char::is_control) || ou.trim() != ou
+    {
+        return Err(PkiError(format!(
+            "--ou {ou:?}: a group name of 1 to {MAX_OU_LEN} bytes without control characters or surrounding spaces"
+        )));
+    }
+    Ok(())
 }
 
 fn check_name(name: &str) -> Result<(), PkiError> {
@@ -432,6 +457,14 @@ impl Pki {
             (None, true) => sans.push(SanType::Rfc822Name(ia5(&req.name)?)),
             (None, false) => sans.push(SanType::DnsName(ia5(&req.name)?)),
         }
+        if let Some(ou) = &req.ou {
+            if req.profile == Profile::Server {
+                return Err(PkiError(
+                    "--ou is for --client: it names the user's group on the gateway".into(),
+                ));
+            }
+            check_ou(ou)?;
+        }
         if req.profile == Profile::Server && req.name.contains('@') {
             return Err(PkiError(format!(
                 "--server {}: a gateway is named by its host name or address",
@@ -455,6 +488,11 @@ impl Pki {
 
         let mut p = CertificateParams::default();
         let mut dn = DistinguishedName::new();
+        // OU before CN, as CAs usually write it (the gateway reads every OU
+        // wherever it stands).
+        if let Some(ou) = &req.ou {
+            dn.push(DnType::OrganizationalUnitName, ou.as_str());
+        }
         dn.push(DnType::CommonName, req.name.as_str());
         p.distinguished_name = dn;
         p.subject_alt_names = sans;
@@ -490,7 +528,10 @@ impl Pki {
             name: req.name.clone(),
             profile: req.profile,
             serial: hex_upper(serial.as_ref()),
-            subject: format!("CN={}", req.name),
+            subject: match &req.ou {
+                Some(ou) => format!("OU={ou}, CN={}", req.name),
+                None => format!("CN={}", req.name),
+            },
             not_after: p.not_after.unix_timestamp(),
             revoked_at: None,
         };
@@ -905,6 +946,50 @@ mod tests {
                     .unwrap();
             }
         }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_ou_puts_a_client_in_a_gateway_group() {
+        let dir = tmpdir("ou");
+        let pki = Pki::init_ca(&dir, "Example CA", KeyType::Ecdsa, 30, None).unwrap();
+        let mut req = IssueRequest::new("frank@example.org", Profile::Client);
+        req.ou = Some("staff".into());
+        let e = pki.issue(&req).unwrap();
+        assert_eq!(e.subject, "OU=staff, CN=frank@example.org");
+        let c = cert(&pki, "frank@example.org");
+        // (RFC 4514 text: last RDN first.)
+        assert_eq!(c.subject(), "CN=frank@example.org, OU=staff");
+        // What the gateway's engine reads from it.
+        assert_eq!(oxisec_ike::certificate_groups(&c), ["staff"]);
+        // It is still an ordinary client certificate of this CA, and its
+        // DN with the OU is an identity it can be matched by.
+        let client_store = store(&pki, EkuPolicy::Client, false);
+        for claim in [
+            IdClaim::Email("frank@example.org".into()),
+            IdClaim::Dn(oxisec_pki::dn_from_text("OU=staff, CN=frank@example.org").unwrap()),
+        ] {
+            client_store
+                .validate(std::slice::from_ref(&c), SystemTime::now(), &claim)
+                .unwrap();
+        }
+        // Without --ou: no groups.
+        pki.issue(&IssueRequest::new("gina@example.org", Profile::Client))
+            .unwrap();
+        assert!(oxisec_ike::certificate_groups(&cert(&pki, "gina@example.org")).is_empty());
+
+        // OUs the gateway would never match, and gateways, are refused
+        // before anything is written.
+        for bad in ["", " staff", "a\nb", &"x".repeat(MAX_OU_LEN + 1)] {
+            let mut r = IssueRequest::new("h@example.org", Profile::Client);
+            r.ou = Some(bad.to_string());
+            assert!(pki.issue(&r).unwrap_err().0.contains("--ou"), "{bad:?}");
+        }
+        let mut gw = IssueRequest::new("vpn.example.org", Profile::Server);
+        gw.ou = Some("staff".into());
+        assert!(pki.issue(&gw).unwrap_err().0.contains("--client"));
+        assert!(!pki.cert_path("h@example.org").exists());
+        assert!(!pki.cert_path("vpn.example.org").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -132,6 +132,19 @@ pub struct IkeSaInfo {
     pub virtual_ips: Vec<IpAddr>,
     #[serde(default)]
     pub peer_virtual_ips: Vec<IpAddr>,
+    /// Gateway side: the user a remote-access peer proved to be with EAP
+    /// (left out of the JSON without EAP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eap_identity: Option<String>,
+    /// Gateway side: a remote-access peer's user groups (users file,
+    /// RADIUS Class/Filter-Id, certificate OUs), so that an operator sees
+    /// why it got its pool; left out of the JSON when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peer_groups: Vec<String>,
+    /// The one of `peer_groups` whose pool, DNS and subnets apply; `None`:
+    /// the connection's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_group: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -209,6 +222,9 @@ pub fn ike_sas(
             nat_remote: s.nat_remote,
             virtual_ips: s.own_vips.clone(),
             peer_virtual_ips: s.peer_vips.clone(),
+            eap_identity: s.eap_identity.clone(),
+            peer_groups: s.peer_groups.clone(),
+            access_group: s.access_group.clone(),
             children: s
                 .children
                 .iter()
@@ -238,6 +254,50 @@ fn vips(a: &[IpAddr]) -> String {
     }
     let list: Vec<String> = a.iter().map(IpAddr::to_string).collect();
     format!(" virtual IP {}", list.join(", "))
+}
+
+/// `user alice, groups staff, vpn (access: staff)`: a remote-access
+/// peer's EAP identity and groups, and which group's pool, DNS and subnets
+/// it got (`connection default` when none of its groups is configured);
+/// `None` when the peer has neither an EAP identity nor groups.
+fn peer_user(ike: &IkeSaInfo) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(u) = &ike.eap_identity {
+        parts.push(format!("user {}", printable(u)));
+    }
+    if !ike.peer_groups.is_empty() {
+        let word = if ike.peer_groups.len() == 1 {
+            "group"
+        } else {
+            "groups"
+        };
+        parts.push(format!(
+            "{word} {} (access: {})",
+            ike.peer_groups
+                .iter()
+                .map(|g| printable(g))
+                .collect::<Vec<_>>()
+                .join(", "),
+            printable(ike.access_group.as_deref().unwrap_or("connection default"))
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+/// `s` with control characters escaped: EAP identities come from the
+/// client and groups from a RADIUS server, and neither may move the
+/// operator's cursor or fake a line of the table.
+fn printable(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            let e: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            e
+        })
+        .collect()
 }
 
 /// `1h02m`, `5m07s`, `42s`.
@@ -406,6 +466,9 @@ pub fn render(r: &StatusReport) -> String {
             vips(&ike.peer_virtual_ips),
             if ike.nat_remote { " (NAT-T)" } else { "" },
         );
+        if let Some(line) = peer_user(ike) {
+            let _ = writeln!(s, "    {line}");
+        }
         let _ = writeln!(
             s,
             "    SPIs {}_i {}_r  {}",
@@ -504,6 +567,9 @@ mod tests {
             nat_remote: true,
             own_vips: vec![],
             peer_vips: vec!["10.3.0.1".parse().unwrap()],
+            eap_identity: None,
+            peer_groups: vec![],
+            access_group: None,
             children: vec![ChildSaStatus {
                 child: ChildId(7),
                 name: "lan".into(),
@@ -620,6 +686,61 @@ IKE SAs (1):
       lan: 198.51.100.0/24 === 203.0.113.0/24
 ";
         assert_eq!(text, expected, "\n{text}");
+    }
+
+    #[test]
+    fn shows_a_remote_access_peers_user_and_groups() {
+        let now = Instant::now() + Duration::from_secs(1000);
+        let mut engine = sample_engine_status(now);
+        engine[0].initiator = false;
+        engine[0].eap_identity = Some("alice".into());
+        engine[0].peer_groups = vec!["vpn".into(), "Staff".into()];
+        engine[0].access_group = Some("staff".into());
+        let mut r = sample(now);
+        r.ike_sas = ike_sas(&engine, now, &|_, _| None);
+        let text = render(&r);
+        assert!(
+            text.contains(
+                "[gw-b.example.com] virtual IP 10.3.0.1 (NAT-T)\n    user alice, groups vpn, Staff (access: staff)\n    SPIs "
+            ),
+            "{text}"
+        );
+        let j = serde_json::to_string(&r).unwrap();
+        assert!(
+            j.contains(
+                r#""eap_identity":"alice","peer_groups":["vpn","Staff"],"access_group":"staff""#
+            ),
+            "{j}"
+        );
+        assert_eq!(serde_json::from_str::<StatusReport>(&j).unwrap(), r);
+
+        // A certificate client in a group no connection lists: the
+        // connection's values; no EAP identity.
+        engine[0].eap_identity = None;
+        engine[0].peer_groups = vec!["lab".into()];
+        engine[0].access_group = None;
+        r.ike_sas = ike_sas(&engine, now, &|_, _| None);
+        assert!(
+            render(&r).contains("\n    group lab (access: connection default)\n"),
+            "{}",
+            render(&r)
+        );
+        // Hostile names cannot break the table.
+        engine[0].eap_identity = Some("eve\n    SPIs forged\x1b[2J".into());
+        r.ike_sas = ike_sas(&engine, now, &|_, _| None);
+        let text = render(&r);
+        assert!(
+            text.contains("user eve\\n    SPIs forged\\u{1b}[2J, group lab"),
+            "{text}"
+        );
+        // Without either, no line and no JSON keys (older clients parse it).
+        let plain = sample(now);
+        assert!(!render(&plain).contains("    user "));
+        let j = serde_json::to_string(&plain).unwrap();
+        assert!(
+            !j.contains("eap_identity") && !j.contains("peer_groups"),
+            "{j}"
+        );
     }
 
     #[test]

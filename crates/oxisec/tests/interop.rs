@@ -548,6 +548,9 @@ other: #2, CONNECTING, IKEv2, 1111111111111111_i* 0000000000000000_r
             nat_remote: false,
             virtual_ips: vec![],
             peer_virtual_ips: vec![],
+            eap_identity: None,
+            peer_groups: vec![],
+            access_group: None,
         };
         let mut report = StatusReport {
             version: "0".into(),

@@ -4,7 +4,7 @@
 //! company host behind the gateway.
 //!
 //! ```text
-//!   ns "rw0" .. "rw4": one client each         ns "gw": oxisec gateway
+//!   ns "rw0" .. "rw5": one client each         ns "gw": oxisec gateway
 //!   veth0 192.0.2.10+i/24 <---- veth ----> vcI -+- br0 192.0.2.2/24
 //!                                                 lo 203.0.113.1/24 (company)
 //! ```
@@ -17,13 +17,14 @@
 //!   (`[connections.rw-eap.groups.NAME]`).
 //! * rw4: oxisec as the road warrior, EAP user erin in no group: the
 //!   connection's own pool.
-//! * rw5 (when strongSwan's `pki` tool is installed): strongSwan with a
-//!   certificate whose subject has `OU=staff`, from a second CA: the
-//!   `staff` pool through `[connections.rw-cert.groups.staff]`.
+//! * rw5: strongSwan with a certificate whose subject has `OU=staff` (made
+//!   by `oxisec pki issue --client … --ou staff`): the `staff` pool through
+//!   `[connections.rw-cert.groups.staff]`.
 //!
-//! All five connect at the same time (one thread each); the addresses are
-//! distinct, each is where its group says, and each client pings the
-//! company host from its address through the tunnel.
+//! All six connect at the same time (one thread each); the addresses are
+//! distinct, each is where its group says, each client pings the company
+//! host from its address through the tunnel, and `oxisec status` on the
+//! gateway names each client's user and groups.
 mod common;
 
 use std::net::IpAddr;
@@ -31,7 +32,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::certs::{EeSpec, KeyType, OxisecPki, SwanPki, Validity, swan_pki_available};
+use common::certs::OxisecPki;
 use common::oxisec_peer::{OxisecPeer, oxisec_bin};
 use common::peer::Peer;
 use common::strongswan::{EAP_PLUGINS, StrongSwan};
@@ -49,7 +50,7 @@ const DEFAULT_POOL: (&str, &str) = ("everyone", "198.51.100.64/28");
 const CERT_USERS: [&str; 2] = ["carol@example.org", "dave@example.org"];
 /// The certificate client whose subject's OU names its group.
 const OU_USER: &str = "frank@example.org";
-const OU_DN: &str = "C=CH, O=Example, OU=staff, CN=frank@example.org";
+const OU_GROUP: &str = "staff";
 /// (user, password, group in the users file).
 const EAP_USERS: [(&str, &str, Option<&str>); 3] = [
     ("alice", "alice's long password", Some("staff")),
@@ -140,7 +141,7 @@ fn swanctl_cred(dir: &Path, sub: &str, file: &Path) -> Result<()> {
 
 /// The gateway: certificate clients on `rw-cert`, EAP users on `rw-eap`
 /// with a pool per group and a default pool for the rest.
-fn gateway_toml(dir: &Path, pki: &OxisecPki, other_ca: Option<&Path>) -> String {
+fn gateway_toml(dir: &Path, pki: &OxisecPki) -> String {
     let gw = pki.issued(GATEWAY_ID);
     let pool = |(name, addrs): (&str, &str)| format!("[pools.{name}]\naddrs = \"{addrs}\"\n");
     let conn = |name: &str, remote_auth: &str, pools: &str| {
@@ -163,11 +164,7 @@ esp_proposals = ["aes128gcm16"]
             cert = gw.cert.display(),
             key = gw.key.display(),
             ca = if remote_auth == "cert" {
-                let mut cas = format!("\"{}\"", pki.ca_cert().display());
-                if let Some(other) = other_ca {
-                    cas.push_str(&format!(", \"{}\"", other.display()));
-                }
-                format!("ca_certs = [{cas}]")
+                format!("ca_certs = [\"{}\"]", pki.ca_cert().display())
             } else {
                 String::new()
             },
@@ -317,12 +314,8 @@ fn road_warriors_at_once_with_certificates_and_groups() {
     if common::skip(test, &[Tool::Charon, Tool::Swanctl, Tool::Ping]) {
         return;
     }
-    let with_ou = swan_pki_available();
-    if !with_ou {
-        eprintln!("NOTE: {test}: no strongSwan `pki` tool, so no client with OU=staff");
-    }
     let dir = TestDir::new(test).unwrap();
-    let net = Net::new(if with_ou { 6 } else { 5 }).unwrap();
+    let net = Net::new(6).unwrap();
     let run = || -> Result<()> {
         let gw_dir = dir.sub("gw")?;
         let pki = OxisecPki::init_ca(&gw_dir.join("pki"), "Road Warrior CA", "ecdsa")?;
@@ -335,37 +328,16 @@ fn road_warriors_at_once_with_certificates_and_groups() {
         for (name, pw, group) in EAP_USERS {
             add_user(&users, name, pw, group)?;
         }
-        // A second CA (strongSwan's pki) for the client with OU=staff.
-        let ou_cert = if with_ou {
-            let swan = SwanPki::new(&gw_dir.join("swanpki"))?;
-            let ca = swan.ca(
-                "ou-ca",
-                "C=CH, O=Example, CN=OU Test CA",
-                KeyType::EcdsaP256,
-            )?;
-            let ee = swan.issue(
-                &ca,
-                &EeSpec {
-                    name: OU_USER,
-                    dn: OU_DN,
-                    sans: &[OU_USER],
-                    key: KeyType::EcdsaP256,
-                    flags: &["clientAuth"],
-                    validity: Validity::Days(30),
-                },
-            )?;
-            Some((ca.cert, ee))
-        } else {
-            None
-        };
+        // The client whose certificate puts it in a group (OU=staff).
+        let ou_cert = pki.issue_client_in_group(OU_USER, OU_GROUP, "ecdsa")?;
         let gw = OxisecPeer::start_with_config(
             net.gw.clone(),
             gw_dir.clone(),
             "oxisec@gw".into(),
-            &gateway_toml(&gw_dir, &pki, ou_cert.as_ref().map(|(ca, _)| ca.as_path())),
+            &gateway_toml(&gw_dir, &pki),
         )?;
 
-        // Start the five clients.
+        // Start the six clients.
         let mut clients = Vec::new();
         for (i, ns) in net.clients.iter().enumerate() {
             let cdir = dir.sub(&format!("rw{i}"))?;
@@ -373,9 +345,8 @@ fn road_warriors_at_once_with_certificates_and_groups() {
             swanctl_cred(&cdir, "x509ca", &pki.ca_cert())?;
             let c = match i {
                 5 => {
-                    let (_, ee) = ou_cert.as_ref().ok_or("no OU certificate")?;
-                    swanctl_cred(&cdir, "x509", &ee.cert)?;
-                    swanctl_cred(&cdir, "private", &ee.key)?;
+                    swanctl_cred(&cdir, "x509", &ou_cert.cert)?;
+                    swanctl_cred(&cdir, "private", &ou_cert.key)?;
                     let conf = strongswan_client(addr, OU_USER, "pubkey", None);
                     Client::Swan(StrongSwan::start_with_swanctl(
                         ns.clone(),
@@ -467,7 +438,7 @@ fn road_warriors_at_once_with_certificates_and_groups() {
                 );
             }
         }
-        // The gateway agrees: five IKE SAs, each with its client's address.
+        // The gateway agrees: six IKE SAs, each with its client's address.
         let status = gw.status()?;
         let mut on_gw: Vec<IpAddr> = status
             .ike_sas
@@ -500,16 +471,55 @@ fn road_warriors_at_once_with_certificates_and_groups() {
         }
         // The gateway says which group chose the pool.
         let log = gw.log();
-        let mut grouped = vec![("alice", "staff"), ("bob", "contractors")];
-        if with_ou {
-            grouped.push((OU_USER, "staff"));
-        }
+        let grouped = [
+            ("alice", "staff"),
+            ("bob", "contractors"),
+            (OU_USER, OU_GROUP),
+        ];
         for (user, group) in grouped {
             let said = log.lines().any(|l| {
                 l.contains("assigned virtual IP") && l.contains(user) && l.contains(group)
             });
             if !said {
                 return Err(format!("the gateway did not log {user}'s group {group}").into());
+            }
+        }
+        // And `oxisec status` shows each client's EAP user and groups, and
+        // which group chose its values.
+        let shown = |sa: &oxisec::status::IkeSaInfo| {
+            (
+                sa.eap_identity.clone(),
+                sa.peer_groups.clone(),
+                sa.access_group.clone(),
+            )
+        };
+        let mut on_status: Vec<_> = status.ike_sas.iter().map(shown).collect();
+        on_status.sort();
+        let s = |v: &str| v.to_string();
+        let mut expected = vec![
+            (None, vec![], None),
+            (None, vec![], None),
+            (None, vec![s(OU_GROUP)], Some(s(OU_GROUP))),
+            (Some(s("alice")), vec![s("staff")], Some(s("staff"))),
+            (
+                Some(s("bob")),
+                vec![s("contractors")],
+                Some(s("contractors")),
+            ),
+            (Some(s("erin")), vec![], None),
+        ];
+        expected.sort();
+        if on_status != expected {
+            return Err(format!("status shows {on_status:?}, expected {expected:?}").into());
+        }
+        let table = oxisec::status::render(&status);
+        for line in [
+            "    user alice, group staff (access: staff)\n",
+            "    group staff (access: staff)\n",
+            "    user erin\n",
+        ] {
+            if !table.contains(line) {
+                return Err(format!("status table lacks {line:?}:\n{table}").into());
             }
         }
         Ok(())

@@ -17,6 +17,7 @@ pub mod mschapv2;
 pub(crate) mod relay;
 pub use relay::RELAY_TIMEOUT;
 pub(crate) mod server;
+pub mod tls;
 
 /// EAP Code field (RFC 3748 §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -39,6 +40,7 @@ impl EapType {
     pub const NOTIFICATION: EapType = EapType(2);
     /// Legacy Nak: "I do not do that type, here is what I would do".
     pub const NAK: EapType = EapType(3);
+    pub const TLS: EapType = EapType(13);
     pub const MSCHAPV2: EapType = EapType(26);
 }
 
@@ -48,6 +50,7 @@ impl fmt::Display for EapType {
             EapType::IDENTITY => f.write_str("Identity"),
             EapType::NOTIFICATION => f.write_str("Notification"),
             EapType::NAK => f.write_str("Nak"),
+            EapType::TLS => f.write_str("TLS"),
             EapType::MSCHAPV2 => f.write_str("MSCHAPv2"),
             EapType(t) => write!(f, "type {t}"),
         }
@@ -253,6 +256,10 @@ pub(crate) enum EapRole {
     Client(client::Client),
     /// Gateway relaying to an outside EAP server (RADIUS).
     Relay(relay::Relay),
+    /// Gateway running EAP-TLS.
+    Tls(Box<tls::Server>),
+    /// Client running EAP-TLS.
+    TlsClient(Box<tls::Client>),
 }
 
 impl fmt::Debug for EapHandshake {
@@ -261,6 +268,8 @@ impl fmt::Debug for EapHandshake {
             EapRole::Server(s) => ("server", s.identity()),
             EapRole::Client(c) => ("client", c.identity()),
             EapRole::Relay(r) => ("relay", r.identity()),
+            EapRole::Tls(t) => ("tls server", t.identity()),
+            EapRole::TlsClient(t) => ("tls client", t.identity()),
         };
         f.debug_struct("EapHandshake")
             .field("role", &role)

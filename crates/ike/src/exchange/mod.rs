@@ -749,6 +749,14 @@ pub(crate) fn status_of(sa: &IkeSa) -> IkeSaStatus {
         nat_remote: sa.nat_remote,
         own_vips: sa.own_vips.clone(),
         peer_vips: sa.peer_vips.iter().map(|(_, a)| *a).collect(),
+        eap_identity: sa.eap_identity.clone(),
+        peer_groups: sa.peer_groups.clone(),
+        access_group: sa
+            .conn
+            .remote_access
+            .for_groups(&sa.peer_groups)
+            .and_then(|a| a.group)
+            .map(str::to_owned),
         children: sa
             .children
             .iter()

@@ -136,9 +136,12 @@ pub(super) fn render(p: &Profile) -> Result<Output, ProfileError> {
     } else {
         ikev2.insert("AuthenticationMethod".into(), s("None"));
     }
+    // EAP-TLS is EAP with the identity certificate and no user name: the
+    // client picks the method the gateway asks for, and
+    // AuthenticationMethod only says how it checks the gateway's AUTH.
     ikev2.insert(
         "ExtendedAuthEnabled".into(),
-        int(p.creds.auth.uses_eap().into()),
+        int(p.creds.auth.extended_auth().into()),
     );
     if p.creds.auth.uses_eap() {
         ikev2.insert("AuthName".into(), s(&p.creds.user));

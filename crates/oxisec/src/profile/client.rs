@@ -62,7 +62,7 @@ pub(super) fn render(p: &Profile, stem: &str, _dir: &Path) -> Result<Output, Pro
     );
     let eap = match p.creds.auth {
         ClientAuth::Eap => p.gateway.eap_users || matches!(p.gateway.auth, GatewayAuth::Cert),
-        ClientAuth::Cert => false,
+        ClientAuth::Cert | ClientAuth::EapTls => false,
         ClientAuth::CertEap => {
             return Err(ProfileError::Unsupported(
                 "oxisec's client does not do certificate plus EAP (RFC 4739); make the profile with --auth eap or --auth cert".into(),
@@ -80,6 +80,11 @@ pub(super) fn render(p: &Profile, stem: &str, _dir: &Path) -> Result<Output, Pro
         );
     }
     match (&p.gateway.auth, p.creds.auth) {
+        (GatewayAuth::Psk(_), ClientAuth::EapTls) => {
+            return Err(ProfileError::Unsupported(
+                "EAP-TLS needs a gateway with a certificate (it is the TLS server certificate); this one authenticates with a PSK".into(),
+            ));
+        }
         (GatewayAuth::Psk(secret), _) => {
             if eap {
                 let _ = writeln!(o, "remote_auth = \"psk\"");
@@ -91,11 +96,15 @@ pub(super) fn render(p: &Profile, stem: &str, _dir: &Path) -> Result<Output, Pro
                 true,
             ));
         }
-        (GatewayAuth::Cert, ClientAuth::Cert) => {
+        (GatewayAuth::Cert, ClientAuth::Cert | ClientAuth::EapTls) => {
             let p12 = p.creds.p12.as_ref().ok_or_else(|| {
                 ProfileError::Config("certificate authentication needs the PKCS#12 bundle".into())
             })?;
-            let _ = writeln!(o, "local_auth = \"cert\"\nremote_auth = \"cert\"");
+            let local = match p.creds.auth {
+                ClientAuth::EapTls => "eap-tls",
+                _ => "cert",
+            };
+            let _ = writeln!(o, "local_auth = \"{local}\"\nremote_auth = \"cert\"");
             let _ = writeln!(o, "local_p12 = {}", q(&format!("{stem}.p12")));
             companions.push((".p12".to_owned(), p12.clone(), true));
             if let Some(pass) = &p.creds.p12_passphrase {

@@ -27,7 +27,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use oxisec_ike::{Auth, Connection, EspProposal, Identity, IkeProposal, PoolConfig, TsRange};
+use oxisec_ike::{
+    Access, Auth, Connection, EspProposal, Identity, IkeProposal, PoolConfig, TsRange,
+};
 use zeroize::Zeroizing;
 
 use crate::users::{DEFAULT_USERS_FILE, UserDb, write_atomic, write_private_atomic};
@@ -83,11 +85,22 @@ pub enum ClientAuth {
     Cert,
     /// Certificate, then EAP-MSCHAPv2 (RFC 4739 multiple authentication).
     CertEap,
+    /// The user's certificate inside EAP-TLS (gateways with `remote_auth =
+    /// "eap-tls"`; the default there when a PKCS#12 bundle exists).
+    EapTls,
 }
 
 impl ClientAuth {
+    /// The user's PKCS#12 bundle goes into the profile.
     fn uses_cert(self) -> bool {
-        matches!(self, ClientAuth::Cert | ClientAuth::CertEap)
+        matches!(
+            self,
+            ClientAuth::Cert | ClientAuth::CertEap | ClientAuth::EapTls
+        )
+    }
+    /// EAP instead of (or after) an AUTH payload of the client's own.
+    fn extended_auth(self) -> bool {
+        self.uses_eap() || self == ClientAuth::EapTls
     }
     fn uses_eap(self) -> bool {
         matches!(self, ClientAuth::Eap | ClientAuth::CertEap)
@@ -130,6 +143,12 @@ pub struct ProfileArgs {
     pub local_id: Option<String>,
     #[arg(long, value_name = "FILE", default_value = DEFAULT_USERS_FILE)]
     pub users_file: PathBuf,
+    /// The user's group on the gateway (repeatable, first listed wins as on
+    /// the gateway); default: from the users file (EAP users) or the OU of
+    /// the user's certificate. Needed for RADIUS users, whose groups only
+    /// the RADIUS server knows.
+    #[arg(long, value_name = "GROUP")]
+    pub group: Vec<String>,
     /// The name the connection gets on the device (default: "oxisec GATEWAY").
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
@@ -194,6 +213,11 @@ pub struct Gateway {
     /// "eap-mschapv2"`): an EAP user's oxisec client uses `local_auth =
     /// "eap"` there rather than the gateway's own PSK.
     pub eap_users: bool,
+    /// The connection's users log in with EAP-TLS (`remote_auth = "eap-tls"`).
+    pub eap_tls: bool,
+    /// The user group whose pools, DNS and subnets these are
+    /// (`[connections.X.groups.NAME]`); `None`: the connection's own.
+    pub group: Option<String>,
 }
 
 fn covers_everything(ts: &TsRange) -> bool {
@@ -201,13 +225,60 @@ fn covers_everything(ts: &TsRange) -> bool {
 }
 
 impl Gateway {
-    /// The client's view of a gateway connection; `pools` are the
+    /// The client's view of a gateway connection with the connection's own
+    /// remote-access values (no user groups); `pools` are the
     /// configuration's address pools, `address` overrides the connection's
     /// first local address.
     pub fn from_connection(
         pools: &[PoolConfig],
         conn: &Connection,
         address: Option<&str>,
+    ) -> Result<Gateway, ProfileError> {
+        let ra = &conn.remote_access;
+        let own = Access {
+            group: None,
+            pools: &ra.pools,
+            dns: &ra.dns,
+            dns_domains: &ra.dns_domains,
+            subnets: &ra.subnets,
+        };
+        Gateway::with_access(pools, conn, address, own)
+    }
+
+    /// The gateway as a member of `groups` sees it: the pools (so the
+    /// address families to ask for), DNS and split subnets of the first of
+    /// `groups` the connection lists, else the connection's own, exactly
+    /// as the gateway's engine picks them ([`oxisec_ike::RemoteAccess::for_groups`]).
+    /// Fails when the connection requires a group and `groups` has none
+    /// of its: such a user would be refused at every login.
+    pub fn for_groups(
+        pools: &[PoolConfig],
+        conn: &Connection,
+        address: Option<&str>,
+        groups: &[String],
+    ) -> Result<Gateway, ProfileError> {
+        let access = conn.remote_access.for_groups(groups).ok_or_else(|| {
+            let listed: Vec<&str> = conn
+                .remote_access
+                .groups
+                .iter()
+                .map(|g| g.group.as_str())
+                .collect();
+            ProfileError::Config(format!(
+                "connection {:?} admits only the groups [{}] (require_group) and the user is in [{}]: the gateway would refuse every login (add the user to a group, or give --group)",
+                conn.name,
+                listed.join(", "),
+                groups.join(", ")
+            ))
+        })?;
+        Gateway::with_access(pools, conn, address, access)
+    }
+
+    fn with_access(
+        pools: &[PoolConfig],
+        conn: &Connection,
+        address: Option<&str>,
+        access: Access<'_>,
     ) -> Result<Gateway, ProfileError> {
         let address = match address {
             Some(a) => a.to_owned(),
@@ -225,7 +296,11 @@ impl Gateway {
         let auth = match &conn.local_auth {
             Auth::Psk(s) => GatewayAuth::Psk(s.clone()),
             Auth::Cert(_) | Auth::PeerCert(_) => GatewayAuth::Cert,
-            Auth::Eap(_) | Auth::EapRelay(_) | Auth::EapClient { .. } => {
+            Auth::Eap(_)
+            | Auth::EapRelay(_)
+            | Auth::EapTls(_)
+            | Auth::EapTlsClient(_)
+            | Auth::EapClient { .. } => {
                 return Err(ProfileError::Config(format!(
                     "connection {:?} authenticates itself with EAP: a gateway proves itself with a certificate (or PSK)",
                     conn.name
@@ -242,20 +317,20 @@ impl Gateway {
         }
         // Split tunnelling: what the gateway pushes (INTERNAL_IP4_SUBNET),
         // else what its children protect on its side.
-        let mut subnets: Vec<TsRange> = if conn.remote_access.subnets.is_empty() {
+        let mut subnets: Vec<TsRange> = if access.subnets.is_empty() {
             conn.children
                 .iter()
                 .flat_map(|c| c.local_ts.iter().cloned())
                 .collect()
         } else {
-            conn.remote_access.subnets.clone()
+            access.subnets.to_vec()
         };
         if subnets.iter().any(covers_everything) {
             subnets.clear();
         }
         subnets.dedup();
         let mut virtual_ips: Vec<IpAddr> = Vec::new();
-        for name in &conn.remote_access.pools {
+        for name in access.pools {
             if let Some(pool) = pools.iter().find(|p| &p.name == name) {
                 let any = if pool.first.is_ipv4() {
                     IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
@@ -276,9 +351,11 @@ impl Gateway {
             ike_proposals: conn.ike_proposals.clone(),
             esp_proposals,
             subnets,
-            dns: conn.remote_access.dns.clone(),
+            dns: access.dns.to_vec(),
             virtual_ips,
             eap_users: matches!(conn.remote_auth, Auth::Eap(_)),
+            eap_tls: matches!(conn.remote_auth, Auth::EapTls(_)),
+            group: access.group.map(str::to_owned),
         })
     }
 
@@ -621,13 +698,120 @@ fn gather_creds(args: &ProfileArgs) -> Result<UserCreds, ProfileError> {
     })
 }
 
+/// Where the gateway takes a user's groups from, for `conn`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GroupSource {
+    /// The users file (`remote_auth = "eap-mschapv2"`).
+    UsersFile,
+    /// The OUs of the client's certificate (`remote_auth = "cert"` or
+    /// `"eap-tls"`).
+    Certificate,
+    /// The RADIUS server's Access-Accept (`remote_auth = "eap-radius"`).
+    Radius,
+    /// None: the connection's own values for everyone.
+    Nowhere,
+}
+
+fn group_source(conn: &Connection) -> GroupSource {
+    match conn.remote_auth {
+        Auth::Eap(_) => GroupSource::UsersFile,
+        Auth::PeerCert(_) | Auth::EapTls(_) => GroupSource::Certificate,
+        Auth::EapRelay(_) => GroupSource::Radius,
+        _ => GroupSource::Nowhere,
+    }
+}
+
+/// The user's groups as the gateway will see them, or `None` when this
+/// tool cannot know them (a RADIUS server's answer; a certificate it
+/// cannot read). Certificate: the bundle's own certificate when its
+/// passphrase was given (what the device will present), else
+/// PKI_DIR/certs/USER.crt.
+fn user_groups(
+    args: &ProfileArgs,
+    conn: &Connection,
+    creds: &UserCreds,
+) -> Result<Option<Vec<String>>, ProfileError> {
+    if !args.group.is_empty() {
+        return Ok(Some(args.group.clone()));
+    }
+    match group_source(conn) {
+        GroupSource::Nowhere => Ok(Some(Vec::new())),
+        GroupSource::Radius => Ok(None),
+        GroupSource::UsersFile => {
+            let db = UserDb::load(&args.users_file)?;
+            Ok(Some(db.groups(&args.user).to_vec()))
+        }
+        GroupSource::Certificate => {
+            if let (Some(p12), Some(pass)) = (&creds.p12, &creds.p12_passphrase) {
+                let (_, certs) = oxisec_pki::load_pkcs12(p12, pass.as_bytes())
+                    .map_err(|e| ProfileError::Config(format!("PKCS#12 bundle: {e}")))?;
+                return Ok(certs.first().map(oxisec_ike::certificate_groups));
+            }
+            let Some(path) = creds.cert_pem_path.as_deref().filter(|p| p.exists()) else {
+                return Ok(None);
+            };
+            let data = read_small(path)?;
+            let certs =
+                oxisec_pki::Certificate::from_pem_or_der(&data).map_err(|e| file_err(path, e))?;
+            Ok(certs.first().map(oxisec_ike::certificate_groups))
+        }
+    }
+}
+
+/// The gateway as `creds`' user gets it: with the values of the user's
+/// group. When the groups cannot be known here, the connection's own
+/// values (with a warning if it has groups), or an error if it requires one.
+fn gateway_for_user(
+    args: &ProfileArgs,
+    pools: &[PoolConfig],
+    conn: &Connection,
+    creds: &UserCreds,
+) -> Result<Gateway, ProfileError> {
+    let address = args.address.as_deref();
+    if let Some(groups) = user_groups(args, conn, creds)? {
+        return Gateway::for_groups(pools, conn, address, &groups);
+    }
+    let ra = &conn.remote_access;
+    if !ra.groups.is_empty() {
+        let whose = match group_source(conn) {
+            GroupSource::Radius => "the RADIUS server names the user's groups",
+            _ => "the user's certificate could not be read",
+        };
+        let hint = format!(
+            "connection {:?} gives groups their own pools, DNS and subnets, but {whose}: give the user's group with --group",
+            conn.name
+        );
+        if ra.require_group {
+            return Err(ProfileError::Config(hint));
+        }
+        eprintln!("oxisec: warning: {hint} (using the connection's own values)");
+    }
+    Gateway::from_connection(pools, conn, address)
+}
+
 /// Builds the profile from the files `args` names.
 pub fn build(args: &ProfileArgs) -> Result<Profile, ProfileError> {
     let loaded =
         crate::config::load(&args.config).map_err(|e| ProfileError::Config(e.to_string()))?;
     let conn = pick_connection(&loaded.ike.connections, args.connection.as_deref())?;
-    let gateway = Gateway::from_connection(&loaded.ike.pools, conn, args.address.as_deref())?;
-    let creds = gather_creds(args)?;
+    let mut creds = gather_creds(args)?;
+    let gateway = gateway_for_user(args, &loaded.ike.pools, conn, &creds)?;
+    // A certificate user of an EAP-TLS gateway logs in with EAP-TLS.
+    if args.auth.is_none() && gateway.eap_tls && creds.auth == ClientAuth::Cert {
+        creds.auth = ClientAuth::EapTls;
+    }
+    if gateway.eap_tls != (creds.auth == ClientAuth::EapTls) {
+        eprintln!(
+            "oxisec: warning: connection {:?} {} EAP-TLS, but the profile is for --auth {:?}; it will not log in",
+            gateway.connection,
+            if gateway.eap_tls {
+                "wants"
+            } else {
+                "does not do"
+            },
+            creds.auth
+        );
+    }
     if matches!(gateway.auth, GatewayAuth::Cert) && creds.ca_der.is_none() {
         return Err(ProfileError::Config(format!(
             "the clients need the CA certificate that signed the gateway's: none at {} (give --ca)",
@@ -727,6 +911,12 @@ fn run_inner(args: &ProfileArgs) -> Result<String, ProfileError> {
         let png_path = dir.join(format!("{stem}.png"));
         write_private_atomic(&png_path, &qr::render_png(&code, 8)?)?;
         msg.push_str(&format!("wrote {}\n", png_path.display()));
+    }
+    if let Some(g) = &profile.gateway.group {
+        msg.push_str(&format!(
+            "{} is in group {g}: the profile has that group's address family, DNS and subnets\n",
+            args.user
+        ));
     }
     msg.push_str(&out.instructions);
     Ok(msg)

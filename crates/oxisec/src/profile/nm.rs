@@ -22,7 +22,7 @@ use std::path::Path;
 
 use zeroize::Zeroizing;
 
-use super::{Output, Profile, ProfileError, algs};
+use super::{ClientAuth, Output, Profile, ProfileError, algs};
 
 /// The service name NetworkManager knows the strongswan plugin by.
 pub const SERVICE_TYPE: &str = "org.freedesktop.NetworkManager.strongswan";
@@ -68,6 +68,11 @@ pub(super) fn render(p: &Profile, stem: &str, dir: &Path) -> Result<Output, Prof
             "certificate={}",
             value(&dir.join(&ca_name).to_string_lossy())?
         );
+    }
+    if p.creds.auth == ClientAuth::EapTls {
+        return Err(ProfileError::Unsupported(
+            "the NetworkManager profile does not do EAP-TLS; use --auth cert with a gateway that checks certificates in IKE".into(),
+        ));
     }
     if p.creds.auth.uses_cert() {
         if p.creds.auth.uses_eap() {

@@ -3,7 +3,8 @@
 //! Keys as read by the app's profile import (strongSwan's Android
 //! frontend, `VpnProfileImportActivity.parseProfile`, documented at
 //! docs.strongswan.org "Android VPN client profiles"): `uuid`, `name`,
-//! `type` (`ikev2-eap`, `ikev2-cert`, `ikev2-cert-eap`), `remote.addr`,
+//! `type` (`ikev2-eap`, `ikev2-cert`, `ikev2-cert-eap`, `ikev2-eap-tls`:
+//! the app's VpnType names), `remote.addr`,
 //! `remote.port`, `remote.id`, `remote.cert` (base64 of the CA or server
 //! certificate), `local.eap_id`, `local.id`, `local.p12` (base64 PKCS#12;
 //! the app asks for its passphrase), `ike-proposal` / `esp-proposal` in
@@ -24,6 +25,7 @@ pub(super) fn to_json(p: &Profile, with_p12: bool) -> Value {
         ClientAuth::Eap => "ikev2-eap",
         ClientAuth::Cert => "ikev2-cert",
         ClientAuth::CertEap => "ikev2-cert-eap",
+        ClientAuth::EapTls => "ikev2-eap-tls",
     };
     let mut remote = json!({
         "addr": p.gateway.address,

@@ -752,6 +752,7 @@ fn args(d: &Path, format: Format) -> ProfileArgs {
         name: None,
         output: Some(d.join("out").join("alice.sswan")),
         qr: false,
+        group: Vec::new(),
     }
 }
 
@@ -878,6 +879,10 @@ fn cli_parses_profile() {
         "/tmp/a.p12",
         "--auth",
         "cert-eap",
+        "--group",
+        "staff",
+        "--group",
+        "vpn",
     ])
     .unwrap();
     match cli.command {
@@ -888,10 +893,298 @@ fn cli_parses_profile() {
             assert_eq!(a.config, Path::new(DEFAULT_CONFIG));
             assert_eq!(a.pki_dir, Path::new(DEFAULT_PKI_DIR));
             assert!(a.qr);
+            assert_eq!(a.group, ["staff", "vpn"]);
         }
         other => panic!("{other:?}"),
     }
     assert!(
         crate::cli::Cli::try_parse_from(["oxisec", "profile", "alice", "--format", "pdf"]).is_err()
     );
+}
+
+/// A gateway whose connections hand out addresses only to groups: the
+/// certificate and EAP-TLS connections take groups from the client
+/// certificate's OU, the EAP one from the users file and requires a group.
+const GROUPS_TOML: &str = r#"
+[daemon]
+users_file = "users.toml"
+
+[pools.staff]
+addrs = "10.3.0.0/24"
+[pools.lab6]
+addrs = "2001:db8:6::/64"
+
+[connections.rw-cert]
+local_addrs = ["192.0.2.1"]
+local_id = "vpn.example.com"
+local_cert = "pki/certs/vpn.example.com.crt"
+local_key = "pki/private/vpn.example.com.key"
+remote_auth = "cert"
+ca_certs = ["pki/ca.crt"]
+[connections.rw-cert.children.net]
+local_ts = ["203.0.113.0/24"]
+remote_ts = ["dynamic"]
+[connections.rw-cert.groups.staff]
+pools = ["staff"]
+dns = ["198.51.100.53"]
+subnets = ["198.51.100.0/24"]
+[connections.rw-cert.groups.lab]
+pools = ["lab6"]
+subnets = ["2001:db8:1::/48"]
+
+[connections.rw-eap]
+local_addrs = ["192.0.2.1"]
+local_id = "vpn.example.com"
+local_cert = "pki/certs/vpn.example.com.crt"
+local_key = "pki/private/vpn.example.com.key"
+remote_auth = "eap-mschapv2"
+require_group = true
+[connections.rw-eap.children.net-eap]
+local_ts = ["203.0.113.0/24"]
+remote_ts = ["dynamic"]
+[connections.rw-eap.groups.staff]
+pools = ["staff"]
+dns = ["198.51.100.53"]
+subnets = ["198.51.100.0/24"]
+[connections.rw-eap.groups.lab]
+pools = ["lab6"]
+subnets = ["2001:db8:1::/48"]
+
+[connections.rw-tls]
+local_addrs = ["192.0.2.1"]
+local_id = "vpn.example.com"
+local_cert = "pki/certs/vpn.example.com.crt"
+local_key = "pki/private/vpn.example.com.key"
+remote_auth = "eap-tls"
+ca_certs = ["pki/ca.crt"]
+[connections.rw-tls.children.net-tls]
+local_ts = ["203.0.113.0/24"]
+remote_ts = ["dynamic"]
+[connections.rw-tls.groups.staff]
+pools = ["staff"]
+subnets = ["198.51.100.0/24"]
+"#;
+
+/// `oxisec pki` with a gateway certificate and frank (OU=staff) and gina
+/// (no OU) exported with passphrase "pw"; users alice (staff) and bob (no
+/// group); GROUPS_TOML as the configuration.
+fn groups_fixture(tag: &str) -> PathBuf {
+    use crate::pki::{IssueRequest, KeyType, Pki, Profile as Kind};
+    let d = tmpdir(tag);
+    let pki = Pki::init_ca(&d.join("pki"), "Example CA", KeyType::Ecdsa, 30, None).unwrap();
+    pki.issue(&IssueRequest::new("vpn.example.com", Kind::Server))
+        .unwrap();
+    for (name, ou) in [
+        ("frank@example.org", Some("staff")),
+        ("gina@example.org", None),
+    ] {
+        let mut r = IssueRequest::new(name, Kind::Client);
+        r.ou = ou.map(str::to_owned);
+        pki.issue(&r).unwrap();
+        pki.export(name, "pw", false).unwrap();
+    }
+    write_file(&d.join("pass"), b"pw\n", 0o600);
+    let toml = GROUPS_TOML.replace(
+        "\"users.toml\"",
+        &format!("{:?}", d.join("users.toml").display().to_string()),
+    );
+    write_file(&d.join("oxisec.toml"), toml.as_bytes(), 0o600);
+    let mut db = UserDb::new();
+    db.add("alice", "alice's password", &["staff".to_string()])
+        .unwrap();
+    db.add("bob", "bob's password", &[]).unwrap();
+    db.save(&d.join("users.toml")).unwrap();
+    std::fs::create_dir_all(d.join("out")).unwrap();
+    d
+}
+
+fn group_args(d: &Path, user: &str, conn: &str, format: Format) -> ProfileArgs {
+    let mut a = args(d, format);
+    a.user = user.into();
+    a.connection = Some(conn.into());
+    a.output = Some(d.join("out").join(format!("{user}.{}", format.extension())));
+    a
+}
+
+#[test]
+fn gateway_for_groups_takes_the_groups_values() {
+    let d = groups_fixture("for-groups");
+    let l = crate::config::load(&d.join("oxisec.toml")).unwrap();
+    let conn = pick_connection(&l.ike.connections, Some("rw-cert")).unwrap();
+    // The connection's own values: no pool, so no address to ask for.
+    let own = Gateway::from_connection(&l.ike.pools, conn, None).unwrap();
+    assert!(own.virtual_ips.is_empty());
+    assert_eq!(own.group, None);
+    assert_eq!(own.subnet_strings(), ["203.0.113.0/24"]);
+    // A staff member: IPv4 from the staff pool, its DNS and subnets. Group
+    // names match without regard to case, as on the gateway.
+    let g = Gateway::for_groups(&l.ike.pools, conn, None, &["x".into(), "STAFF".into()]).unwrap();
+    assert_eq!(g.group.as_deref(), Some("staff"));
+    assert_eq!(g.virtual_ips, ["0.0.0.0".parse::<IpAddr>().unwrap()]);
+    assert_eq!(g.dns, ["198.51.100.53".parse::<IpAddr>().unwrap()]);
+    assert_eq!(g.subnet_strings(), ["198.51.100.0/24"]);
+    // The lab: IPv6 only; the connection's DNS (none).
+    let g = Gateway::for_groups(&l.ike.pools, conn, None, &["lab".into()]).unwrap();
+    assert_eq!(g.virtual_ips, ["::".parse::<IpAddr>().unwrap()]);
+    assert!(g.dns.is_empty());
+    assert_eq!(g.subnet_strings(), ["2001:db8:1::/48"]);
+    // In no listed group: the connection's values, or refused where a
+    // group is required.
+    let g = Gateway::for_groups(&l.ike.pools, conn, None, &["other".into()]).unwrap();
+    assert!(g.virtual_ips.is_empty() && g.group.is_none());
+    let eap = pick_connection(&l.ike.connections, Some("rw-eap")).unwrap();
+    let e = Gateway::for_groups(&l.ike.pools, eap, None, &["other".into()])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("require_group") && e.contains("lab, staff"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// Every format that carries the subnets (and the oxisec one the virtual
+/// IP families) has the user's group's, found the way the gateway finds
+/// the group: users file, certificate OU, or --group.
+#[test]
+fn profiles_carry_the_users_group() {
+    let d = groups_fixture("user-groups");
+    let all = [
+        Format::Mobileconfig,
+        Format::Sswan,
+        Format::Windows,
+        Format::Networkmanager,
+        Format::Oxisec,
+    ];
+    for format in all {
+        // frank's certificate says OU=staff (read from the bundle when its
+        // passphrase is given, else from pki/certs/).
+        for pass in [true, false] {
+            let mut a = group_args(&d, "frank@example.org", "rw-cert", format);
+            if pass || format == Format::Oxisec {
+                a.p12_passphrase_file = Some(d.join("pass"));
+            }
+            let p = build(&a).unwrap();
+            assert_eq!(p.gateway.group.as_deref(), Some("staff"), "{format:?}");
+            assert_eq!(p.gateway.subnet_strings(), ["198.51.100.0/24"]);
+        }
+        // alice is in staff in the users file.
+        let a = group_args(&d, "alice", "rw-eap", format);
+        let p = build(&a).unwrap();
+        assert_eq!(p.gateway.group.as_deref(), Some("staff"), "{format:?}");
+        let msg = run_inner(&a).unwrap();
+        assert!(msg.contains("alice is in group staff"), "{msg}");
+        let out = std::fs::read(a.output.as_ref().unwrap()).unwrap();
+        let text = String::from_utf8_lossy(&out);
+        match format {
+            // Apple: a split tunnel (the group's subnets) rather than all traffic.
+            Format::Mobileconfig => {
+                let v: plist::Value = plist::from_bytes(&out).unwrap();
+                let ps = payloads(&v);
+                let vpn = by_type(&ps, "com.apple.vpn.managed").unwrap();
+                let ipv4 = plist_dict(&vpn["IPv4"]);
+                assert_eq!(ipv4["OverridePrimary"].as_signed_integer(), Some(0));
+            }
+            _ => assert!(text.contains("198.51.100.0/24"), "{format:?}: {text}"),
+        }
+        if format == Format::Oxisec {
+            // (The user puts the password next to it.)
+            write_file(&d.join("out/alice.password"), b"x\n", 0o600);
+            let client = crate::config::load(a.output.as_ref().unwrap()).unwrap();
+            let c = &client.ike.connections[0];
+            assert_eq!(
+                c.remote_access.request_vips,
+                ["0.0.0.0".parse::<IpAddr>().unwrap()]
+            );
+        }
+
+        // bob is in no group, and rw-eap requires one: no profile that
+        // could never log in.
+        let a = group_args(&d, "bob", "rw-eap", format);
+        let e = build(&a).unwrap_err().to_string();
+        assert!(e.contains("require_group"), "{e}");
+        // --group says it (RADIUS users, or ahead of the users file).
+        let mut a = group_args(&d, "bob", "rw-eap", format);
+        a.group = vec!["lab".into()];
+        let p = build(&a).unwrap();
+        assert_eq!(p.gateway.group.as_deref(), Some("lab"));
+        assert_eq!(p.gateway.subnet_strings(), ["2001:db8:1::/48"]);
+        if format == Format::Oxisec {
+            run_inner(&a).unwrap();
+            write_file(&d.join("out/bob.password"), b"x\n", 0o600);
+            let client = crate::config::load(a.output.as_ref().unwrap()).unwrap();
+            let c = &client.ike.connections[0];
+            assert_eq!(
+                c.remote_access.request_vips,
+                ["::".parse::<IpAddr>().unwrap()]
+            );
+        }
+    }
+    // An EAP-TLS gateway takes the groups from the user's certificate too.
+    let mut a = group_args(&d, "frank@example.org", "rw-tls", Format::Sswan);
+    a.p12_passphrase_file = Some(d.join("pass"));
+    let p = build(&a).unwrap();
+    assert_eq!(p.creds.auth, ClientAuth::EapTls);
+    assert_eq!(p.gateway.group.as_deref(), Some("staff"));
+    assert_eq!(
+        p.gateway.virtual_ips,
+        ["0.0.0.0".parse::<IpAddr>().unwrap()]
+    );
+    // gina's certificate has no OU: the connection's own values (no pool,
+    // so the oxisec client asks for no address).
+    let mut a = group_args(&d, "gina@example.org", "rw-cert", Format::Oxisec);
+    a.p12_passphrase_file = Some(d.join("pass"));
+    let p = build(&a).unwrap();
+    assert!(p.gateway.group.is_none() && p.gateway.virtual_ips.is_empty());
+    assert_eq!(p.gateway.subnet_strings(), ["203.0.113.0/24"]);
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn eap_tls_profiles() {
+    let p = profile(ClientAuth::EapTls);
+    // Apple: the identity certificate, EAP on, no user name.
+    let out = render(&p, Format::Mobileconfig, "x", Path::new("/tmp")).unwrap();
+    let v: plist::Value = plist::from_bytes(&out.main).unwrap();
+    let ps = payloads(&v);
+    let p12 = by_type(&ps, "com.apple.security.pkcs12").unwrap();
+    let ike = plist_dict(&by_type(&ps, "com.apple.vpn.managed").unwrap()["IKEv2"]);
+    assert_eq!(ike["AuthenticationMethod"].as_string(), Some("Certificate"));
+    assert_eq!(ike["ExtendedAuthEnabled"].as_signed_integer(), Some(1));
+    assert_eq!(
+        ike["PayloadCertificateUUID"].as_string(),
+        p12["PayloadUUID"].as_string()
+    );
+    assert!(!ike.contains_key("AuthName"));
+    // strongSwan for Android: its EAP-TLS type, with the bundle.
+    let v = sswan::to_json(&p, true);
+    assert_eq!(v["type"], "ikev2-eap-tls");
+    assert_eq!(v["local"]["id"], "moon.strongswan.org");
+    assert!(v["local"]["p12"].is_string());
+    assert!(v["local"].get("eap_id").is_none());
+    // Windows and NetworkManager say they cannot.
+    for f in [Format::Windows, Format::Networkmanager] {
+        let e = render(&p, f, "x", Path::new("/tmp")).unwrap_err();
+        assert!(e.to_string().contains("EAP-TLS"), "{e}");
+    }
+}
+
+#[test]
+fn oxisec_eap_tls_profile_loads_with_the_daemon_loader() {
+    let d = tmpdir("oxisec-eap-tls-load");
+    let mut g = cert_gateway();
+    g.eap_tls = true;
+    let p = Profile::new(None, g, creds(ClientAuth::EapTls));
+    let out = render(&p, Format::Oxisec, "alice-rw", &d).unwrap();
+    assert!(
+        text(&out).contains("local_auth = \"eap-tls\""),
+        "{}",
+        text(&out)
+    );
+    let path = write_out(&d, "alice-rw", "toml", &out);
+    let client = crate::config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let c = &client.ike.connections[0];
+    assert!(matches!(c.local_auth, Auth::EapTlsClient(_)));
+    assert!(matches!(c.remote_auth, Auth::PeerCert(_)));
+    std::fs::remove_dir_all(&d).unwrap();
 }

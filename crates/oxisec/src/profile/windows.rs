@@ -32,6 +32,11 @@ pub(super) fn render(p: &Profile) -> Result<Output, ProfileError> {
                 "the Windows IKEv2 client cannot authenticate with a certificate and then EAP-MSCHAPv2; use --auth eap or --auth cert".into(),
             ));
         }
+        ClientAuth::EapTls => {
+            return Err(ProfileError::Unsupported(
+                "the Windows profile cannot set up EAP-TLS yet (it needs an EAP configuration XML); use --auth cert with a gateway that checks certificates in IKE".into(),
+            ));
+        }
     };
     let suite = algs::windows(&p.gateway.ike_proposals, &p.gateway.esp_proposals)?;
     let mut o = String::new();

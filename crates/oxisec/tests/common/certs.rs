@@ -347,6 +347,13 @@ impl OxisecPki {
         Ok(self.issued(name))
     }
 
+    /// A road warrior's certificate in a gateway group (`issue --client
+    /// NAME --ou GROUP`: the subject is `OU=GROUP, CN=NAME`).
+    pub fn issue_client_in_group(&self, name: &str, group: &str, key_type: &str) -> Result<Issued> {
+        self.run(&["issue", "--client", name, "--ou", group, "--type", key_type])?;
+        Ok(self.issued(name))
+    }
+
     /// Where `issue` put `name`'s certificate and key.
     pub fn issued(&self, name: &str) -> Issued {
         Issued {
