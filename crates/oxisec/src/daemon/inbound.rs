@@ -18,6 +18,7 @@
 //!     fib daddr type local icmp type destination-unreachable icmp code frag-needed accept
 //!     fib daddr type local icmpv6 type packet-too-big accept # PMTU of our outer packets
 //!     icmpv6 type { nd-router-solicit, ..., nd-redirect } ip6 hoplimit 255 accept
+//!     ip saddr S ip daddr D accept    # replies of pass shunts (BYPASS before PROTECT)
 //!     jump selectors
 //!   }
 //!   chain selectors {                 # one rule per remote × local selector pair
@@ -45,6 +46,11 @@
 //! when a selector covers it); in transport mode it stays: the peer's address
 //! *is* the selector, and its IKE and ESP pass by the rules above.
 //!
+//! Pass shunts (`[shunts.*] action = "pass"`) are BYPASS entries ahead of
+//! every CHILD_SA in the SPD, so what comes back to them in clear passes
+//! (their rules come before the selectors'). Drop shunts are enforced on the
+//! outbound side only (`shunts.rs`), as before.
+//!
 //! Selectors with ICMP "ports" (type/code) match on the protocol alone:
 //! the filter then drops a little more than the SPD entry covers, never less.
 //!
@@ -63,7 +69,7 @@ use std::process::{Command, Stdio};
 use oxisec_ike::{ChildId, ChildMode, SaCommand, TsRange};
 use tracing::{debug, error, info};
 
-use crate::config::InboundPolicy;
+use crate::config::{InboundPolicy, Shunt, ShuntAction};
 
 /// The nftables table (family `inet`: one table for IPv4 and IPv6).
 pub const TABLE: &str = "oxisec";
@@ -147,6 +153,32 @@ fn has_ports(protocol: u8) -> bool {
 
 /// The drop rules for one entry (bodies for `add rule inet oxisec selectors`).
 pub fn rules(e: &Entry) -> Vec<String> {
+    matches(e, &format!("counter name \"{COUNTER}\" drop"))
+}
+
+/// Rules that let the replies of pass shunts (RFC 4301 BYPASS entries, which
+/// come before every CHILD_SA's PROTECT entry) through in clear: a shunt's
+/// remote selectors are the source of what comes back, its local ones the
+/// destination.
+pub fn pass_rules(shunts: &[Shunt]) -> Vec<String> {
+    shunts
+        .iter()
+        .filter(|s| s.action == ShuntAction::Pass)
+        .flat_map(|s| {
+            let e = Entry {
+                local_ts: s.local_ts.clone(),
+                remote_ts: s.remote_ts.clone(),
+                peer: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                transport: true,
+            };
+            matches(&e, "accept")
+        })
+        .collect()
+}
+
+/// Rules matching packets from `e`'s remote to its local selectors, each
+/// ending in `verdict`.
+fn matches(e: &Entry, verdict: &str) -> Vec<String> {
     let mut out = Vec::new();
     for r in &e.remote_ts {
         for l in &e.local_ts {
@@ -187,7 +219,7 @@ pub fn rules(e: &Entry) -> Vec<String> {
                         let _ = write!(rule, " th dport {p}");
                     }
                 }
-                let _ = write!(rule, " counter name \"{COUNTER}\" drop");
+                let _ = write!(rule, " {verdict}");
                 if !out.contains(&rule) {
                     out.push(rule);
                 }
@@ -197,8 +229,13 @@ pub fn rules(e: &Entry) -> Vec<String> {
     out
 }
 
-/// The script that (re)creates the table, leftovers of a crash included.
-pub fn base_script(tun: &str) -> String {
+/// The script that (re)creates the table, leftovers of a crash included;
+/// the pass shunts' rules come before the CHILD_SAs'.
+pub fn base_script(tun: &str, shunts: &[Shunt]) -> String {
+    let mut pass = String::new();
+    for r in pass_rules(shunts) {
+        let _ = writeln!(pass, "\t\t{r}");
+    }
     format!(
         "table inet {TABLE}\n\
          delete table inet {TABLE}\n\
@@ -214,6 +251,7 @@ pub fn base_script(tun: &str) -> String {
          \t\tfib daddr type local icmp type destination-unreachable icmp code frag-needed accept\n\
          \t\tfib daddr type local icmpv6 type packet-too-big accept\n\
          \t\ticmpv6 type {{ nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, nd-redirect }} ip6 hoplimit 255 accept\n\
+         {pass}\
          \t\tjump selectors\n\
          \t}}\n\
          }}\n"
@@ -289,7 +327,7 @@ impl Inbound {
     /// Removes a table a crashed run left behind and, with
     /// [`InboundPolicy::Drop`], creates it afresh. An error means the
     /// daemon must not start.
-    pub fn start(policy: InboundPolicy, tun: &str) -> Result<Inbound, String> {
+    pub fn start(policy: InboundPolicy, tun: &str, shunts: &[Shunt]) -> Result<Inbound, String> {
         match policy {
             InboundPolicy::Off => {
                 if nft(&["delete", "table", "inet", TABLE], None).is_ok() {
@@ -304,7 +342,7 @@ impl Inbound {
                 })
             }
             InboundPolicy::Drop => {
-                nft(&["-f", "-"], Some(&base_script(tun)))?;
+                nft(&["-f", "-"], Some(&base_script(tun, shunts)))?;
                 info!(
                     "inbound filter: table inet {TABLE} drops cleartext packets that match a CHILD_SA's selectors"
                 );
@@ -545,11 +583,32 @@ mod tests {
             selectors_script(&BTreeMap::new()),
             "flush chain inet oxisec selectors\n"
         );
-        let b = base_script("ox1");
+        let b = base_script("ox1", &[]);
         assert!(
             b.contains("iifname \"ox1\" accept") && b.contains("jump selectors"),
             "{b}"
         );
+    }
+
+    #[test]
+    fn pass_shunts_let_their_replies_through() {
+        let shunt = |action, local: &str, remote: &str| Shunt {
+            name: "s".into(),
+            action,
+            local_ts: vec![ts(local)],
+            remote_ts: vec![ts(remote)],
+        };
+        let shunts = [
+            shunt(ShuntAction::Pass, "0.0.0.0/0", "203.0.113.1"),
+            shunt(ShuntAction::Drop, "0.0.0.0/0", "203.0.113.9"),
+        ];
+        assert_eq!(
+            pass_rules(&shunts),
+            vec!["meta nfproto ipv4 ip saddr 203.0.113.1 accept".to_string()]
+        );
+        let b = base_script("ox1", &shunts);
+        let accept = b.find("ip saddr 203.0.113.1 accept").expect(&b);
+        assert!(accept < b.find("jump selectors").unwrap(), "{b}");
     }
 
     #[test]
@@ -574,7 +633,13 @@ mod tests {
                 false,
             ),
         );
-        let script = base_script("ox1") + &selectors_script(&m);
+        let shunts = [Shunt {
+            name: "clear-host".into(),
+            action: ShuntAction::Pass,
+            local_ts: vec![ts("0.0.0.0/0")],
+            remote_ts: vec![ts("203.0.113.1")],
+        }];
+        let script = base_script("ox1", &shunts) + &selectors_script(&m);
         // Without a table in the kernel, "-c" still needs one to refer to:
         // the base script creates it within the same checked transaction.
         match nft(&["-c", "-f", "-"], Some(&script)) {

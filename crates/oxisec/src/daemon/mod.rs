@@ -191,7 +191,11 @@ async fn run_async(loaded: Loaded, socket: Option<PathBuf>) -> Result<(), Daemon
     };
     // Before any SA: with inbound_policy = "drop" no child may run without
     // the filter, so a filter that cannot be set up stops the start.
-    let inbound = match inbound::Inbound::start(loaded.daemon.inbound_policy, dp.tun_name()) {
+    let inbound = match inbound::Inbound::start(
+        loaded.daemon.inbound_policy,
+        dp.tun_name(),
+        &loaded.daemon.shunts,
+    ) {
         Ok(i) => i,
         Err(e) => {
             shunts.remove_all().await;
