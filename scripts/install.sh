@@ -24,8 +24,9 @@ if [ -z "$dest" ] && ! is_root; then
     exit 1
 fi
 if [ -z "$dest" ]; then
-    # The daemon itself needs nothing beyond the kernel; `ip` is there for you.
-    ensure_packages iproute2 ca-certificates
+    # The daemon needs `nft` for its inbound cleartext filter
+    # ([daemon] inbound_policy); `ip` is there for you.
+    ensure_packages iproute2 nftables ca-certificates
 fi
 ensure_rust
 echo "==> building oxisec (release)"

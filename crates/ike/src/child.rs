@@ -307,6 +307,32 @@ pub(crate) fn install_deferred_outbound(
     }
 }
 
+/// The rekeyed SA `old` is about to lose its outbound half other than by
+/// the peer's Delete (its hard lifetime or volume limit, our own delete):
+/// the SA that replaces it — whose outbound half a rekey responder holds
+/// back until that Delete — goes into the data plane first. Otherwise the
+/// child would be left without any outbound SA, and a driver that routes the
+/// child's traffic by its outbound SAs (the daemon's tunnel routes) would
+/// let it leave in clear.
+pub(crate) fn hand_over_outbound(
+    children: &mut [ChildSa],
+    old: ChildId,
+    out: &mut std::collections::VecDeque<SaCommand>,
+) {
+    let Some(o) = children.iter().find(|c| c.id == old) else {
+        return;
+    };
+    if !o.outbound_installed {
+        return;
+    }
+    let Some(next) = o.successor.or(o.collision.as_ref().map(|c| c.created)) else {
+        return;
+    };
+    if let Some(n) = children.iter_mut().find(|c| c.id == next) {
+        install_deferred_outbound(n, out);
+    }
+}
+
 /// The peer's 4-byte SPI from a selected proposal.
 pub(crate) fn peer_spi(s: &Selected) -> Option<u32> {
     let b: [u8; 4] = s.spi.as_slice().try_into().ok()?;

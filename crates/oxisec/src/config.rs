@@ -119,6 +119,22 @@ pub struct DaemonConfig {
     /// what an SA carries on it.
     pub path_mtu: u16,
     pub mss_clamp: MssClamp,
+    /// What happens to cleartext packets that match a CHILD_SA's
+    /// selectors but did not come out of the tunnel (RFC 4301 §5.2).
+    pub inbound_policy: InboundPolicy,
+}
+
+/// `[daemon] inbound_policy`: whether the daemon installs the inbound
+/// cleartext filter of `daemon/inbound.rs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InboundPolicy {
+    /// Drop packets in clear whose addresses (and protocol, ports) match an
+    /// installed CHILD_SA's remote → local selectors (RFC 4301 DISCARD of
+    /// unprotected traffic that policy says must be protected).
+    #[default]
+    Drop,
+    /// No filter: the host's own firewall must do it.
+    Off,
 }
 
 /// How DNS servers and domains received with a virtual IP are applied.
@@ -156,6 +172,7 @@ impl Default for DaemonConfig {
             trap_queue: policy::DEFAULT_TRAP_QUEUE,
             path_mtu: policy::DEFAULT_PATH_MTU,
             mss_clamp: MssClamp::Off,
+            inbound_policy: InboundPolicy::Drop,
         }
     }
 }
@@ -274,6 +291,8 @@ struct RawDaemon {
     /// Outer path MTU and TCP MSS clamping (see [`policy`]).
     path_mtu: Option<Spanned<u16>>,
     mss_clamp: Option<Spanned<policy::RawMssClamp>>,
+    /// "drop" (default) or "off": see [`InboundPolicy`].
+    inbound_policy: Option<Spanned<String>>,
     trap_queue: Option<Spanned<u16>>,
     log_level: Option<Spanned<String>>,
     retransmit_timeout: Option<Spanned<f64>>,
@@ -730,6 +749,19 @@ impl Cx<'_> {
                         format!(
                             "unknown DNS backend {other:?}: use auto, resolved, resolv.conf or off"
                         ),
+                    ));
+                }
+            };
+        }
+        if let Some(v) = &raw.inbound_policy {
+            d.inbound_policy = match v.get_ref().as_str() {
+                "drop" => InboundPolicy::Drop,
+                "off" => InboundPolicy::Off,
+                other => {
+                    return Err(self.err(
+                        Some(v.span()),
+                        "daemon.inbound_policy",
+                        format!("unknown inbound policy {other:?}: use drop or off"),
                     ));
                 }
             };
@@ -4077,6 +4109,21 @@ remote_ts = ["0.0.0.0/0", "::/0"]
         assert!(e.contains("dns_domains[0]"), "{e}");
         let e = err("[daemon]\ndns = \"dnsmasq\"\n");
         assert!(e.contains("daemon.dns") && e.contains("resolv.conf"), "{e}");
+    }
+
+    #[test]
+    fn inbound_policy_defaults_to_drop() {
+        assert_eq!(
+            parse_str(VALID).unwrap().daemon.inbound_policy,
+            InboundPolicy::Drop
+        );
+        let off = parse_str(&VALID.replace("[daemon]\n", "[daemon]\ninbound_policy = \"off\"\n"));
+        assert_eq!(off.unwrap().daemon.inbound_policy, InboundPolicy::Off);
+        let e = err("[daemon]\ninbound_policy = \"accept\"\n");
+        assert!(
+            e.contains("daemon.inbound_policy") && e.contains("drop or off"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -36,6 +36,13 @@ pub(crate) fn start_delete_ike(sa: &mut IkeSa, cx: &mut Cx) {
 /// Sends Delete(ESP, our inbound SPI) for one CHILD_SA; its outbound half
 /// leaves the data plane now, the inbound half when the peer answers.
 pub(crate) fn start_delete_child(sa: &mut IkeSa, cx: &mut Cx, id: ChildId) {
+    if sa
+        .children
+        .iter()
+        .any(|c| c.id == id && c.state != ChildState::Deleting)
+    {
+        crate::child::hand_over_outbound(&mut sa.children, id, &mut cx.out.commands);
+    }
     let Some(c) = sa.child_mut(id) else { return };
     if c.state == ChildState::Deleting {
         return;

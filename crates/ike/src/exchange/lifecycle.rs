@@ -75,6 +75,15 @@ pub(crate) fn on_timeout(sa: &mut IkeSa, cx: &mut Cx) {
         sa.reauth_at = None;
         sa.reauth_due = true;
     }
+    let expiring: Vec<_> = sa
+        .children
+        .iter()
+        .filter(|c| c.state != ChildState::Deleting && c.expire_at.is_some_and(|t| t <= now))
+        .map(|c| c.id)
+        .collect();
+    for id in expiring {
+        crate::child::hand_over_outbound(&mut sa.children, id, &mut cx.out.commands);
+    }
     let mut tasks = Vec::new();
     for c in sa
         .children
@@ -128,13 +137,23 @@ pub(crate) fn child_expired(
     inbound: bool,
     hard: bool,
 ) -> bool {
-    let Some(c) = sa.children.iter_mut().find(|c| {
+    let matches = |c: &crate::sa::ChildSa| {
         if inbound {
             c.spi_in == spi
         } else {
             c.spi_out == spi
         }
-    }) else {
+    };
+    if hard
+        && let Some(id) = sa
+            .children
+            .iter()
+            .find(|c| matches(c) && c.state != ChildState::Deleting)
+            .map(|c| c.id)
+    {
+        crate::child::hand_over_outbound(&mut sa.children, id, &mut cx.out.commands);
+    }
+    let Some(c) = sa.children.iter_mut().find(|c| matches(c)) else {
         return false;
     };
     if hard {

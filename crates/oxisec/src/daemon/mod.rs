@@ -10,6 +10,7 @@
 pub mod dataplane;
 pub mod dns;
 mod esp;
+pub mod inbound;
 pub mod leases;
 pub mod radius;
 pub mod rawesp;
@@ -136,6 +137,8 @@ struct Daemon {
     radius: radius::Relay,
     /// Children started by traffic; the data plane reports by index.
     traps: Vec<crate::config::Trap>,
+    /// The inbound cleartext filter (see [`inbound`]).
+    inbound: inbound::Inbound,
 }
 
 async fn run_async(mut loaded: Loaded, socket: Option<PathBuf>) -> Result<(), DaemonError> {
@@ -199,6 +202,22 @@ async fn run_async(mut loaded: Loaded, socket: Option<PathBuf>) -> Result<(), Da
             return Err(DaemonError::Io(format!("shunts: {e}")));
         }
     };
+    // Before any SA: with inbound_policy = "drop" no child may run without
+    // the filter, so a filter that cannot be set up stops the start.
+    let inbound = match inbound::Inbound::start(
+        loaded.daemon.inbound_policy,
+        dp.tun_name(),
+        &loaded.daemon.shunts,
+    ) {
+        Ok(i) => i,
+        Err(e) => {
+            shunts.remove_all().await;
+            dp.shutdown();
+            return Err(DaemonError::Io(format!(
+                "inbound filter (inbound_policy = \"drop\"): {e}; install nftables, or set [daemon] inbound_policy = \"off\" to run without it"
+            )));
+        }
+    };
     let listener = match control::bind(&socket_path) {
         Ok(l) => l,
         Err(e) => {
@@ -234,6 +253,7 @@ async fn run_async(mut loaded: Loaded, socket: Option<PathBuf>) -> Result<(), Da
         leases_dirty: false,
         radius: radius_relay,
         traps: loaded.daemon.traps.clone(),
+        inbound,
     };
     // Certificates are valid in wall-clock time, which the engine only
     // knows from us; refreshed on every loop turn to follow clock steps.
@@ -361,6 +381,7 @@ async fn run_async(mut loaded: Loaded, socket: Option<PathBuf>) -> Result<(), Da
         let _ = tokio::time::timeout(Duration::from_secs(2), ack_rx).await;
     }
     shunts.remove_all().await;
+    d.inbound.stop();
     let Daemon { dp, .. } = d;
     let _ = tokio::task::spawn_blocking(move || dp.shutdown()).await;
     remove_socket(&socket_path);
@@ -681,6 +702,7 @@ impl Daemon {
             }
         }
         self.transport_route(&cmd);
+        self.inbound_filter(&cmd);
         let op = match cmd {
             // Transport mode: the peer's own address, routed by
             // `transport_route` (the tunnel routes always leave it out).
@@ -760,6 +782,28 @@ impl Daemon {
         self.engine
             .handle_command(Instant::now(), Command::TerminateChild { child: name });
         true
+    }
+
+    /// The inbound cleartext filter follows the child's outbound SA, like
+    /// its routes. A child whose filter entry cannot be installed is
+    /// deleted: it must not run while packets in clear could pass for its
+    /// traffic (the error line says why).
+    fn inbound_filter(&mut self, cmd: &SaCommand) {
+        let Err(child) = self.inbound.apply(cmd) else {
+            return;
+        };
+        let name = self
+            .engine
+            .status()
+            .into_iter()
+            .flat_map(|ike| ike.children)
+            .find(|c| c.child == child)
+            .map(|c| c.name);
+        if let Some(name) = name {
+            error!(child = %name, "deleting the CHILD_SA: its inbound cleartext filter could not be installed");
+            self.engine
+                .handle_command(Instant::now(), Command::TerminateChild { child: name });
+        }
     }
 
     /// Transport mode: the peer's own address goes into the TUN device
@@ -848,7 +892,13 @@ impl Daemon {
             pid: std::process::id(),
             uptime_secs: now.saturating_duration_since(self.started).as_secs(),
             dataplane: self.dp.describe(),
-            drops: self.dp.drops(),
+            drops: {
+                let mut d = self.dp.drops();
+                if let Some(n) = self.inbound.drops().filter(|n| *n > 0) {
+                    d.insert(inbound::DROP_REASON.to_string(), n);
+                }
+                d
+            },
             connections: status::connections(&self.config),
             ike_sas: status::ike_sas(&self.engine.status(), now, &|spi, inbound| {
                 self.dp.counters(spi, inbound)
