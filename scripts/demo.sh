@@ -17,7 +17,7 @@ if ! is_root; then
     echo "oxisec demo creates network namespaces and TUN devices: run it as root (sudo $0)" >&2
     exit 1
 fi
-ensure_packages iproute2 iputils-ping procps
+ensure_packages iproute2 iputils-ping procps nftables   # nftables: the inbound cleartext filter
 ensure_rust
 echo "==> building oxisec (release)"
 cargo build --release --locked --bin oxisec
