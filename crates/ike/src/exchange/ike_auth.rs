@@ -414,31 +414,15 @@ fn authenticate_and_answer(
         return;
     };
     let (ni, nr) = (hs.ni.clone(), hs.nr.clone());
-    let idr_own = conn.local_id.to_wire();
-    let octets_r = auth::signed_octets(
-        keys.prf,
-        &hs.init_response,
-        &hs.ni,
-        keys.sk_p_own.as_bytes(),
-        &idr_own.body_bytes(),
-        &ia,
-    );
-    let our_auth = match auth::make(&conn.local_auth, keys.prf, &octets_r, &hs.peer_hashes) {
-        Ok(a) => a,
-        Err(e) => {
-            warn!(connection = %conn.name, "cannot authenticate ourselves: {e}");
-            reject(
-                sa,
-                cx,
-                Some(conn.name.clone()),
-                format!("we cannot authenticate: {e}"),
-            );
+    let out = match our_identity_and_auth(sa, &conn, &ia) {
+        Ok(out) => out,
+        Err(why) => {
+            if let Some(why) = why {
+                reject(sa, cx, Some(conn.name.clone()), why);
+            }
             return;
         }
     };
-    let mut out = vec![Payload::IdR(idr_own)];
-    out.extend(our_certs(&conn.local_auth, hs.peer_certreq));
-    out.push(Payload::Auth(our_auth));
     // A certificate client's groups: the OUs of its (validated) certificate.
     let groups = match &conn.remote_auth {
         Auth::PeerCert(_) => p
@@ -451,6 +435,39 @@ fn authenticate_and_answer(
         _ => Vec::new(),
     };
     establish_responder(sa, cx, dgram, hdr, conn, idi, groups, out, &p, &ni, &nr);
+}
+
+/// Responder: our IDr, CERT (as the connection sends them) and AUTH over
+/// the IKE_SA_INIT response for `conn` — the start of the answer to an
+/// authenticated or EAP-starting IKE_AUTH. `Err(Some(reason))` when we
+/// cannot compute our AUTH (the caller rejects the request), `Err(None)`
+/// when the SA has no keys (nothing to answer with).
+fn our_identity_and_auth(
+    sa: &IkeSa,
+    conn: &Connection,
+    ia: &[u8],
+) -> Result<Vec<Payload>, Option<String>> {
+    let (Some(hs), Some(keys)) = (sa.hs.as_ref(), sa.keys.as_ref()) else {
+        return Err(None);
+    };
+    let idr_own = conn.local_id.to_wire();
+    let octets_r = auth::signed_octets(
+        keys.prf,
+        &hs.init_response,
+        &hs.ni,
+        keys.sk_p_own.as_bytes(),
+        &idr_own.body_bytes(),
+        ia,
+    );
+    let our_auth =
+        auth::make(&conn.local_auth, keys.prf, &octets_r, &hs.peer_hashes).map_err(|e| {
+            warn!(connection = %conn.name, "cannot authenticate ourselves: {e}");
+            Some(format!("we cannot authenticate: {e}"))
+        })?;
+    let mut out = vec![Payload::IdR(idr_own)];
+    out.extend(our_certs(&conn.local_auth, hs.peer_certreq));
+    out.push(Payload::Auth(our_auth));
+    Ok(out)
 }
 
 /// Responder: the initiator is authenticated — the SA is up; assign

@@ -66,30 +66,15 @@ pub(super) fn eap_start(
         return;
     };
     let ia = crate::exchange::ike_intermediate::int_auth(sa, hdr.message_id);
-    let (Some(hs), Some(keys)) = (sa.hs.as_ref(), sa.keys.as_ref()) else {
-        return;
-    };
-    let idr_own = conn.local_id.to_wire();
-    let octets_r = auth::signed_octets(
-        keys.prf,
-        &hs.init_response,
-        &hs.ni,
-        keys.sk_p_own.as_bytes(),
-        &idr_own.body_bytes(),
-        &ia,
-    );
-    let our_auth = match auth::make(&conn.local_auth, keys.prf, &octets_r, &hs.peer_hashes) {
-        Ok(a) => a,
-        Err(e) => {
-            warn!(connection = %conn.name, "cannot authenticate ourselves: {e}");
-            let why = format!("we cannot authenticate: {e}");
-            reject(sa, cx, Some(conn.name.clone()), why);
+    let mut out = match our_identity_and_auth(sa, &conn, &ia) {
+        Ok(out) => out,
+        Err(why) => {
+            if let Some(why) = why {
+                reject(sa, cx, Some(conn.name.clone()), why);
+            }
             return;
         }
     };
-    let mut out = vec![Payload::IdR(idr_own)];
-    out.extend(our_certs(&conn.local_auth, hs.peer_certreq));
-    out.push(Payload::Auth(our_auth));
     // The first EAP message: ours, or one for the relay to carry out.
     let mut relay_first = None;
     let (role, method) = match &conn.remote_auth {
