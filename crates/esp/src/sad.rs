@@ -51,6 +51,10 @@ struct Global {
 pub struct Sad {
     inbound: IdMap<u32, Arc<InboundSa>>,
     outbound: IdMap<u64, Arc<OutboundSa>>,
+    /// How many inbound SAs are in transport mode: with none, the receive
+    /// path needs no per-packet lookup to learn how much room a rebuilt IP
+    /// header takes.
+    transport_inbound: usize,
     global: Arc<Global>,
 }
 
@@ -61,11 +65,35 @@ impl Sad {
 
     /// Adds an inbound SA under its SPI; returns the one it replaces.
     pub fn insert_inbound(&mut self, sa: Arc<InboundSa>) -> Option<Arc<InboundSa>> {
-        self.inbound.insert(sa.spi(), sa)
+        self.count_transport(&sa, true);
+        let old = self.inbound.insert(sa.spi(), sa);
+        if let Some(old) = &old {
+            self.count_transport(old, false);
+        }
+        old
     }
 
     pub fn remove_inbound(&mut self, spi: u32) -> Option<Arc<InboundSa>> {
-        self.inbound.remove(&spi)
+        let old = self.inbound.remove(&spi);
+        if let Some(old) = &old {
+            self.count_transport(old, false);
+        }
+        old
+    }
+
+    fn count_transport(&mut self, sa: &InboundSa, added: bool) {
+        if sa.mode() == crate::Mode::Transport {
+            if added {
+                self.transport_inbound += 1;
+            } else {
+                self.transport_inbound -= 1;
+            }
+        }
+    }
+
+    /// Whether any inbound SA is in transport mode.
+    pub fn has_transport_inbound(&self) -> bool {
+        self.transport_inbound > 0
     }
 
     pub fn inbound(&self, spi: u32) -> Option<&Arc<InboundSa>> {
@@ -150,6 +178,31 @@ mod tests {
         assert!(sad.inbound(5).is_some() && next.inbound(5).is_none());
         next.drop_global(DropReason::UnknownSpi);
         assert_eq!(sad.global_drops().get(DropReason::UnknownSpi), 1);
+    }
+
+    #[test]
+    fn counts_transport_mode_inbound_sas() {
+        let sa = |spi, mode| {
+            Arc::new(
+                InboundSa::new(spi, cipher(), 64, vec![], vec![])
+                    .unwrap()
+                    .with_mode(mode),
+            )
+        };
+        let mut sad = Sad::new();
+        sad.insert_inbound(sa(1, crate::Mode::Tunnel));
+        assert!(!sad.has_transport_inbound());
+        sad.insert_inbound(sa(2, crate::Mode::Transport));
+        assert!(sad.has_transport_inbound());
+        // Replaced by a tunnel-mode SA under the same SPI, then gone.
+        sad.insert_inbound(sa(2, crate::Mode::Tunnel));
+        assert!(!sad.has_transport_inbound());
+        sad.insert_inbound(sa(3, crate::Mode::Transport));
+        let next = sad.clone();
+        sad.remove_inbound(3);
+        assert!(!sad.has_transport_inbound() && next.has_transport_inbound());
+        assert!(sad.remove_inbound(3).is_none());
+        assert!(!sad.has_transport_inbound());
     }
 
     #[test]

@@ -667,10 +667,14 @@ impl Worker {
     /// for transport mode what the rebuilt IP header needs beyond the ESP
     /// header and IV it replaces.
     pub fn transport_headroom(&mut self, esp: &[u8], remote: SocketAddr) -> usize {
+        let sad = self.sad.get();
+        if !sad.has_transport_inbound() {
+            return 0;
+        }
         let Some(spi) = esp.first_chunk::<4>().map(|b| u32::from_be_bytes(*b)) else {
             return 0;
         };
-        match self.sad.get().inbound(spi) {
+        match sad.inbound(spi) {
             Some(sa) if sa.mode() == oxisec_esp::Mode::Transport => {
                 let head = oxisec_wire::esp::ESP_HEADER_LEN + sa.suite().iv_len();
                 oxisec_esp::transport::header_len(remote.ip()).saturating_sub(head)
