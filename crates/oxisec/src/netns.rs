@@ -751,6 +751,12 @@ mod tests {
             .unwrap();
 
         let mut sleeper = b.spawn("sleep", &["60"], None).unwrap();
+        // `ip netns exec` enters the namespace after the fork returns:
+        // give it a moment before asking who is inside.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while b.pids().unwrap().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         assert_eq!(b.pids().unwrap(), vec![sleeper.id()]);
         let b_name = b.name().to_owned();
         drop(b);
